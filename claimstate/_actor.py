@@ -1,0 +1,49 @@
+"""Who fires a trigger: a role and, for people, an id, parsed from ``role:id`` strings."""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from claimstate._errors import InvalidInput
+
+PEOPLE_ROLES = ("buyer", "supplier", "agent")
+SYSTEM = "system"
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+
+
+@attrs.frozen
+class Actor:
+    """A party to a claim (``buyer:<id>``, ``supplier:<id>``), a dispute agent, or the deadline clock."""
+
+    role: str
+    id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.role == SYSTEM:
+            if self.id is not None:
+                raise InvalidInput("the system actor has no id: write 'system'", field="actor")
+        elif self.role not in PEOPLE_ROLES:
+            raise InvalidInput(
+                f"unknown role {self.role!r}; expected one of buyer, supplier, agent, system",
+                field="actor",
+            )
+        elif self.id is None or not _ID.fullmatch(self.id):
+            raise InvalidInput(
+                f"{self.role} needs an id of letters, digits and . _ @ + - (like {self.role}:alice)",
+                field="actor",
+            )
+
+    @classmethod
+    def parse(cls, text: object) -> Actor:
+        """Parse ``buyer:alice``, ``supplier:acme``, ``agent:kim`` or ``system``."""
+        if isinstance(text, Actor):
+            return text
+        if not isinstance(text, str):
+            raise InvalidInput(f"expected an actor like 'buyer:alice', not {text!r}", field="actor")
+        role, sep, ident = text.partition(":")
+        return cls(role, ident if sep else None)
+
+    def __str__(self) -> str:
+        return self.role if self.id is None else f"{self.role}:{self.id}"

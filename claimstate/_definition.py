@@ -1,0 +1,314 @@
+"""The vocabulary of a lifecycle definition: states, transitions, guards, data fields, deadlines, policy.
+
+A definition is plain frozen data. The engine, the store, the diagrams and the CLI all read it; none
+of them names a state or a trigger of their own. It is checked as a whole when it is built, and every
+problem is reported at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from claimstate._actor import PEOPLE_ROLES, SYSTEM, Actor
+from claimstate._claim import Claim
+from claimstate._errors import DefinitionError, InvalidInput, RefusalKind
+
+ROLES = (*PEOPLE_ROLES, SYSTEM)
+
+
+@attrs.frozen
+class Context:
+    """What guards and effects see: the claim (None while filing), who fires, the parsed data, the time."""
+
+    claim_id: str
+    claim: Claim | None
+    actor: Actor
+    data: Mapping[str, Any]
+    now: datetime
+    order_has_open_claim: bool = False
+
+    @property
+    def current(self) -> Claim:
+        """The claim being changed; every trigger but the filing one has it."""
+        if self.claim is None:
+            raise InvalidInput("this trigger needs an existing claim", field="claim")
+        return self.claim
+
+
+@attrs.frozen
+class Guard:
+    """A condition a transition needs, in plain words both ways: `description` when it holds, `refusal` when not.
+
+    `uses_data` marks guards that judge the trigger's data, which "what can I do now?" cannot know yet.
+    `kind` is "permission" for guards about who fires (the other party of an offer), else "guard".
+    """
+
+    code: str
+    description: str
+    refusal: str
+    check: Callable[[Context], bool] = attrs.field(eq=False, repr=False)
+    uses_data: bool = False
+    kind: RefusalKind = "guard"
+
+
+@attrs.frozen
+class Field:
+    """One item of a trigger's data: `parse` turns the caller's JSON value into a domain value or raises InvalidInput.
+
+    `parse` gets the value, the fields parsed before it, and the claim (None while filing).
+    """
+
+    name: str
+    description: str
+    parse: Callable[[object, Mapping[str, Any], Claim | None], Any] = attrs.field(eq=False, repr=False)
+    required: bool = True
+
+
+@attrs.frozen
+class DeadlineRule:
+    """Entering the state sets deadline `name`, due `window` later, when the clock fires `trigger`."""
+
+    name: str
+    trigger: str
+    window: timedelta
+    description: str
+
+
+@attrs.frozen
+class State:
+    name: str
+    meaning: str
+    final: bool = False
+    deadline: DeadlineRule | None = None
+
+
+@attrs.frozen
+class Transition:
+    """`trigger` moves a claim from any of `sources` to `dest` (no sources: it files a new claim).
+
+    `effect` returns the claim with its details updated (evidence added, offer accepted...); the engine
+    then sets state, version and deadline. `on_deadline` names the deadline a clock transition stands for.
+    """
+
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    actors: frozenset[str]
+    description: str
+    guards: tuple[Guard, ...] = ()
+    fields: tuple[Field, ...] = ()
+    effect: Callable[[Context], Claim] | None = attrs.field(default=None, eq=False, repr=False)
+    on_deadline: str | None = None
+
+    @property
+    def creates(self) -> bool:
+        return not self.sources
+
+
+def _frozen_windows(windows: Mapping[str, timedelta]) -> Mapping[str, timedelta]:
+    return MappingProxyType(dict(windows))
+
+
+@attrs.frozen
+class Policy:
+    """The deadline windows of one deployment, by deadline name; build it with `Definition.policy()`."""
+
+    windows: Mapping[str, timedelta] = attrs.field(converter=_frozen_windows)
+
+    def window(self, deadline: str) -> timedelta:
+        return self.windows[deadline]
+
+
+def _problems(states: tuple[State, ...], transitions: tuple[Transition, ...]) -> Iterable[str]:
+    """Every inconsistency of a definition, in plain words."""
+    outgoing: dict[str, list[Transition]] = defaultdict(list)
+    for t in transitions:
+        for source in t.sources:
+            outgoing[source].append(t)
+    yield from _naming_problems(states, transitions)
+    yield from _exit_problems(states, outgoing)
+    for source, out in outgoing.items():
+        yield from _ambiguities(source, out)
+    yield from _graph_problems(states, transitions, outgoing)
+
+
+def _naming_problems(states: tuple[State, ...], transitions: tuple[Transition, ...]) -> Iterable[str]:
+    """Names: unique plain state names, known states and roles, one set of data fields per trigger."""
+    names: set[str] = set()
+    for s in states:
+        if s.name in names:
+            yield f"state {s.name!r} is defined twice"
+        names.add(s.name)
+        if not s.name.isidentifier():
+            yield f"state name {s.name!r} is not a plain token"
+    fields_of: dict[str, tuple[str, ...]] = {}
+    for t in transitions:
+        for place in (*t.sources, t.dest):
+            if place not in names:
+                yield f"transition {t.trigger} names unknown state {place!r}"
+        for role in sorted(t.actors - set(ROLES)):
+            yield f"transition {t.trigger} names unknown actor role {role!r}"
+        if not t.actors:
+            yield f"transition {t.trigger} permits no actor"
+        field_names = tuple(f.name for f in t.fields)
+        if fields_of.setdefault(t.trigger, field_names) != field_names:
+            yield f"transitions of trigger {t.trigger} declare different data fields"
+
+
+def _exit_problems(states: tuple[State, ...], outgoing: Mapping[str, list[Transition]]) -> Iterable[str]:
+    """Ways out: none from final states, some from the others, and one for each deadline a state sets."""
+    for s in states:
+        out = outgoing.get(s.name, [])
+        if s.final and out:
+            yield f"final state {s.name} has a way out: {', '.join(sorted({t.trigger for t in out}))}"
+        if not s.final and not out:
+            yield f"non-final state {s.name} has no way out"
+        rule = s.deadline
+        if rule is not None and not any(t.trigger == rule.trigger and t.on_deadline == rule.name for t in out):
+            yield f"state {s.name} sets deadline {rule.name} but has no {rule.trigger} transition for it"
+        for t in out:
+            if t.on_deadline is not None and (rule is None or rule.name != t.on_deadline):
+                yield f"transition {t.trigger} fires on deadline {t.on_deadline} that state {s.name} does not set"
+
+
+def _graph_problems(
+    states: tuple[State, ...], transitions: tuple[Transition, ...], outgoing: Mapping[str, list[Transition]]
+) -> Iterable[str]:
+    """Every state is reachable from filing, and a final state is reachable from every state."""
+    creations = {t.dest for t in transitions if t.creates}
+    if not creations:
+        yield "no transition files a claim (one with no sources)"
+    reachable = _closure(creations, {s: {t.dest for t in out} for s, out in outgoing.items()})
+    backwards: dict[str, set[str]] = defaultdict(set)
+    for source, out in outgoing.items():
+        for t in out:
+            backwards[t.dest].add(source)
+    ending = _closure({s.name for s in states if s.final}, backwards)
+    for s in states:
+        if s.name not in reachable:
+            yield f"state {s.name} is unreachable from filing"
+        if s.name not in ending:
+            yield f"state {s.name} cannot reach any final state"
+
+
+def _ambiguities(source: str, out: list[Transition]) -> Iterable[str]:
+    """Transitions sharing (trigger, source) must be told apart by a guard of their own or by who fires them."""
+    by_trigger: dict[str, list[Transition]] = defaultdict(list)
+    for t in out:
+        by_trigger[t.trigger].append(t)
+    for trigger, same in by_trigger.items():
+        for i, a in enumerate(same):
+            for b in same[i + 1 :]:
+                a_codes, b_codes = {g.code for g in a.guards}, {g.code for g in b.guards}
+                apart = (a_codes - b_codes and b_codes - a_codes) or not a.actors & b.actors
+                if not apart:
+                    yield (
+                        f"trigger {trigger} from {source} has transitions to {a.dest} and {b.dest}"
+                        " whose guards cannot tell them apart"
+                    )
+
+
+def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
+    found, queue = set(start), deque(start)
+    while queue:
+        for nxt in edges.get(queue.popleft(), ()):
+            if nxt not in found:
+                found.add(nxt)
+                queue.append(nxt)
+    return found
+
+
+@attrs.frozen
+class Definition:
+    """A whole lifecycle: validated when built, raising one DefinitionError that lists every problem."""
+
+    name: str
+    states: tuple[State, ...]
+    transitions: tuple[Transition, ...]
+    _outgoing: Mapping[tuple[str, str], tuple[Transition, ...]] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        problems = list(_problems(self.states, self.transitions))
+        if problems:
+            raise DefinitionError(problems)
+        index: dict[tuple[str, str], list[Transition]] = defaultdict(list)
+        for t in self.transitions:
+            for source in t.sources or ("",):
+                index[(source, t.trigger)].append(t)
+        object.__setattr__(self, "_outgoing", MappingProxyType({k: tuple(v) for k, v in index.items()}))
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """Every trigger, in definition order."""
+        return tuple(dict.fromkeys(t.trigger for t in self.transitions))
+
+    @property
+    def creation(self) -> Transition:
+        """The transition that files a claim."""
+        return next(t for t in self.transitions if t.creates)
+
+    def state(self, name: str) -> State:
+        for s in self.states:
+            if s.name == name:
+                return s
+        raise InvalidInput(f"unknown state {name!r}", field="state")
+
+    def candidates(self, state: str | None, trigger: str) -> tuple[Transition, ...]:
+        """The transitions `trigger` may take from `state` (None: filing), in definition order."""
+        return self._outgoing.get((state or "", trigger), ())
+
+    def policy(self, **windows: timedelta) -> Policy:
+        """The default windows, with the given ones (by deadline name, e.g. evidence_due=) replacing them."""
+        defaults = {s.deadline.name: s.deadline.window for s in self.states if s.deadline}
+        for name, window in windows.items():
+            if name not in defaults:
+                raise InvalidInput(f"no deadline is named {name!r}; known: {', '.join(sorted(defaults))}")
+            if not isinstance(window, timedelta) or window <= timedelta(0):
+                raise InvalidInput(f"the {name} window must be a positive timedelta, not {window!r}")
+        return Policy({**defaults, **windows})
+
+    def to_dict(self, policy: Policy | None = None) -> dict[str, Any]:
+        """The definition as plain JSON-ready data, for tools and diagrams."""
+        policy = policy or self.policy()
+        return {
+            "name": self.name,
+            "roles": list(ROLES),
+            "states": [
+                {
+                    "name": s.name,
+                    "meaning": s.meaning,
+                    "final": s.final,
+                    "deadline": None
+                    if s.deadline is None
+                    else {
+                        "name": s.deadline.name,
+                        "trigger": s.deadline.trigger,
+                        "window_seconds": int(policy.window(s.deadline.name).total_seconds()),
+                        "description": s.deadline.description,
+                    },
+                }
+                for s in self.states
+            ],
+            "transitions": [
+                {
+                    "trigger": t.trigger,
+                    "sources": list(t.sources),
+                    "dest": t.dest,
+                    "actors": sorted(t.actors, key=ROLES.index),
+                    "description": t.description,
+                    "guards": [
+                        {"code": g.code, "kind": g.kind, "description": g.description, "refusal": g.refusal}
+                        for g in t.guards
+                    ],
+                    "data": [{"name": f.name, "required": f.required, "description": f.description} for f in t.fields],
+                    "on_deadline": t.on_deadline,
+                }
+                for t in self.transitions
+            ],
+        }

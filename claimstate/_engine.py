@@ -1,0 +1,276 @@
+"""The engine: fires triggers on claims through a `transitions` machine built once per definition.
+
+The machine holds no claim. Each fire sets up a throwaway carrier holding only a state name, lets the
+machine pick the transition whose guards pass, and builds a new immutable claim from it; the input
+claim is never touched, and a refusal has nothing to undo. Who may fire is checked before the machine
+runs, so a refused trigger never reaches a guard or an effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import partial
+from typing import Any, cast
+
+import attrs
+from transitions import EventData, Machine
+
+from claimstate._actor import Actor
+from claimstate._claim import Claim, Deadline, TransitionRecord
+from claimstate._definition import Context, Definition, Policy, Transition
+from claimstate._errors import InvalidInput, Refusal, TransitionRefused
+from claimstate._lifecycle import CLAIM_LIFECYCLE
+from claimstate._time import aware
+
+_FILING = "(filing)"  # the machine's start, standing for "no claim yet"; never stored
+
+
+@attrs.frozen
+class Fired:
+    """The result of an applied transition: the new claim and the history record that says how."""
+
+    claim: Claim
+    record: TransitionRecord
+
+
+@attrs.frozen
+class Availability:
+    """Whether an actor may fire `trigger` now; `needs` lists the data it takes, judged when fired."""
+
+    trigger: str
+    allowed: bool
+    reasons: tuple[Refusal, ...] = ()
+    needs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "allowed": self.allowed,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "needs": list(self.needs),
+        }
+
+
+class _Carrier:
+    """The only object the `transitions` machine ever sees: a state name, the context, and what fired."""
+
+    __slots__ = ("context", "permitted", "state", "taken")
+
+    def __init__(self, state: str, context: Context, permitted: tuple[Transition, ...]) -> None:
+        self.state = state
+        self.context = context
+        self.permitted = permitted
+        self.taken: Transition | None = None
+
+
+def _admits(transition: Transition, event: EventData) -> bool:
+    carrier = cast(_Carrier, event.model)
+    return transition in carrier.permitted and all(g.check(carrier.context) for g in transition.guards)
+
+
+def _take(transition: Transition, event: EventData) -> None:
+    cast(_Carrier, event.model).taken = transition
+
+
+class Engine:
+    """Decides and applies transitions of one definition under one policy; pure, no I/O, no wall clock."""
+
+    def __init__(self, definition: Definition = CLAIM_LIFECYCLE, policy: Policy | None = None) -> None:
+        self.definition = definition
+        self.policy = policy or definition.policy()
+        unknown = set(self.policy.windows) ^ set(definition.policy().windows)
+        if unknown:
+            raise InvalidInput(f"the policy does not fit the definition: {', '.join(sorted(unknown))}")
+        self._machine = Machine(
+            model=None,
+            states=[_FILING, *(s.name for s in definition.states)],
+            initial=_FILING,
+            auto_transitions=False,
+            send_event=True,
+        )
+        for t in definition.transitions:
+            for source in t.sources or (_FILING,):
+                self._machine.add_transition(
+                    t.trigger, source, t.dest, conditions=[partial(_admits, t)], after=[partial(_take, t)]
+                )
+
+    def file(
+        self,
+        claim_id: str,
+        actor: Actor | str,
+        data: Mapping[str, Any],
+        now: datetime,
+        *,
+        order_has_open_claim: bool = False,
+    ) -> Fired:
+        """File a new claim with the definition's filing trigger."""
+        return self._apply(
+            None,
+            claim_id=claim_id,
+            trigger=self.definition.creation.trigger,
+            actor=actor,
+            data=data,
+            now=now,
+            order_has_open_claim=order_has_open_claim,
+        )
+
+    def fire(
+        self, claim: Claim, trigger: str, actor: Actor | str, data: Mapping[str, Any] | None, now: datetime
+    ) -> Fired:
+        """Apply `trigger` to `claim` as `actor`, or raise TransitionRefused / InvalidInput having changed nothing."""
+        if trigger == self.definition.creation.trigger:
+            raise InvalidInput(f"{trigger} files a new claim; it cannot be fired on claim {claim.id}", field="trigger")
+        return self._apply(claim, claim_id=claim.id, trigger=trigger, actor=actor, data=data or {}, now=now)
+
+    def available(self, claim: Claim, actor: Actor | str, now: datetime) -> tuple[Availability, ...]:
+        """Every trigger of the definition, allowed or refused for `actor` now, with the reasons.
+
+        Guards that judge the trigger's data are left for the fire itself; `needs` names that data.
+        """
+        actor, now = Actor.parse(actor), aware(now)
+        context = Context(claim.id, claim, actor, {}, now)
+        answers = []
+        for trigger in self.definition.triggers:
+            if trigger == self.definition.creation.trigger:
+                continue
+            candidates = self.definition.candidates(claim.state, trigger)
+            reasons = self._refusals(claim, trigger, actor, candidates, context, with_data=False)
+            needs = tuple(f.name for f in candidates[0].fields if f.required) if not reasons else ()
+            answers.append(Availability(trigger, not reasons, reasons, needs))
+        return tuple(answers)
+
+    def _apply(
+        self,
+        claim: Claim | None,
+        *,
+        claim_id: str,
+        trigger: str,
+        actor: Actor | str,
+        data: Mapping[str, Any],
+        now: datetime,
+        order_has_open_claim: bool = False,
+    ) -> Fired:
+        actor, now = Actor.parse(actor), aware(now)
+        if trigger not in self.definition.triggers:
+            raise InvalidInput(
+                f"unknown trigger {trigger!r}; known: {', '.join(self.definition.triggers)}", field="trigger"
+            )
+        state = None if claim is None else claim.state
+        if state is not None:
+            self.definition.state(state)
+        candidates = self.definition.candidates(state, trigger)
+        permitted = tuple(t for t in candidates if self._permits(t, actor, claim))
+        if not permitted:
+            bare = Context(claim_id, claim, actor, {}, now)
+            raise TransitionRefused(
+                trigger,
+                state,
+                self._refusals(claim, trigger, actor, candidates, bare, with_data=False),
+                claim_id=claim_id,
+            )
+        context = Context(claim_id, claim, actor, self._parse(permitted[0], data, claim), now, order_has_open_claim)
+        carrier = _Carrier(state or _FILING, context, permitted)
+        if not self._machine.events[trigger].trigger(carrier) or carrier.taken is None:
+            raise TransitionRefused(
+                trigger,
+                state,
+                self._refusals(claim, trigger, actor, candidates, context, with_data=True),
+                claim_id=claim_id,
+            )
+        return self._result(carrier.taken, context, data, trigger)
+
+    def _result(self, taken: Transition, context: Context, data: Mapping[str, Any], trigger: str) -> Fired:
+        before = context.claim
+        changed = taken.effect(context) if taken.effect else context.current
+        stays = before is not None and taken.dest == before.state
+        rule = self.definition.state(taken.dest).deadline
+        if stays:
+            deadline = changed.deadline
+        elif rule is None:
+            deadline = None
+        else:
+            deadline = Deadline(rule.name, rule.trigger, context.now + self.policy.window(rule.name))
+        version = 1 if before is None else before.version + 1
+        claim = attrs.evolve(changed, state=taken.dest, version=version, updated_at=context.now, deadline=deadline)
+        given = {f.name: data[f.name] for f in taken.fields if f.name in data}
+        record = TransitionRecord(
+            claim.id,
+            version,
+            trigger,
+            None if before is None else before.state,
+            taken.dest,
+            context.actor,
+            given,
+            context.now,
+        )
+        return Fired(claim, record)
+
+    @staticmethod
+    def _permits(transition: Transition, actor: Actor, claim: Claim | None) -> bool:
+        """The role may fire it, and a buyer or supplier only on their own claim."""
+        if actor.role not in transition.actors:
+            return False
+        return claim is None or claim.party_id(actor.role) is None or claim.is_party(actor)
+
+    @staticmethod
+    def _parse(transition: Transition, data: Mapping[str, Any], claim: Claim | None) -> dict[str, Any]:
+        """Turn the caller's JSON data into domain values, refusing unknown or missing items by name."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"the data must be an object, not {data!r}", field="data")
+        known = {f.name for f in transition.fields}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            expected = ", ".join(sorted(known)) or "no data"
+            raise InvalidInput(
+                f"{transition.trigger} takes no {', '.join(map(str, unknown))} (it takes {expected})", field="data"
+            )
+        parsed: dict[str, Any] = {}
+        for f in transition.fields:
+            if f.name in data and data[f.name] is not None:
+                parsed[f.name] = f.parse(data[f.name], parsed, claim)
+            elif f.required:
+                raise InvalidInput(f"{transition.trigger} needs {f.name} ({f.description})", field=f.name)
+        return parsed
+
+    def _refusals(
+        self,
+        claim: Claim | None,
+        trigger: str,
+        actor: Actor,
+        candidates: tuple[Transition, ...],
+        context: Context,
+        *,
+        with_data: bool,
+    ) -> tuple[Refusal, ...]:
+        """Why `trigger` cannot fire: the state, else who fires, else each failing guard (empty: it can)."""
+        state = None if claim is None else claim.state
+        if not candidates:
+            final = state is not None and self.definition.state(state).final
+            message = (
+                f"the claim is closed ({state} is final)"
+                if final
+                else f"{trigger} is not possible in state {state or 'before filing'}"
+            )
+            return (Refusal("state", "not_in_state", message),)
+        permitted = [t for t in candidates if self._permits(t, actor, claim)]
+        if not permitted:
+            roles = sorted({r for t in candidates for r in t.actors})
+            if claim is not None and actor.role in roles:
+                message = f"{actor} is not this claim's {actor.role}"
+            else:
+                message = f"{actor.role} may not fire {trigger} here; only {', '.join(roles)}"
+            return (Refusal("permission", "actor_not_permitted", message),)
+        if any(self._passes(t, context, with_data) for t in permitted):
+            return ()
+        failing = {
+            g.code: Refusal(g.kind, g.code, g.refusal)
+            for t in permitted
+            for g in t.guards
+            if (with_data or not g.uses_data) and not g.check(context)
+        }
+        return tuple(failing.values())
+
+    @staticmethod
+    def _passes(transition: Transition, context: Context, with_data: bool) -> bool:
+        return all(g.check(context) for g in transition.guards if with_data or not g.uses_data)

@@ -1,0 +1,99 @@
+"""Every error claimstate raises, rooted in one class, each carrying its context as attributes.
+
+Callers catch `ClaimStateError` for all of them, or one subclass for one situation; the message is
+for people, the attributes are for code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import attrs
+
+RefusalKind = Literal["state", "permission", "guard"]
+
+
+@attrs.frozen
+class Refusal:
+    """One reason a trigger was refused: not allowed in this state, actor not permitted, or a guard."""
+
+    kind: RefusalKind
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "code": self.code, "message": self.message}
+
+
+class ClaimStateError(Exception):
+    """The root of every error claimstate raises on purpose."""
+
+
+class DefinitionError(ClaimStateError):
+    """A lifecycle definition is inconsistent; `problems` lists every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(
+            f"the lifecycle definition has {len(self.problems)} problem(s):\n"
+            + "\n".join(f"- {p}" for p in self.problems)
+        )
+
+
+class InvalidInput(ClaimStateError):
+    """A value given by the caller is malformed; `field` names it (or is None for the whole input)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class TransitionRefused(ClaimStateError):
+    """The machine refused a trigger; nothing changed.
+
+    `reasons` says why, each with a `kind` ("state", "permission" or "guard"), a stable `code` and a
+    plain-words `message`.
+    """
+
+    def __init__(
+        self, trigger: str, state: str | None, reasons: Sequence[Refusal], *, claim_id: str | None = None
+    ) -> None:
+        self.trigger = trigger
+        self.state = state
+        self.reasons = tuple(reasons)
+        self.claim_id = claim_id
+        where = f"in state {state}" if state else "before filing"
+        super().__init__(f"{trigger} refused {where}: " + "; ".join(r.message for r in self.reasons))
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The kinds of reason present, e.g. ``{"guard"}``."""
+        return frozenset(r.kind for r in self.reasons)
+
+
+class ClaimNotFound(ClaimStateError):
+    """No claim has this id."""
+
+    def __init__(self, claim_id: str) -> None:
+        self.claim_id = claim_id
+        super().__init__(f"no claim with id {claim_id!r}")
+
+
+class ConcurrentModification(ClaimStateError):
+    """The claim changed since the caller read it (`expected` version), so nothing was applied."""
+
+    def __init__(self, claim_id: str, expected: int, actual: int) -> None:
+        self.claim_id = claim_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"claim {claim_id!r} is at version {actual}, not the expected {expected}: read it again")
+
+
+class StorageError(ClaimStateError):
+    """The database could not be used; `path` is the file concerned."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
