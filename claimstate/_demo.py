@@ -1,0 +1,106 @@
+"""The main job's demo: real claims walked through the lifecycle's main paths, step by step.
+
+Each scenario is a list of (trigger, actor, data, minutes later) steps; the demo fires them through
+the engine and prints every claim's history, so a new user sees the machine decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from claimstate._claim import Claim, TransitionRecord
+from claimstate._engine import Engine
+from claimstate._time import to_iso
+
+DEMO_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+_PHOTO = [{"kind": "photo", "description": "the screen arrived cracked"}]
+_DAY = 24 * 60
+
+Step = tuple[str, str, dict[str, Any] | None, int]
+SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
+    "evidence timeout: no evidence in seven days, payment released": (
+        {"resolution": "full_refund"},
+        [("evidence_deadline", "system", None, 7 * _DAY)],
+    ),
+    "partial refund by agreement: the buyer keeps the goods": (
+        {"resolution": "partial_refund", "refund_amount": "15.00"},
+        [
+            ("submit_evidence", "buyer", {"evidence": _PHOTO}, 60),
+            ("make_offer", "supplier", {"kind": "partial_refund", "amount": "10.00"}, 120),
+            ("reject_offer", "buyer", {"note": "too little for a cracked screen"}, 60),
+            ("make_offer", "supplier", {"kind": "partial_refund", "amount": "14.00"}, 60),
+            ("accept_offer", "buyer", None, 30),
+            ("cancel_claim", "buyer", None, 5),
+            ("approve_cancellation", "agent", None, _DAY),
+        ],
+    ),
+    "full refund with return: goods back, money back": (
+        {"resolution": "full_refund"},
+        [
+            ("submit_evidence", "buyer", {"evidence": _PHOTO}, 60),
+            ("request_supplier_response", "agent", {"question": "Was the parcel insured?"}, _DAY),
+            ("respond", "supplier", {"message": "No insurance; we accept a return."}, 120),
+            ("decide_full_refund", "agent", {"rationale": "damage shown on photos"}, 60),
+            ("confirm_return_address", "supplier", {"address": "12 Harbour Rd, Shenzhen"}, 180),
+            ("ship_return", "buyer", {"carrier": "DHL", "tracking_number": "JD014600", "shipping_cost": "8.50"}, _DAY),
+            ("confirm_return_received", "supplier", None, 6 * _DAY),
+        ],
+    ),
+    "supplier appeal and decision: the team judges for the supplier": (
+        {"resolution": "full_refund"},
+        [
+            ("submit_evidence", "buyer", {"evidence": _PHOTO}, 60),
+            (
+                "appeal",
+                "supplier",
+                {"evidence": [{"kind": "delivery", "description": "signed for intact at the door"}]},
+                _DAY,
+            ),
+            ("submit_evidence", "buyer", {"evidence": [{"kind": "correspondence", "description": "chat log"}]}, 60),
+            ("decide_for_supplier", "agent", {"rationale": "courier photo shows the screen intact"}, 2 * _DAY),
+        ],
+    ),
+}
+_ACTORS = {"buyer": "buyer:{buyer}", "supplier": "supplier:{supplier}", "agent": "agent:kim", "system": "system"}
+
+
+def walk(engine: Engine) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
+    """Run every scenario in memory; yield its title, the final claim and its history."""
+    for number, (title, (filing, steps)) in enumerate(SCENARIOS.items(), start=1):
+        parties = {"buyer": f"buyer{number}", "supplier": "acme-electronics"}
+        now = DEMO_START + timedelta(hours=number)
+        data = {
+            "order_id": f"order-{1000 + number}",
+            "buyer_id": parties["buyer"],
+            "supplier_id": parties["supplier"],
+            "currency": "USD",
+            "amount": "49.90",
+            "reason": "the screen arrived cracked",
+            **filing,
+        }
+        fired = engine.file(f"demo-{number}", f"buyer:{parties['buyer']}", data, now)
+        claim, history = fired.claim, [fired.record]
+        for trigger, role, step_data, minutes in steps:
+            now += timedelta(minutes=minutes)
+            fired = engine.fire(claim, trigger, _ACTORS[role].format(**parties), step_data, now)
+            claim = fired.claim
+            history.append(fired.record)
+        yield title, claim, history
+
+
+def format_history(history: list[TransitionRecord]) -> list[str]:
+    """One aligned line per transition: seq, time, trigger, from -> to, actor."""
+    rows = [
+        (
+            str(r.seq),
+            to_iso(r.at)[:16].replace("T", " "),
+            r.trigger,
+            f"{r.from_state or '-'} -> {r.to_state}",
+            str(r.actor),
+        )
+        for r in history
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -1,0 +1,47 @@
+"""The README's promises: its two commands are the real ones, and the demo they run works."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from claimstate import CLAIM_LIFECYCLE
+from claimstate._cli import cli
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's first code block, without their comments."""
+    block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert block is not None
+    return [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_readme_opens_with_the_demo_and_the_test_commands() -> None:
+    """The first code block holds exactly two commands: the main job (the demo), then the tests."""
+    demo, tests = readme_commands()
+    assert demo.endswith("claimstate demo")
+    assert tests.endswith("pytest")
+    assert README.index("```sh") < 40
+
+
+def test_ci_runs_the_readme_test_command_word_for_word() -> None:
+    """.ci/run runs the README's test command, so the README cannot drift from what CI proves."""
+    _, tests = readme_commands()
+    assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_demo_walks_claims_to_their_final_states() -> None:
+    """The main job ends four claims in the final states its scenarios promise, printing each history."""
+    result = CliRunner().invoke(cli, ["demo"])
+    assert result.exit_code == 0, result.output
+    finals = re.findall(r"final state (\w+), refund ([\w. ]+), version (\d+)", result.output)
+    assert [f[0] for f in finals] == ["payment_released", "refunded_partial", "refunded_full", "payment_released"]
+    assert finals[2][1] == "49.90 USD"
+    assert all(s.final for s in CLAIM_LIFECYCLE.states if s.name in {f[0] for f in finals})
+    assert "ship_return" in result.output
+    assert "confirm_return_received" in result.output
