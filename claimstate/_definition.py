@@ -132,10 +132,31 @@ def _problems(states: tuple[State, ...], transitions: tuple[Transition, ...]) ->
         for source in t.sources:
             outgoing[source].append(t)
     yield from _naming_problems(states, transitions)
+    yield from _deadline_problems(states, transitions)
     yield from _exit_problems(states, outgoing)
     for source, out in outgoing.items():
         yield from _ambiguities(source, out)
+    filings = [t for t in transitions if t.creates]
+    yield from _ambiguities("filing", filings)
+    if len({t.trigger for t in filings}) > 1:
+        yield f"claims are filed by more than one trigger: {', '.join(sorted({t.trigger for t in filings}))}"
     yield from _graph_problems(states, transitions, outgoing)
+
+
+def _deadline_problems(states: tuple[State, ...], transitions: tuple[Transition, ...]) -> Iterable[str]:
+    """Deadlines: positive windows, one window per deadline name, fired by the clock alone."""
+    windows: dict[str, timedelta] = {}
+    for s in states:
+        rule = s.deadline
+        if rule is None:
+            continue
+        if rule.window <= timedelta(0):
+            yield f"deadline {rule.name} of state {s.name} has a window that is not positive ({rule.window})"
+        if windows.setdefault(rule.name, rule.window) != rule.window:
+            yield f"deadline {rule.name} is given different windows ({windows[rule.name]} and {rule.window})"
+    for t in transitions:
+        if t.on_deadline is not None and t.actors != {SYSTEM}:
+            yield f"transition {t.trigger} stands for deadline {t.on_deadline} but is not fired by the system alone"
 
 
 def _naming_problems(states: tuple[State, ...], transitions: tuple[Transition, ...]) -> Iterable[str]:

@@ -42,13 +42,13 @@ def parse_currency(code: object) -> str:
 class Money:
     """An amount as a whole number of the currency's minor units (cents for USD, yen for JPY)."""
 
-    minor: int = attrs.field(validator=attrs.validators.instance_of(int))
+    minor: int = attrs.field()
     currency: str = attrs.field(converter=parse_currency)
 
     @minor.validator
-    def _not_negative(self, _attribute: object, value: int) -> None:
-        if value < 0 or isinstance(value, bool):
-            raise InvalidInput(f"an amount cannot be {value}", field="amount")
+    def _whole_and_not_negative(self, _attribute: object, value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidInput(f"minor units must be a whole number of at least 0, not {value!r}", field="amount")
 
     @classmethod
     def parse(cls, text: object, currency: str, *, field: str = "amount") -> Money:
@@ -83,22 +83,22 @@ class Money:
         """For people: ``"25.00 USD"``."""
         return f"{self} {self.currency}"
 
-    def _same_currency(self, other: Money) -> None:
+    def _minor_of(self, other: object) -> int:
+        """The other amount's minor units, refusing another currency; TypeError for what is not Money."""
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot compare Money with {type(other).__name__}")
         if other.currency != self.currency:
             raise InvalidInput(f"cannot compare {self.currency} with {other.currency}", field="currency")
+        return other.minor
 
-    def __lt__(self, other: Money) -> bool:
-        self._same_currency(other)
-        return self.minor < other.minor
+    def __lt__(self, other: object) -> bool:
+        return self.minor < self._minor_of(other)
 
-    def __le__(self, other: Money) -> bool:
-        self._same_currency(other)
-        return self.minor <= other.minor
+    def __le__(self, other: object) -> bool:
+        return self.minor <= self._minor_of(other)
 
-    def __gt__(self, other: Money) -> bool:
-        self._same_currency(other)
-        return self.minor > other.minor
+    def __gt__(self, other: object) -> bool:
+        return self.minor > self._minor_of(other)
 
-    def __ge__(self, other: Money) -> bool:
-        self._same_currency(other)
-        return self.minor >= other.minor
+    def __ge__(self, other: object) -> bool:
+        return self.minor >= self._minor_of(other)
