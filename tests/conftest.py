@@ -88,6 +88,27 @@ def offer(kind: str) -> dict[str, str]:
     return {"kind": kind, "amount": "10.00" if kind == "partial_refund" else "25.00"}
 
 
+# Data each trigger accepts on the walker's claims (25.00 USD orders).
+GOOD_DATA: dict[str, dict[str, Any]] = {
+    "submit_evidence": {"evidence": EVIDENCE},
+    "make_offer": offer("partial_refund"),
+    "reject_offer": {"note": "too low"},
+    "reject_cancellation": {"reason": "the amounts do not match"},
+    "request_buyer_response": {"question": "can you send a photo?"},
+    "request_supplier_response": {"question": "what is the tracking number?"},
+    "respond": {"message": "here it is", "evidence": EVIDENCE},
+    "appeal": {"evidence": [{"kind": "shipping", "description": "delivered intact, signed"}]},
+    "escalate": {"note": "no answer"},
+    "decide_full_refund": {"rationale": "damaged in transit"},
+    "decide_partial_refund": {"amount": "10.00", "rationale": "cosmetic damage"},
+    "decide_for_supplier": {"rationale": "as described"},
+    "confirm_return_address": {"address": "1 Dock Rd, Shenzhen"},
+    "ship_return": {"carrier": "DHL", "tracking_number": "JD0001", "shipping_cost": "7.50"},
+    "report_return_problem": {"description": "box empty", "evidence": [{"kind": "photo", "description": "empty"}]},
+    "withdraw": {"reason": "sorted it out"},
+}
+
+
 @pytest.fixture
 def engine() -> Engine:
     return Engine()

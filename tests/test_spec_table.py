@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import ACTORS, EVIDENCE, T0, Walker, filing, offer
+from conftest import ACTORS, EVIDENCE, GOOD_DATA, T0, Walker, filing, offer
 
 from claimstate import CLAIM_LIFECYCLE, Claim, Engine, TransitionRefused
 
@@ -73,24 +73,6 @@ STATES = [
     "withdrawn",
 ]
 TRIGGERS = sorted({trigger for _, trigger in SPEC})
-GOOD_DATA: dict[str, dict[str, Any]] = {
-    "submit_evidence": {"evidence": EVIDENCE},
-    "make_offer": offer("partial_refund"),
-    "reject_offer": {"note": "too low"},
-    "reject_cancellation": {"reason": "the amounts do not match"},
-    "request_buyer_response": {"question": "can you send a photo?"},
-    "request_supplier_response": {"question": "what is the tracking number?"},
-    "respond": {"message": "here it is", "evidence": EVIDENCE},
-    "appeal": {"evidence": [{"kind": "shipping", "description": "delivered intact, signed"}]},
-    "escalate": {"note": "no answer"},
-    "decide_full_refund": {"rationale": "damaged in transit"},
-    "decide_partial_refund": {"amount": "10.00", "rationale": "cosmetic damage"},
-    "decide_for_supplier": {"rationale": "as described"},
-    "confirm_return_address": {"address": "1 Dock Rd, Shenzhen"},
-    "ship_return": {"carrier": "DHL", "tracking_number": "JD0001", "shipping_cost": "7.50"},
-    "report_return_problem": {"description": "box empty", "evidence": [{"kind": "photo", "description": "empty"}]},
-    "withdraw": {"reason": "sorted it out"},
-}
 
 
 def prepared(walker: Walker, state: str, trigger: str, role: str) -> Claim:
