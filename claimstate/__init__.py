@@ -21,6 +21,7 @@ from claimstate._errors import (
 )
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._money import Money
+from claimstate._service import ClaimService, Mismatch
 
 __version__ = _version("claimstate")
 
@@ -30,6 +31,7 @@ __all__ = [
     "Availability",
     "Claim",
     "ClaimNotFound",
+    "ClaimService",
     "ClaimStateError",
     "ConcurrentModification",
     "Context",
@@ -43,6 +45,7 @@ __all__ = [
     "Fired",
     "Guard",
     "InvalidInput",
+    "Mismatch",
     "Money",
     "Offer",
     "Policy",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from claimstate._demo import format_history, walk
-from claimstate._engine import Engine
+from claimstate._service import ClaimService
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,12 +17,25 @@ def cli() -> None:
 
 
 @cli.command()
-def demo() -> None:
-    """Walk demo claims through the lifecycle's main paths and print their histories."""
-    walked = list(walk(Engine()))
-    click.echo(f"claimstate demo: {len(walked)} claims walked through the buyer-claim lifecycle (in memory)")
-    for title, claim, history in walked:
-        refund = "none" if claim.refund is None else claim.refund.format()
-        click.echo(f"\n{claim.id}: {title}\n  final state {claim.state}, refund {refund}, version {claim.version}")
-        for line in format_history(history):
-            click.echo(f"  {line}")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("claimstate-demo"),
+    show_default=True,
+    help="Folder for the demo's own database (claims.db), kept apart from real claims.",
+)
+def demo(folder: Path) -> None:
+    """Walk demo claims through the lifecycle's main paths on SQLite and print their histories."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with ClaimService(folder / "claims.db") as service:
+        walked = list(walk(service))
+        click.echo(f"claimstate demo: {len(walked)} claims walked through the buyer-claim lifecycle")
+        for title, claim, history in walked:
+            refund = "none" if claim.refund is None else claim.refund.format()
+            click.echo(f"\n{claim.id}: {title}\n  final state {claim.state}, refund {refund}, version {claim.version}")
+            for line in format_history(history):
+                click.echo(f"  {line}")
+        problems = service.verify()
+        click.echo(f"\ndatabase: {service.path} (verify: {'clean' if not problems else f'{len(problems)} problem(s)'})")
+        click.echo(f"  look inside: sqlite-utils rows {service.path} claims --nl")

@@ -253,6 +253,9 @@ class Definition:
     states: tuple[State, ...]
     transitions: tuple[Transition, ...]
     _outgoing: Mapping[tuple[str, str], tuple[Transition, ...]] = attrs.field(init=False, repr=False, eq=False)
+    _by_name: Mapping[str, State] = attrs.field(init=False, repr=False, eq=False)
+    triggers: tuple[str, ...] = attrs.field(init=False, eq=False)
+    """Every trigger, in definition order."""
 
     def __attrs_post_init__(self) -> None:
         problems = list(_problems(self.states, self.transitions))
@@ -263,11 +266,8 @@ class Definition:
             for source in t.sources or ("",):
                 index[(source, t.trigger)].append(t)
         object.__setattr__(self, "_outgoing", MappingProxyType({k: tuple(v) for k, v in index.items()}))
-
-    @property
-    def triggers(self) -> tuple[str, ...]:
-        """Every trigger, in definition order."""
-        return tuple(dict.fromkeys(t.trigger for t in self.transitions))
+        object.__setattr__(self, "_by_name", MappingProxyType({s.name: s for s in self.states}))
+        object.__setattr__(self, "triggers", tuple(dict.fromkeys(t.trigger for t in self.transitions)))
 
     @property
     def creation(self) -> Transition:
@@ -275,10 +275,10 @@ class Definition:
         return next(t for t in self.transitions if t.creates)
 
     def state(self, name: str) -> State:
-        for s in self.states:
-            if s.name == name:
-                return s
-        raise InvalidInput(f"unknown state {name!r}", field="state")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise InvalidInput(f"unknown state {name!r}", field="state") from None
 
     def candidates(self, state: str | None, trigger: str) -> tuple[Transition, ...]:
         """The transitions `trigger` may take from `state` (None: filing), in definition order."""

@@ -1,7 +1,8 @@
 """The main job's demo: real claims walked through the lifecycle's main paths, step by step.
 
-Each scenario is a list of (trigger, actor, data, minutes later) steps; the demo fires them through
-the engine and prints every claim's history, so a new user sees the machine decide.
+Each scenario is a list of (trigger, actor, data, minutes later) steps; the demo files and fires them
+through a ClaimService on a SQLite file, lets the clock (`tick`) fire the deadlines, and returns every
+claim's history, so a new user sees the machine decide and can open the database it wrote.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from claimstate._claim import Claim, TransitionRecord
-from claimstate._engine import Engine
+from claimstate._service import ClaimService
 from claimstate._time import to_iso
 
 DEMO_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _PHOTO = [{"kind": "photo", "description": "the screen arrived cracked"}]
 _DAY = 24 * 60
 
+TICK = "(the clock ticks)"  # a step that runs ClaimService.tick instead of firing a trigger
 Step = tuple[str, str, dict[str, Any] | None, int]
 SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
     "evidence timeout: no evidence in seven days, payment released": (
         {"resolution": "full_refund"},
-        [("evidence_deadline", "system", None, 7 * _DAY)],
+        [(TICK, "system", None, 7 * _DAY)],
     ),
     "partial refund by agreement: the buyer keeps the goods": (
         {"resolution": "partial_refund", "refund_amount": "15.00"},
@@ -66,8 +68,8 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
 _ACTORS = {"buyer": "buyer:{buyer}", "supplier": "supplier:{supplier}", "agent": "agent:kim", "system": "system"}
 
 
-def walk(engine: Engine) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
-    """Run every scenario in memory; yield its title, the final claim and its history."""
+def walk(service: ClaimService) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
+    """Run every scenario on `service`; yield its title, the final claim and its stored history."""
     for number, (title, (filing, steps)) in enumerate(SCENARIOS.items(), start=1):
         parties = {"buyer": f"buyer{number}", "supplier": "acme-electronics"}
         now = DEMO_START + timedelta(hours=number)
@@ -80,14 +82,14 @@ def walk(engine: Engine) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
             "reason": "the screen arrived cracked",
             **filing,
         }
-        fired = engine.file(f"demo-{number}", f"buyer:{parties['buyer']}", data, now)
-        claim, history = fired.claim, [fired.record]
+        claim_id = service.file_claim(data, now=now).claim.id
         for trigger, role, step_data, minutes in steps:
             now += timedelta(minutes=minutes)
-            fired = engine.fire(claim, trigger, _ACTORS[role].format(**parties), step_data, now)
-            claim = fired.claim
-            history.append(fired.record)
-        yield title, claim, history
+            if trigger == TICK:
+                service.tick(now)
+            else:
+                service.fire(claim_id, trigger, _ACTORS[role].format(**parties), step_data, now=now)
+        yield title, service.get(claim_id), service.history(claim_id)
 
 
 def format_history(history: list[TransitionRecord]) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from claimstate import CLAIM_LIFECYCLE
+from claimstate import CLAIM_LIFECYCLE, ClaimService
 from claimstate._cli import cli
 
 ROOT = Path(__file__).parent.parent
@@ -35,10 +35,16 @@ def test_ci_runs_the_readme_test_command_word_for_word() -> None:
     assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_the_demo_walks_claims_to_their_final_states() -> None:
-    """The main job ends four claims in the final states its scenarios promise, printing each history."""
-    result = CliRunner().invoke(cli, ["demo"])
+def test_the_demo_walks_claims_to_their_final_states(tmp_path: Path) -> None:
+    """The main job ends four claims in the final states its scenarios promise, on SQLite, twice over."""
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    assert f"database: {tmp_path / 'claims.db'} (verify: clean)" in result.output
+    again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path)])
+    assert again.exit_code == 0, again.output
+    with ClaimService(tmp_path / "claims.db") as service:
+        assert len(service.list_claims()) == 8
+        assert service.verify() == []
     finals = re.findall(r"final state (\w+), refund ([\w. ]+), version (\d+)", result.output)
     assert [f[0] for f in finals] == ["payment_released", "refunded_partial", "refunded_full", "payment_released"]
     assert finals[2][1] == "49.90 USD"

@@ -1,0 +1,310 @@
+"""ClaimService: the API services embed. The engine decides, the store keeps, one transaction per call.
+
+Every write reads the claim, lets the engine decide and writes the new row and its history row inside
+one BEGIN IMMEDIATE transaction, so a fire is applied whole or not at all, once, whatever other
+processes share the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from claimstate._actor import SYSTEM, Actor
+from claimstate._claim import Claim, TransitionRecord
+from claimstate._definition import Definition, Policy
+from claimstate._engine import Availability, Engine, Fired
+from claimstate._errors import ClaimNotFound, ConcurrentModification, InvalidInput, TransitionRefused
+from claimstate._lifecycle import CLAIM_LIFECYCLE
+from claimstate._store import Store, Synchronous
+from claimstate._time import aware, from_iso, to_iso
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class _Ulids:
+    """ULIDs (48 bits of milliseconds, 80 random bits) that also grow within one millisecond,
+    so claim ids sort in filing order and page stably."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+            self._last = value = max(value, self._last + 1)
+        return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+new_claim_id = _Ulids()
+
+
+@attrs.frozen
+class Mismatch:
+    """A claim whose stored row is not what replaying its history gives: damaged or edited by hand."""
+
+    claim_id: str
+    problem: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"claim_id": self.claim_id, "problem": self.problem}
+
+
+def _digest(trigger: str, actor: Actor, data: Mapping[str, Any]) -> str:
+    """A fingerprint of a request, to tell a retry from a different request under the same key."""
+    try:
+        text = json.dumps([trigger, str(actor), data], sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"the data must be plain JSON values: {error}", field="data") from None
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ClaimService:
+    """Claims kept in one SQLite file (default ``claims.db``; ``":memory:"`` for tests).
+
+    `clock` gives the time when a call passes no `now`; it defaults to the wall clock in UTC.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = "claims.db",
+        *,
+        definition: Definition = CLAIM_LIFECYCLE,
+        policy: Policy | None = None,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 5.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.engine = Engine(definition, policy)
+        self.definition = definition
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._store = Store(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self.path = self._store.path
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> ClaimService:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _now(self, now: datetime | None) -> datetime:
+        return aware(self._clock() if now is None else now)
+
+    @contextmanager
+    def batch(self) -> Iterator[ClaimService]:
+        """Apply every call inside the block in one transaction: all of them, or none if the block raises."""
+        with self._store.transaction():
+            yield self
+
+    # --- writes ----------------------------------------------------------------------------------------
+
+    def file_claim(
+        self,
+        data: Mapping[str, Any],
+        *,
+        actor: Actor | str | None = None,
+        claim_id: str | None = None,
+        idempotency_key: str | None = None,
+        now: datetime | None = None,
+    ) -> Fired:
+        """File a claim (actor defaults to the data's buyer); refused if another claim on the order is open."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"the filing data must be an object, not {data!r}", field="data")
+        actor = Actor.parse(actor if actor is not None else f"buyer:{data.get('buyer_id')}")
+        at = self._now(now)
+        trigger = self.definition.creation.trigger
+        digest = None if idempotency_key is None else _digest(trigger, actor, data)
+        with self._store.transaction():
+            if idempotency_key is not None:
+                earlier = self._store.keyed(None, idempotency_key)
+                if earlier is not None:
+                    return self._repeat(earlier, _digest(trigger, actor, data), idempotency_key)
+            claim_id = claim_id or new_claim_id()
+            if self._store.claim(claim_id) is not None:
+                raise InvalidInput(f"a claim with id {claim_id!r} exists already", field="claim_id")
+            open_order = self._store.order_is_open(str(data.get("order_id")))
+            fired = self.engine.file(claim_id, actor, data, at, order_has_open_claim=open_order)
+            self._store.insert(fired.claim, self._closed(fired.claim), fired.record, idempotency_key, digest)
+        return fired
+
+    def fire(
+        self,
+        claim_id: str,
+        trigger: str,
+        actor: Actor | str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+    ) -> Fired:
+        """Apply one trigger atomically; a retry with the same idempotency key returns the first result."""
+        actor = Actor.parse(actor)
+        data = {} if data is None else data
+        at = self._now(now)
+        digest = None if idempotency_key is None else _digest(trigger, actor, data)
+        with self._store.transaction():
+            if idempotency_key is not None:
+                earlier = self._store.keyed(claim_id, idempotency_key)
+                if earlier is not None:
+                    return self._repeat(earlier, _digest(trigger, actor, data), idempotency_key)
+            claim = self._load(claim_id)
+            if expected_version is not None and expected_version != claim.version:
+                raise ConcurrentModification(claim_id, expected_version, claim.version)
+            fired = self.engine.fire(claim, trigger, actor, data, at)
+            if not self._store.update(fired.claim, self._closed(fired.claim), fired.record, idempotency_key, digest):
+                current = self._load(claim_id)
+                raise ConcurrentModification(claim_id, claim.version, current.version)
+        return fired
+
+    def tick(self, now: datetime | None = None, *, limit: int = 500) -> list[TransitionRecord]:
+        """Fire every deadline due at `now`, once each, as the system; returns what was fired.
+
+        Each deadline fires in its own transaction after re-reading the claim, so two ticks at once never
+        fire one deadline twice. A deadline whose transition is refused is left for the team to see.
+        """
+        at = self._now(now)
+        fired: list[TransitionRecord] = []
+        refused: set[str] = set()
+        while True:
+            due = [(i, t) for i, t in self._store.due(to_iso(at), limit + len(refused)) if i not in refused]
+            for claim_id, trigger in due:
+                record = self._fire_deadline(claim_id, trigger, at)
+                if record is None:
+                    refused.add(claim_id)
+                else:
+                    fired.append(record)
+            if len(due) < limit:
+                return fired
+
+    def _fire_deadline(self, claim_id: str, trigger: str, at: datetime) -> TransitionRecord | None:
+        with self._store.transaction():
+            claim = self._store.claim(claim_id)
+            deadline = None if claim is None else claim.deadline
+            if claim is None or deadline is None or deadline.trigger != trigger or deadline.due > at:
+                return None  # another tick fired it first
+            try:
+                result = self.engine.fire(claim, trigger, SYSTEM, None, at)
+            except TransitionRefused:
+                return None
+            self._store.update(result.claim, self._closed(result.claim), result.record, None, None)
+        return result.record
+
+    # --- reads -----------------------------------------------------------------------------------------
+
+    def get(self, claim_id: str) -> Claim:
+        return self._load(claim_id)
+
+    def history(self, claim_id: str) -> list[TransitionRecord]:
+        rows = self._store.history(claim_id)
+        if not rows:
+            self._load(claim_id)
+        return [_record(row) for row in rows]
+
+    def available(self, claim_id: str, actor: Actor | str, now: datetime | None = None) -> tuple[Availability, ...]:
+        """Every trigger, allowed or refused for `actor` now, with the reasons."""
+        return self.engine.available(self._load(claim_id), actor, self._now(now))
+
+    def list_claims(
+        self,
+        *,
+        state: str | None = None,
+        buyer: str | None = None,
+        supplier: str | None = None,
+        order: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[Claim]:
+        """Claims matching every filter given, in id (filing) order; page with `after` = the last id seen."""
+        if state is not None:
+            self.definition.state(state)
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidInput(f"limit must be a whole number of at least 1, not {limit!r}", field="limit")
+        filters = {"state": state, "buyer_id": buyer, "supplier_id": supplier, "order_id": order}
+        return self._store.claims({k: v for k, v in filters.items() if v is not None}, after=after, limit=limit)
+
+    def verify(self) -> list[Mismatch]:
+        """Replay every claim's history from its filing and report each stored row that differs. Writes nothing."""
+        problems: list[Mismatch] = []
+        for claim_id in self._store.claim_ids():
+            problem = self._verify_one(claim_id)
+            if problem:
+                problems.append(Mismatch(claim_id, problem))
+        return problems
+
+    def _verify_one(self, claim_id: str) -> str | None:
+        rows = self._store.history(claim_id)
+        if not rows:
+            return "the claim has no history"
+        if [r["seq"] for r in rows] != list(range(1, len(rows) + 1)):
+            return f"history sequence numbers are {[r['seq'] for r in rows]}, not 1..{len(rows)}"
+        try:
+            replayed = self._replay(claim_id, rows)
+            stored = self._load(claim_id)
+        except (TransitionRefused, InvalidInput) as error:
+            return f"the history does not replay: {error}"
+        if replayed != stored:
+            diff = sorted(k for k, v in replayed.to_dict().items() if stored.to_dict().get(k) != v)
+            return f"the stored claim differs from its history in: {', '.join(diff)}"
+        columns = self._store.columns(claim_id)
+        expected = {"state": stored.state, "version": stored.version, "closed": int(self._closed(stored))}
+        wrong = sorted(k for k, v in expected.items() if columns[k] != v)
+        if wrong:
+            return f"the claims row's columns differ from the claim: {', '.join(wrong)}"
+        return None
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    def _load(self, claim_id: str) -> Claim:
+        claim = self._store.claim(claim_id)
+        if claim is None:
+            raise ClaimNotFound(claim_id)
+        return claim
+
+    def _closed(self, claim: Claim) -> bool:
+        return self.definition.state(claim.state).final
+
+    def _replay(self, claim_id: str, rows: list[dict[str, Any]]) -> Claim:
+        """The claim its history rows rebuild, fired through the engine from the filing on."""
+        first, *rest = rows
+        claim = self.engine.file(claim_id, first["actor"], first["data"], from_iso(first["at"])).claim
+        for row in rest:
+            claim = self.engine.fire(claim, row["trigger"], row["actor"], row["data"], from_iso(row["at"])).claim
+        return claim
+
+    def _repeat(self, earlier: tuple[str, int, str | None], digest: str, key: str) -> Fired:
+        """The first result of a request repeated under its idempotency key; another request is refused."""
+        claim_id, seq, first_digest = earlier
+        if first_digest != digest:
+            raise InvalidInput(
+                f"idempotency key {key!r} was already used for a different request", field="idempotency_key"
+            )
+        rows = self._store.history(claim_id)[:seq]
+        return Fired(self._replay(claim_id, rows), _record(rows[-1]))
+
+
+def _record(row: Mapping[str, Any]) -> TransitionRecord:
+    return TransitionRecord(
+        row["claim_id"],
+        row["seq"],
+        row["trigger"],
+        row["from_state"],
+        row["to_state"],
+        Actor.parse(row["actor"]),
+        row["data"],
+        from_iso(row["at"]),
+    )

@@ -1,0 +1,250 @@
+"""ClaimService on a SQLite file: what services call, and what people reading the file see."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from conftest import EVIDENCE, T0, filing
+
+from claimstate import (
+    ClaimNotFound,
+    ClaimService,
+    ConcurrentModification,
+    InvalidInput,
+    StorageError,
+    TransitionRefused,
+)
+from claimstate._store import SCHEMA_VERSION
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "claims.db"
+
+
+@pytest.fixture
+def service(db_path: Path) -> ClaimService:
+    with ClaimService(db_path) as service:
+        yield service
+
+
+def file_one(service: ClaimService, order: str = "o-1", **changes: object) -> str:
+    return service.file_claim(filing(order_id=order, **changes), now=T0).claim.id
+
+
+def test_a_fire_is_stored_with_its_history(service: ClaimService) -> None:
+    """Filing then firing stores the claim's new state and version and one history row per step."""
+    claim_id = file_one(service)
+    fired = service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+    assert service.get(claim_id) == fired.claim
+    history = service.history(claim_id)
+    assert [(r.seq, r.trigger, r.from_state, r.to_state) for r in history] == [
+        (1, "file_claim", None, "awaiting_evidence"),
+        (2, "submit_evidence", "awaiting_evidence", "in_mediation"),
+    ]
+    assert history[1] == fired.record
+
+
+def test_the_file_reads_plainly_with_sqlite_utils(service: ClaimService, db_path: Path) -> None:
+    """Plain columns, ISO times with offsets, and the specification's state and trigger names."""
+    claim_id = file_one(service)
+    db = sqlite_utils.Database(db_path)
+    row = db["claims"].get(claim_id)
+    assert (row["state"], row["version"], row["amount"], row["currency"]) == ("awaiting_evidence", 1, "25.00", "USD")
+    assert (row["deadline_trigger"], row["deadline_at"]) == ("evidence_deadline", "2026-03-09T09:00:00.000000+00:00")
+    assert json.loads(row["details"])["id"] == claim_id
+    (record,) = db["transitions"].rows_where("claim_id = ?", [claim_id])
+    assert (record["trigger"], record["actor"], record["at"]) == (
+        "file_claim",
+        "buyer:alice",
+        "2026-03-02T09:00:00.000000+00:00",
+    )
+    indexes = {i.name for i in db["claims"].indexes}
+    assert {"claims_by_state", "claims_by_buyer", "claims_by_supplier", "claims_by_order"} <= indexes
+    assert {"claims_open_deadlines", "claims_one_open_per_order"} <= indexes
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_history_is_append_only(service: ClaimService, db_path: Path) -> None:
+    """Even a hand-written UPDATE or DELETE on the history is refused by the database."""
+    file_one(service)
+    conn = sqlite3.connect(db_path)
+    for sql in ("UPDATE transitions SET trigger = 'x'", "DELETE FROM transitions"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(sql)
+    conn.close()
+
+
+def test_one_open_claim_per_order(service: ClaimService, db_path: Path) -> None:
+    """A second claim on an order is refused while the first is open, by the guard and by the database."""
+    first = file_one(service)
+    with pytest.raises(TransitionRefused) as refused:
+        file_one(service)
+    assert [r.code for r in refused.value.reasons] == ["no_open_claim_on_order"]
+    twin = (
+        "INSERT INTO claims SELECT 'twin', state, version, closed, order_id, buyer_id, supplier_id, amount, currency,"
+        " resolution, filed_at, updated_at, deadline_at, deadline_trigger, details FROM claims"
+    )
+    conn = sqlite3.connect(db_path)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        conn.execute(twin)
+    conn.close()
+    service.fire(first, "withdraw", "buyer:alice", now=T0)
+    assert service.get(file_one(service)).state == "awaiting_evidence"
+
+
+def test_unknown_claims_and_bad_input_are_named(service: ClaimService) -> None:
+    """A missing claim is ClaimNotFound; bad data, actors or filters are InvalidInput naming the field."""
+    with pytest.raises(ClaimNotFound):
+        service.get("nope")
+    with pytest.raises(ClaimNotFound):
+        service.history("nope")
+    with pytest.raises(ClaimNotFound):
+        service.fire("nope", "withdraw", "buyer:alice")
+    claim_id = file_one(service)
+    with pytest.raises(InvalidInput) as invalid:
+        service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": [{"kind": "x"}]})
+    assert invalid.value.field == "evidence[0]"
+    with pytest.raises(InvalidInput):
+        service.list_claims(state="lost")
+    with pytest.raises(InvalidInput):
+        service.list_claims(limit=0)
+
+
+def test_a_stale_expected_version_changes_nothing(service: ClaimService) -> None:
+    """A caller holding version 1 after the claim moved to 2 gets ConcurrentModification."""
+    claim_id = file_one(service)
+    service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, expected_version=1, now=T0)
+    with pytest.raises(ConcurrentModification) as stale:
+        service.fire(claim_id, "escalate", "buyer:alice", expected_version=1, now=T0)
+    assert (stale.value.expected, stale.value.actual) == (1, 2)
+    assert service.get(claim_id).version == 2
+
+
+def test_a_repeated_idempotency_key_applies_once(service: ClaimService) -> None:
+    """A retry returns the first result; the same key for another request is refused."""
+    claim_id = file_one(service)
+    evidence = {"evidence": EVIDENCE}
+    first = service.fire(claim_id, "submit_evidence", "buyer:alice", evidence, idempotency_key="k1", now=T0)
+    service.fire(claim_id, "escalate", "buyer:alice", idempotency_key="k2", now=T0)
+    again = service.fire(claim_id, "submit_evidence", "buyer:alice", evidence, idempotency_key="k1", now=T0)
+    assert again == first
+    assert [r.trigger for r in service.history(claim_id)] == ["file_claim", "submit_evidence", "escalate"]
+    with pytest.raises(InvalidInput, match="different request"):
+        service.fire(claim_id, "withdraw", "buyer:alice", idempotency_key="k1")
+
+
+def test_filing_is_idempotent_too(service: ClaimService) -> None:
+    """Filing twice with one key files one claim and returns it both times."""
+    first = service.file_claim(filing(), idempotency_key="file-1", now=T0)
+    again = service.file_claim(filing(), idempotency_key="file-1", now=T0 + timedelta(seconds=5))
+    assert again == first
+    assert len(service.list_claims()) == 1
+
+
+def test_tick_fires_exactly_the_due_deadlines_once_also_after_reopening(db_path: Path) -> None:
+    """Deadlines are rows: due ones fire once as the system, others wait, across a close and reopen."""
+    with ClaimService(db_path) as service:
+        early = file_one(service, "o-1")
+        late = service.file_claim(filing(order_id="o-2"), now=T0 + timedelta(days=2)).claim.id
+        assert service.tick(T0 + timedelta(days=6)) == []
+    with ClaimService(db_path) as service:
+        fired = service.tick(T0 + timedelta(days=7))
+        assert [(r.claim_id, r.trigger, str(r.actor)) for r in fired] == [(early, "evidence_deadline", "system")]
+        assert service.tick(T0 + timedelta(days=7)) == []
+        assert service.get(late).state == "awaiting_evidence"
+    with ClaimService(db_path) as service:
+        assert [r.claim_id for r in service.tick(T0 + timedelta(days=30))] == [late]
+        assert service.tick(T0 + timedelta(days=31)) == []
+        assert {c.state for c in service.list_claims()} == {"payment_released"}
+
+
+def test_tick_uses_each_state_s_own_deadline(service: ClaimService) -> None:
+    """A return that is not shipped in ten days releases the payment; the clock fires nothing sooner."""
+    claim_id = file_one(service)
+    service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+    service.fire(claim_id, "decide_full_refund", "agent:kim", {"rationale": "broken"}, now=T0)
+    assert service.tick(T0 + timedelta(days=9)) == []
+    (record,) = service.tick(T0 + timedelta(days=10))
+    assert (record.trigger, record.to_state) == ("return_deadline", "payment_released")
+
+
+def test_list_claims_filters_and_pages(service: ClaimService) -> None:
+    """Filters combine; paging with `after` walks every claim once, in filing order."""
+    ids = [file_one(service, f"o-{i}", supplier_id="acme" if i % 2 else "zeta") for i in range(7)]
+    assert [c.id for c in service.list_claims(supplier="zeta")] == ids[0::2]
+    assert [c.id for c in service.list_claims(order="o-3")] == [ids[3]]
+    assert service.list_claims(state="in_mediation") == []
+    pages, after = [], None
+    while page := service.list_claims(limit=3, after=after):
+        pages.append([c.id for c in page])
+        after = page[-1].id
+    assert pages == [ids[0:3], ids[3:6], ids[6:7]]
+
+
+def test_available_reads_the_stored_claim(service: ClaimService) -> None:
+    """What the buyer may do now, from the stored claim."""
+    claim_id = file_one(service)
+    allowed = {a.trigger for a in service.available(claim_id, "buyer:alice", now=T0) if a.allowed}
+    assert allowed == {"submit_evidence", "withdraw"}
+
+
+def test_verify_is_clean_and_finds_hand_edits(service: ClaimService, db_path: Path) -> None:
+    """verify() replays every history; a hand-edited row or a broken history is reported, nothing changed."""
+    good = file_one(service, "o-1")
+    edited = file_one(service, "o-2")
+    service.fire(edited, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+    assert service.verify() == []
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("UPDATE claims SET state = 'refunded_full' WHERE id = ?", (edited,))
+    details = json.loads(conn.execute("SELECT details FROM claims WHERE id = ?", (good,)).fetchone()[0])
+    details["refund"] = "25.00"
+    conn.execute("UPDATE claims SET details = ? WHERE id = ?", (json.dumps(details), good))
+    before = conn.execute("SELECT * FROM claims ORDER BY id").fetchall()
+    problems = {m.claim_id: m.problem for m in service.verify()}
+    assert conn.execute("SELECT * FROM claims ORDER BY id").fetchall() == before
+    conn.close()
+    assert set(problems) == {good, edited}
+    assert "refund" in problems[good]
+    assert "state" in problems[edited]
+
+
+def test_a_batch_is_all_or_nothing(service: ClaimService) -> None:
+    """A batch whose block raises keeps nothing; one that completes keeps everything."""
+    ids = [file_one(service, f"o-{i}") for i in range(3)]
+
+    def three_then_a_refusal() -> None:
+        with service.batch():
+            for claim_id in ids:
+                service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+            service.fire(ids[0], "approve_cancellation", "agent:kim", now=T0)
+
+    with pytest.raises(TransitionRefused):
+        three_then_a_refusal()
+    assert {service.get(i).version for i in ids} == {1}
+    with service.batch():
+        for claim_id in ids:
+            service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+    assert {service.get(i).version for i in ids} == {2}
+
+
+def test_synchronous_full_can_be_chosen(tmp_path: Path) -> None:
+    """FULL durability is a setting; anything else is refused before the file is touched."""
+    with ClaimService(tmp_path / "full.db", synchronous="FULL") as service:
+        assert service.verify() == []
+    with pytest.raises(StorageError):
+        ClaimService(tmp_path / "other.db", synchronous="OFF")  # type: ignore[arg-type]
+    assert not (tmp_path / "other.db").exists()
+
+
+def test_the_clock_is_injectable(db_path: Path) -> None:
+    """A service built with a clock uses it when a call passes no time."""
+    with ClaimService(db_path, clock=lambda: T0 + timedelta(days=1)) as service:
+        claim = service.file_claim(filing()).claim
+    assert claim.filed_at == T0 + timedelta(days=1)
