@@ -289,8 +289,6 @@ def test_every_problem_is_reported_at_once():
         assert text in problems, problems
 
 
-
-
 @pytest.mark.parametrize("window", [timedelta(0), timedelta(days=-1)], ids=["zero", "negative"])
 def test_non_positive_default_deadline_window_is_a_problem(window):
     """A deadline rule whose default window is not positive is a definition problem, as it is for policy()."""

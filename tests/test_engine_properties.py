@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,7 +102,7 @@ def valid_data(trigger: str, claim: Claim) -> st.SearchStrategy[dict[str, Any]]:
     return _valid_data(trigger, claim.amount.currency, claim.amount.minor)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _valid_data(trigger: str, currency: str, order: int) -> st.SearchStrategy[dict[str, Any]]:
     partial = _amounts(currency, 1, order - 1)
     if trigger == "make_offer":
@@ -133,7 +134,7 @@ def _valid_data(trigger: str, currency: str, order: int) -> st.SearchStrategy[di
     return st.fixed_dictionaries(required, optional=optional)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _index(size: int) -> st.SearchStrategy[int]:
     """An index below `size`, built once per size: building strategies is what costs most here."""
     return st.integers(0, size - 1)
@@ -207,7 +208,7 @@ def _check_claim(claim: Claim, first: Claim, applied: list[TransitionRecord]) ->
     # The history is one unbroken chain, and the version counts it.
     assert claim.version == len(applied) == applied[-1].seq
     assert [r.seq for r in applied] == list(range(1, len(applied) + 1))
-    for earlier, later in zip(applied, applied[1:], strict=False):
+    for earlier, later in itertools.pairwise(applied):
         assert later.from_state == earlier.to_state
     assert claim.state == applied[-1].to_state
     # What the claim is about never changes.
@@ -417,7 +418,7 @@ def test_random_walks_reach_every_refund_and_release_outcome() -> None:
     """
     reached: set[str] = set()
 
-    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=400, deadline=None, derandomize=True, database=None)
     @given(st.data())
     def walk(data: st.DataObject) -> None:
         reached.update(_walk(data))
