@@ -129,10 +129,9 @@ class ClaimService:
         trigger = self.definition.creation.trigger
         digest = None if idempotency_key is None else _digest(trigger, actor, data)
         with self._store.transaction():
-            if idempotency_key is not None:
-                earlier = self._store.keyed(None, idempotency_key)
-                if earlier is not None:
-                    return self._repeat(earlier, _digest(trigger, actor, data), idempotency_key)
+            retried = self._retried(None, idempotency_key, digest)
+            if retried is not None:
+                return retried
             claim_id = claim_id or new_claim_id()
             if self._store.claim(claim_id) is not None:
                 raise InvalidInput(f"a claim with id {claim_id!r} exists already", field="claim_id")
@@ -158,10 +157,9 @@ class ClaimService:
         at = self._now(now)
         digest = None if idempotency_key is None else _digest(trigger, actor, data)
         with self._store.transaction():
-            if idempotency_key is not None:
-                earlier = self._store.keyed(claim_id, idempotency_key)
-                if earlier is not None:
-                    return self._repeat(earlier, _digest(trigger, actor, data), idempotency_key)
+            retried = self._retried(claim_id, idempotency_key, digest)
+            if retried is not None:
+                return retried
             claim = self._load(claim_id)
             if expected_version is not None and expected_version != claim.version:
                 raise ConcurrentModification(claim_id, expected_version, claim.version)
@@ -286,15 +284,21 @@ class ClaimService:
             claim = self.engine.fire(claim, row["trigger"], row["actor"], row["data"], from_iso(row["at"])).claim
         return claim
 
-    def _repeat(self, earlier: tuple[str, int, str | None], digest: str, key: str) -> Fired:
-        """The first result of a request repeated under its idempotency key; another request is refused."""
-        claim_id, seq, first_digest = earlier
+    def _retried(self, claim_id: str | None, key: str | None, digest: str | None) -> Fired | None:
+        """The first result of a request repeated under its idempotency key; None when the key is new.
+
+        The same key for a different request is refused. `claim_id` None: the key of a filing.
+        """
+        earlier = None if key is None else self._store.keyed(claim_id, key)
+        if earlier is None:
+            return None
+        first_id, seq, first_digest = earlier
         if first_digest != digest:
             raise InvalidInput(
                 f"idempotency key {key!r} was already used for a different request", field="idempotency_key"
             )
-        rows = self._store.history(claim_id)[:seq]
-        return Fired(self._replay(claim_id, rows), _record(rows[-1]))
+        rows = self._store.history(first_id)[:seq]
+        return Fired(self._replay(first_id, rows), _record(rows[-1]))
 
 
 def _record(row: Mapping[str, Any]) -> TransitionRecord:

@@ -11,6 +11,21 @@ from claimstate import Claim, Engine
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ACTORS = {"buyer": "buyer:alice", "supplier": "supplier:acme", "agent": "agent:kim", "system": "system"}
+# The specification's states (LIFECYCLE.md), written out by hand so that tests compare the definition with it.
+STATE_NAMES = [
+    "awaiting_evidence",
+    "in_mediation",
+    "awaiting_buyer_response",
+    "awaiting_supplier_response",
+    "under_review",
+    "cancellation_pending",
+    "awaiting_return",
+    "return_in_transit",
+    "refunded_full",
+    "refunded_partial",
+    "payment_released",
+    "withdrawn",
+]
 EVIDENCE = [{"kind": "photo", "description": "the lid arrived cracked"}]
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from conftest import STATE_NAMES, T0, filing
 
 import claimstate
 from claimstate import (
@@ -350,20 +351,6 @@ def test_dropping_a_builtin_transition_is_caught():
 
 # --- the built-in claim lifecycle --------------------------------------------------------------------------
 
-SPEC_STATES = [
-    "awaiting_evidence",
-    "in_mediation",
-    "awaiting_buyer_response",
-    "awaiting_supplier_response",
-    "under_review",
-    "cancellation_pending",
-    "awaiting_return",
-    "return_in_transit",
-    "refunded_full",
-    "refunded_partial",
-    "payment_released",
-    "withdrawn",
-]
 SPEC_FINAL = {"refunded_full", "refunded_partial", "payment_released", "withdrawn"}
 SPEC_TRIGGERS = [
     "file_claim",
@@ -446,7 +433,7 @@ def edges(rows):
 
 def test_builtin_state_names_are_the_specifications():
     """CLAIM_LIFECYCLE has exactly the states LIFECYCLE.md names, each once."""
-    assert sorted(s.name for s in CLAIM_LIFECYCLE.states) == sorted(SPEC_STATES)
+    assert sorted(s.name for s in CLAIM_LIFECYCLE.states) == sorted(STATE_NAMES)
 
 
 def test_builtin_trigger_names_are_the_specifications():
@@ -540,17 +527,9 @@ def test_policy_windows_cannot_be_changed_after_building():
 
 def test_engine_uses_the_overridden_window():
     """An engine built with an overridden policy sets that window on the deadline of a new claim."""
-    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    now = T0
     engine = claimstate.Engine(policy=CLAIM_LIFECYCLE.policy(evidence_due=timedelta(days=3)))
-    data = {
-        "order_id": "o-1",
-        "buyer_id": "alice",
-        "supplier_id": "acme",
-        "currency": "USD",
-        "amount": "25.00",
-        "reason": "arrived broken",
-        "resolution": "full_refund",
-    }
+    data = filing()
     claim = engine.file("c-1", "buyer:alice", data, now).claim
     assert claim.deadline is not None
     assert (claim.deadline.name, claim.deadline.due) == ("evidence_due", now + timedelta(days=3))
@@ -584,7 +563,7 @@ def test_to_dict_lists_every_state():
     data = CLAIM_LIFECYCLE.to_dict()
     assert data["name"] == CLAIM_LIFECYCLE.name
     assert [s["name"] for s in data["states"]] == [s.name for s in CLAIM_LIFECYCLE.states]
-    assert sorted(s["name"] for s in data["states"]) == sorted(SPEC_STATES)
+    assert sorted(s["name"] for s in data["states"]) == sorted(STATE_NAMES)
     assert {s["name"] for s in data["states"] if s["final"]} == SPEC_FINAL
     by_name = {s["name"]: s for s in data["states"]}
     assert by_name["awaiting_evidence"]["deadline"]["name"] == "evidence_due"

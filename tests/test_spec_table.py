@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import ACTORS, EVIDENCE, GOOD_DATA, T0, Walker, filing, offer
+from conftest import ACTORS, EVIDENCE, GOOD_DATA, STATE_NAMES, T0, Walker, filing, offer
 
 from claimstate import CLAIM_LIFECYCLE, Claim, Engine, TransitionRefused
 
@@ -58,20 +58,7 @@ SPEC: dict[tuple[str, str], tuple[set[str], str]] = {
     ("return_in_transit", "report_return_problem"): ({S}, "under_review"),
     ("return_in_transit", "receipt_deadline"): ({SYS}, "under_review"),
 }
-STATES = [
-    "awaiting_evidence",
-    "in_mediation",
-    "awaiting_buyer_response",
-    "awaiting_supplier_response",
-    "under_review",
-    "cancellation_pending",
-    "awaiting_return",
-    "return_in_transit",
-    "refunded_full",
-    "refunded_partial",
-    "payment_released",
-    "withdrawn",
-]
+STATES = STATE_NAMES
 TRIGGERS = sorted({trigger for _, trigger in SPEC})
 
 

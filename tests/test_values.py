@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from conftest import T0, filing
 
 from claimstate import Actor, Claim, Engine, InvalidInput, Money, Offer
 
@@ -194,24 +195,8 @@ def test_actor_parse_refuses_malformed_actors(text):
 
 # --- Claim round trip --------------------------------------------------------------------------------------
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
 BUYER, SUPPLIER, AGENT, SYSTEM = "buyer:alice", "supplier:acme", "agent:kim", "system"
-
-
-def filing(**changes: Any) -> dict[str, Any]:
-    """file_claim data for order o-1, 25.00 USD, alice against acme, full refund unless changed."""
-    data = {
-        "order_id": "o-1",
-        "buyer_id": "alice",
-        "supplier_id": "acme",
-        "currency": "USD",
-        "amount": "25.00",
-        "reason": "arrived broken",
-        "resolution": "full_refund",
-    }
-    data.update(changes)
-    return data
 
 
 Step = tuple[str, str, dict[str, Any] | None, timedelta]

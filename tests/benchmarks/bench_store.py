@@ -182,7 +182,7 @@ def main() -> None:
         rows.append((name, value, ratio, goal))
         print(f"  {name:<48} {value:>14} {ratio:>9}  {goal}", flush=True)
 
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"claimstate store benchmark ({'quick' if quick else 'full'}), medians:")
         raw, ours = paired(folder, 500 if quick else 2_000, 3 if quick else 5, batched=False)
