@@ -8,12 +8,14 @@ from importlib.metadata import version as _version
 from claimstate._actor import Actor
 from claimstate._claim import Claim, Deadline, Evidence, Offer, ReturnShipment, TransitionRecord
 from claimstate._definition import Context, DeadlineRule, Definition, Field, Guard, Policy, State, Transition
+from claimstate._diagram import Diagrams
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import (
     ClaimNotFound,
     ClaimStateError,
     ConcurrentModification,
     DefinitionError,
+    DiagramError,
     InvalidInput,
     Refusal,
     StorageError,
@@ -39,6 +41,8 @@ __all__ = [
     "DeadlineRule",
     "Definition",
     "DefinitionError",
+    "DiagramError",
+    "Diagrams",
     "Engine",
     "Evidence",
     "Field",

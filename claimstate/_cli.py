@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from claimstate._demo import format_history, walk
+from claimstate._diagram import FORMATS, REGENERATE, Diagrams
 from claimstate._service import ClaimService
 
 
@@ -39,3 +40,32 @@ def demo(folder: Path) -> None:
         problems = service.verify()
         click.echo(f"\ndatabase: {service.path} (verify: {'clean' if not problems else f'{len(problems)} problem(s)'})")
         click.echo(f"  look inside: sqlite-utils rows {service.path} claims --nl")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="mermaid", show_default=True)
+@click.option("--claim", "claim_id", help="Draw this stored claim's path (needs --db).")
+@click.option("--db", type=click.Path(dir_okay=False), default="claims.db", show_default=True, help="Database.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@click.option(
+    "--all",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Write the lifecycle in every format into this folder ({REGENERATE} regenerates the committed ones).",
+)
+def diagram(fmt: str, claim_id: str | None, db: str, output: Path | None, folder: Path | None) -> None:
+    """Draw the lifecycle, or one claim's path through it, generated from the model."""
+    if folder is not None:
+        for path in Diagrams().write_all(folder):
+            click.echo(path)
+        return
+    if claim_id is None:
+        drawn = Diagrams().render(fmt)
+    else:
+        with ClaimService(db) as service:
+            drawn = Diagrams(claim=service.get(claim_id), history=service.history(claim_id)).render(fmt)
+    if output is not None:
+        output.write_bytes(drawn if isinstance(drawn, bytes) else drawn.encode())
+        click.echo(output)
+    else:
+        click.echo(drawn, nl=False)  # click writes bytes to the binary stream

@@ -97,3 +97,11 @@ class StorageError(ClaimStateError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class DiagramError(ClaimStateError):
+    """A diagram could not be drawn in `fmt` (Graphviz missing or failing); the text formats still work."""
+
+    def __init__(self, message: str, *, fmt: str) -> None:
+        self.fmt = fmt
+        super().__init__(message)

@@ -1,0 +1,109 @@
+"""The diagram API: the graph is extracted once, then each format's renderer draws it.
+
+`Diagrams().write_all(folder)` writes the lifecycle in every format under the names committed in `diagrams/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from claimstate._claim import Claim, TransitionRecord
+from claimstate._definition import Definition, Policy
+from claimstate._errors import DiagramError, InvalidInput
+from claimstate._graph import Graph, extract
+from claimstate._lifecycle import CLAIM_LIFECYCLE
+from claimstate._render_dot import to_dot
+from claimstate._render_graphviz import INSTALL_HINT, to_png, to_svg
+from claimstate._render_mermaid import to_mermaid
+from claimstate._render_page import to_html, to_markdown
+
+# format -> (renderer, file name in diagrams/, what the file is, for diagrams/README.md)
+FORMATS: dict[str, tuple[Callable[[Graph], str | bytes], str, str]] = {
+    "mermaid": (to_mermaid, "lifecycle.mmd", "Mermaid stateDiagram-v2 text (GitHub and GitLab draw it)"),
+    "dot": (to_dot, "lifecycle.dot", "Graphviz DOT text"),
+    "svg": (to_svg, "lifecycle.svg", "the picture, drawn by Graphviz"),
+    "png": (to_png, "lifecycle.png", "the same picture as an image"),
+    "md": (to_markdown, "lifecycle.md", "a page: the Mermaid diagram, then every state and transition in plain words"),
+    "html": (to_html, "lifecycle.html", "a self-contained page to open or print: the picture and the same tables"),
+}
+REGENERATE = "claimstate diagram --all diagrams"
+
+
+class Diagrams:
+    """The diagrams of a definition (or of one claim's path on it, given its history): one method per format."""
+
+    def __init__(
+        self,
+        definition: Definition = CLAIM_LIFECYCLE,
+        *,
+        policy: Policy | None = None,
+        claim: Claim | None = None,
+        history: Sequence[TransitionRecord] = (),
+    ) -> None:
+        self.graph = extract(definition, policy=policy, claim=claim, history=history)
+
+    def mermaid(self) -> str:
+        return to_mermaid(self.graph)
+
+    def dot(self) -> str:
+        return to_dot(self.graph)
+
+    def svg(self) -> str:
+        """Needs Graphviz's dot; DiagramError says how to install it when it is missing."""
+        return to_svg(self.graph)
+
+    def png(self) -> bytes:
+        return to_png(self.graph)
+
+    def markdown(self) -> str:
+        return to_markdown(self.graph)
+
+    def html(self) -> str:
+        return to_html(self.graph)
+
+    def render(self, fmt: str) -> str | bytes:
+        """The diagram in format `fmt`, one of FORMATS."""
+        if fmt not in FORMATS:
+            raise InvalidInput(f"unknown diagram format {fmt!r}; known: {', '.join(FORMATS)}", field="format")
+        return FORMATS[fmt][0](self.graph)
+
+    def write_all(self, folder: str | Path) -> list[Path]:
+        """Write every format under the names committed in diagrams/, and a README saying what each file is.
+
+        Without Graphviz the text formats are still written, then a DiagramError names what was not.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written, missing = [], []
+        for fmt, (_, name, _) in FORMATS.items():
+            try:
+                content = self.render(fmt)
+            except DiagramError:
+                missing.append(fmt)
+                continue
+            path = folder / name
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+            written.append(path)
+        readme = folder / "README.md"
+        readme.write_text(_readme(), encoding="utf-8")
+        written.append(readme)
+        if missing:
+            raise DiagramError(f"wrote the text formats but not {', '.join(missing)}: {INSTALL_HINT}", fmt=missing[0])
+        return written
+
+
+def _readme() -> str:
+    rows = "\n".join(f"| `{name}` | {what} |" for _, name, what in FORMATS.values())
+    return (
+        "# Diagrams of the claim lifecycle\n\n"
+        "Every file here is generated from the lifecycle definition the engine runs "
+        "(`claimstate/_lifecycle.py`); none is drawn by hand, and a test fails when one is out of date.\n\n"
+        f"| file | what it is |\n|---|---|\n{rows}\n\n"
+        f"Regenerate them all with:\n\n```sh\n{REGENERATE}\n```\n\n"
+        "A claim's own diagram (its path numbered, its state highlighted): "
+        "`claimstate diagram --claim ID --format html -o claim.html`.\n"
+    )

@@ -1,0 +1,181 @@
+"""Diagrams as a pipeline, step one: the definition (and optionally one claim's history) is extracted into a small
+graph of plain words, which one renderer per format turns into text or bytes.
+
+Renderers know their syntax and nothing of the lifecycle; this module knows the lifecycle's words and
+nothing of any syntax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import attrs
+
+from claimstate._actor import SYSTEM
+from claimstate._claim import Claim, TransitionRecord
+from claimstate._definition import ROLES, Definition, Policy
+from claimstate._errors import InvalidInput
+from claimstate._lifecycle import CLAIM_LIFECYCLE
+
+
+@attrs.frozen
+class Node:
+    """A state as people read it; `current` and `visited` only on a claim's own diagram."""
+
+    name: str
+    meaning: str
+    final: bool
+    deadline: str | None
+    current: bool = False
+    visited: bool = False
+
+
+@attrs.frozen
+class Edge:
+    """One arrow: a transition from one source (None: the filing arrow into the lifecycle).
+
+    `steps` numbers the times a claim took it, in order; `faded` marks an arrow a claim did not take.
+    """
+
+    source: str | None
+    dest: str
+    trigger: str
+    transition: int
+    description: str
+    guards: tuple[str, ...]
+    actors: tuple[str, ...]
+    timer: str | None
+    steps: tuple[int, ...] = ()
+    faded: bool = False
+
+    @property
+    def numbers(self) -> str:
+        """``(3, 5) `` for the claim's steps along this arrow, else nothing."""
+        return f"({', '.join(map(str, self.steps))}) " if self.steps else ""
+
+    @property
+    def label(self) -> str:
+        """``trigger [guard] (who)``, numbered with the claim's steps when it has any."""
+        guard = f" [{' and '.join(self.guards)}]" if self.guards else ""
+        timer = f" after {self.timer}" if self.timer else ""
+        return f"{self.numbers}{self.trigger}{timer}{guard} ({', '.join(self.actors)})"
+
+
+@attrs.frozen
+class Graph:
+    """The whole picture: title, states, arrows, and whose claim it is if it is one claim's diagram."""
+
+    title: str
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    claim_id: str | None = None
+
+    @property
+    def initial(self) -> str:
+        return next(e.dest for e in self.edges if e.source is None)
+
+    def transition_rows(self) -> list[dict[str, str]]:
+        """One row per transition of the definition, in plain words, for the pages' tables."""
+        rows: dict[int, dict[str, str]] = {}
+        for e in self.edges:
+            row = rows.setdefault(
+                e.transition,
+                {
+                    "trigger": e.trigger,
+                    "from": "",
+                    "to": e.dest,
+                    "who": ", ".join(e.actors),
+                    "guard": "; ".join(e.guards) or "-",
+                    "deadline": f"after {e.timer}" if e.timer else "-",
+                    "what": e.description,
+                },
+            )
+            row["from"] = ", ".join(filter(None, [row["from"], e.source or "(new claim)"]))
+        return list(rows.values())
+
+    def state_rows(self) -> list[dict[str, str]]:
+        return [
+            {
+                "state": n.name,
+                "meaning": n.meaning,
+                "final": "final" if n.final else "-",
+                "deadline": n.deadline or "-",
+            }
+            for n in self.nodes
+        ]
+
+
+def window_words(window: timedelta) -> str:
+    """``7 days``, ``36 hours``, ``90 minutes``: the largest whole unit."""
+    seconds = int(window.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def extract(
+    definition: Definition = CLAIM_LIFECYCLE,
+    *,
+    policy: Policy | None = None,
+    claim: Claim | None = None,
+    history: Sequence[TransitionRecord] = (),
+) -> Graph:
+    """The graph of `definition` under `policy`; with a claim and its history, that claim's path on it."""
+    policy = policy or definition.policy()
+    if (claim is None) != (not history):
+        raise InvalidInput("a claim's diagram needs both the claim and its history", field="history")
+    steps: dict[tuple[str | None, str, str], list[int]] = {}
+    for record in history:
+        steps.setdefault((record.from_state, record.to_state, record.trigger), []).append(record.seq)
+    visited = {r.to_state for r in history}
+    nodes = tuple(
+        Node(
+            s.name,
+            s.meaning,
+            s.final,
+            None
+            if s.deadline is None
+            else f"{s.deadline.name}: {s.deadline.description}, within {window_words(policy.window(s.deadline.name))}",
+            current=claim is not None and claim.state == s.name,
+            visited=s.name in visited,
+        )
+        for s in definition.states
+    )
+    windows = {s.name: s.deadline for s in definition.states}
+    edges = []
+    for index, t in enumerate(definition.transitions):
+        for source in t.sources or (None,):
+            rule = windows.get(source) if source else None
+            taken = tuple(steps.get((source, t.dest, t.trigger), ()))
+            edges.append(
+                Edge(
+                    source,
+                    t.dest,
+                    t.trigger,
+                    index,
+                    t.description,
+                    tuple(g.description for g in t.guards),
+                    tuple(r for r in ROLES if r in t.actors),
+                    window_words(policy.window(rule.name)) if t.on_deadline and rule else None,
+                    taken,
+                    faded=claim is not None and not taken,
+                )
+            )
+    title = f"The {definition.name} lifecycle"
+    if claim is not None:
+        title = f"Claim {claim.id}: now {claim.state}"
+    return Graph(title, nodes, tuple(edges), None if claim is None else claim.id)
+
+
+def edge_kind(edge: Edge) -> str:
+    """How an arrow is drawn, besides its colour: by the clock, by the team, by a party."""
+    if SYSTEM in edge.actors:
+        return "timer"
+    if "agent" in edge.actors:
+        return "agent"
+    if edge.actors == ("supplier",):
+        return "supplier"
+    return "buyer"

@@ -1,0 +1,91 @@
+"""Pages for product owners: the picture, then every state and transition in plain words.
+
+Markdown (with the Mermaid diagram, for the repository) and a self-contained HTML page (with the SVG
+inline; no script, font or file is loaded from anywhere, and it prints).
+"""
+
+from __future__ import annotations
+
+import html
+
+from claimstate._graph import Graph
+from claimstate._render_dot import LEGEND
+from claimstate._render_graphviz import to_svg
+from claimstate._render_mermaid import to_mermaid
+
+_TRANSITION_COLUMNS = (
+    ("trigger", "trigger"),
+    ("what", "what it means"),
+    ("from", "from"),
+    ("to", "to"),
+    ("who", "who may fire it"),
+    ("guard", "only when"),
+    ("deadline", "deadline"),
+)
+_STATE_COLUMNS = (("state", "state"), ("meaning", "meaning"), ("final", "final"), ("deadline", "deadline set on entry"))
+_INTRO = (
+    "Generated from the lifecycle definition that the engine runs; never drawn by hand. "
+    "Each arrow reads trigger [guard] (who may fire it)."
+)
+
+
+def _md_table(rows: list[dict[str, str]], columns: tuple[tuple[str, str], ...]) -> list[str]:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[key]) for key, _ in columns) + " |" for row in rows]
+    return lines
+
+
+def to_markdown(graph: Graph) -> str:
+    """The Mermaid diagram, then the states and the transitions as tables."""
+    lines = [f"# {graph.title}", "", _INTRO, "", "```mermaid", to_mermaid(graph).rstrip(), "```", ""]
+    lines += ["## States", "", *_md_table(graph.state_rows(), _STATE_COLUMNS), ""]
+    lines += ["## Transitions", "", *_md_table(graph.transition_rows(), _TRANSITION_COLUMNS), ""]
+    return "\n".join(lines)
+
+
+_CSS = """
+body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em; color: #111; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.5em; }
+.picture { overflow-x: auto; border: 1px solid #ddd; }
+.picture svg { width: 100%; min-width: 1600px; height: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9em; margin-bottom: 1em; }
+th, td { border: 1px solid #999; padding: 4px 6px; text-align: left; vertical-align: top; }
+th { background: #eee; }
+code { font-family: "DejaVu Sans Mono", monospace; }
+@media print {
+  body { margin: 0; } .picture { border: none; page-break-after: always; }
+  .picture svg { min-width: 0; } tr { page-break-inside: avoid; }
+}
+"""
+
+
+def _html_table(rows: list[dict[str, str]], columns: tuple[tuple[str, str], ...], code: set[str]) -> str:
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
+
+    def cell(key: str, text: str) -> str:
+        body = html.escape(text)
+        return f"<td><code>{body}</code></td>" if key in code and text != "-" else f"<td>{body}</td>"
+
+    body = "".join("<tr>" + "".join(cell(k, row[k]) for k, _ in columns) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def to_html(graph: Graph) -> str:
+    """One self-contained page: the SVG inline, a legend, the states and the transitions."""
+    svg = to_svg(graph)
+    svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline SVG needs neither
+    legend = "".join(f"<li><b>{html.escape(style)}</b>: {html.escape(meaning)}</li>" for style, meaning in LEGEND)
+    title = html.escape(graph.title)
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>\n'
+        f"<body><h1>{title}</h1><p>{html.escape(_INTRO)}</p>\n"
+        f'<div class="picture">{svg}</div>\n'
+        f"<h2>How to read the arrows</h2><ul>{legend}</ul>\n"
+        f"<h2>States</h2>{_html_table(graph.state_rows(), _STATE_COLUMNS, {'state'})}\n"
+        f"<h2>Transitions</h2>{_html_table(graph.transition_rows(), _TRANSITION_COLUMNS, {'trigger', 'from', 'to'})}\n"
+        "</body></html>\n"
+    )
