@@ -1,11 +1,6 @@
-"""``python -m claimstate`` and the ``claimstate`` console script."""
+"""``python -m claimstate``, the same command line as the ``claimstate`` script."""
 
-from claimstate._cli import cli
-
-
-def main() -> None:
-    cli()
-
+from claimstate._cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,71 +1,445 @@
-"""The command line: a thin click layer over the public API (the library itself never imports click)."""
+"""The command line: a thin click layer over the public API (the library itself never imports click).
+
+Each command parses its options, calls one library function and prints the result: JSON with `--json`,
+aligned tables otherwise. Library errors become one line on stderr (and a JSON object on stdout with
+`--json`) and the exit code below, never a traceback.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import wraps
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
+import attrs
 import click
 
+from claimstate._claim import Claim, TransitionRecord
 from claimstate._demo import format_history, walk
 from claimstate._diagram import FORMATS, REGENERATE, Diagrams
+from claimstate._errors import (
+    ClaimNotFound,
+    ClaimStateError,
+    ConcurrentModification,
+    DiagramError,
+    InvalidInput,
+    StorageError,
+    TransitionRefused,
+)
+from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
+from claimstate._script import run_script
 from claimstate._service import ClaimService
+from claimstate._store import SCHEMA_VERSION
+from claimstate._time import from_iso, to_iso
+
+EXIT_CODES: dict[type[ClaimStateError], int] = {
+    TransitionRefused: 1,
+    InvalidInput: 2,
+    ClaimNotFound: 3,
+    ConcurrentModification: 4,
+    StorageError: 5,
+    DiagramError: 6,
+}
+EXIT_HELP = (
+    "Exit codes: 0 done; 1 transition refused (each reason printed); 2 usage or invalid input; "
+    "3 claim not found; 4 concurrent modification; 5 storage error, or verify found damage; "
+    "6 a drawing tool (Graphviz) is missing."
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@attrs.define
+class Settings:
+    """The global options, which every command also accepts after its name."""
+
+    db: str = "claims.db"
+    json: bool = False
+    now: datetime | None = None
+
+    def service(self) -> ClaimService:
+        return ClaimService(self.db)
+
+
+def _set(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None and value is not False:
+            setattr(ctx.ensure_object(Settings), field, value)
+
+    return store
+
+
+def _set_now(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        _set("now")(ctx, param, from_iso(value, field="--now"))
+    except InvalidInput as error:
+        raise click.BadParameter(error.reason) from None
+
+
+def _global_options(*, eager: bool) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """--db, --json and --now, on the group and again on each command (a command's own win)."""
+
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
+        for option in (
+            click.option(
+                "--db",
+                envvar="CLAIMSTATE_DB",
+                type=click.Path(dir_okay=False),
+                expose_value=False,
+                callback=_set("db"),
+                is_eager=eager,
+                help="The SQLite file (default claims.db, or $CLAIMSTATE_DB).",
+            ),
+            click.option(
+                "--json", "as_json", is_flag=True, expose_value=False, callback=_set("json"), is_eager=eager,
+                help="Print JSON for scripts.",
+            ),
+            click.option(
+                "--now", metavar="ISO-8601", expose_value=False, callback=_set_now,
+                is_eager=eager, help="The time to act at, with its offset (default: the clock).",
+            ),
+        ):  # fmt: skip
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _settings() -> Settings:
+    return click.get_current_context().ensure_object(Settings)
+
+
+def _fail(error: ClaimStateError) -> None:
+    """One line on stderr (and the error as JSON on stdout with --json), then the error's exit code."""
+    code = next(c for kind, c in EXIT_CODES.items() if isinstance(error, kind))
+    if _settings().json:
+        click.echo(json.dumps({**error.to_dict(), "exit_code": code}))
+    click.echo(f"error: {error}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ClaimStateError as error:
+            _fail(error)
+            raise  # not reached: _fail exits
+
+    return run
+
+
+def _table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    """Aligned columns with a header line."""
+    cells = [[str(h) for h in headers], *[["-" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+def _emit(data: Any, human: Callable[[], str]) -> None:
+    click.echo(json.dumps(data, indent=2) if _settings().json else human())
+
+
+def _show_claim(claim: Claim) -> None:
+    data = claim.to_dict()
+    keys = ("id", "state", "version", "order_id", "buyer_id", "supplier_id", "amount", "currency", "resolution",
+            "refund_amount", "deadline_trigger", "deadline_at", "refund", "updated_at")  # fmt: skip
+    _emit(data, lambda: _table([(k, data[k]) for k in keys], ("field", "value")))
+
+
+def _show_records(records: Sequence[TransitionRecord]) -> None:
+    rows = [(r.seq, to_iso(r.at), r.trigger, r.from_state, r.to_state, str(r.actor)) for r in records]
+    _emit([r.to_dict() for r in records], lambda: _table(rows, ("seq", "at", "trigger", "from", "to", "actor")))
+
+
+def _show_claims(claims: Sequence[Claim]) -> None:
+    rows = [
+        (c.id, c.state, c.version, c.order_id, c.buyer_id, c.supplier_id, f"{c.amount} {c.amount.currency}")
+        for c in claims
+    ]
+    headers = ("id", "state", "version", "order", "buyer", "supplier", "amount")
+    _emit([c.to_dict() for c in claims], lambda: _table(rows, headers))
+
+
+@contextmanager
+def _progress(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; none otherwise."""
+    if length < 2 or not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(package_name="claimstate")
+@_global_options(eager=True)
 def cli() -> None:
-    """claimstate: buyer claims (disputes) as an explicit, declarative state machine."""
+    """claimstate: buyer claims (disputes) as an explicit, declarative state machine, kept in SQLite."""
 
 
-@cli.command()
+def command(name: str | None = None) -> Callable[[Callable[P, R]], click.Command]:
+    """A subcommand with the global options, the exit codes in its help, and errors handled."""
+
+    def decorate(function: Callable[P, R]) -> click.Command:
+        return cli.command(name, epilog=EXIT_HELP)(_global_options(eager=False)(handles_errors(function)))
+
+    return decorate
+
+
+@command()
+def init() -> None:
+    """Create the database, or migrate it to this version's schema."""
+    settings = _settings()
+    with settings.service() as service:
+        path = service.path
+    _emit({"db": path, "schema_version": SCHEMA_VERSION}, lambda: f"{path}: claimstate schema {SCHEMA_VERSION}")
+
+
+def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:
+    if value is not None and path is not None:
+        raise InvalidInput("give --data or --data-file, not both", field="data")
+    text = value if path is None else (sys.stdin.read() if path == "-" else Path(path).read_text())
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"not JSON: {error.msg} at column {error.colno}", field="data") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the data must be a JSON object", field="data")
+    return data
+
+
+@command("file")
+@click.option("--order", required=True, help="The order the claim is about.")
+@click.option("--buyer", required=True, help="The buyer's id (the buyer files it).")
+@click.option("--supplier", required=True, help="The supplier's id.")
+@click.option("--amount", required=True, help="The order amount, a decimal string like 25.00.")
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
+@click.option("--reason", required=True, help="What went wrong, in the buyer's words.")
+@click.option("--resolution", type=click.Choice(RESOLUTIONS), required=True, help="What the buyer asks.")
+@click.option("--refund-amount", help="The partial refund asked (partial_refund only).")
+@click.option("--key", help="Idempotency key: a retry with it files once.")
+def file_claim(
+    order: str, buyer: str, supplier: str, amount: str, currency: str, reason: str, resolution: str,
+    refund_amount: str | None, key: str | None,
+) -> None:  # fmt: skip
+    """File a claim on an order, as its buyer; prints the new claim."""
+    data = {"order_id": order, "buyer_id": buyer, "supplier_id": supplier, "amount": amount,
+            "currency": currency, "reason": reason, "resolution": resolution}  # fmt: skip
+    if refund_amount is not None:
+        data["refund_amount"] = refund_amount
+    settings = _settings()
+    with settings.service() as service:
+        _show_claim(service.file_claim(data, idempotency_key=key, now=settings.now).claim)
+
+
+@command()
+@click.argument("claim_id", metavar="CLAIM")
+@click.argument("trigger")
+@click.option("--actor", required=True, help="Who fires it: buyer:<id>, supplier:<id>, agent:<id> or system.")
+@click.option("--data", "data_text", metavar="JSON", help="The trigger's data as a JSON object.")
+@click.option(
+    "--data-file", type=click.Path(dir_okay=False, allow_dash=True), help="Read the data from a file (- for stdin)."
+)
+@click.option("--key", help="Idempotency key: a retry with it applies once.")
+@click.option("--expect-version", type=int, help="Refuse unless the claim is still at this version.")
+def fire(
+    claim_id: str, trigger: str, actor: str, data_text: str | None, data_file: str | None, key: str | None,
+    expect_version: int | None,
+) -> None:  # fmt: skip
+    """Apply one transition to CLAIM; prints the new claim, or why it was refused."""
+    data = _json_option(data_text, data_file)
+    settings = _settings()
+    with settings.service() as service:
+        fired = service.fire(
+            claim_id, trigger, actor, data, idempotency_key=key, expected_version=expect_version, now=settings.now
+        )
+        _show_claim(fired.claim)
+
+
+@command()
+@click.argument("claim_id", metavar="CLAIM")
+def show(claim_id: str) -> None:
+    """Show a claim's current state and details."""
+    with _settings().service() as service:
+        _show_claim(service.get(claim_id))
+
+
+@command()
+@click.argument("claim_id", metavar="CLAIM")
+def history(claim_id: str) -> None:
+    """List every transition of a claim, in order."""
+    with _settings().service() as service:
+        _show_records(service.history(claim_id))
+
+
+@command("list")
+@click.option("--state", help="Only claims in this state.")
+@click.option("--buyer", help="Only this buyer's claims.")
+@click.option("--supplier", help="Only this supplier's claims.")
+@click.option("--order", help="Only claims on this order.")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many.")
+@click.option("--after", metavar="ID", help="Start after this claim id (paging).")
+def list_claims(
+    state: str | None, buyer: str | None, supplier: str | None, order: str | None, limit: int, after: str | None
+) -> None:
+    """List claims, oldest first, filtered."""
+    with _settings().service() as service:
+        found = service.list_claims(state=state, buyer=buyer, supplier=supplier, order=order, limit=limit, after=after)
+        _show_claims(found)
+
+
+@command()
+@click.argument("claim_id", metavar="CLAIM")
+@click.option("--actor", required=True, help="Who asks: buyer:<id>, supplier:<id>, agent:<id> or system.")
+def can(claim_id: str, actor: str) -> None:
+    """List every trigger with allowed or refused for ACTOR now, and the reasons."""
+    settings = _settings()
+    with settings.service() as service:
+        answers = service.available(claim_id, actor, settings.now)
+    rows = [(a.trigger, "allowed" if a.allowed else "refused", "; ".join(r.message for r in a.reasons) or
+             ("needs " + ", ".join(a.needs) if a.needs else "")) for a in answers]  # fmt: skip
+    _emit([a.to_dict() for a in answers], lambda: _table(rows, ("trigger", "answer", "why / needs")))
+
+
+@command()
+def tick() -> None:
+    """Fire every deadline that is due now (or at --now), once each; prints what fired."""
+    settings = _settings()
+    with settings.service() as service:
+        _show_records(service.tick(settings.now))
+
+
+@command()
+def verify() -> None:
+    """Replay every claim's history and report stored rows that differ (exit 5 when any)."""
+    with _settings().service() as service:
+        problems = service.verify()
+    rows = [(m.claim_id, m.problem) for m in problems]
+    _emit([m.to_dict() for m in problems], lambda: _table(rows, ("claim", "problem")) if rows else "verify: clean")
+    if problems:
+        click.echo(f"error: verify found {len(problems)} damaged claim(s)", err=True)
+        sys.exit(EXIT_CODES[StorageError])
+
+
+@command()
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="mermaid", show_default=True,
+              help="The diagram format.")  # fmt: skip
+@click.option("--claim", "claim_id", help="Draw this stored claim's path instead of the lifecycle.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@click.option("--all", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help=f"Write the lifecycle in every format into this folder (`{REGENERATE}`).")  # fmt: skip
+def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | None) -> None:
+    """Draw the lifecycle, or one claim's path through it, generated from the model."""
+    if folder is not None:
+        paths = [str(p) for p in Diagrams().write_all(folder)]
+        _emit(paths, lambda: "\n".join(paths))
+        return
+    if claim_id is None:
+        drawn = Diagrams().render(fmt)
+    else:
+        with _settings().service() as service:
+            drawn = Diagrams(claim=service.get(claim_id), history=service.history(claim_id)).render(fmt)
+    if output is None:
+        click.echo(drawn, nl=False)  # click writes bytes to the binary stream
+        return
+    output.write_bytes(drawn if isinstance(drawn, bytes) else drawn.encode())
+    _emit({"path": str(output), "format": fmt}, lambda: str(output))
+
+
+@command()
+def model() -> None:
+    """Print the lifecycle definition: states, transitions, guards, actors, deadline windows."""
+    data = CLAIM_LIFECYCLE.to_dict()
+
+    def human() -> str:
+        states = [(s["name"], "final" if s["final"] else "", (s["deadline"] or {}).get("name", ""), s["meaning"])
+                  for s in data["states"]]  # fmt: skip
+        transitions = [(t["trigger"], ", ".join(t["sources"]) or "(new)", t["dest"], ", ".join(t["actors"]),
+                        "; ".join(g["description"] for g in t["guards"])) for t in data["transitions"]]  # fmt: skip
+        return (_table(states, ("state", "final", "deadline", "meaning")) + "\n\n"
+                + _table(transitions, ("trigger", "from", "to", "who", "only when")))  # fmt: skip
+
+    _emit(data, human)
+
+
+@command()
+@click.argument("path", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--atomic", is_flag=True, help="All lines in one transaction: any failure undoes them all.")
+@click.option("--keep-going", is_flag=True, help="Run the lines after a failure too (not with --atomic).")
+def script(path: str, atomic: bool, keep_going: bool) -> None:
+    """Run a JSON Lines file of commands (file, fire, tick, show); - reads stdin. Reports each line."""
+    settings = _settings()
+    lines = (sys.stdin.read() if path == "-" else Path(path).read_text()).splitlines()
+    with settings.service() as service, _progress(len(lines), "script") as advance:
+        report = run_script(service, lines, atomic=atomic, keep_going=keep_going, now=settings.now, progress=advance)
+    for result in report.results:
+        if settings.json:
+            click.echo(json.dumps(result.to_dict()))
+        elif result.ok:
+            click.echo(f"line {result.line}: ok")
+        else:
+            click.echo(f"line {result.line}: {result.error}")
+    if report.failures:
+        first = report.failures[0].error
+        assert first is not None
+        undone = "; nothing was kept (atomic)" if not report.kept else ""
+        click.echo(
+            f"error: {len(report.failures)} line(s) failed, first line {report.failures[0].line}{undone}", err=True
+        )
+        sys.exit(next(c for kind, c in EXIT_CODES.items() if isinstance(first, kind)))
+
+
+@command()
 @click.option(
     "--dir",
     "folder",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("claimstate-demo"),
     show_default=True,
-    help="Folder for the demo's own database (claims.db), kept apart from real claims.",
+    help="Folder for the demo's database and diagrams, apart from real claims.",
 )
 def demo(folder: Path) -> None:
-    """Walk demo claims through the lifecycle's main paths on SQLite and print their histories."""
+    """Walk demo claims through the lifecycle's main paths on SQLite; print histories; write diagrams."""
     folder.mkdir(parents=True, exist_ok=True)
     with ClaimService(folder / "claims.db") as service:
         walked = list(walk(service))
-        click.echo(f"claimstate demo: {len(walked)} claims walked through the buyer-claim lifecycle")
-        for title, claim, history in walked:
-            refund = "none" if claim.refund is None else claim.refund.format()
-            click.echo(f"\n{claim.id}: {title}\n  final state {claim.state}, refund {refund}, version {claim.version}")
-            for line in format_history(history):
-                click.echo(f"  {line}")
+        pictures = folder / "diagrams"
+        try:
+            written = Diagrams().write_all(pictures)
+        except DiagramError as error:
+            written = sorted(pictures.iterdir())
+            click.echo(f"note: {error}", err=True)
+        for _, claim, claim_history in walked:
+            written.append(pictures / f"claim-{claim.id}.md")
+            written[-1].write_text(Diagrams(claim=claim, history=claim_history).markdown(), encoding="utf-8")
         problems = service.verify()
-        click.echo(f"\ndatabase: {service.path} (verify: {'clean' if not problems else f'{len(problems)} problem(s)'})")
-        click.echo(f"  look inside: sqlite-utils rows {service.path} claims --nl")
-
-
-@cli.command()
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="mermaid", show_default=True)
-@click.option("--claim", "claim_id", help="Draw this stored claim's path (needs --db).")
-@click.option("--db", type=click.Path(dir_okay=False), default="claims.db", show_default=True, help="Database.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
-@click.option(
-    "--all",
-    "folder",
-    type=click.Path(file_okay=False, path_type=Path),
-    help=f"Write the lifecycle in every format into this folder ({REGENERATE} regenerates the committed ones).",
-)
-def diagram(fmt: str, claim_id: str | None, db: str, output: Path | None, folder: Path | None) -> None:
-    """Draw the lifecycle, or one claim's path through it, generated from the model."""
-    if folder is not None:
-        for path in Diagrams().write_all(folder):
-            click.echo(path)
+    if _settings().json:
+        claims = [{"title": t, "claim": c.to_dict(), "history": [r.to_dict() for r in h]} for t, c, h in walked]
+        click.echo(json.dumps({"db": str(service.path), "diagrams": [str(p) for p in written], "claims": claims,
+                               "verify": [m.to_dict() for m in problems]}, indent=2))  # fmt: skip
         return
-    if claim_id is None:
-        drawn = Diagrams().render(fmt)
-    else:
-        with ClaimService(db) as service:
-            drawn = Diagrams(claim=service.get(claim_id), history=service.history(claim_id)).render(fmt)
-    if output is not None:
-        output.write_bytes(drawn if isinstance(drawn, bytes) else drawn.encode())
-        click.echo(output)
-    else:
-        click.echo(drawn, nl=False)  # click writes bytes to the binary stream
+    click.echo(f"claimstate demo: {len(walked)} claims walked through the buyer-claim lifecycle")
+    for title, claim, claim_history in walked:
+        refund = "none" if claim.refund is None else claim.refund.format()
+        click.echo(f"\n{claim.id}: {title}\n  final state {claim.state}, refund {refund}, version {claim.version}")
+        for line in format_history(claim_history):
+            click.echo(f"  {line}")
+    click.echo(f"\ndatabase: {service.path} (verify: {'clean' if not problems else f'{len(problems)} problem(s)'})")
+    click.echo(f"  look inside: claimstate --db {service.path} list")
+    click.echo(f"diagrams: {pictures}/ (lifecycle.html to open in a browser, claim-<id>.md for each claim)")
+
+
+def main() -> None:
+    cli(prog_name="claimstate")

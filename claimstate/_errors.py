@@ -7,7 +7,7 @@ for people, the attributes are for code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -28,6 +28,19 @@ class Refusal:
 
 class ClaimStateError(Exception):
     """The root of every error claimstate raises on purpose."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data: its class name, its message and its context attributes."""
+        context = {k: _plain(v) for k, v in vars(self).items() if not k.startswith("_")}
+        return {"error": type(self).__name__, "message": str(self), **context}
+
+
+def _plain(value: object) -> Any:
+    if isinstance(value, Refusal):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 class DefinitionError(ClaimStateError):

@@ -62,7 +62,10 @@ BAD_EVIDENCE: tuple[object, ...] = (
 BAD_TEXT: tuple[object, ...] = ("", "   ", "\n\t", 7, ["text"], {"text": "x"}, "x" * 10_001)
 BAD_KINDS: tuple[object, ...] = ("half_refund", "FULL_REFUND", "", 1)
 
-TEXT = st.text(min_size=1, max_size=12).filter(str.strip)
+# Texts that say something (drawn from a fixed few: generating characters would cost more than it finds).
+TEXT = st.sampled_from(("receipt", "DHL", "1Z999AA10123456784", " padded ", "Ünïcode ✓ 返品", "x" * 10_000))
+# Optional texts may be blank.
+NOTE = st.sampled_from(("", "   ", "changed my mind"))
 EVIDENCE = st.lists(
     st.fixed_dictionaries({"kind": st.sampled_from(EVIDENCE_KINDS), "description": TEXT}, optional={"document": TEXT}),
     min_size=1,
@@ -113,9 +116,9 @@ def _valid_data(trigger: str, currency: str, order: int) -> st.SearchStrategy[di
     shapes: dict[str, tuple[dict[str, st.SearchStrategy[Any]], dict[str, st.SearchStrategy[Any]]]] = {
         "submit_evidence": ({"evidence": EVIDENCE}, {}),
         "appeal": ({"evidence": EVIDENCE}, {}),
-        "reject_offer": ({}, {"note": st.text(max_size=8)}),
-        "escalate": ({}, {"note": st.text(max_size=8)}),
-        "withdraw": ({}, {"reason": st.text(max_size=8)}),
+        "reject_offer": ({}, {"note": NOTE}),
+        "escalate": ({}, {"note": NOTE}),
+        "withdraw": ({}, {"reason": NOTE}),
         "reject_cancellation": ({"reason": TEXT}, {}),
         "request_buyer_response": ({"question": TEXT}, {}),
         "request_supplier_response": ({"question": TEXT}, {}),
@@ -356,30 +359,33 @@ def _step(data: st.DataObject, claim: Claim, now: datetime, applied: list[Transi
         allowed = next(a for a in ENGINE.available(claim, actor, now) if a.trigger == trigger).allowed
 
     after, error = _fire(claim, trigger, actor, payload, now, applied)
-    where = f"{trigger} by {actor} in {claim.state} at {now.isoformat()} with {payload!r}"
+
+    def where() -> str:
+        return f"{trigger} by {actor} in {claim.state} at {now.isoformat()} with {payload!r}"
+
     if was_final:
         # Invariant 2: a final state refuses every trigger, for its state.
-        assert isinstance(error, TransitionRefused), f"{where}: final state gave {error!r}"
+        assert isinstance(error, TransitionRefused), f"{where()}: final state gave {error!r}"
         assert error.kinds == {"state"}, error.reasons
     if valid:
         # `available` predicts the outcome of a fire whose data the guards accept.
-        assert (error is None) == allowed, f"{where}: available said allowed={allowed}, fire gave {error!r}"
-        assert error is None or isinstance(error, TransitionRefused), f"{where}: valid data refused: {error!r}"
+        assert (error is None) == allowed, f"{where()}: available said allowed={allowed}, fire gave {error!r}"
+        assert error is None or isinstance(error, TransitionRefused), f"{where()}: valid data refused: {error!r}"
     elif allowed and isinstance(error, TransitionRefused):
         # Allowed in its state and for its actor, a trigger can only be refused for its data.
-        assert error.kinds == {"guard"}, f"{where}: {error.reasons}"
+        assert error.kinds == {"guard"}, f"{where()}: {error.reasons}"
     if error is None and (trigger, claim.state) in BEFORE_DUE_STEPS:
         # The spec's "before <due>" steps are applied only before the claim's due time.
-        assert claim.deadline is None or now < claim.deadline.due, f"{where}: applied at or after {claim.deadline}"
+        assert claim.deadline is None or now < claim.deadline.due, f"{where()}: applied at or after {claim.deadline}"
     if actor == SYSTEM and trigger in DEADLINE_TRIGGERS and payload == {}:
         # The clock's trigger fires exactly when the claim's own deadline is due.
         due = claim.deadline
         expected = due is not None and due.trigger == trigger and now >= due.due
-        assert (error is None) == expected, f"{where}: deadline {due}, got {error!r}"
+        assert (error is None) == expected, f"{where()}: deadline {due}, got {error!r}"
     return after
 
 
-STEPS = st.integers(10, 50)
+STEPS = st.integers(8, 40)
 FILED_AT = st.integers(0, 10**8)
 
 
@@ -429,7 +435,7 @@ def test_random_walks_reach_every_refund_and_release_outcome() -> None:
     """
     reached: set[str] = set()
 
-    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=120, deadline=None, derandomize=True, database=None)
     @given(st.data())
     def walk(data: st.DataObject) -> None:
         reached.update(_walk(data))
