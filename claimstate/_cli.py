@@ -20,7 +20,7 @@ import attrs
 import click
 
 from claimstate._claim import Claim, TransitionRecord
-from claimstate._demo import format_history, walk
+from claimstate._demo import SCENARIOS, format_history, walk
 from claimstate._diagram import FORMATS, REGENERATE, Diagrams
 from claimstate._errors import (
     ClaimNotFound,
@@ -317,8 +317,9 @@ def can(claim_id: str, actor: str) -> None:
 def tick() -> None:
     """Fire every deadline that is due now (or at --now), once each; prints what fired."""
     settings = _settings()
-    with settings.service() as service:
-        _show_records(service.tick(settings.now))
+    with settings.service() as service, _progress(service.due(settings.now), "tick") as advance:
+        fired = service.tick(settings.now, progress=advance)
+    _show_records(fired)
 
 
 @command()
@@ -413,8 +414,11 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
 def demo(folder: Path) -> None:
     """Walk demo claims through the lifecycle's main paths on SQLite; print histories; write diagrams."""
     folder.mkdir(parents=True, exist_ok=True)
-    with ClaimService(folder / "claims.db") as service:
-        walked = list(walk(service))
+    with ClaimService(folder / "claims.db") as service, _progress(len(SCENARIOS), "demo") as advance:
+        walked = []
+        for walked_one in walk(service):
+            walked.append(walked_one)
+            advance(1)
         pictures = folder / "diagrams"
         try:
             written = Diagrams().write_all(pictures)

@@ -169,11 +169,18 @@ class ClaimService:
                 raise ConcurrentModification(claim_id, claim.version, current.version)
         return fired
 
-    def tick(self, now: datetime | None = None, *, limit: int = 500) -> list[TransitionRecord]:
+    def due(self, now: datetime | None = None) -> int:
+        """How many deadlines are due at `now`: what the next `tick` will try to fire."""
+        return self._store.due_count(to_iso(self._now(now)))
+
+    def tick(
+        self, now: datetime | None = None, *, limit: int = 500, progress: Callable[[int], None] | None = None
+    ) -> list[TransitionRecord]:
         """Fire every deadline due at `now`, once each, as the system; returns what was fired.
 
         Each deadline fires in its own transaction after re-reading the claim, so two ticks at once never
         fire one deadline twice. A deadline whose transition is refused is left for the team to see.
+        `progress` is called with 1 for each deadline handled.
         """
         at = self._now(now)
         fired: list[TransitionRecord] = []
@@ -182,6 +189,8 @@ class ClaimService:
             due = [(i, t) for i, t in self._store.due(to_iso(at), limit + len(refused)) if i not in refused]
             for claim_id, trigger in due:
                 record = self._fire_deadline(claim_id, trigger, at)
+                if progress is not None:
+                    progress(1)
                 if record is None:
                     refused.add(claim_id)
                 else:

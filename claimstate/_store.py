@@ -301,6 +301,13 @@ class Store:
             ).fetchall()
         return [(row[0], row[1]) for row in rows]
 
+    def due_count(self, now: str) -> int:
+        with self.errors():
+            row = self._conn.execute(
+                "SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,)
+            ).fetchone()
+        return int(row[0])
+
     def claim_ids(self) -> Iterator[str]:
         with self.errors():
             ids = [row[0] for row in self._conn.execute("SELECT id FROM claims ORDER BY id")]
