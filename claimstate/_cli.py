@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import attrs
 import click
@@ -84,30 +84,32 @@ def _set_now(ctx: click.Context, param: click.Parameter, value: str | None) -> N
         raise click.BadParameter(error.reason) from None
 
 
-def _global_options(*, eager: bool) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """--db, --json and --now, on the group and again on each command (a command's own win)."""
+GLOBALS = ("db", "json", "now")
+
+
+def _global_options(uses: Sequence[str], *, group: bool) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """The global options a command uses, given on the group or again after the command's name.
+
+    Only the group reads $CLAIMSTATE_DB, so an explicit --db anywhere wins over the environment.
+    """
+    options = {
+        "db": click.option(
+            "--db", envvar="CLAIMSTATE_DB" if group else None, type=click.Path(dir_okay=False), expose_value=False,
+            callback=_set("db"), is_eager=group, help="The SQLite file (default claims.db, or $CLAIMSTATE_DB).",
+        ),
+        "json": click.option(
+            "--json", "as_json", is_flag=True, expose_value=False, callback=_set("json"), is_eager=group,
+            help="Print JSON for scripts.",
+        ),
+        "now": click.option(
+            "--now", metavar="ISO-8601", expose_value=False, callback=_set_now, is_eager=group,
+            help="The time to act at, with its offset (default: the clock).",
+        ),
+    }  # fmt: skip
 
     def decorate(command: Callable[P, R]) -> Callable[P, R]:
-        for option in (
-            click.option(
-                "--db",
-                envvar="CLAIMSTATE_DB",
-                type=click.Path(dir_okay=False),
-                expose_value=False,
-                callback=_set("db"),
-                is_eager=eager,
-                help="The SQLite file (default claims.db, or $CLAIMSTATE_DB).",
-            ),
-            click.option(
-                "--json", "as_json", is_flag=True, expose_value=False, callback=_set("json"), is_eager=eager,
-                help="Print JSON for scripts.",
-            ),
-            click.option(
-                "--now", metavar="ISO-8601", expose_value=False, callback=_set_now,
-                is_eager=eager, help="The time to act at, with its offset (default: the clock).",
-            ),
-        ):  # fmt: skip
-            command = option(command)
+        for name in reversed(uses):
+            command = options[name](command)
         return command
 
     return decorate
@@ -117,9 +119,13 @@ def _settings() -> Settings:
     return click.get_current_context().ensure_object(Settings)
 
 
-def _fail(error: ClaimStateError) -> None:
+def exit_code(error: ClaimStateError) -> int:
+    return next(c for kind, c in EXIT_CODES.items() if isinstance(error, kind))
+
+
+def _fail(error: ClaimStateError) -> NoReturn:
     """One line on stderr (and the error as JSON on stdout with --json), then the error's exit code."""
-    code = next(c for kind, c in EXIT_CODES.items() if isinstance(error, kind))
+    code = exit_code(error)
     if _settings().json:
         click.echo(json.dumps({**error.to_dict(), "exit_code": code}))
     click.echo(f"error: {error}", err=True)
@@ -133,7 +139,6 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except ClaimStateError as error:
             _fail(error)
-            raise  # not reached: _fail exits
 
     return run
 
@@ -150,15 +155,29 @@ def _emit(data: Any, human: Callable[[], str]) -> None:
 
 
 def _show_claim(claim: Claim) -> None:
+    """Every detail of the claim: JSON as stored, or a two-column table with amounts in their currency."""
     data = claim.to_dict()
-    keys = ("id", "state", "version", "order_id", "buyer_id", "supplier_id", "amount", "currency", "resolution",
-            "refund_amount", "deadline_trigger", "deadline_at", "refund", "updated_at")  # fmt: skip
-    _emit(data, lambda: _table([(k, data[k]) for k in keys], ("field", "value")))
+
+    def human() -> str:
+        money = {"amount", "refund_amount", "refund"}
+        rows: list[tuple[str, object]] = [
+            (k, f"{v} {claim.amount.currency}" if k in money and v is not None else v)
+            for k, v in data.items()
+            if k not in {"currency", "evidence", "offers", "shipment"}
+        ]
+        rows += [(f"evidence {i}", f"{e.by}, {e.kind}: {e.description}") for i, e in enumerate(claim.evidence, 1)]
+        rows += [(f"offer {o.number}", f"{o.by}, {o.kind} {o.amount.format()}, {o.status}") for o in claim.offers]
+        if claim.shipment is not None:
+            rows.append(("shipment", f"{claim.shipment.carrier} {claim.shipment.tracking_number}"))
+        return _table(rows, ("field", "value"))
+
+    _emit(data, human)
 
 
-def _show_records(records: Sequence[TransitionRecord]) -> None:
-    rows = [(r.seq, to_iso(r.at), r.trigger, r.from_state, r.to_state, str(r.actor)) for r in records]
-    _emit([r.to_dict() for r in records], lambda: _table(rows, ("seq", "at", "trigger", "from", "to", "actor")))
+def _show_records(records: Sequence[TransitionRecord], *, empty: str = "no transitions") -> None:
+    rows = [(r.claim_id, r.seq, to_iso(r.at), r.trigger, r.from_state, r.to_state, str(r.actor)) for r in records]
+    headers = ("claim", "seq", "at", "trigger", "from", "to", "actor")
+    _emit([r.to_dict() for r in records], lambda: _table(rows, headers) if rows else empty)
 
 
 def _show_claims(claims: Sequence[Claim]) -> None:
@@ -182,16 +201,18 @@ def _progress(length: int, label: str) -> Iterator[Callable[[int], None]]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(package_name="claimstate")
-@_global_options(eager=True)
+@_global_options(GLOBALS, group=True)
 def cli() -> None:
     """claimstate: buyer claims (disputes) as an explicit, declarative state machine, kept in SQLite."""
 
 
-def command(name: str | None = None) -> Callable[[Callable[P, R]], click.Command]:
-    """A subcommand with the global options, the exit codes in its help, and errors handled."""
+def command(
+    name: str | None = None, *, uses: Sequence[str] = ("db", "json")
+) -> Callable[[Callable[P, R]], click.Command]:
+    """A subcommand with the global options it uses, the exit codes in its help, and errors handled."""
 
     def decorate(function: Callable[P, R]) -> click.Command:
-        return cli.command(name, epilog=EXIT_HELP)(_global_options(eager=False)(handles_errors(function)))
+        return cli.command(name, epilog=EXIT_HELP)(_global_options(uses, group=False)(handles_errors(function)))
 
     return decorate
 
@@ -205,10 +226,25 @@ def init() -> None:
     _emit({"db": path, "schema_version": SCHEMA_VERSION}, lambda: f"{path}: claimstate schema {SCHEMA_VERSION}")
 
 
+def _read(path: str, field: str) -> str:
+    """A text file, or stdin for -; unreadable or not UTF-8 is invalid input naming the option."""
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"cannot read {path}: {error}", field=field) from None
+
+
+def _write(path: Path, content: str | bytes) -> None:
+    try:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    except OSError as error:
+        raise StorageError(f"cannot write {path}: {error.strerror}", path=str(path)) from None
+
+
 def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:
     if value is not None and path is not None:
         raise InvalidInput("give --data or --data-file, not both", field="data")
-    text = value if path is None else (sys.stdin.read() if path == "-" else Path(path).read_text())
+    text = value if path is None else _read(path, "--data-file")
     if text is None:
         return None
     try:
@@ -220,7 +256,7 @@ def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:
     return data
 
 
-@command("file")
+@command("file", uses=GLOBALS)
 @click.option("--order", required=True, help="The order the claim is about.")
 @click.option("--buyer", required=True, help="The buyer's id (the buyer files it).")
 @click.option("--supplier", required=True, help="The supplier's id.")
@@ -244,7 +280,7 @@ def file_claim(
         _show_claim(service.file_claim(data, idempotency_key=key, now=settings.now).claim)
 
 
-@command()
+@command(uses=GLOBALS)
 @click.argument("claim_id", metavar="CLAIM")
 @click.argument("trigger")
 @click.option("--actor", required=True, help="Who fires it: buyer:<id>, supplier:<id>, agent:<id> or system.")
@@ -300,7 +336,7 @@ def list_claims(
         _show_claims(found)
 
 
-@command()
+@command(uses=GLOBALS)
 @click.argument("claim_id", metavar="CLAIM")
 @click.option("--actor", required=True, help="Who asks: buyer:<id>, supplier:<id>, agent:<id> or system.")
 def can(claim_id: str, actor: str) -> None:
@@ -313,13 +349,13 @@ def can(claim_id: str, actor: str) -> None:
     _emit([a.to_dict() for a in answers], lambda: _table(rows, ("trigger", "answer", "why / needs")))
 
 
-@command()
+@command(uses=GLOBALS)
 def tick() -> None:
     """Fire every deadline that is due now (or at --now), once each; prints what fired."""
     settings = _settings()
     with settings.service() as service, _progress(service.due(settings.now), "tick") as advance:
         fired = service.tick(settings.now, progress=advance)
-    _show_records(fired)
+    _show_records(fired, empty="no deadline was due")
 
 
 @command()
@@ -344,6 +380,8 @@ def verify() -> None:
 def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | None) -> None:
     """Draw the lifecycle, or one claim's path through it, generated from the model."""
     if folder is not None:
+        if claim_id is not None or output is not None:
+            raise InvalidInput("--all writes the lifecycle in every format; it takes no --claim or -o", field="--all")
         paths = [str(p) for p in Diagrams().write_all(folder)]
         _emit(paths, lambda: "\n".join(paths))
         return
@@ -355,11 +393,11 @@ def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | 
     if output is None:
         click.echo(drawn, nl=False)  # click writes bytes to the binary stream
         return
-    output.write_bytes(drawn if isinstance(drawn, bytes) else drawn.encode())
+    _write(output, drawn)
     _emit({"path": str(output), "format": fmt}, lambda: str(output))
 
 
-@command()
+@command(uses=("json",))
 def model() -> None:
     """Print the lifecycle definition: states, transitions, guards, actors, deadline windows."""
     data = CLAIM_LIFECYCLE.to_dict()
@@ -375,21 +413,23 @@ def model() -> None:
     _emit(data, human)
 
 
-@command()
+@command(uses=GLOBALS)
 @click.argument("path", default="-", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--atomic", is_flag=True, help="All lines in one transaction: any failure undoes them all.")
 @click.option("--keep-going", is_flag=True, help="Run the lines after a failure too (not with --atomic).")
 def script(path: str, atomic: bool, keep_going: bool) -> None:
     """Run a JSON Lines file of commands (file, fire, tick, show); - reads stdin. Reports each line."""
     settings = _settings()
-    lines = (sys.stdin.read() if path == "-" else Path(path).read_text()).splitlines()
+    lines = _read(path, "PATH").splitlines()
     with settings.service() as service, _progress(len(lines), "script") as advance:
         report = run_script(service, lines, atomic=atomic, keep_going=keep_going, now=settings.now, progress=advance)
     for result in report.results:
         if settings.json:
-            click.echo(json.dumps(result.to_dict()))
+            click.echo(json.dumps({**result.to_dict(), "kept": report.kept and result.ok}))
         elif result.ok:
-            click.echo(f"line {result.line}: ok")
+            done = result.result if isinstance(result.result, dict) else {}
+            detail = f" {done['id']} {done['state']} v{done['version']}" if "id" in done else ""
+            click.echo(f"line {result.line}: ok{detail}{'' if report.kept else ' (undone)'}")
         else:
             click.echo(f"line {result.line}: {result.error}")
     if report.failures:
@@ -399,10 +439,10 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
         click.echo(
             f"error: {len(report.failures)} line(s) failed, first line {report.failures[0].line}{undone}", err=True
         )
-        sys.exit(next(c for kind, c in EXIT_CODES.items() if isinstance(first, kind)))
+        sys.exit(exit_code(first))
 
 
-@command()
+@command(uses=("json",))
 @click.option(
     "--dir",
     "folder",

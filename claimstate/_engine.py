@@ -121,7 +121,9 @@ class Engine:
         """Apply `trigger` to `claim` as `actor`, or raise TransitionRefused / InvalidInput having changed nothing."""
         if trigger == self.definition.creation.trigger:
             raise InvalidInput(f"{trigger} files a new claim; it cannot be fired on claim {claim.id}", field="trigger")
-        return self._apply(claim, claim_id=claim.id, trigger=trigger, actor=actor, data=data or {}, now=now)
+        return self._apply(
+            claim, claim_id=claim.id, trigger=trigger, actor=actor, data={} if data is None else data, now=now
+        )
 
     def available(self, claim: Claim, actor: Actor | str, now: datetime) -> tuple[Availability, ...]:
         """Every trigger of the definition, allowed or refused for `actor` now, with the reasons.
@@ -157,8 +159,10 @@ class Engine:
                 f"unknown trigger {trigger!r}; known: {', '.join(self.definition.triggers)}", field="trigger"
             )
         state = None if claim is None else claim.state
-        if state is not None:
-            self.definition.state(state)
+        if claim is not None:
+            self.definition.state(claim.state)
+            if now < claim.updated_at:
+                raise InvalidInput(f"{now} is before the claim's last change ({claim.updated_at})", field="now")
         candidates = self.definition.candidates(state, trigger)
         permitted = tuple(t for t in candidates if self._permits(t, actor, claim))
         if not permitted:

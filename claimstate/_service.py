@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import update_wrapper
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
@@ -24,7 +25,7 @@ from claimstate._actor import SYSTEM, Actor
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition, Policy
 from claimstate._engine import Availability, Engine, Fired
-from claimstate._errors import ClaimNotFound, ConcurrentModification, InvalidInput, TransitionRefused
+from claimstate._errors import ClaimNotFound, ConcurrentModification, InvalidInput, StorageError, TransitionRefused
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._store import Store, Synchronous
 from claimstate._time import aware, from_iso, to_iso
@@ -70,6 +71,22 @@ def _digest(trigger: str, actor: Actor, data: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+S = TypeVar("S", bound="ClaimService")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _serialized(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Run the method holding the service's lock: threads sharing one service take turns on its connection."""
+
+    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    update_wrapper(run, method)
+    return run
+
+
 class ClaimService:
     """Claims kept in one SQLite file (default ``claims.db``; ``":memory:"`` for tests).
 
@@ -91,6 +108,7 @@ class ClaimService:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._store = Store(path, synchronous=synchronous, busy_timeout=busy_timeout)
         self.path = self._store.path
+        self._lock = threading.RLock()  # one connection: threads take turns, a batch keeps its turn
 
     def close(self) -> None:
         self._store.close()
@@ -107,11 +125,12 @@ class ClaimService:
     @contextmanager
     def batch(self) -> Iterator[ClaimService]:
         """Apply every call inside the block in one transaction: all of them, or none if the block raises."""
-        with self._store.transaction():
+        with self._lock, self._store.transaction():
             yield self
 
     # --- writes ----------------------------------------------------------------------------------------
 
+    @_serialized
     def file_claim(
         self,
         data: Mapping[str, Any],
@@ -124,10 +143,9 @@ class ClaimService:
         """File a claim (actor defaults to the data's buyer); refused if another claim on the order is open."""
         if not isinstance(data, Mapping):
             raise InvalidInput(f"the filing data must be an object, not {data!r}", field="data")
-        actor = Actor.parse(actor if actor is not None else f"buyer:{data.get('buyer_id')}")
-        at = self._now(now)
+        actor = self._filer(actor, data)
         trigger = self.definition.creation.trigger
-        digest = None if idempotency_key is None else _digest(trigger, actor, data)
+        digest = None if idempotency_key is None else _digest(trigger, actor, {"claim_id": claim_id, **data})
         with self._store.transaction():
             retried = self._retried(None, idempotency_key, digest)
             if retried is not None:
@@ -136,10 +154,11 @@ class ClaimService:
             if self._store.claim(claim_id) is not None:
                 raise InvalidInput(f"a claim with id {claim_id!r} exists already", field="claim_id")
             open_order = self._store.order_is_open(str(data.get("order_id")))
-            fired = self.engine.file(claim_id, actor, data, at, order_has_open_claim=open_order)
+            fired = self.engine.file(claim_id, actor, data, self._now(now), order_has_open_claim=open_order)
             self._store.insert(fired.claim, self._closed(fired.claim), fired.record, idempotency_key, digest)
         return fired
 
+    @_serialized
     def fire(
         self,
         claim_id: str,
@@ -154,7 +173,6 @@ class ClaimService:
         """Apply one trigger atomically; a retry with the same idempotency key returns the first result."""
         actor = Actor.parse(actor)
         data = {} if data is None else data
-        at = self._now(now)
         digest = None if idempotency_key is None else _digest(trigger, actor, data)
         with self._store.transaction():
             retried = self._retried(claim_id, idempotency_key, digest)
@@ -163,23 +181,26 @@ class ClaimService:
             claim = self._load(claim_id)
             if expected_version is not None and expected_version != claim.version:
                 raise ConcurrentModification(claim_id, expected_version, claim.version)
-            fired = self.engine.fire(claim, trigger, actor, data, at)
+            fired = self.engine.fire(claim, trigger, actor, data, self._now(now))  # the clock read under the lock
             if not self._store.update(fired.claim, self._closed(fired.claim), fired.record, idempotency_key, digest):
                 current = self._load(claim_id)
                 raise ConcurrentModification(claim_id, claim.version, current.version)
         return fired
 
+    @_serialized
     def due(self, now: datetime | None = None) -> int:
         """How many deadlines are due at `now`: what the next `tick` will try to fire."""
         return self._store.due_count(to_iso(self._now(now)))
 
+    @_serialized
     def tick(
         self, now: datetime | None = None, *, limit: int = 500, progress: Callable[[int], None] | None = None
     ) -> list[TransitionRecord]:
         """Fire every deadline due at `now`, once each, as the system; returns what was fired.
 
         Each deadline fires in its own transaction after re-reading the claim, so two ticks at once never
-        fire one deadline twice. A deadline whose transition is refused is left for the team to see.
+        fire one deadline twice. A deadline whose transition is refused (only a hand-edited claim has one)
+        is skipped and stays due: `due()` counts it and `verify()` reports the claim.
         `progress` is called with 1 for each deadline handled.
         """
         at = self._now(now)
@@ -198,12 +219,15 @@ class ClaimService:
             if len(due) < limit:
                 return fired
 
+    @_serialized
     def _fire_deadline(self, claim_id: str, trigger: str, at: datetime) -> TransitionRecord | None:
         with self._store.transaction():
             claim = self._store.claim(claim_id)
             deadline = None if claim is None else claim.deadline
             if claim is None or deadline is None or deadline.trigger != trigger or deadline.due > at:
                 return None  # another tick fired it first
+            if claim.updated_at > at:
+                return None  # changed since this tick began: the next tick judges it
             try:
                 result = self.engine.fire(claim, trigger, SYSTEM, None, at)
             except TransitionRefused:
@@ -213,19 +237,23 @@ class ClaimService:
 
     # --- reads -----------------------------------------------------------------------------------------
 
+    @_serialized
     def get(self, claim_id: str) -> Claim:
         return self._load(claim_id)
 
+    @_serialized
     def history(self, claim_id: str) -> list[TransitionRecord]:
         rows = self._store.history(claim_id)
         if not rows:
             self._load(claim_id)
         return [_record(row) for row in rows]
 
+    @_serialized
     def available(self, claim_id: str, actor: Actor | str, now: datetime | None = None) -> tuple[Availability, ...]:
         """Every trigger, allowed or refused for `actor` now, with the reasons."""
         return self.engine.available(self._load(claim_id), actor, self._now(now))
 
+    @_serialized
     def list_claims(
         self,
         *,
@@ -244,6 +272,7 @@ class ClaimService:
         filters = {"state": state, "buyer_id": buyer, "supplier_id": supplier, "order_id": order}
         return self._store.claims({k: v for k, v in filters.items() if v is not None}, after=after, limit=limit)
 
+    @_serialized
     def verify(self) -> list[Mismatch]:
         """Replay every claim's history from its filing and report each stored row that differs. Writes nothing."""
         problems: list[Mismatch] = []
@@ -254,22 +283,20 @@ class ClaimService:
         return problems
 
     def _verify_one(self, claim_id: str) -> str | None:
-        rows = self._store.history(claim_id)
-        if not rows:
-            return "the claim has no history"
-        if [r["seq"] for r in rows] != list(range(1, len(rows) + 1)):
-            return f"history sequence numbers are {[r['seq'] for r in rows]}, not 1..{len(rows)}"
         try:
+            rows = self._store.history(claim_id)
+            if not rows:
+                return "the claim has no history"
+            if [r["seq"] for r in rows] != list(range(1, len(rows) + 1)):
+                return f"history sequence numbers are {[r['seq'] for r in rows]}, not 1..{len(rows)}"
             replayed = self._replay(claim_id, rows)
             stored = self._load(claim_id)
-        except (TransitionRefused, InvalidInput) as error:
-            return f"the history does not replay: {error}"
+        except (TransitionRefused, InvalidInput, StorageError) as error:
+            return f"the history does not replay onto the stored claim: {error}"
         if replayed != stored:
             diff = sorted(k for k, v in replayed.to_dict().items() if stored.to_dict().get(k) != v)
             return f"the stored claim differs from its history in: {', '.join(diff)}"
-        columns = self._store.columns(claim_id)
-        expected = {"state": stored.state, "version": stored.version, "closed": int(self._closed(stored))}
-        wrong = sorted(k for k, v in expected.items() if columns[k] != v)
+        wrong = self._store.row_differences(stored, self._closed(stored))
         if wrong:
             return f"the claims row's columns differ from the claim: {', '.join(wrong)}"
         return None
@@ -282,15 +309,36 @@ class ClaimService:
             raise ClaimNotFound(claim_id)
         return claim
 
+    @staticmethod
+    def _filer(actor: Actor | str | None, data: Mapping[str, Any]) -> Actor:
+        """Who files: the given actor, else the buyer the data names."""
+        if actor is not None:
+            return Actor.parse(actor)
+        try:
+            return Actor("buyer", data.get("buyer_id"))
+        except InvalidInput as error:
+            raise InvalidInput(error.reason, field="buyer_id") from None
+
     def _closed(self, claim: Claim) -> bool:
         return self.definition.state(claim.state).final
 
     def _replay(self, claim_id: str, rows: list[dict[str, Any]]) -> Claim:
-        """The claim its history rows rebuild, fired through the engine from the filing on."""
-        first, *rest = rows
-        claim = self.engine.file(claim_id, first["actor"], first["data"], from_iso(first["at"])).claim
-        for row in rest:
-            claim = self.engine.fire(claim, row["trigger"], row["actor"], row["data"], from_iso(row["at"])).claim
+        """The claim its history rows rebuild, fired through the engine from the filing on.
+
+        Each deadline is the one recorded when it was set, so a later change of policy does not rewrite
+        the past: retries return what was stored, and verify judges by the windows then in force.
+        """
+        claim = None
+        for row in rows:
+            at = from_iso(row["at"])
+            if claim is None:
+                claim = self.engine.file(claim_id, row["actor"], row["data"], at).claim
+            else:
+                claim = self.engine.fire(claim, row["trigger"], row["actor"], row["data"], at).claim
+            if claim.deadline is not None and row["deadline_at"] is not None:
+                claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=from_iso(row["deadline_at"])))
+        if claim is None:
+            raise InvalidInput(f"claim {claim_id!r} has no history", field="claim")
         return claim
 
     def _retried(self, claim_id: str | None, key: str | None, digest: str | None) -> Fired | None:

@@ -18,7 +18,8 @@ from typing import Any, Literal
 import sqlite_utils
 
 from claimstate._claim import Claim, TransitionRecord
-from claimstate._errors import StorageError
+from claimstate._errors import ClaimStateError, StorageError
+from claimstate._time import to_iso
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 Synchronous = Literal["NORMAL", "FULL"]
@@ -58,6 +59,7 @@ def _schema_v1(db: sqlite_utils.Database) -> None:
             "actor": str,
             "at": str,
             "data": str,
+            "deadline_at": str,
             "idempotency_key": str,
             "request_hash": str,
         },
@@ -98,9 +100,10 @@ _UPDATE_CLAIM = (
     " details = ? WHERE id = ? AND version = ?"
 )
 _INSERT_RECORD = (
-    "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, idempotency_key,"
-    " request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
+    " idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_COLUMNS = ("id", *_CLAIM_COLUMNS.replace(" ", "").split(","))
 
 
 def _plain(error: sqlite3.Error, path: str) -> str:
@@ -239,7 +242,25 @@ class Store:
     def claim(self, claim_id: str) -> Claim | None:
         with self.errors():
             row = self._conn.execute("SELECT details FROM claims WHERE id = ?", (claim_id,)).fetchone()
-        return None if row is None else Claim.from_dict(json.loads(row[0]))
+        return None if row is None else self._claim_of(row[0], claim_id)
+
+    def _decoded(self, text: str, claim_id: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError):
+            raise StorageError(f"claim {claim_id!r} in {self.path} holds damaged JSON", path=self.path) from None
+
+    def _claim_of(self, details: str, claim_id: str) -> Claim:
+        try:
+            return Claim.from_dict(self._decoded(details, claim_id))
+        except (KeyError, TypeError, ValueError, ClaimStateError) as error:
+            raise StorageError(f"claim {claim_id!r} in {self.path} is damaged: {error!r}", path=self.path) from None
+
+    def row_differences(self, claim: Claim, closed: bool) -> list[str]:
+        """The claims row's columns that do not say what `claim` says (a hand edit, or damage)."""
+        stored = self.columns(claim.id)
+        expected = dict(zip(_COLUMNS, (claim.id, *_claim_row(claim, closed)), strict=True))
+        return sorted(k for k in _COLUMNS if k != "details" and stored[k] != expected[k])
 
     def columns(self, claim_id: str) -> dict[str, Any]:
         """The claims row's plain columns (what `sqlite-utils` and Datasette users read)."""
@@ -268,12 +289,12 @@ class Store:
         """The claim's transition rows in order, data decoded."""
         with self.errors():
             rows = self._conn.execute(
-                "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data FROM transitions"
+                "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at FROM transitions"
                 " WHERE claim_id = ? ORDER BY seq",
                 (claim_id,),
             ).fetchall()
-        keys = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data")
-        return [{**dict(zip(keys, row, strict=True)), "data": json.loads(row[7])} for row in rows]
+        keys = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at")
+        return [{**dict(zip(keys, row, strict=True)), "data": self._decoded(row[7], claim_id)} for row in rows]
 
     def claims(self, where: Mapping[str, str], *, after: str | None, limit: int) -> list[Claim]:
         """Claims matching every column = value of `where`, in id order, after the id `after`."""
@@ -284,12 +305,12 @@ class Store:
             params.append(after)
         with self.errors():
             rows = self.db.query(
-                "SELECT details FROM claims"
+                "SELECT id, details FROM claims"
                 + (" WHERE " + " AND ".join(clauses) if clauses else "")
                 + " ORDER BY id LIMIT ?",
                 [*params, limit],
             )
-            return [Claim.from_dict(json.loads(row["details"])) for row in rows]
+            return [self._claim_of(row["details"], row["id"]) for row in rows]
 
     def due(self, now: str, limit: int) -> list[tuple[str, str]]:
         """(claim id, trigger) of deadlines due at `now`, earliest first, from the partial index."""
@@ -308,10 +329,9 @@ class Store:
             ).fetchone()
         return int(row[0])
 
-    def claim_ids(self) -> Iterator[str]:
+    def claim_ids(self) -> list[str]:
         with self.errors():
-            ids = [row[0] for row in self._conn.execute("SELECT id FROM claims ORDER BY id")]
-        yield from ids
+            return [row[0] for row in self._conn.execute("SELECT id FROM claims ORDER BY id")]
 
     # --- writes (inside `transaction()`) ---------------------------------------------------------------
 
@@ -320,7 +340,7 @@ class Store:
         row = _claim_row(claim, closed)
         with self._writing():
             self._conn.execute(_INSERT_CLAIM, (claim.id, *row))
-            self._conn.execute(_INSERT_RECORD, _record_row(record, key, digest))
+            self._conn.execute(_INSERT_RECORD, _record_row(record, _due(claim), key, digest))
 
     def update(self, claim: Claim, closed: bool, record: TransitionRecord, key: str | None, digest: str | None) -> bool:
         """Write the claim's new version and its record, if the row is still at the version before; else False."""
@@ -332,8 +352,12 @@ class Store:
             ).rowcount
             if changed != 1:
                 return False
-            self._conn.execute(_INSERT_RECORD, _record_row(record, key, digest))
+            self._conn.execute(_INSERT_RECORD, _record_row(record, d["deadline_at"], key, digest))
         return True
+
+
+def _due(claim: Claim) -> str | None:
+    return None if claim.deadline is None else to_iso(claim.deadline.due)
 
 
 def _claim_row(c: Claim, closed: bool) -> tuple[Any, ...]:
@@ -356,7 +380,7 @@ def _claim_row(c: Claim, closed: bool) -> tuple[Any, ...]:
     )
 
 
-def _record_row(r: TransitionRecord, key: str | None, digest: str | None) -> tuple[Any, ...]:
+def _record_row(r: TransitionRecord, deadline_at: str | None, key: str | None, digest: str | None) -> tuple[Any, ...]:
     d = r.to_dict()
     return (
         r.claim_id,
@@ -367,6 +391,7 @@ def _record_row(r: TransitionRecord, key: str | None, digest: str | None) -> tup
         d["actor"],
         d["at"],
         json.dumps(d["data"]),
+        deadline_at,
         key,
         digest,
     )

@@ -302,3 +302,44 @@ def test_the_demo_says_where_its_database_and_diagrams_are(tmp_path: Path) -> No
     assert f"diagrams: {tmp_path / 'diagrams'}/" in result.output
     assert len(list((tmp_path / "diagrams").glob("claim-*.md"))) == 4
     assert (tmp_path / "diagrams" / "lifecycle.mmd").exists()
+
+
+def test_an_explicit_db_beats_the_environment(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$CLAIMSTATE_DB is only the default: --db before or after the command wins, and no other file appears."""
+    claim_id = filed(db)
+    other = tmp_path / "other.db"
+    monkeypatch.setenv("CLAIMSTATE_DB", str(other))
+    for args in (["--db", str(db), "--json", "show", claim_id], ["--json", "show", claim_id, "--db", str(db)]):
+        result = CliRunner().invoke(cli, args)
+        assert json.loads(result.stdout)["id"] == claim_id
+    assert not other.exists()
+
+
+def test_files_that_cannot_be_read_or_written_are_plain_errors(db: Path, tmp_path: Path) -> None:
+    """Unreadable input is invalid (exit 2); an output folder that does not exist is a storage error (5)."""
+    claim_id = filed(db)
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b"\xff\xfe{}")
+    for args, code in [
+        (["fire", claim_id, "withdraw", "--actor", "buyer:alice", "--data-file", str(tmp_path / "nope.json")], 2),
+        (["script", str(tmp_path / "nope.jsonl")], 2),
+        (["script", str(latin)], 2),
+        (["diagram", "--format", "dot", "-o", str(tmp_path / "no" / "such" / "x.dot")], 5),
+        (["diagram", "--all", str(tmp_path), "--claim", claim_id], 2),
+    ]:
+        result = run(db, *args)
+        assert result.exit_code == code, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_commands_offer_only_the_global_options_they_use() -> None:
+    """--now only where time matters; the demo keeps its own folder and takes no --db."""
+
+    def offered(name: str) -> set[str]:
+        return {o for p in cli.commands[name].params for o in p.opts}  # type: ignore[attr-defined]
+
+    assert "--now" in offered("fire")
+    assert "--now" in offered("tick")
+    assert "--now" not in offered("show")
+    assert "--db" not in offered("demo")
+    assert "--db" not in offered("model")

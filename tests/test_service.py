@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import sqlite_utils
 from conftest import EVIDENCE, T0, filing
 
 from claimstate import (
+    CLAIM_LIFECYCLE,
     ClaimNotFound,
     ClaimService,
     ConcurrentModification,
@@ -248,3 +251,119 @@ def test_the_clock_is_injectable(db_path: Path) -> None:
     with ClaimService(db_path, clock=lambda: T0 + timedelta(days=1)) as service:
         claim = service.file_claim(filing()).claim
     assert claim.filed_at == T0 + timedelta(days=1)
+
+
+def test_threads_may_share_one_service(db_path: Path) -> None:
+    """Four threads filing and firing through one service: every step applied once, verify clean."""
+
+    with ClaimService(db_path) as service:
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for i in range(25):
+                    claim_id = file_one(service, f"o-{n}-{i}")
+                    service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+                    with pytest.raises(TransitionRefused):
+                        service.fire(claim_id, "approve_cancellation", "agent:kim", now=T0)
+            except BaseException as error:  # reported below, with the thread's traceback lost otherwise
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        switching = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as possible, so unguarded sharing shows
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+        finally:
+            sys.setswitchinterval(switching)
+        assert errors == []
+        claims = service.list_claims(limit=1000)
+        assert len(claims) == 100
+        assert {c.version for c in claims} == {2}
+        assert service.verify() == []
+
+
+def test_a_new_policy_does_not_rewrite_the_past(db_path: Path) -> None:
+    """After the windows change, a retry returns what was stored and verify still finds the claim sound."""
+    with ClaimService(db_path) as service:
+        first = service.file_claim(filing(), idempotency_key="f", now=T0)
+        claim_id = first.claim.id
+        evidence = service.fire(
+            claim_id,
+            "submit_evidence",
+            "buyer:alice",
+            {"evidence": EVIDENCE},
+            idempotency_key="e",
+            now=T0 + timedelta(days=5),
+        )
+    shorter = CLAIM_LIFECYCLE.policy(evidence_due=timedelta(days=3))
+    with ClaimService(db_path, policy=shorter) as service:
+        assert service.file_claim(filing(), idempotency_key="f", now=T0) == first
+        again = service.fire(
+            claim_id,
+            "submit_evidence",
+            "buyer:alice",
+            {"evidence": EVIDENCE},
+            idempotency_key="e",
+            now=T0 + timedelta(days=5),
+        )
+        assert again == evidence
+        assert service.verify() == []
+        assert service.file_claim(filing(order_id="o-2"), now=T0).claim.deadline.due == T0 + timedelta(days=3)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("deadline_at", "2099-01-01T00:00:00.000000+00:00"),
+        ("deadline_at", None),
+        ("order_id", "o-x"),
+        ("amount", "1.00"),
+    ],
+)
+def test_verify_finds_an_edited_column(service: ClaimService, db_path: Path, column: str, value: object) -> None:
+    """Columns that drive deadlines, filters and the one-claim-per-order rule are checked against the claim."""
+    claim_id = file_one(service)
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"UPDATE claims SET {column} = ?", (value,))
+    conn.commit()
+    conn.close()
+    (mismatch,) = service.verify()
+    assert (mismatch.claim_id, column in mismatch.problem) == (claim_id, True)
+
+
+def test_damaged_json_is_reported_not_raised(service: ClaimService, db_path: Path) -> None:
+    """A row whose details are not JSON: verify reports it, get raises StorageError, never JSONDecodeError."""
+    claim_id = file_one(service)
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE claims SET details = '{not json'")
+    conn.commit()
+    conn.close()
+    (mismatch,) = service.verify()
+    assert "damaged" in mismatch.problem
+    with pytest.raises(StorageError, match="damaged"):
+        service.get(claim_id)
+
+
+def test_time_does_not_run_backwards(service: ClaimService) -> None:
+    """A fire dated before the claim's last change is invalid input: histories stay in time order."""
+    claim_id = file_one(service)
+    with pytest.raises(InvalidInput) as invalid:
+        service.fire(claim_id, "withdraw", "buyer:alice", now=T0 - timedelta(days=1))
+    assert invalid.value.field == "now"
+
+
+def test_odd_inputs_are_refused_by_name(service: ClaimService) -> None:
+    """Data that is not an object, an unusable buyer id, a filing key reused for another claim id."""
+    claim_id = file_one(service)
+    with pytest.raises(InvalidInput):
+        service.fire(claim_id, "withdraw", "buyer:alice", [], now=T0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput) as invalid:
+        service.file_claim(filing(buyer_id="bob smith"), now=T0)
+    assert invalid.value.field == "buyer_id"
+    service.file_claim(filing(order_id="o-2"), claim_id="A", idempotency_key="k", now=T0)
+    with pytest.raises(InvalidInput, match="different request"):
+        service.file_claim(filing(order_id="o-2"), claim_id="B", idempotency_key="k", now=T0)

@@ -68,8 +68,8 @@ def seed(path: Path, claims: int, *, due: int = 0) -> list[str]:
         record = attrs.evolve(filed.record, claim_id=claim_id)
         conn.execute(
             "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data,"
-            " idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _record_row(record, None, ""),
+            " deadline_at, idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _record_row(record, None, None, ""),
         )
         ids.append(claim_id)
     conn.execute("COMMIT")
