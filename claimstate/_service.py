@@ -34,8 +34,8 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 class _Ulids:
-    """ULIDs (48 bits of milliseconds, 80 random bits) that also grow within one millisecond,
-    so claim ids sort in filing order and page stably."""
+    """ULIDs (48 bits of milliseconds, 80 random bits) that also grow within one millisecond, so claim
+    ids sort in the order they were made (by the wall clock, not a `now` given) and page stably."""
 
     def __init__(self) -> None:
         self._last = 0
@@ -264,7 +264,7 @@ class ClaimService:
         limit: int = 100,
         after: str | None = None,
     ) -> list[Claim]:
-        """Claims matching every filter given, in id (filing) order; page with `after` = the last id seen."""
+        """Claims matching every filter given, in id order (the order they were filed); page with `after`."""
         if state is not None:
             self.definition.state(state)
         if not isinstance(limit, int) or limit < 1:
