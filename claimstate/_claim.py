@@ -49,7 +49,7 @@ class Evidence:
 
 @attrs.frozen
 class Offer:
-    """A refund offer one party made to the other; `status` is open, accepted, rejected or voided."""
+    """A refund offer one party made to the other; `status` is open, accepted, rejected, voided or superseded."""
 
     number: int
     by: str
