@@ -8,6 +8,7 @@ runs, so a refused trigger never reaches a guard or an effect.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
@@ -197,7 +198,8 @@ class Engine:
             deadline = Deadline(rule.name, rule.trigger, context.now + self.policy.window(rule.name))
         version = 1 if before is None else before.version + 1
         claim = attrs.evolve(changed, state=taken.dest, version=version, updated_at=context.now, deadline=deadline)
-        given = {f.name: data[f.name] for f in taken.fields if f.name in data}
+        # a deep copy: the record must not change when the caller later changes its own data
+        given = copy.deepcopy({f.name: data[f.name] for f in taken.fields if f.name in data})
         record = TransitionRecord(
             claim.id,
             version,

@@ -246,3 +246,12 @@ def test_nothing_of_transitions_leaks_into_the_public_api() -> None:
     errors = [getattr(claimstate, n) for n in claimstate.__all__ if n.endswith(("Error", "Refused", "Input"))]
     errors += [claimstate.ClaimNotFound, claimstate.ConcurrentModification]
     assert all(issubclass(e, ClaimStateError) for e in errors)
+
+
+def test_the_record_keeps_its_own_copy_of_the_data(walker: Walker) -> None:
+    """Changing the caller's data after a fire does not change the history record."""
+    claim = walker.reach("awaiting_evidence")
+    items = [dict(EVIDENCE[0])]
+    fired = walker.engine.fire(claim, "submit_evidence", "buyer:alice", {"evidence": items}, T0)
+    items[0]["description"] = "changed afterwards"
+    assert fired.record.data["evidence"] == EVIDENCE

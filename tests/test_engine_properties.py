@@ -4,8 +4,9 @@ Each example files a claim (full or partial refund asked, in a random currency a
 random sequence of steps. Most steps pick a trigger that `Engine.available` allows, with data the guards
 accept, so walks get deep into the lifecycle; the rest fire any trigger as any actor (strangers such as
 ``buyer:mallory``, the wrong role, the deadline clock before or after the due time) with valid or broken
-data, or are outright malformed. The clock only moves forward, in timezone-aware UTC. After every step the
-lifecycle's invariants are checked against the history of applied transitions.
+data (wrong amounts, empty evidence, unknown keys...), or are outright malformed. The clock only moves
+forward, in timezone-aware UTC. After every step the lifecycle's invariants are checked against the
+history of applied transitions.
 """
 
 from __future__ import annotations
@@ -40,8 +41,45 @@ REFUSAL_KINDS = frozenset({"state", "permission", "guard"})
 
 BUYER, SUPPLIER, AGENT, SYSTEM = "buyer:alice", "supplier:acme", "agent:kim", "system"
 PLAYERS = (BUYER, SUPPLIER, AGENT, SYSTEM)
-# The claim's own parties and the team, plus people who are not parties or use the wrong role.
-ACTORS = (*PLAYERS, "agent:lee", "buyer:mallory", "supplier:mallory", "buyer:acme", "supplier:alice")
+# Buyers and suppliers who are not this claim's parties (the last two: the parties in each other's role).
+STRANGERS = ("buyer:mallory", "supplier:mallory", "buyer:acme", "supplier:alice")
+ACTORS = (*PLAYERS, "agent:lee", *STRANGERS)
+IMPOSTORS = {BUYER: ("buyer:mallory", "buyer:acme"), SUPPLIER: ("supplier:mallory", "supplier:alice")}
+# Who may fire what, as the "Parties" table of LIFECYCLE.md says.
+MAY_FIRE = {
+    "buyer": {
+        "submit_evidence",
+        "make_offer",
+        "accept_offer",
+        "reject_offer",
+        "cancel_claim",
+        "respond",
+        "escalate",
+        "ship_return",
+        "withdraw",
+    },
+    "supplier": {
+        "submit_evidence",
+        "make_offer",
+        "accept_offer",
+        "reject_offer",
+        "respond",
+        "appeal",
+        "confirm_return_address",
+        "confirm_return_received",
+        "report_return_problem",
+    },
+    "agent": {
+        "request_buyer_response",
+        "request_supplier_response",
+        "approve_cancellation",
+        "reject_cancellation",
+        "decide_full_refund",
+        "decide_partial_refund",
+        "decide_for_supplier",
+    },
+    "system": {"evidence_deadline", "response_deadline", "return_deadline", "receipt_deadline"},
+}
 MALFORMED_ACTORS = ("robot:x", "buyer", "supplier:", "system:clock", "", "buyer:mal lory")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -158,13 +196,14 @@ def invalid_data(data: st.DataObject, trigger: str, claim: Claim) -> object:
         return _pick(data, (["evidence"], "data", 42), "not a mapping")
     if how == "unknown_key" or not valid:
         return {**valid, _pick(data, UNKNOWN_KEYS, "unknown key"): "x"}
-    key = _pick(data, sorted(valid), "key")
+    amounts = sorted(AMOUNT_KEYS & set(valid))
+    key = _pick(data, amounts + sorted(valid), "key")  # wrong amounts are the likeliest bugs: twice as often
     if how == "drop_key":
         return {k: v for k, v in valid.items() if k != key}
     if key in AMOUNT_KEYS:
         # The boundaries most of the time: nothing, the whole order amount, one minor unit more.
         edges = ("0", str(claim.amount), str(Money(claim.amount.minor + 1, claim.amount.currency)))
-        bad = (*edges, *edges, *BAD_AMOUNTS)
+        bad = (*edges, *edges, *edges, *BAD_AMOUNTS)
     elif key == "evidence":
         bad = BAD_EVIDENCE
     elif key == "kind":
@@ -268,20 +307,19 @@ SECONDS_SMALL = st.integers(0, 86_400)
 SECONDS_LARGE = st.integers(86_400, 20 * 86_400)
 CLOCK_MOVES = ("stay", "small", "stay", "small", "small", "stay", "small", "small", "due", "large")
 DUE_NUDGES = (-1, 0, 1, -60_000_000, 60_000_000)  # microseconds around the due time
-MODES = ("allowed",) * 8 + ("any",) * 3 + ("malformed",)
-# Each walk has a bent that steers its allowed steps three times in four, so walks get deep into the
-# lifecycle: "deep" prefers the steps of the long paths (agree on an offer and cancel, or return the goods),
-# which a uniform choice rarely strings together; "patient" avoids the steps that close the claim at once.
-DEEP_STEPS = frozenset(
-    {
-        "make_offer",
-        "accept_offer",
-        "cancel_claim",
-        "approve_cancellation",
-        "confirm_return_address",
-        "ship_return",
-        "confirm_return_received",
-    }
+# Mostly a step `available` allows; else any trigger by anyone, an allowed step with an amount at an edge
+# or fired by an impostor in a party's role, the clock firing a deadline, or nonsense.
+MODES = ("allowed",) * 8 + ("any",) * 3 + ("amount", "impostor", "clock", "malformed")
+# The allowed steps whose amount the spec bounds by the order amount; "amount" steps try their edges.
+EDGE_AMOUNT_TRIGGERS = frozenset({"make_offer", "decide_partial_refund"})
+# Each walk has a bent that steers its allowed steps (three times in four) towards the steps it prefers,
+# so walks get deep into the lifecycle rather than stopping at the first way out: "agree" prefers agreeing
+# on an offer and cancelling, "return" prefers a full refund and the return of the goods, "detour" prefers
+# the team's questions and reviews, "patient" nothing; when none of its steps is on offer, a walk avoids the
+# steps that close the claim at once.
+RETURN_STEPS = frozenset({"confirm_return_address", "ship_return", "confirm_return_received"})
+DETOURS = frozenset(
+    {"escalate", "appeal", "request_buyer_response", "request_supplier_response", "respond", "report_return_problem"}
 )
 EARLY_EXITS = frozenset({"withdraw", "decide_for_supplier"})
 # The party steps LIFECYCLE.md guards with "before <the state's due time>".
@@ -293,8 +331,13 @@ BEFORE_DUE_STEPS = frozenset(
         ("ship_return", "awaiting_return"),
     }
 )
-BENTS = ("deep", "patient")
-FOUR = st.integers(0, 3)  # three times in four: a draw > 0
+BENTS = {
+    "agree": frozenset({"make_offer", "accept_offer", "cancel_claim", "approve_cancellation"}) | RETURN_STEPS,
+    "return": frozenset({"decide_full_refund"}) | RETURN_STEPS,
+    "detour": DETOURS,
+    "patient": frozenset(),
+}
+FOUR = st.integers(0, 3)  # three times in four: a draw < 3 (and shrinking goes there)
 
 
 def _advance(data: st.DataObject, claim: Claim, now: datetime) -> datetime:
@@ -321,15 +364,64 @@ def _allowed(claim: Claim, now: datetime) -> tuple[tuple[str, str], ...]:
 
 def _steer(options: Sequence[tuple[str, str]], claim: Claim, bent: str) -> Sequence[tuple[str, str]]:
     """The options a walk of this bent prefers (all of them when it prefers none)."""
-    # Confirming the return address again changes nothing; no walk prefers it.
-    useful = [o for o in options if not (o[1] == "confirm_return_address" and claim.return_address is not None)]
-    deep = [o for o in useful if o[1] in DEEP_STEPS] if bent == "deep" else []
-    return deep or [o for o in useful if o[1] not in EARLY_EXITS] or options
+    # No walk prefers confirming the return address again, or offering again once the parties agreed.
+    redundant = {"confirm_return_address"} if claim.return_address is not None else set()
+    if claim.agreement is not None:
+        redundant.add("make_offer")
+    useful = [o for o in options if o[1] not in redundant]
+    preferred = [o for o in useful if o[1] in BENTS[bent]]
+    return preferred or [o for o in useful if o[1] not in EARLY_EXITS] or options
+
+
+def _edge_amount(data: st.DataObject, trigger: str, claim: Claim) -> tuple[dict[str, Any], bool]:
+    """Valid data for an amount-judging trigger with the amount moved to an edge; and whether the spec takes it."""
+    payload = data.draw(valid_data(trigger, claim), label="data")
+    order = claim.amount.minor
+    minor = _pick(data, (0, 1, order - 1, order, order + 1), "amount at an edge (minor units)")
+    payload = {**payload, "amount": str(Money(minor, claim.amount.currency))}
+    if payload.get("kind") == "full_refund":
+        return payload, minor == order
+    return payload, 0 < minor < order
+
+
+def _choose(
+    data: st.DataObject, claim: Claim, now: datetime, mode: str, bent: str
+) -> tuple[str, str, object, bool, bool, bool | None]:
+    """Actor, trigger and data of one step; whether the data is valid, whether `available` allows the step,
+    and (for an amount at an edge) whether the spec takes the amount."""
+    options = _allowed(claim, now) if mode in ("allowed", "amount", "impostor") else ()
+    if mode == "amount":
+        options = tuple(o for o in options if o[1] in EDGE_AMOUNT_TRIGGERS)
+    elif mode == "impostor":
+        options = tuple(o for o in options if o[0] in IMPOSTORS)
+    if options:
+        if mode == "allowed" and data.draw(FOUR, label="steered") < 3:
+            options = _steer(options, claim, bent)
+        actor, trigger = _pick(data, options, "allowed (actor, trigger)")
+        if mode == "amount":
+            payload, amount_ok = _edge_amount(data, trigger, claim)
+            return actor, trigger, payload, amount_ok, True, amount_ok
+        if mode == "impostor":
+            actor = _pick(data, IMPOSTORS[actor], "in the name of")
+        valid = mode == "impostor" or data.draw(FOUR, label="valid data") < 3
+    elif mode == "clock":
+        # The clock fires the claim's own deadline trigger (or another one), whether due or not.
+        own = () if claim.deadline is None else (claim.deadline.trigger,)
+        actor, trigger, valid = SYSTEM, _pick(data, (*own, *sorted(DEADLINE_TRIGGERS)), "deadline trigger"), True
+    else:
+        trigger = _pick(data, TRIGGERS, "trigger")
+        actor = _pick(data, ACTORS, "actor")
+        valid = _pick(data, (True, False), "valid data")
+    payload = data.draw(valid_data(trigger, claim), label="data") if valid else invalid_data(data, trigger, claim)
+    allowed = next(a for a in ENGINE.available(claim, actor, now) if a.trigger == trigger).allowed
+    return actor, trigger, payload, valid, allowed, None
 
 
 def _step(data: st.DataObject, claim: Claim, now: datetime, applied: list[TransitionRecord], bent: str) -> Claim:
     """One random step; checks what the spec and `available` say its outcome must be."""
     was_final = claim.state in FINAL_STATES
+    if was_final:
+        assert not _allowed(claim, now), f"triggers allowed in final state {claim.state}"
     mode = _pick(data, MODES, "mode")
 
     if mode == "malformed":
@@ -340,24 +432,7 @@ def _step(data: st.DataObject, claim: Claim, now: datetime, applied: list[Transi
         assert isinstance(error, InvalidInput), f"{trigger} by {actor!r}: expected InvalidInput, got {error!r}"
         return after
 
-    options = () if mode == "any" else _allowed(claim, now)
-    if was_final:
-        assert not (options or _allowed(claim, now)), f"triggers allowed in final state {claim.state}"
-    if options:
-        if bent == "deep" or data.draw(FOUR, label="steered") > 0:
-            options = _steer(options, claim, bent)
-        actor, trigger = _pick(data, options, "allowed (actor, trigger)")
-        allowed, valid = True, data.draw(FOUR, label="valid data") > 0
-        payload: object = (
-            data.draw(valid_data(trigger, claim), label="data") if valid else invalid_data(data, trigger, claim)
-        )
-    else:
-        trigger = _pick(data, TRIGGERS, "trigger")
-        actor = _pick(data, ACTORS, "actor")
-        valid = data.draw(st.booleans(), label="valid data")
-        payload = data.draw(valid_data(trigger, claim), label="data") if valid else invalid_data(data, trigger, claim)
-        allowed = next(a for a in ENGINE.available(claim, actor, now) if a.trigger == trigger).allowed
-
+    actor, trigger, payload, valid, allowed, amount_ok = _choose(data, claim, now, mode, bent)
     after, error = _fire(claim, trigger, actor, payload, now, applied)
 
     def where() -> str:
@@ -374,6 +449,13 @@ def _step(data: st.DataObject, claim: Claim, now: datetime, applied: list[Transi
     elif allowed and isinstance(error, TransitionRefused):
         # Allowed in its state and for its actor, a trigger can only be refused for its data.
         assert error.kinds == {"guard"}, f"{where()}: {error.reasons}"
+    if error is None:
+        # Only the roles the spec names fire a trigger, and a buyer or supplier only on their own claim.
+        assert trigger in MAY_FIRE[actor.partition(":")[0]], f"{where()}: applied for the wrong role"
+        assert actor not in STRANGERS, f"{where()}: applied for a stranger"
+    if amount_ok is False:
+        # An amount outside the spec's range (partial: above zero, below the order; full: the order) is refused.
+        assert isinstance(error, TransitionRefused), f"{where()}: amount taken: {error!r}"
     if error is None and (trigger, claim.state) in BEFORE_DUE_STEPS:
         # The spec's "before <due>" steps are applied only before the claim's due time.
         assert claim.deadline is None or now < claim.deadline.due, f"{where()}: applied at or after {claim.deadline}"
@@ -385,7 +467,7 @@ def _step(data: st.DataObject, claim: Claim, now: datetime, applied: list[Transi
     return after
 
 
-STEPS = st.integers(8, 40)
+STEPS = st.integers(1, 40)
 FILED_AT = st.integers(0, 10**8)
 
 
@@ -398,7 +480,7 @@ def _walk(data: st.DataObject) -> set[str]:
     assert (claim.state, claim.version, fired.record.seq, fired.record.from_state) == ("awaiting_evidence", 1, 1, None)
     applied = [fired.record]
     first, visited, steps_while_final = claim, {claim.state}, 0
-    bent = _pick(data, BENTS, "bent")
+    bent = _pick(data, tuple(BENTS), "bent")
     for _ in range(data.draw(STEPS, label="steps")):
         if claim.state in FINAL_STATES:
             steps_while_final += 1
@@ -419,27 +501,41 @@ def _walk(data: st.DataObject) -> set[str]:
 def test_random_trigger_sequences_keep_every_claim_invariant(data: st.DataObject) -> None:
     """Any sequence of triggers, actors, data and clock moves keeps the lifecycle's invariants.
 
-    After every step: refunded_full comes only right after ship_return then confirm_return_received; a
-    final state refuses every trigger; the version grows by one per applied transition (record seq and
-    from_state match) and not on a refusal; no refund or offer exceeds the order amount; a refused trigger
-    leaves the claim equal to what it was; and every TransitionRefused gives reasons of a known kind.
+    After every step: (1) refunded_full is entered only by confirm_return_received, after a ship_return with
+    nothing but return_in_transit in between; (2) a final state refuses every later trigger with
+    TransitionRefused; (3) each applied transition adds exactly one to the version, its record's seq is the
+    new version and its from_state the old state, and a refusal adds nothing; (4) refunds are above zero and
+    no refund or offer exceeds the order amount; (5) a refused trigger leaves the claim equal to what it was;
+    (6) every TransitionRefused gives reasons, each of kind state, permission or guard, with a message.
+    Also: `available` predicts whether a fire with valid data applies; only the roles LIFECYCLE.md names
+    fire a trigger, and never a buyer or supplier of another claim; an amount outside the spec's range is
+    refused; the clock's deadline trigger applies exactly from the due time on and the "before <due>" steps
+    never after it; entering a state sets its deadline; malformed actors and unknown triggers raise
+    InvalidInput.
     """
-    for state in sorted(_walk(data) & FINAL_STATES):
+    for state in sorted(_walk(data)):
         event(f"reached {state}")
 
 
 def test_random_walks_reach_every_refund_and_release_outcome() -> None:
-    """With a fixed seed, the same random walks reach refunded_full, refunded_partial and payment_released.
+    """The random walks reach refunded_full, refunded_partial, payment_released, every other final state,
+    return_in_transit and under_review, checking every invariant on the way.
 
-    This guards the property test above against strategies that stop finding the deep states.
+    This guards the property test above against strategies that stop finding the deep states. Hypothesis's
+    draws can shift with what ran before it in the process, so a seed is no guarantee: the walks run in
+    rounds of 150 until every wanted state is seen, at most four rounds. About 9% of walks reach
+    refunded_full, so a working strategy misses it in all 600 with a chance near 1e-25.
     """
+    wanted = FINAL_STATES | {"return_in_transit", "under_review"}
     reached: set[str] = set()
 
-    @settings(max_examples=120, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=150, deadline=None, database=None)
     @given(st.data())
     def walk(data: st.DataObject) -> None:
         reached.update(_walk(data))
 
-    walk()
-    assert {"refunded_full", "refunded_partial", "payment_released"} <= reached, sorted(reached)
-    assert reached >= FINAL_STATES | {"return_in_transit", "cancellation_pending", "under_review"}, sorted(reached)
+    for _ in range(4):
+        walk()
+        if reached >= wanted:
+            break
+    assert reached >= wanted, sorted(wanted - reached)
