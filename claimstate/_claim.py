@@ -47,16 +47,19 @@ class Evidence:
         return cls(d["by"], d["kind"], d["description"], from_iso(d["at"]), d.get("document"))
 
 
+OPEN, ACCEPTED, REJECTED, VOIDED, SUPERSEDED = "open", "accepted", "rejected", "voided", "superseded"
+
+
 @attrs.frozen
 class Offer:
-    """A refund offer one party made to the other; `status` is open, accepted, rejected, voided or superseded."""
+    """A refund offer one party made to the other; `status` is one of the five names above."""
 
     number: int
     by: str
     kind: str
     amount: Money
     at: datetime
-    status: str = "open"
+    status: str = OPEN
 
     def to_dict(self) -> JSONDict:
         return {
@@ -135,12 +138,12 @@ class Claim:
     @property
     def open_offer(self) -> Offer | None:
         """The offer awaiting an answer, if any (at most one is open at a time)."""
-        return next((o for o in self.offers if o.status == "open"), None)
+        return next((o for o in self.offers if o.status == OPEN), None)
 
     @property
     def agreement(self) -> Offer | None:
         """The offer both parties agreed on, if any."""
-        return next((o for o in reversed(self.offers) if o.status == "accepted"), None)
+        return next((o for o in reversed(self.offers) if o.status == ACCEPTED), None)
 
     def party_id(self, role: str) -> str | None:
         """The id of this claim's buyer or supplier; None for roles that are not parties."""

@@ -32,7 +32,7 @@ from claimstate._errors import (
     TransitionRefused,
 )
 from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
-from claimstate._script import run_script
+from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService
 from claimstate._store import SCHEMA_VERSION
 from claimstate._time import from_iso, to_iso
@@ -245,15 +245,7 @@ def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:
     if value is not None and path is not None:
         raise InvalidInput("give --data or --data-file, not both", field="data")
     text = value if path is None else _read(path, "--data-file")
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"not JSON: {error.msg} at column {error.colno}", field="data") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("the data must be a JSON object", field="data")
-    return data
+    return None if text is None else json_object(text, "data")
 
 
 @command("file", uses=GLOBALS)

@@ -79,8 +79,9 @@ class Engine:
 
     def __init__(self, definition: Definition = CLAIM_LIFECYCLE, policy: Policy | None = None) -> None:
         self.definition = definition
-        self.policy = policy or definition.policy()
-        unknown = set(self.policy.windows) ^ set(definition.policy().windows)
+        defaults = definition.policy()
+        self.policy = policy or defaults
+        unknown = set(self.policy.windows) ^ set(defaults.windows)
         if unknown:
             raise InvalidInput(f"the policy does not fit the definition: {', '.join(sorted(unknown))}")
         self._machine = Machine(

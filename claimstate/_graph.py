@@ -71,10 +71,6 @@ class Graph:
     edges: tuple[Edge, ...]
     claim_id: str | None = None
 
-    @property
-    def initial(self) -> str:
-        return next(e.dest for e in self.edges if e.source is None)
-
     def transition_rows(self) -> list[dict[str, str]]:
         """One row per transition of the definition, in plain words, for the pages' tables."""
         rows: dict[int, dict[str, str]] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from claimstate._claim import Claim, Evidence, Offer, ReturnShipment
+from claimstate._claim import ACCEPTED, OPEN, REJECTED, SUPERSEDED, VOIDED, Claim, Evidence, Offer, ReturnShipment
 from claimstate._definition import Context, DeadlineRule, Definition, Field, Guard, State, Transition
 from claimstate._errors import InvalidInput, RefusalKind
 from claimstate._money import Money, parse_currency
@@ -324,27 +324,27 @@ def _settle_open_offer(claim: Claim, status: str) -> Claim:
     """Close the open offer with `status`; accepting one supersedes any earlier agreement."""
 
     def settled(o: Offer) -> Offer:
-        if o.status == "open":
+        if o.status == OPEN:
             return attrs.evolve(o, status=status)
-        if status == "accepted" and o.status == "accepted":
-            return attrs.evolve(o, status="superseded")
+        if status == ACCEPTED and o.status == ACCEPTED:
+            return attrs.evolve(o, status=SUPERSEDED)
         return o
 
     return attrs.evolve(claim, offers=tuple(settled(o) for o in claim.offers))
 
 
 def accept_offer(ctx: Context) -> Claim:
-    return _settle_open_offer(ctx.current, "accepted")
+    return _settle_open_offer(ctx.current, ACCEPTED)
 
 
 def reject_offer(ctx: Context) -> Claim:
-    return _settle_open_offer(ctx.current, "rejected")
+    return _settle_open_offer(ctx.current, REJECTED)
 
 
 def void_agreement(ctx: Context) -> Claim:
     claim = ctx.current
     return attrs.evolve(
-        claim, offers=tuple(attrs.evolve(o, status="voided") if o == claim.agreement else o for o in claim.offers)
+        claim, offers=tuple(attrs.evolve(o, status=VOIDED) if o == claim.agreement else o for o in claim.offers)
     )
 
 

@@ -55,6 +55,17 @@ class ScriptReport:
         return tuple(r for r in self.results if not r.ok)
 
 
+def json_object(text: str, field: str) -> dict[str, Any]:
+    """A JSON object from text, or InvalidInput naming `field` and saying what is wrong."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"not JSON: {error.msg} at column {error.colno}", field=field) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"expected a JSON object, not {type(value).__name__}", field=field)
+    return value
+
+
 class _Failed(Exception):
     """Stops an atomic run so that the batch rolls back."""
 
@@ -112,11 +123,8 @@ class _Runner:
 
     @staticmethod
     def _parse(text: str) -> dict[str, Any]:
-        try:
-            line = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InvalidInput(f"not a JSON object: {error.msg} at column {error.colno}", field="line") from None
-        if not isinstance(line, dict) or line.get("cmd") not in _KEYS:
+        line = json_object(text, "line")
+        if line.get("cmd") not in _KEYS:
             raise InvalidInput(f"each line is an object with cmd one of {', '.join(_KEYS)}", field="cmd")
         required, optional = _KEYS[line["cmd"]]
         missing, unknown = required - set(line), set(line) - required - optional - {"cmd"}

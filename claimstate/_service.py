@@ -104,11 +104,14 @@ class ClaimService:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.engine = Engine(definition, policy)
-        self.definition = definition
         self._clock = clock or (lambda: datetime.now(UTC))
         self._store = Store(path, synchronous=synchronous, busy_timeout=busy_timeout)
         self.path = self._store.path
         self._lock = threading.RLock()  # one connection: threads take turns, a batch keeps its turn
+
+    @property
+    def definition(self) -> Definition:
+        return self.engine.definition
 
     def close(self) -> None:
         self._store.close()

@@ -19,7 +19,6 @@ import sqlite_utils
 
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._errors import ClaimStateError, StorageError
-from claimstate._time import to_iso
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 Synchronous = Literal["NORMAL", "FULL"]
@@ -90,20 +89,18 @@ def _schema_v1(db: sqlite_utils.Database) -> None:
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_schema_v1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_CLAIM_COLUMNS = (
-    "state, version, closed, order_id, buyer_id, supplier_id, amount, currency, resolution,"
-    " filed_at, updated_at, deadline_at, deadline_trigger, details"
-)
-_INSERT_CLAIM = f"INSERT INTO claims (id, {_CLAIM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_UPDATE_CLAIM = (
-    "UPDATE claims SET state = ?, version = ?, closed = ?, updated_at = ?, deadline_at = ?, deadline_trigger = ?,"
-    " details = ? WHERE id = ? AND version = ?"
-)
+# The claims table's columns, and the ones a transition changes (the rest are fixed at filing).
+_COLUMNS = (
+    "id", "state", "version", "closed", "order_id", "buyer_id", "supplier_id", "amount", "currency", "resolution",
+    "filed_at", "updated_at", "deadline_at", "deadline_trigger", "details",
+)  # fmt: skip
+_CHANGING = ("state", "version", "closed", "updated_at", "deadline_at", "deadline_trigger", "details")
+_INSERT_CLAIM = f"INSERT INTO claims ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_UPDATE_CLAIM = f"UPDATE claims SET {', '.join(f'{c} = ?' for c in _CHANGING)} WHERE id = ? AND version = ?"
 _INSERT_RECORD = (
     "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
     " idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_COLUMNS = ("id", *_CLAIM_COLUMNS.replace(" ", "").split(","))
 
 
 def _plain(error: sqlite3.Error, path: str) -> str:
@@ -259,7 +256,7 @@ class Store:
     def row_differences(self, claim: Claim, closed: bool) -> list[str]:
         """The claims row's columns that do not say what `claim` says (a hand edit, or damage)."""
         stored = self.columns(claim.id)
-        expected = dict(zip(_COLUMNS, (claim.id, *_claim_row(claim, closed)), strict=True))
+        expected = claim_columns(claim, closed)
         return sorted(k for k in _COLUMNS if k != "details" and stored[k] != expected[k])
 
     def columns(self, claim_id: str) -> dict[str, Any]:
@@ -337,47 +334,32 @@ class Store:
 
     def insert(self, claim: Claim, closed: bool, record: TransitionRecord, key: str | None, digest: str | None) -> None:
         """A new claim and its filing record."""
-        row = _claim_row(claim, closed)
+        row = claim_columns(claim, closed)
         with self._writing():
-            self._conn.execute(_INSERT_CLAIM, (claim.id, *row))
-            self._conn.execute(_INSERT_RECORD, _record_row(record, _due(claim), key, digest))
+            self._conn.execute(_INSERT_CLAIM, [row[c] for c in _COLUMNS])
+            self._conn.execute(_INSERT_RECORD, _record_row(record, row["deadline_at"], key, digest))
 
     def update(self, claim: Claim, closed: bool, record: TransitionRecord, key: str | None, digest: str | None) -> bool:
         """Write the claim's new version and its record, if the row is still at the version before; else False."""
-        d = claim.to_dict()
-        row = (int(closed), d["updated_at"], d["deadline_at"], d["deadline_trigger"], json.dumps(d))
+        row = claim_columns(claim, closed)
         with self._writing():
             changed = self._conn.execute(
-                _UPDATE_CLAIM, (claim.state, claim.version, *row, claim.id, claim.version - 1)
+                _UPDATE_CLAIM, [*(row[c] for c in _CHANGING), claim.id, claim.version - 1]
             ).rowcount
             if changed != 1:
                 return False
-            self._conn.execute(_INSERT_RECORD, _record_row(record, d["deadline_at"], key, digest))
+            self._conn.execute(_INSERT_RECORD, _record_row(record, row["deadline_at"], key, digest))
         return True
 
 
-def _due(claim: Claim) -> str | None:
-    return None if claim.deadline is None else to_iso(claim.deadline.due)
-
-
-def _claim_row(c: Claim, closed: bool) -> tuple[Any, ...]:
-    d = c.to_dict()
-    return (
-        c.state,
-        c.version,
-        int(closed),
-        c.order_id,
-        c.buyer_id,
-        c.supplier_id,
-        d["amount"],
-        d["currency"],
-        c.resolution,
-        d["filed_at"],
-        d["updated_at"],
-        d["deadline_at"],
-        d["deadline_trigger"],
-        json.dumps(d),
-    )
+def claim_columns(claim: Claim, closed: bool) -> dict[str, Any]:
+    """The claims row of `claim`: plain columns for people and queries, and every detail as JSON."""
+    d = claim.to_dict()
+    return {
+        **{c: d[c] for c in _COLUMNS if c in d},
+        "closed": int(closed),
+        "details": json.dumps(d),
+    }
 
 
 def _record_row(r: TransitionRecord, deadline_at: str | None, key: str | None, digest: str | None) -> tuple[Any, ...]:

@@ -18,6 +18,7 @@ from claimstate import (
     ClaimNotFound,
     ClaimService,
     ConcurrentModification,
+    Fired,
     InvalidInput,
     StorageError,
     TransitionRefused,
@@ -288,29 +289,21 @@ def test_threads_may_share_one_service(db_path: Path) -> None:
 
 def test_a_new_policy_does_not_rewrite_the_past(db_path: Path) -> None:
     """After the windows change, a retry returns what was stored and verify still finds the claim sound."""
-    with ClaimService(db_path) as service:
-        first = service.file_claim(filing(), idempotency_key="f", now=T0)
-        claim_id = first.claim.id
-        evidence = service.fire(
-            claim_id,
-            "submit_evidence",
-            "buyer:alice",
-            {"evidence": EVIDENCE},
-            idempotency_key="e",
-            now=T0 + timedelta(days=5),
+
+    def file_and_evidence(service: ClaimService) -> tuple[Fired, Fired]:
+        """The same two requests each time: a keyed filing, then keyed evidence on day 5."""
+        filed = service.file_claim(filing(), idempotency_key="f", now=T0)
+        evidence = {"evidence": EVIDENCE}
+        day5 = T0 + timedelta(days=5)
+        return filed, service.fire(
+            filed.claim.id, "submit_evidence", "buyer:alice", evidence, idempotency_key="e", now=day5
         )
+
+    with ClaimService(db_path) as service:
+        first = file_and_evidence(service)
     shorter = CLAIM_LIFECYCLE.policy(evidence_due=timedelta(days=3))
     with ClaimService(db_path, policy=shorter) as service:
-        assert service.file_claim(filing(), idempotency_key="f", now=T0) == first
-        again = service.fire(
-            claim_id,
-            "submit_evidence",
-            "buyer:alice",
-            {"evidence": EVIDENCE},
-            idempotency_key="e",
-            now=T0 + timedelta(days=5),
-        )
-        assert again == evidence
+        assert file_and_evidence(service) == first
         assert service.verify() == []
         assert service.file_claim(filing(order_id="o-2"), now=T0).claim.deadline.due == T0 + timedelta(days=3)
 

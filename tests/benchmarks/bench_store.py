@@ -23,7 +23,7 @@ from pathlib import Path
 import attrs
 
 from claimstate import Claim, ClaimService, Engine
-from claimstate._store import _claim_row, _record_row
+from claimstate._store import _COLUMNS, _INSERT_CLAIM, _record_row, claim_columns
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 EVIDENCE = {"evidence": [{"kind": "photo", "description": "cracked"}]}
@@ -59,12 +59,8 @@ def seed(path: Path, claims: int, *, due: int = 0) -> list[str]:
         claim = attrs.evolve(template, id=claim_id, order_id=f"o-{i}")
         if due and i >= due and claim.deadline is not None:
             claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=late))
-        conn.execute(
-            "INSERT INTO claims (id, state, version, closed, order_id, buyer_id, supplier_id, amount, currency,"
-            " resolution, filed_at, updated_at, deadline_at, deadline_trigger, details)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (claim_id, *_claim_row(claim, False)),
-        )
+        row = claim_columns(claim, False)
+        conn.execute(_INSERT_CLAIM, [row[c] for c in _COLUMNS])
         record = attrs.evolve(filed.record, claim_id=claim_id)
         conn.execute(
             "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data,"
