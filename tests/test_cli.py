@@ -15,7 +15,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
-from conftest import EVIDENCE
+from helpers import EVIDENCE
 
 from claimstate import ClaimService
 from claimstate._cli import EXIT_CODES, cli

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import STATE_NAMES, T0, filing
+from helpers import STATE_NAMES, T0, filing
 
 import claimstate
 from claimstate import (

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import EVIDENCE, T0, Walker, filing
+from helpers import EVIDENCE, T0, Walker, filing
 
 from claimstate import (
     CLAIM_LIFECYCLE,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVIDENCE, filing
+from helpers import EVIDENCE, filing
 
 from claimstate import (
     ClaimNotFound,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import transitions
-from conftest import EVIDENCE, T0, Walker, filing
+from helpers import EVIDENCE, T0, Walker, filing
 
 import claimstate
 from claimstate import (

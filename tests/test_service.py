@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from conftest import EVIDENCE, T0, filing
+from helpers import EVIDENCE, T0, filing
 
 from claimstate import (
     CLAIM_LIFECYCLE,

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import ACTORS, EVIDENCE, GOOD_DATA, STATE_NAMES, T0, Walker, filing, offer
+from helpers import ACTORS, EVIDENCE, GOOD_DATA, STATE_NAMES, T0, Walker, filing, offer
 
 from claimstate import CLAIM_LIFECYCLE, Claim, Engine, TransitionRefused
 

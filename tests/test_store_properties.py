@@ -6,7 +6,7 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from conftest import ACTORS, GOOD_DATA, T0, filing
+from helpers import ACTORS, GOOD_DATA, T0, filing
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import T0, filing
+from helpers import T0, filing
 
 from claimstate import Actor, Claim, Engine, InvalidInput, Money, Offer
 

@@ -1,0 +1,125 @@
+"""Shared test data and helpers: a fixed clock and claims walked to any state of the built-in lifecycle.
+
+Tests import these by name (``from helpers import ...``); the fixtures that use them live in conftest.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from claimstate import Claim, Engine
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ACTORS = {"buyer": "buyer:alice", "supplier": "supplier:acme", "agent": "agent:kim", "system": "system"}
+# The specification's states (LIFECYCLE.md), written out by hand so that tests compare the definition with it.
+STATE_NAMES = [
+    "awaiting_evidence",
+    "in_mediation",
+    "awaiting_buyer_response",
+    "awaiting_supplier_response",
+    "under_review",
+    "cancellation_pending",
+    "awaiting_return",
+    "return_in_transit",
+    "refunded_full",
+    "refunded_partial",
+    "payment_released",
+    "withdrawn",
+]
+EVIDENCE = [{"kind": "photo", "description": "the lid arrived cracked"}]
+
+
+def filing(**changes: Any) -> dict[str, Any]:
+    """Valid file_claim data: order o-1, 25.00 USD, alice against acme, full refund unless changed."""
+    data = {
+        "order_id": "o-1",
+        "buyer_id": "alice",
+        "supplier_id": "acme",
+        "currency": "USD",
+        "amount": "25.00",
+        "reason": "arrived broken",
+        "resolution": "full_refund",
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+class Walker:
+    """Takes a claim along the specification's main paths, one minute per step."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.now = T0
+
+    def step(self, claim: Claim, trigger: str, role: str, data: dict[str, Any] | None = None) -> Claim:
+        self.now += timedelta(minutes=1)
+        return self.engine.fire(claim, trigger, ACTORS[role], data, self.now).claim
+
+    def filed(self, **changes: Any) -> Claim:
+        return self.engine.file("c-1", "buyer:alice", filing(**changes), self.now).claim
+
+    def reach(self, state: str, *, resolution: str = "full_refund", agreement: str = "partial_refund") -> Claim:
+        """A claim in `state`, reached the way the specification describes."""
+        refund = "10.00" if resolution == "partial_refund" else None
+        claim = self.filed(resolution=resolution, refund_amount=refund)
+        if state == "awaiting_evidence":
+            return claim
+        if state == "withdrawn":
+            return self.step(claim, "withdraw", "buyer")
+        claim = self.step(claim, "submit_evidence", "buyer", {"evidence": EVIDENCE})
+        paths: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {
+            "in_mediation": [],
+            "awaiting_buyer_response": [("request_buyer_response", "agent", {"question": "photos?"})],
+            "awaiting_supplier_response": [("request_supplier_response", "agent", {"question": "tracking?"})],
+            "under_review": [("escalate", "buyer", None)],
+            "cancellation_pending": [
+                ("make_offer", "supplier", offer(agreement)),
+                ("accept_offer", "buyer", None),
+                ("cancel_claim", "buyer", None),
+            ],
+            "awaiting_return": [("decide_full_refund", "agent", {"rationale": "damaged"})],
+            "return_in_transit": [
+                ("decide_full_refund", "agent", {"rationale": "damaged"}),
+                ("confirm_return_address", "supplier", {"address": "1 Dock Rd"}),
+                ("ship_return", "buyer", {"carrier": "DHL", "tracking_number": "JD0001"}),
+            ],
+            "refunded_full": [
+                ("decide_full_refund", "agent", {"rationale": "damaged"}),
+                ("confirm_return_address", "supplier", {"address": "1 Dock Rd"}),
+                ("ship_return", "buyer", {"carrier": "DHL", "tracking_number": "JD0001"}),
+                ("confirm_return_received", "supplier", None),
+            ],
+            "refunded_partial": [("decide_partial_refund", "agent", {"amount": "10.00", "rationale": "scratch"})],
+            "payment_released": [("decide_for_supplier", "agent", {"rationale": "as described"})],
+        }
+        for trigger, role, data in paths[state]:
+            claim = self.step(claim, trigger, role, data)
+        assert claim.state == state
+        return claim
+
+
+def offer(kind: str) -> dict[str, str]:
+    """Offer data of `kind` on the 25.00 order: 10.00 partial, 25.00 full."""
+    return {"kind": kind, "amount": "10.00" if kind == "partial_refund" else "25.00"}
+
+
+# Data each trigger accepts on the walker's claims (25.00 USD orders).
+GOOD_DATA: dict[str, dict[str, Any]] = {
+    "submit_evidence": {"evidence": EVIDENCE},
+    "make_offer": offer("partial_refund"),
+    "reject_offer": {"note": "too low"},
+    "reject_cancellation": {"reason": "the amounts do not match"},
+    "request_buyer_response": {"question": "can you send a photo?"},
+    "request_supplier_response": {"question": "what is the tracking number?"},
+    "respond": {"message": "here it is", "evidence": EVIDENCE},
+    "appeal": {"evidence": [{"kind": "shipping", "description": "delivered intact, signed"}]},
+    "escalate": {"note": "no answer"},
+    "decide_full_refund": {"rationale": "damaged in transit"},
+    "decide_partial_refund": {"amount": "10.00", "rationale": "cosmetic damage"},
+    "decide_for_supplier": {"rationale": "as described"},
+    "confirm_return_address": {"address": "1 Dock Rd, Shenzhen"},
+    "ship_return": {"carrier": "DHL", "tracking_number": "JD0001", "shipping_cost": "7.50"},
+    "report_return_problem": {"description": "box empty", "evidence": [{"kind": "photo", "description": "empty"}]},
+    "withdraw": {"reason": "sorted it out"},
+}
