@@ -217,8 +217,8 @@ class TransitionRecord:
     claim_id: str
     seq: int
     trigger: str
-    from_state: str | None
-    to_state: str
+    source: str | None
+    dest: str
     actor: Actor
     data: Mapping[str, Any]
     at: datetime
@@ -228,8 +228,8 @@ class TransitionRecord:
             "claim_id": self.claim_id,
             "seq": self.seq,
             "trigger": self.trigger,
-            "from_state": self.from_state,
-            "to_state": self.to_state,
+            "from_state": self.source,
+            "to_state": self.dest,
             "actor": str(self.actor),
             "at": to_iso(self.at),
             "data": dict(self.data),

@@ -175,7 +175,7 @@ def _show_claim(claim: Claim) -> None:
 
 
 def _show_records(records: Sequence[TransitionRecord], *, empty: str = "no transitions") -> None:
-    rows = [(r.claim_id, r.seq, to_iso(r.at), r.trigger, r.from_state, r.to_state, str(r.actor)) for r in records]
+    rows = [(r.claim_id, r.seq, to_iso(r.at), r.trigger, r.source, r.dest, str(r.actor)) for r in records]
     headers = ("claim", "seq", "at", "trigger", "from", "to", "actor")
     _emit([r.to_dict() for r in records], lambda: _table(rows, headers) if rows else empty)
 

@@ -99,7 +99,7 @@ def format_history(history: list[TransitionRecord]) -> list[str]:
             str(r.seq),
             to_iso(r.at)[:16].replace("T", " "),
             r.trigger,
-            f"{r.from_state or '-'} -> {r.to_state}",
+            f"{r.source or '-'} -> {r.dest}",
             str(r.actor),
         )
         for r in history

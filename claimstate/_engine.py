@@ -97,7 +97,7 @@ class Engine:
                     t.trigger, source, t.dest, conditions=[partial(_admits, t)], after=[partial(_take, t)]
                 )
 
-    def file(
+    def file_claim(
         self,
         claim_id: str,
         actor: Actor | str,

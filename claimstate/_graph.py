@@ -125,8 +125,8 @@ def extract(
         raise InvalidInput("a claim's diagram needs both the claim and its history", field="history")
     steps: dict[tuple[str | None, str, str], list[int]] = {}
     for record in history:
-        steps.setdefault((record.from_state, record.to_state, record.trigger), []).append(record.seq)
-    visited = {r.to_state for r in history}
+        steps.setdefault((record.source, record.dest, record.trigger), []).append(record.seq)
+    visited = {r.dest for r in history}
     nodes = tuple(
         Node(
             s.name,

@@ -157,7 +157,7 @@ class ClaimService:
             if self._store.claim(claim_id) is not None:
                 raise InvalidInput(f"a claim with id {claim_id!r} exists already", field="claim_id")
             open_order = self._store.order_is_open(str(data.get("order_id")))
-            fired = self.engine.file(claim_id, actor, data, self._now(now), order_has_open_claim=open_order)
+            fired = self.engine.file_claim(claim_id, actor, data, self._now(now), order_has_open_claim=open_order)
             self._store.insert(fired.claim, self._closed(fired.claim), fired.record, idempotency_key, digest)
         return fired
 
@@ -335,7 +335,7 @@ class ClaimService:
         for row in rows:
             at = from_iso(row["at"])
             if claim is None:
-                claim = self.engine.file(claim_id, row["actor"], row["data"], at).claim
+                claim = self.engine.file_claim(claim_id, row["actor"], row["data"], at).claim
             else:
                 claim = self.engine.fire(claim, row["trigger"], row["actor"], row["data"], at).claim
             if claim.deadline is not None and row["deadline_at"] is not None:

@@ -57,7 +57,7 @@ class Walker:
         return self.engine.fire(claim, trigger, ACTORS[role], data, self.now).claim
 
     def filed(self, **changes: Any) -> Claim:
-        return self.engine.file("c-1", "buyer:alice", filing(**changes), self.now).claim
+        return self.engine.file_claim("c-1", "buyer:alice", filing(**changes), self.now).claim
 
     def reach(self, state: str, *, resolution: str = "full_refund", agreement: str = "partial_refund") -> Claim:
         """A claim in `state`, reached the way the specification describes."""

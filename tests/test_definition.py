@@ -530,7 +530,7 @@ def test_engine_uses_the_overridden_window():
     now = T0
     engine = claimstate.Engine(policy=CLAIM_LIFECYCLE.policy(evidence_due=timedelta(days=3)))
     data = filing()
-    claim = engine.file("c-1", "buyer:alice", data, now).claim
+    claim = engine.file_claim("c-1", "buyer:alice", data, now).claim
     assert claim.deadline is not None
     assert (claim.deadline.name, claim.deadline.due) == ("evidence_due", now + timedelta(days=3))
 

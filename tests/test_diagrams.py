@@ -197,7 +197,7 @@ def test_without_graphviz_the_text_formats_still_work(tmp_path: Path, monkeypatc
 def _claim_with_history(walker: Walker) -> tuple[Claim, list[TransitionRecord]]:
     """A claim taken through a full refund with its return, and the records of every step."""
     engine, now = walker.engine, T0
-    fired = engine.file("c-9", "buyer:alice", filing(), now)
+    fired = engine.file_claim("c-9", "buyer:alice", filing(), now)
     records = [fired.record]
     steps = [
         ("submit_evidence", "buyer:alice", {"evidence": EVIDENCE}),
@@ -232,7 +232,7 @@ def test_a_claim_s_diagram_shows_exactly_its_numbered_path(walker: Walker) -> No
             assert e["penwidth"] == "3"
         else:
             assert e["color"] == "#d0d0d0", e
-    expected = {r.seq: (r.from_state or "start", r.to_state, r.trigger) for r in history}
+    expected = {r.seq: (r.source or "start", r.dest, r.trigger) for r in history}
     assert numbered == expected
     nodes = {o["name"]: o for o in parsed["objects"]}  # type: ignore[attr-defined]
     assert nodes["refunded_full"]["fillcolor"] == "#ffd54f"

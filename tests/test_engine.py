@@ -90,7 +90,7 @@ def test_a_refused_actor_never_reaches_a_guard_or_an_effect() -> None:
     """Permission is checked before the machine runs: neither guard nor effect sees a refused actor."""
     calls: list[str] = []
     engine = Engine(_spy_definition(calls))
-    claim = engine.file("c-1", "buyer:alice", filing(), T0).claim
+    claim = engine.file_claim("c-1", "buyer:alice", filing(), T0).claim
     with pytest.raises(TransitionRefused) as refused:
         engine.fire(claim, "close", "buyer:alice", {"ok": True}, T0)
     assert refused.value.kinds == {"permission"}
@@ -101,7 +101,7 @@ def test_a_failing_guard_stops_the_effect() -> None:
     """A guard that fails refuses the trigger before the effect runs; a passing one lets it run once."""
     calls: list[str] = []
     engine = Engine(_spy_definition(calls))
-    claim = engine.file("c-1", "buyer:alice", filing(), T0).claim
+    claim = engine.file_claim("c-1", "buyer:alice", filing(), T0).claim
     with pytest.raises(TransitionRefused):
         engine.fire(claim, "close", "agent:kim", {"ok": False}, T0)
     assert "effect" not in calls
@@ -149,7 +149,7 @@ def test_filing_data_is_checked_field_by_field(engine: Engine) -> None:
         ({"amount": "25.001"}, "amount"),
     ]:
         with pytest.raises(InvalidInput) as invalid:
-            engine.file("c-1", "buyer:alice", filing(**changes), T0)
+            engine.file_claim("c-1", "buyer:alice", filing(**changes), T0)
         assert invalid.value.field == field, changes
 
 
@@ -189,7 +189,7 @@ def test_a_closed_claim_refuses_everything_and_says_it_is_closed(walker: Walker)
 def test_policy_windows_set_the_deadlines(walker: Walker) -> None:
     """A deployment's policy replaces the default windows; the FAQ's seven days is the default."""
     engine = Engine(policy=CLAIM_LIFECYCLE.policy(evidence_due=timedelta(days=3)))
-    claim = engine.file("c-1", "buyer:alice", filing(), T0).claim
+    claim = engine.file_claim("c-1", "buyer:alice", filing(), T0).claim
     assert claim.deadline is not None
     assert (claim.deadline.name, claim.deadline.due) == ("evidence_due", T0 + timedelta(days=3))
 
@@ -225,7 +225,7 @@ def test_the_model_is_data_a_new_definition_runs_unchanged() -> None:
         ),
     )  # fmt: skip
     engine = Engine(definition)
-    claim = engine.file("c-1", "buyer:alice", filing(), T0).claim
+    claim = engine.file_claim("c-1", "buyer:alice", filing(), T0).claim
     assert claim.deadline is not None and claim.deadline.due == T0 + timedelta(hours=1)
     with pytest.raises(TransitionRefused):
         engine.fire(claim, "timeout", "system", None, T0)

@@ -229,8 +229,8 @@ def _check_record(before: Claim, after: Claim, record: TransitionRecord, trigger
     """Invariant 3 (and the deadline rule): one version per applied transition, recorded as applied."""
     assert after.version == before.version + 1
     assert record.seq == after.version
-    assert record.from_state == before.state
-    assert record.to_state == after.state
+    assert record.source == before.state
+    assert record.dest == after.state
     assert record.trigger == trigger
     assert record.claim_id == after.id == before.id
     assert record.at == now == after.updated_at
@@ -251,22 +251,22 @@ def _check_claim(claim: Claim, first: Claim, applied: list[TransitionRecord]) ->
     assert claim.version == len(applied) == applied[-1].seq
     assert [r.seq for r in applied] == list(range(1, len(applied) + 1))
     for earlier, later in itertools.pairwise(applied):
-        assert later.from_state == earlier.to_state
-    assert claim.state == applied[-1].to_state
+        assert later.source == earlier.dest
+    assert claim.state == applied[-1].dest
     # What the claim is about never changes.
     fixed = ("id", "order_id", "buyer_id", "supplier_id", "amount", "reason", "resolution", "refund_amount")
     assert all(getattr(claim, name) == getattr(first, name) for name in fixed)
     # Invariant 2: nothing is applied once a final state is reached.
-    final_at = next((i for i, r in enumerate(applied) if r.to_state in FINAL_STATES), None)
+    final_at = next((i for i, r in enumerate(applied) if r.dest in FINAL_STATES), None)
     assert final_at is None or final_at == len(applied) - 1, "a transition was applied after a final state"
     # Invariant 1: refunded_full only through a recorded return shipment.
     if claim.state == "refunded_full":
         assert applied[-1].trigger == "confirm_return_received"
         shipped = [i for i, r in enumerate(applied) if r.trigger == "ship_return"]
         assert shipped, "refunded_full without any ship_return"
-        assert applied[shipped[-1]].to_state == "return_in_transit"
-        assert all(r.from_state == "return_in_transit" for r in applied[shipped[-1] + 1 :])
-        assert all(r.to_state == "return_in_transit" for r in applied[shipped[-1] + 1 : -1])
+        assert applied[shipped[-1]].dest == "return_in_transit"
+        assert all(r.source == "return_in_transit" for r in applied[shipped[-1] + 1 :])
+        assert all(r.dest == "return_in_transit" for r in applied[shipped[-1] + 1 : -1])
         assert claim.shipment is not None and claim.shipment.tracking_number.strip()
         assert claim.refund == claim.amount
     # Invariant 4: no refund and no offer exceeds the order amount.
@@ -475,9 +475,9 @@ def _walk(data: st.DataObject) -> set[str]:
     """File a claim, run random steps checking every invariant after each; return the states visited."""
     filing = data.draw(filings(), label="filing")
     now = START + timedelta(seconds=data.draw(FILED_AT, label="filed, seconds after START"))
-    fired = ENGINE.file("claim-1", BUYER, filing, now)
+    fired = ENGINE.file_claim("claim-1", BUYER, filing, now)
     claim = fired.claim
-    assert (claim.state, claim.version, fired.record.seq, fired.record.from_state) == ("awaiting_evidence", 1, 1, None)
+    assert (claim.state, claim.version, fired.record.seq, fired.record.source) == ("awaiting_evidence", 1, 1, None)
     applied = [fired.record]
     first, visited, steps_while_final = claim, {claim.state}, 0
     bent = _pick(data, tuple(BENTS), "bent")

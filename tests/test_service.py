@@ -47,7 +47,7 @@ def test_a_fire_is_stored_with_its_history(service: ClaimService) -> None:
     fired = service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
     assert service.get(claim_id) == fired.claim
     history = service.history(claim_id)
-    assert [(r.seq, r.trigger, r.from_state, r.to_state) for r in history] == [
+    assert [(r.seq, r.trigger, r.source, r.dest) for r in history] == [
         (1, "file_claim", None, "awaiting_evidence"),
         (2, "submit_evidence", "awaiting_evidence", "in_mediation"),
     ]
@@ -176,7 +176,7 @@ def test_tick_uses_each_state_s_own_deadline(service: ClaimService) -> None:
     service.fire(claim_id, "decide_full_refund", "agent:kim", {"rationale": "broken"}, now=T0)
     assert service.tick(T0 + timedelta(days=9)) == []
     (record,) = service.tick(T0 + timedelta(days=10))
-    assert (record.trigger, record.to_state) == ("return_deadline", "payment_released")
+    assert (record.trigger, record.dest) == ("return_deadline", "payment_released")
 
 
 def test_list_claims_filters_and_pages(service: ClaimService) -> None:

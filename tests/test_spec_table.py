@@ -90,7 +90,7 @@ def test_every_cell_is_allowed_or_refused_as_specified(walker: Walker, state: st
     if role in roles:
         fired = fire()
         assert (fired.claim.state, fired.claim.version) == (dest, claim.version + 1)
-        assert (fired.record.from_state, fired.record.to_state, fired.record.trigger) == (state, dest, trigger)
+        assert (fired.record.source, fired.record.dest, fired.record.trigger) == (state, dest, trigger)
         return
     with pytest.raises(TransitionRefused) as refused:
         fire()
@@ -150,15 +150,17 @@ def test_filing_guards_refuse_with_their_reason(
 ) -> None:
     """Each filing guard refuses bad filings by code and in its own words; a good filing passes them all."""
     with pytest.raises(TransitionRefused) as refused:
-        engine.file("c-1", actor, filing(**changes), T0, order_has_open_claim=open_claim)
+        engine.file_claim("c-1", actor, filing(**changes), T0, order_has_open_claim=open_claim)
     assert refusal_codes(refused) == {code: guard_refusal(code)}
     assert refused.value.state is None
 
 
 def test_a_good_filing_passes_every_filing_guard(engine: Engine) -> None:
     """Full and partial filings that meet the guards are accepted, with the evidence deadline set."""
-    full = engine.file("c-1", "buyer:alice", filing(), T0).claim
-    partial = engine.file("c-2", "buyer:alice", filing(resolution="partial_refund", refund_amount="24.99"), T0).claim
+    full = engine.file_claim("c-1", "buyer:alice", filing(), T0).claim
+    partial = engine.file_claim(
+        "c-2", "buyer:alice", filing(resolution="partial_refund", refund_amount="24.99"), T0
+    ).claim
     assert (full.state, full.version, full.refund_amount) == ("awaiting_evidence", 1, None)
     assert str(partial.refund_amount) == "24.99"
     assert full.deadline is not None and full.deadline.due == T0 + timedelta(days=7)

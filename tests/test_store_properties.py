@@ -68,7 +68,7 @@ def _fire_or_refusal_kinds(service: ClaimService, claim_id: str, trigger: str, a
 def _replayed(engine: Engine, service: ClaimService, claim_id: str):
     """The claim rebuilt in memory from the stored history, step by step through the engine."""
     first, *rest = service.history(claim_id)
-    claim = engine.file(claim_id, first.actor, dict(first.data), first.at).claim
+    claim = engine.file_claim(claim_id, first.actor, dict(first.data), first.at).claim
     for record in rest:
         claim = engine.fire(claim, record.trigger, record.actor, dict(record.data), record.at).claim
     return claim

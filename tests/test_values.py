@@ -243,7 +243,7 @@ PARTIAL_REFUND_STEPS: list[Step] = [
 def walk(filing_data: dict[str, Any], steps: list[Step]) -> list[Claim]:
     """File a claim and fire each step at T0 + its offset (given in UTC+2); return every version."""
     engine = Engine()
-    claims = [engine.file("c-1", BUYER, filing_data, T0.astimezone(PLUS_TWO)).claim]
+    claims = [engine.file_claim("c-1", BUYER, filing_data, T0.astimezone(PLUS_TWO)).claim]
     for trigger, actor, data, offset in steps:
         claims.append(engine.fire(claims[-1], trigger, actor, data, (T0 + offset).astimezone(PLUS_TWO)).claim)
     return claims
@@ -343,7 +343,7 @@ def test_partial_refund_claim_keeps_three_decimal_amounts():
 )
 def test_engine_fire_needs_a_timezone_aware_time(now):
     """Firing with a naive datetime (or no datetime at all) raises InvalidInput naming the now field."""
-    claim = Engine().file("c-1", BUYER, filing(), T0).claim
+    claim = Engine().file_claim("c-1", BUYER, filing(), T0).claim
     with pytest.raises(InvalidInput) as caught:
         Engine().fire(claim, "submit_evidence", BUYER, {"evidence": [{"kind": "other", "description": "x"}]}, now)
     assert caught.value.field == "now"
@@ -352,13 +352,13 @@ def test_engine_fire_needs_a_timezone_aware_time(now):
 def test_engine_file_needs_a_timezone_aware_time():
     """Filing with a naive datetime raises InvalidInput naming the now field."""
     with pytest.raises(InvalidInput) as caught:
-        Engine().file("c-1", BUYER, filing(), datetime(2026, 3, 2, 9, 0))
+        Engine().file_claim("c-1", BUYER, filing(), datetime(2026, 3, 2, 9, 0))
     assert caught.value.field == "now"
 
 
 def test_claim_from_dict_refuses_naive_times():
     """A stored claim whose time has no timezone is refused rather than guessed."""
-    data = Engine().file("c-1", BUYER, filing(), T0).claim.to_dict()
+    data = Engine().file_claim("c-1", BUYER, filing(), T0).claim.to_dict()
     data["filed_at"] = "2026-03-02T09:00:00"
     with pytest.raises(InvalidInput):
         Claim.from_dict(data)

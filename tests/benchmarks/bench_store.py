@@ -46,7 +46,7 @@ def seed(path: Path, claims: int, *, due: int = 0) -> list[str]:
     """
     ClaimService(path).close()
     engine = Engine()
-    filed = engine.file("seed", "buyer:alice", FILING, T0 - timedelta(days=7))
+    filed = engine.file_claim("seed", "buyer:alice", FILING, T0 - timedelta(days=7))
     template = filed.claim
     if not due:
         template = engine.fire(template, "submit_evidence", "buyer:alice", EVIDENCE, T0 - timedelta(days=7)).claim
