@@ -1,13 +1,14 @@
 """claimstate: the e-commerce buyer-claim lifecycle as a declarative state machine.
 
-Import everything from here; the modules behind it are private.
+Services import from here: the service, the engine, the values they return and the errors they catch.
+The vocabulary for writing a lifecycle is in `claimstate.definition`; the command line is `claimstate.cli`.
+The other modules are private.
 """
 
 from importlib.metadata import version as _version
 
 from claimstate._actor import Actor
 from claimstate._claim import Claim, Deadline, Evidence, Offer, ReturnShipment, TransitionRecord
-from claimstate._definition import Context, DeadlineRule, Definition, Field, Guard, Policy, State, Transition
 from claimstate._diagram import Diagrams
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import (
@@ -36,28 +37,20 @@ __all__ = [
     "ClaimService",
     "ClaimStateError",
     "ConcurrentModification",
-    "Context",
     "Deadline",
-    "DeadlineRule",
-    "Definition",
     "DefinitionError",
     "DiagramError",
     "Diagrams",
     "Engine",
     "Evidence",
-    "Field",
     "Fired",
-    "Guard",
     "InvalidInput",
     "Mismatch",
     "Money",
     "Offer",
-    "Policy",
     "Refusal",
     "ReturnShipment",
-    "State",
     "StorageError",
-    "Transition",
     "TransitionRecord",
     "TransitionRefused",
     "__version__",

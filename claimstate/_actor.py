@@ -8,8 +8,8 @@ import attrs
 
 from claimstate._errors import InvalidInput
 
-PEOPLE_ROLES = ("buyer", "supplier", "agent")
-SYSTEM = "system"
+BUYER, SUPPLIER, AGENT, SYSTEM = "buyer", "supplier", "agent", "system"
+PEOPLE_ROLES = (BUYER, SUPPLIER, AGENT)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 
 

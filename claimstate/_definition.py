@@ -17,7 +17,7 @@ import attrs
 
 from claimstate._actor import PEOPLE_ROLES, SYSTEM, Actor
 from claimstate._claim import Claim
-from claimstate._errors import DefinitionError, InvalidInput, RefusalKind
+from claimstate._errors import DefinitionError, InvalidInput, Refusal, RefusalKind
 
 ROLES = (*PEOPLE_ROLES, SYSTEM)
 
@@ -41,12 +41,13 @@ class Context:
         return self.claim
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Guard:
     """A condition a transition needs, in plain words both ways: `description` when it holds, `refusal` when not.
 
     `uses_data` marks guards that judge the trigger's data, which "what can I do now?" cannot know yet.
     `kind` is "permission" for guards about who fires (the other party of an offer), else "guard".
+    `explain`, when given, words the refusal with the facts of one claim (which deadline, due when).
     """
 
     code: str
@@ -55,9 +56,35 @@ class Guard:
     check: Callable[[Context], bool] = attrs.field(eq=False, repr=False)
     uses_data: bool = False
     kind: RefusalKind = "guard"
+    explain: Callable[[Context], str] | None = attrs.field(default=None, eq=False, repr=False)
+
+    def refused(self, context: Context) -> Refusal:
+        """Why this guard refuses in `context`, as data."""
+        message = self.refusal if self.explain is None else self.explain(context)
+        return Refusal(self.kind, self.code, message)
 
 
-@attrs.frozen
+def guard(
+    code: str,
+    description: str,
+    refusal: str,
+    *,
+    uses_data: bool = False,
+    kind: RefusalKind = "guard",
+    explain: Callable[[Context], str] | None = None,
+) -> Callable[[Callable[[Context], bool]], Guard]:
+    """Declare a guard from its predicate, with what it means in plain words (see `Guard`)."""
+
+    def make(check: Callable[[Context], bool]) -> Guard:
+        return Guard(
+            code=code, description=description, refusal=refusal, check=check, uses_data=uses_data, kind=kind,
+            explain=explain,
+        )  # fmt: skip
+
+    return make
+
+
+@attrs.frozen(kw_only=True)
 class Field:
     """One item of a trigger's data: `parse` turns the caller's JSON value into a domain value or raises InvalidInput.
 
@@ -70,7 +97,7 @@ class Field:
     required: bool = True
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class DeadlineRule:
     """Entering the state sets deadline `name`, due `window` later, when the clock fires `trigger`."""
 
@@ -80,26 +107,33 @@ class DeadlineRule:
     description: str
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class State:
+    """A state of the lifecycle: its stored `name`, what it means, and the deadline entering it sets."""
+
     name: str
     meaning: str
     final: bool = False
     deadline: DeadlineRule | None = None
 
 
-@attrs.frozen
+def _roles(actors: Iterable[str]) -> frozenset[str]:
+    return frozenset((actors,) if isinstance(actors, str) else actors)
+
+
+@attrs.frozen(kw_only=True)
 class Transition:
     """`trigger` moves a claim from any of `sources` to `dest` (no sources: it files a new claim).
 
-    `effect` returns the claim with its details updated (evidence added, offer accepted...); the engine
-    then sets state, version and deadline. `on_deadline` names the deadline a clock transition stands for.
+    `actors` are the roles that may fire it (a buyer or supplier only on their own claim). `effect`
+    returns the claim with its details updated (evidence added, offer accepted...); the engine then sets
+    state, version and deadline. `on_deadline` names the deadline a clock transition stands for.
     """
 
     trigger: str
     sources: tuple[str, ...]
     dest: str
-    actors: frozenset[str]
+    actors: frozenset[str] = attrs.field(converter=_roles)
     description: str
     guards: tuple[Guard, ...] = ()
     fields: tuple[Field, ...] = ()
@@ -283,6 +317,10 @@ class Definition:
     def candidates(self, state: str | None, trigger: str) -> tuple[Transition, ...]:
         """The transitions `trigger` may take from `state` (None: filing), in definition order."""
         return self._outgoing.get((state or "", trigger), ())
+
+    def fields(self, trigger: str) -> tuple[Field, ...]:
+        """The data `trigger` takes (the same from every state: building the definition checks it)."""
+        return next((t.fields for t in self.transitions if t.trigger == trigger), ())
 
     def policy(self, **windows: timedelta) -> Policy:
         """The default windows, with the given ones (by deadline name, e.g. evidence_due=) replacing them."""

@@ -68,11 +68,13 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
 _ACTORS = {"buyer": "buyer:{buyer}", "supplier": "supplier:{supplier}", "agent": "agent:kim", "system": "system"}
 
 
-def walk(service: ClaimService) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
-    """Run every scenario on `service`; yield its title, the final claim and its stored history."""
+def walk(
+    service: ClaimService, *, start: datetime = DEMO_START
+) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
+    """Run every scenario on `service` from `start`; yield its title, the final claim and its stored history."""
     for number, (title, (filing, steps)) in enumerate(SCENARIOS.items(), start=1):
         parties = {"buyer": f"buyer{number}", "supplier": "acme-electronics"}
-        now = DEMO_START + timedelta(hours=number)
+        now = start + timedelta(hours=number)
         data = {
             "order_id": f"order-{1000 + number}",
             "buyer_id": parties["buyer"],

@@ -37,7 +37,7 @@ class Fired:
 
 @attrs.frozen
 class Availability:
-    """Whether an actor may fire `trigger` now; `needs` lists the data it takes, judged when fired."""
+    """Whether an actor may fire `trigger` now, and why not; `needs` lists the data it requires when fired."""
 
     trigger: str
     allowed: bool
@@ -130,7 +130,8 @@ class Engine:
     def available(self, claim: Claim, actor: Actor | str, now: datetime) -> tuple[Availability, ...]:
         """Every trigger of the definition, allowed or refused for `actor` now, with the reasons.
 
-        Guards that judge the trigger's data are left for the fire itself; `needs` names that data.
+        Guards that judge the trigger's data are left for the fire itself; `needs` names the data each
+        trigger requires, allowed now or not.
         """
         actor, now = Actor.parse(actor), aware(now)
         context = Context(claim.id, claim, actor, {}, now)
@@ -140,7 +141,7 @@ class Engine:
                 continue
             candidates = self.definition.candidates(claim.state, trigger)
             reasons = self._refusals(claim, trigger, actor, candidates, context, with_data=False)
-            needs = tuple(f.name for f in candidates[0].fields if f.required) if not reasons else ()
+            needs = tuple(f.name for f in self.definition.fields(trigger) if f.required)
             answers.append(Availability(trigger, not reasons, reasons, needs))
         return tuple(answers)
 
@@ -271,7 +272,7 @@ class Engine:
         if any(self._passes(t, context, with_data) for t in permitted):
             return ()
         failing = {
-            g.code: Refusal(g.kind, g.code, g.refusal)
+            g.code: g.refused(context)
             for t in permitted
             for g in t.guards
             if (with_data or not g.uses_data) and not g.check(context)

@@ -1,66 +1,30 @@
-"""The built-in buyer-claim lifecycle, as the product specification (LIFECYCLE.md) states it.
+"""The built-in buyer-claim lifecycle: the product specification, as data.
 
-This module is the only place that names the claim's states, triggers, guards and data. Adding a
-state or a guard means editing the tables below; the engine, store and renderers follow.
+This module is the only place that names the claim's states, triggers, guards and data. Adding a state
+or a guard means editing the tables below; the engine, store and renderers follow. The rules it states
+are written out in plain words in the README's lifecycle section and in the generated
+`diagrams/lifecycle.md`, which list every state and transition of this definition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import attrs
 
+from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM
 from claimstate._claim import ACCEPTED, OPEN, REJECTED, SUPERSEDED, VOIDED, Claim, Evidence, Offer, ReturnShipment
-from claimstate._definition import Context, DeadlineRule, Definition, Field, Guard, State, Transition
-from claimstate._errors import InvalidInput, RefusalKind
-from claimstate._money import Money, parse_currency
+from claimstate._definition import Context, DeadlineRule, Definition, Field, State, Transition, guard
+from claimstate._errors import InvalidInput
+from claimstate._fields import checked_text, choice, currency, money, text
+from claimstate._money import Money
 
 EVIDENCE_KINDS = ("order", "shipping", "delivery", "correspondence", "photo", "other")
 RESOLUTIONS = ("full_refund", "partial_refund")
-_MAX_TEXT = 10_000
 
 # --- data fields -------------------------------------------------------------------------------------
-
-
-def _text(value: object, name: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"expected text, not {value!r}", field=name)
-    if len(value) > _MAX_TEXT:
-        raise InvalidInput(f"longer than {_MAX_TEXT} characters", field=name)
-    return value
-
-
-def text(name: str, description: str, *, required: bool = True, blank_ok: bool = False) -> Field:
-    """A text field; unless `blank_ok`, it must say something (blank ones are judged by a guard instead)."""
-
-    def parse(value: object, _parsed: Mapping[str, Any], _claim: Claim | None) -> str:
-        result = _text(value, name)
-        if not blank_ok and not result.strip():
-            raise InvalidInput("must not be empty", field=name)
-        return result
-
-    return Field(name, description, parse, required)
-
-
-def choice(name: str, description: str, options: tuple[str, ...]) -> Field:
-    def parse(value: object, _parsed: Mapping[str, Any], _claim: Claim | None) -> str:
-        if value not in options:
-            raise InvalidInput(f"{value!r} is not one of {', '.join(options)}", field=name)
-        return str(value)
-
-    return Field(name, description, parse)
-
-
-def money(name: str, description: str, *, required: bool = True) -> Field:
-    """A decimal string in the claim's currency (while filing, the `currency` field's)."""
-
-    def parse(value: object, parsed: Mapping[str, Any], claim: Claim | None) -> Money:
-        currency = claim.amount.currency if claim is not None else parsed.get("currency", "")
-        return Money.parse(value, currency, field=name)
-
-    return Field(name, description, parse, required)
 
 
 def _evidence_items(value: object, parsed: Mapping[str, Any], claim: Claim | None) -> tuple[Mapping[str, Any], ...]:
@@ -77,32 +41,22 @@ def _evidence_items(value: object, parsed: Mapping[str, Any], claim: Claim | Non
             raise InvalidInput(f"kind must be one of {', '.join(EVIDENCE_KINDS)}", field=where)
         if not isinstance(item.get("description"), str) or not item["description"].strip():
             raise InvalidInput("needs a description", field=where)
+        checked_text(item["description"], where + ".description")
         if item.get("document") is not None:
-            _text(item["document"], where + ".document")
+            checked_text(item["document"], where + ".document")
     return tuple(value)
 
 
 def evidence_field(*, required: bool = True) -> Field:
     return Field(
-        "evidence",
-        "list of {kind, description, document?}; kind is " + ", ".join(EVIDENCE_KINDS),
-        _evidence_items,
-        required,
+        name="evidence",
+        description="list of {kind, description, document?}; kind is " + ", ".join(EVIDENCE_KINDS),
+        parse=_evidence_items,
+        required=required,
     )
 
 
 # --- guards ------------------------------------------------------------------------------------------
-
-
-def guard(
-    code: str, description: str, refusal: str, *, uses_data: bool = False, kind: RefusalKind = "guard"
-) -> Callable[[Callable[[Context], bool]], Guard]:
-    """Declare a guard from its predicate, with what it means in plain words."""
-
-    def make(check: Callable[[Context], bool]) -> Guard:
-        return Guard(code, description, refusal, check, uses_data, kind)
-
-    return make
 
 
 @guard("order_amount_positive", "the order amount is above zero", "the order amount must be above zero", uses_data=True)
@@ -149,13 +103,29 @@ def evidence_given(ctx: Context) -> bool:
     return bool(ctx.data.get("evidence"))
 
 
-@guard("before_deadline", "before the deadline", "the deadline for this step has passed")
+def _deadline_passed(ctx: Context) -> str:
+    deadline = ctx.current.deadline
+    assert deadline is not None  # the guard refuses only when the claim has a deadline
+    return (
+        f"the {deadline.name} deadline passed at {deadline.due:%Y-%m-%d %H:%M} UTC: this step is closed,"
+        f" and the next tick fires {deadline.trigger}"
+    )
+
+
+def _deadline_not_due(ctx: Context) -> str:
+    deadline = ctx.current.deadline
+    if deadline is None:
+        return "the claim has no deadline running"
+    return f"the {deadline.name} deadline is not due before {deadline.due:%Y-%m-%d %H:%M} UTC"
+
+
+@guard("before_deadline", "before the deadline", "the deadline for this step has passed", explain=_deadline_passed)
 def before_deadline(ctx: Context) -> bool:
     deadline = ctx.current.deadline
     return deadline is None or ctx.now < deadline.due
 
 
-@guard("deadline_reached", "the deadline has come", "the deadline has not come yet")
+@guard("deadline_reached", "the deadline has come", "the deadline has not come yet", explain=_deadline_not_due)
 def deadline_reached(ctx: Context) -> bool:
     deadline = ctx.current.deadline
     return deadline is not None and ctx.now >= deadline.due
@@ -263,6 +233,15 @@ def return_address_confirmed(ctx: Context) -> bool:
 )
 def shipment_given(ctx: Context) -> bool:
     return bool(ctx.data["carrier"].strip() and ctx.data["tracking_number"].strip())
+
+
+@guard(
+    "no_return_shipment",
+    "no return shipment is recorded yet",
+    "a return shipment is recorded already: the goods are on their way back",
+)
+def no_return_shipment(ctx: Context) -> bool:
+    return ctx.current.shipment is None
 
 
 @guard(
@@ -378,52 +357,83 @@ def record_shipment(ctx: Context) -> Claim:
 # --- the lifecycle -----------------------------------------------------------------------------------
 
 EVIDENCE_DUE = DeadlineRule(
-    "evidence_due", "evidence_deadline", timedelta(days=7), "the buyer must present evidence (FAQ: seven days)"
+    name="evidence_due",
+    trigger="evidence_deadline",
+    window=timedelta(days=7),
+    description="the buyer must present evidence (FAQ: seven days)",
 )
-RESPONSE_DUE = DeadlineRule("response_due", "response_deadline", timedelta(days=5), "the party asked must respond")
-RETURN_DUE = DeadlineRule("return_due", "return_deadline", timedelta(days=10), "the buyer must ship the return")
+RESPONSE_DUE = DeadlineRule(
+    name="response_due",
+    trigger="response_deadline",
+    window=timedelta(days=5),
+    description="the party asked must respond",
+)
+RETURN_DUE = DeadlineRule(
+    name="return_due",
+    trigger="return_deadline",
+    window=timedelta(days=10),
+    description="the buyer must ship the return",
+)
 RECEIPT_DUE = DeadlineRule(
-    "receipt_due", "receipt_deadline", timedelta(days=15), "the supplier must confirm receiving the return"
+    name="receipt_due",
+    trigger="receipt_deadline",
+    window=timedelta(days=15),
+    description="the supplier must confirm receiving the return",
 )
 
 STATES = (
     State(
-        "awaiting_evidence",
-        "filed; the buyer must present evidence (order, shipping, delivery, correspondence)",
+        name="awaiting_evidence",
+        meaning="filed; the buyer must present evidence (order, shipping, delivery, correspondence)",
         deadline=EVIDENCE_DUE,
     ),
-    State("in_mediation", "the dispute team mediates; the parties exchange offers; the supplier may appeal"),
-    State("awaiting_buyer_response", "the dispute team asked the buyer to respond now", deadline=RESPONSE_DUE),
-    State("awaiting_supplier_response", "the dispute team asked the supplier to respond", deadline=RESPONSE_DUE),
-    State("under_review", "the dispute team gathers all evidence and judges"),
-    State("cancellation_pending", "the buyer cancelled the claim after an agreement; the team checks it"),
     State(
-        "awaiting_return",
-        "a full refund was agreed or decided: the buyer returns the goods at their own cost",
+        name="in_mediation", meaning="the dispute team mediates; the parties exchange offers; the supplier may appeal"
+    ),
+    State(
+        name="awaiting_buyer_response", meaning="the dispute team asked the buyer to respond now", deadline=RESPONSE_DUE
+    ),
+    State(
+        name="awaiting_supplier_response",
+        meaning="the dispute team asked the supplier to respond",
+        deadline=RESPONSE_DUE,
+    ),
+    State(
+        name="under_review",
+        meaning="the supplier appealed, the buyer escalated, or a return went wrong: the dispute team judges",
+    ),
+    State(name="cancellation_pending", meaning="the buyer cancelled the claim after an agreement; the team checks it"),
+    State(
+        name="awaiting_return",
+        meaning="a full refund was agreed or decided: the buyer returns the goods at their own cost",
         deadline=RETURN_DUE,
     ),
-    State("return_in_transit", "the buyer shipped the return with a carrier and tracking number", deadline=RECEIPT_DUE),
-    State("refunded_full", "full refund paid; the goods are back with the supplier", final=True),
-    State("refunded_partial", "partial refund paid; the buyer keeps the goods", final=True),
-    State("payment_released", "payment released to the supplier", final=True),
-    State("withdrawn", "the buyer withdrew the claim; payment released to the supplier", final=True),
+    State(
+        name="return_in_transit",
+        meaning="the buyer shipped the return with a carrier and tracking number",
+        deadline=RECEIPT_DUE,
+    ),
+    State(name="refunded_full", meaning="full refund paid; the goods are back with the supplier", final=True),
+    State(name="refunded_partial", meaning="partial refund paid; the buyer keeps the goods", final=True),
+    State(name="payment_released", meaning="payment released to the supplier", final=True),
+    State(name="withdrawn", meaning="the buyer withdrew the claim; payment released to the supplier", final=True),
 )
 
-BUYER, SUPPLIER, AGENT, SYSTEM = (frozenset({r}) for r in ("buyer", "supplier", "agent", "system"))
-PARTIES = BUYER | SUPPLIER
+PARTIES = (BUYER, SUPPLIER)
 MEDIATING = ("in_mediation", "under_review")
 
 FILE_FIELDS = (
     text("order_id", "the order the claim is about"),
     text("buyer_id", "the buyer filing (must be the actor)"),
     text("supplier_id", "the supplier of the order"),
-    Field("currency", "ISO 4217 code of the order", lambda v, _p, _c: parse_currency(v)),
+    currency("currency", "ISO 4217 code of the order"),
     money("amount", "the order amount, a decimal string"),
     text("reason", "what went wrong, in the buyer's words"),
     choice("resolution", "what the buyer asks for", RESOLUTIONS),
     money("refund_amount", "the partial refund asked (partial_refund only)", required=False),
 )
-OFFER_FIELDS = (choice("kind", "partial_refund or full_refund", RESOLUTIONS), money("amount", "the refund offered"))
+EVIDENCE = (evidence_field(),)
+OFFER = (choice("kind", "partial_refund or full_refund", RESOLUTIONS), money("amount", "the refund offered"))
 QUESTION = (text("question", "what the dispute team asks"),)
 RATIONALE = (text("rationale", "why the team decided so"),)
 RESPONSE = (text("message", "the answer", blank_ok=True), evidence_field(required=False))
@@ -432,274 +442,175 @@ SHIPMENT = (
     text("tracking_number", "the carrier's tracking number", blank_ok=True),
     money("shipping_cost", "what the buyer paid for shipping", required=False),
 )
-
-
-def _respond(source: str, actor: frozenset[str]) -> Transition:
-    return Transition(
-        "respond",
-        (source,),
-        "in_mediation",
-        actor,
-        "the party asked responds",
-        (message_given, before_deadline),
-        RESPONSE,
-        add_evidence,
-    )
-
-
-def _submit_evidence(source: str, actors: frozenset[str]) -> Transition:
-    return Transition(
-        "submit_evidence",
-        (source,),
-        source if source != "awaiting_evidence" else "in_mediation",
-        actors,
-        "a party presents evidence",
-        (evidence_given, before_deadline),
-        (evidence_field(),),
-        add_evidence,
-    )
-
+NOTE = (text("note", "why", required=False, blank_ok=True),)
 
 TRANSITIONS = (
     Transition(
-        "file_claim",
-        (),
-        "awaiting_evidence",
-        BUYER,
-        "the buyer files a claim on an order",
-        (files_own_claim, order_amount_positive, buyer_is_not_supplier, requested_refund_valid, no_open_claim_on_order),
-        FILE_FIELDS,
-        file_new_claim,
-    ),
-    _submit_evidence("awaiting_evidence", BUYER),
-    _submit_evidence("in_mediation", PARTIES),
-    _submit_evidence("under_review", PARTIES),
-    Transition(
-        "evidence_deadline",
-        ("awaiting_evidence",),
-        "payment_released",
-        SYSTEM,
-        "no evidence in time: the claim closes and payment goes to the supplier",
-        (deadline_reached, no_evidence),
-        on_deadline="evidence_due",
+        trigger="file_claim", sources=(), dest="awaiting_evidence", actors=BUYER,
+        description="the buyer files a claim on an order",
+        guards=(files_own_claim, order_amount_positive, buyer_is_not_supplier, requested_refund_valid,
+                no_open_claim_on_order),
+        fields=FILE_FIELDS, effect=file_new_claim,
     ),
     Transition(
-        "make_offer",
-        ("in_mediation",),
-        "in_mediation",
-        PARTIES,
-        "a party offers a refund",
-        (no_open_offer, offer_amount_valid),
-        OFFER_FIELDS,
-        add_offer,
+        trigger="submit_evidence", sources=("awaiting_evidence",), dest="in_mediation", actors=BUYER,
+        description="the buyer presents evidence",
+        guards=(evidence_given, before_deadline), fields=EVIDENCE, effect=add_evidence,
     ),
     Transition(
-        "accept_offer",
-        ("in_mediation",),
-        "in_mediation",
-        PARTIES,
-        "the other party accepts the open offer",
-        (offer_open, answers_other_party),
-        effect=accept_offer,
+        trigger="submit_evidence", sources=("in_mediation",), dest="in_mediation", actors=PARTIES,
+        description="a party presents more evidence",
+        guards=(evidence_given, before_deadline), fields=EVIDENCE, effect=add_evidence,
     ),
     Transition(
-        "reject_offer",
-        ("in_mediation",),
-        "in_mediation",
-        PARTIES,
-        "the other party rejects the open offer",
-        (offer_open, answers_other_party),
-        (text("note", "why", required=False, blank_ok=True),),
-        reject_offer,
+        trigger="submit_evidence", sources=("under_review",), dest="under_review", actors=PARTIES,
+        description="a party presents more evidence",
+        guards=(evidence_given, before_deadline), fields=EVIDENCE, effect=add_evidence,
     ),
     Transition(
-        "cancel_claim",
-        ("in_mediation",),
-        "cancellation_pending",
-        BUYER,
-        "both agreed: the buyer cancels the claim for the team to check",
-        (agreement_exists,),
+        trigger="evidence_deadline", sources=("awaiting_evidence",), dest="payment_released", actors=SYSTEM,
+        description="no evidence in time: the claim closes and payment goes to the supplier",
+        guards=(deadline_reached, no_evidence), on_deadline="evidence_due",
     ),
     Transition(
-        "approve_cancellation",
-        ("cancellation_pending",),
-        "refunded_partial",
-        AGENT,
-        "the team approves the agreed partial refund",
-        (agreement_is_partial,),
-        effect=refund_agreement,
+        trigger="make_offer", sources=("in_mediation",), dest="in_mediation", actors=PARTIES,
+        description="a party offers a refund",
+        guards=(no_open_offer, offer_amount_valid), fields=OFFER, effect=add_offer,
     ),
     Transition(
-        "approve_cancellation",
-        ("cancellation_pending",),
-        "awaiting_return",
-        AGENT,
-        "the team approves the agreed full refund: the goods go back first",
-        (agreement_is_full,),
+        trigger="accept_offer", sources=("in_mediation",), dest="in_mediation", actors=PARTIES,
+        description="the other party accepts the open offer",
+        guards=(offer_open, answers_other_party), effect=accept_offer,
     ),
     Transition(
-        "reject_cancellation",
-        ("cancellation_pending",),
-        "in_mediation",
-        AGENT,
-        "the team finds the agreement does not hold",
-        fields=(text("reason", "why"),),
-        effect=void_agreement,
+        trigger="reject_offer", sources=("in_mediation",), dest="in_mediation", actors=PARTIES,
+        description="the other party rejects the open offer",
+        guards=(offer_open, answers_other_party), fields=NOTE, effect=reject_offer,
     ),
     Transition(
-        "request_buyer_response",
-        MEDIATING,
-        "awaiting_buyer_response",
-        AGENT,
-        "the team asks the buyer to respond now",
+        trigger="cancel_claim", sources=("in_mediation",), dest="cancellation_pending", actors=BUYER,
+        description="both agreed: the buyer cancels the claim for the team to check",
+        guards=(agreement_exists,),
+    ),
+    Transition(
+        trigger="approve_cancellation", sources=("cancellation_pending",), dest="refunded_partial", actors=AGENT,
+        description="the team approves the agreed partial refund",
+        guards=(agreement_is_partial,), effect=refund_agreement,
+    ),
+    Transition(
+        trigger="approve_cancellation", sources=("cancellation_pending",), dest="awaiting_return", actors=AGENT,
+        description="the team approves the agreed full refund: the goods go back first",
+        guards=(agreement_is_full,),
+    ),
+    Transition(
+        trigger="reject_cancellation", sources=("cancellation_pending",), dest="in_mediation", actors=AGENT,
+        description="the team finds the agreement does not hold",
+        fields=(text("reason", "why"),), effect=void_agreement,
+    ),
+    Transition(
+        trigger="request_buyer_response", sources=MEDIATING, dest="awaiting_buyer_response", actors=AGENT,
+        description="the team asks the buyer to respond now",
         fields=QUESTION,
     ),
     Transition(
-        "request_supplier_response",
-        MEDIATING,
-        "awaiting_supplier_response",
-        AGENT,
-        "the team asks the supplier to respond",
+        trigger="request_supplier_response", sources=MEDIATING, dest="awaiting_supplier_response", actors=AGENT,
+        description="the team asks the supplier to respond",
         fields=QUESTION,
     ),
-    _respond("awaiting_buyer_response", BUYER),
-    _respond("awaiting_supplier_response", SUPPLIER),
     Transition(
-        "response_deadline",
-        ("awaiting_buyer_response",),
-        "payment_released",
-        SYSTEM,
-        "the buyer did not respond in time",
-        (deadline_reached,),
-        on_deadline="response_due",
+        trigger="respond", sources=("awaiting_buyer_response",), dest="in_mediation", actors=BUYER,
+        description="the buyer responds",
+        guards=(message_given, before_deadline), fields=RESPONSE, effect=add_evidence,
     ),
     Transition(
-        "response_deadline",
-        ("awaiting_supplier_response",),
-        "awaiting_return",
-        SYSTEM,
-        "the supplier did not respond in time: the full refund asked goes ahead",
-        (deadline_reached, buyer_asked_full),
-        on_deadline="response_due",
+        trigger="respond", sources=("awaiting_supplier_response",), dest="in_mediation", actors=SUPPLIER,
+        description="the supplier responds",
+        guards=(message_given, before_deadline), fields=RESPONSE, effect=add_evidence,
     ),
     Transition(
-        "response_deadline",
-        ("awaiting_supplier_response",),
-        "refunded_partial",
-        SYSTEM,
-        "the supplier did not respond in time: the partial refund asked is paid",
-        (deadline_reached, buyer_asked_partial),
-        effect=refund_requested,
-        on_deadline="response_due",
+        trigger="response_deadline", sources=("awaiting_buyer_response",), dest="payment_released", actors=SYSTEM,
+        description="the buyer did not respond in time",
+        guards=(deadline_reached,), on_deadline="response_due",
     ),
     Transition(
-        "appeal",
-        ("in_mediation",),
-        "under_review",
-        SUPPLIER,
-        "the supplier appeals with evidence",
-        (evidence_given,),
-        (evidence_field(),),
-        add_evidence,
+        trigger="response_deadline", sources=("awaiting_supplier_response",), dest="awaiting_return", actors=SYSTEM,
+        description="the supplier did not respond in time: the full refund asked goes ahead",
+        guards=(deadline_reached, buyer_asked_full), on_deadline="response_due",
     ),
     Transition(
-        "escalate",
-        ("in_mediation",),
-        "under_review",
-        BUYER,
-        "the buyer asks the team to judge",
-        fields=(text("note", "why", required=False, blank_ok=True),),
+        trigger="response_deadline", sources=("awaiting_supplier_response",), dest="refunded_partial", actors=SYSTEM,
+        description="the supplier did not respond in time: the partial refund asked is paid",
+        guards=(deadline_reached, buyer_asked_partial), effect=refund_requested, on_deadline="response_due",
     ),
     Transition(
-        "decide_full_refund",
-        MEDIATING,
-        "awaiting_return",
-        AGENT,
-        "the team decides a full refund",
+        trigger="appeal", sources=("in_mediation",), dest="under_review", actors=SUPPLIER,
+        description="the supplier appeals with evidence",
+        guards=(evidence_given,), fields=EVIDENCE, effect=add_evidence,
+    ),
+    Transition(
+        trigger="escalate", sources=("in_mediation",), dest="under_review", actors=BUYER,
+        description="the buyer asks the team to judge",
+        fields=NOTE,
+    ),
+    Transition(
+        trigger="decide_full_refund", sources=MEDIATING, dest="awaiting_return", actors=AGENT,
+        description="the team decides a full refund: the goods go back first",
+        guards=(no_return_shipment,), fields=RATIONALE,
+    ),
+    Transition(
+        trigger="decide_full_refund", sources=("under_review",), dest="refunded_full", actors=AGENT,
+        description="the team decides a full refund on the return already shipped (lost, damaged, or never confirmed)",
+        guards=(return_shipment_recorded,), fields=RATIONALE, effect=refund_order_amount,
+    ),
+    Transition(
+        trigger="decide_partial_refund", sources=MEDIATING, dest="refunded_partial", actors=AGENT,
+        description="the team decides a partial refund",
+        guards=(decided_amount_in_range,), fields=(money("amount", "the refund decided"), *RATIONALE),
+        effect=refund_decided,
+    ),
+    Transition(
+        trigger="decide_for_supplier", sources=MEDIATING, dest="payment_released", actors=AGENT,
+        description="the team decides for the supplier",
         fields=RATIONALE,
     ),
     Transition(
-        "decide_partial_refund",
-        MEDIATING,
-        "refunded_partial",
-        AGENT,
-        "the team decides a partial refund",
-        (decided_amount_in_range,),
-        (money("amount", "the refund decided"), *RATIONALE),
-        refund_decided,
+        trigger="confirm_return_address", sources=("awaiting_return",), dest="awaiting_return", actors=SUPPLIER,
+        description="the supplier confirms where the goods go back",
+        fields=(text("address", "the return address"),), effect=record_address,
     ),
     Transition(
-        "decide_for_supplier",
-        MEDIATING,
-        "payment_released",
-        AGENT,
-        "the team decides for the supplier",
-        fields=RATIONALE,
+        trigger="ship_return", sources=("awaiting_return",), dest="return_in_transit", actors=BUYER,
+        description="the buyer ships the goods back",
+        guards=(return_address_confirmed, shipment_given, before_deadline), fields=SHIPMENT, effect=record_shipment,
     ),
     Transition(
-        "confirm_return_address",
-        ("awaiting_return",),
-        "awaiting_return",
-        SUPPLIER,
-        "the supplier confirms where the goods go back",
-        fields=(text("address", "the return address"),),
-        effect=record_address,
+        trigger="return_deadline", sources=("awaiting_return",), dest="payment_released", actors=SYSTEM,
+        description="no return shipped in time: payment goes to the supplier",
+        guards=(deadline_reached,), on_deadline="return_due",
     ),
     Transition(
-        "ship_return",
-        ("awaiting_return",),
-        "return_in_transit",
-        BUYER,
-        "the buyer ships the goods back",
-        (return_address_confirmed, shipment_given, before_deadline),
-        SHIPMENT,
-        record_shipment,
+        trigger="confirm_return_received", sources=("return_in_transit",), dest="refunded_full", actors=SUPPLIER,
+        description="the supplier has the goods back: the full refund is paid",
+        guards=(return_shipment_recorded,), effect=refund_order_amount,
     ),
     Transition(
-        "return_deadline",
-        ("awaiting_return",),
-        "payment_released",
-        SYSTEM,
-        "no return shipped in time: payment goes to the supplier",
-        (deadline_reached,),
-        on_deadline="return_due",
+        trigger="report_return_problem", sources=("return_in_transit",), dest="under_review", actors=SUPPLIER,
+        description="the supplier reports a problem with the return",
+        guards=(problem_described,), fields=(text("description", "what is wrong", blank_ok=True), *EVIDENCE),
+        effect=add_evidence,
     ),
     Transition(
-        "confirm_return_received",
-        ("return_in_transit",),
-        "refunded_full",
-        SUPPLIER,
-        "the supplier has the goods back: the full refund is paid",
-        (return_shipment_recorded,),
-        effect=refund_order_amount,
+        trigger="receipt_deadline", sources=("return_in_transit",), dest="under_review", actors=SYSTEM,
+        description="the supplier did not confirm receipt in time: the team reviews",
+        guards=(deadline_reached,), on_deadline="receipt_due",
     ),
     Transition(
-        "report_return_problem",
-        ("return_in_transit",),
-        "under_review",
-        SUPPLIER,
-        "the supplier reports a problem with the return",
-        (problem_described,),
-        (text("description", "what is wrong", blank_ok=True), evidence_field()),
-        add_evidence,
-    ),
-    Transition(
-        "receipt_deadline",
-        ("return_in_transit",),
-        "under_review",
-        SYSTEM,
-        "the supplier did not confirm receipt in time: the team reviews",
-        (deadline_reached,),
-        on_deadline="receipt_due",
-    ),
-    Transition(
-        "withdraw",
-        ("awaiting_evidence", "in_mediation", "awaiting_buyer_response", "awaiting_supplier_response"),
-        "withdrawn",
-        BUYER,
-        "the buyer withdraws the claim",
+        trigger="withdraw",
+        sources=("awaiting_evidence", "in_mediation", "awaiting_buyer_response", "awaiting_supplier_response"),
+        dest="withdrawn", actors=BUYER,
+        description="the buyer withdraws the claim",
         fields=(text("reason", "why", required=False, blank_ok=True),),
     ),
-)
+)  # fmt: skip
 
 CLAIM_LIFECYCLE = Definition("buyer claim", STATES, TRANSITIONS)

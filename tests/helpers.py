@@ -12,7 +12,8 @@ from claimstate import Claim, Engine
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ACTORS = {"buyer": "buyer:alice", "supplier": "supplier:acme", "agent": "agent:kim", "system": "system"}
-# The specification's states (LIFECYCLE.md), written out by hand so that tests compare the definition with it.
+# The specification's states (the README's lifecycle section), written out by hand so that tests compare
+# the definition with it.
 STATE_NAMES = [
     "awaiting_evidence",
     "in_mediation",
@@ -96,6 +97,25 @@ class Walker:
         for trigger, role, data in paths[state]:
             claim = self.step(claim, trigger, role, data)
         assert claim.state == state
+        return claim
+
+    def returned_then(self, state: str, *, via: str = "report_return_problem") -> Claim:
+        """A claim whose return shipment is recorded, put under review by `via`, then moved on to `state`.
+
+        `via` is report_return_problem (the supplier reports the goods lost or damaged) or receipt_deadline
+        (the supplier never confirmed receipt); `state` is under_review or, after a response, in_mediation.
+        """
+        claim = self.reach("return_in_transit")
+        if via == "receipt_deadline":
+            assert claim.deadline is not None
+            self.now = claim.deadline.due - timedelta(minutes=1)
+            claim = self.step(claim, "receipt_deadline", "system")
+        else:
+            claim = self.step(claim, "report_return_problem", "supplier", GOOD_DATA["report_return_problem"])
+        if state == "in_mediation":
+            claim = self.step(claim, "request_buyer_response", "agent", {"question": "where is the parcel?"})
+            claim = self.step(claim, "respond", "buyer", {"message": "the carrier lost it"})
+        assert claim.state == state and claim.shipment is not None
         return claim
 
 

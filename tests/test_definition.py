@@ -9,24 +9,16 @@ import pytest
 from helpers import STATE_NAMES, T0, filing
 
 import claimstate
-from claimstate import (
-    CLAIM_LIFECYCLE,
-    ClaimStateError,
-    DeadlineRule,
-    Definition,
-    DefinitionError,
-    Guard,
-    InvalidInput,
-    State,
-    Transition,
-)
-from claimstate._lifecycle import STATES, TRANSITIONS
+from claimstate import CLAIM_LIFECYCLE, ClaimStateError, DefinitionError, InvalidInput
+from claimstate.definition import DeadlineRule, Definition, Field, Guard, State, Transition
+
+STATES, TRANSITIONS = CLAIM_LIFECYCLE.states, CLAIM_LIFECYCLE.transitions
 
 # --- small hand-made definitions ----------------------------------------------------------------------
 
 
 def state(name: str, *, final: bool = False, deadline: DeadlineRule | None = None) -> State:
-    return State(name, f"the {name} state", final=final, deadline=deadline)
+    return State(name=name, meaning=f"the {name} state", final=final, deadline=deadline)
 
 
 def move(
@@ -39,15 +31,18 @@ def move(
     on_deadline: str | None = None,
 ) -> Transition:
     return Transition(
-        trigger, sources, dest, frozenset(actors), f"{trigger} moves to {dest}", guards, on_deadline=on_deadline
-    )
+        trigger=trigger, sources=sources, dest=dest, actors=actors, description=f"{trigger} moves to {dest}",
+        guards=guards, on_deadline=on_deadline,
+    )  # fmt: skip
 
 
 def guard(code: str) -> Guard:
-    return Guard(code, f"{code} holds", f"{code} does not hold", lambda _ctx: True)
+    return Guard(code=code, description=f"{code} holds", refusal=f"{code} does not hold", check=lambda _ctx: True)
 
 
-OPEN_DUE = DeadlineRule("open_due", "open_deadline", timedelta(days=1), "the buyer must act within a day")
+OPEN_DUE = DeadlineRule(
+    name="open_due", trigger="open_deadline", window=timedelta(days=1), description="the buyer must act within a day"
+)
 
 # A tiny valid lifecycle: filing opens a claim, closing ends it.
 OPEN, DONE = state("open"), state("done", final=True)
@@ -226,12 +221,20 @@ def test_broken_definition_names_its_problem(states, transitions, expected):
 
 def test_transitions_of_one_trigger_must_declare_the_same_data_fields():
     """Two transitions of one trigger with different data fields are a definition problem."""
-    note = claimstate.Field("note", "why", lambda value, _parsed, _claim: value)
+    note = Field(name="note", description="why", parse=lambda value, _parsed, _claim: value)
     states = (*TINY_STATES, state("also_done", final=True))
     transitions = (
         FILE,
         move("close", ("open",), "done", guards=(guard("paid"),)),
-        Transition("close", ("open",), "also_done", frozenset({"buyer"}), "close", (guard("unpaid"),), (note,)),
+        Transition(
+            trigger="close",
+            sources=("open",),
+            dest="also_done",
+            actors="buyer",
+            description="close",
+            guards=(guard("unpaid"),),
+            fields=(note,),
+        ),
     )
     assert "transitions of trigger close declare different data fields" in problems_of(states, transitions)
 
@@ -293,7 +296,7 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize("window", [timedelta(0), timedelta(days=-1)], ids=["zero", "negative"])
 def test_non_positive_default_deadline_window_is_a_problem(window):
     """A deadline rule whose default window is not positive is a definition problem, as it is for policy()."""
-    rule = DeadlineRule("open_due", "open_deadline", window, "never really open")
+    rule = DeadlineRule(name="open_due", trigger="open_deadline", window=window, description="never really open")
     states = (state("open", deadline=rule), DONE)
     transitions = (
         FILE,
@@ -305,8 +308,8 @@ def test_non_positive_default_deadline_window_is_a_problem(window):
 
 def test_one_deadline_name_with_two_different_rules_is_a_problem():
     """Two states declaring deadline rules of one name with different windows is a definition problem."""
-    short = DeadlineRule("due", "clock", timedelta(days=1), "short")
-    long = DeadlineRule("due", "clock", timedelta(days=9), "long")
+    short = DeadlineRule(name="due", trigger="clock", window=timedelta(days=1), description="short")
+    long = DeadlineRule(name="due", trigger="clock", window=timedelta(days=9), description="long")
     states = (state("open", deadline=short), state("later", deadline=long), DONE)
     transitions = (
         FILE,
@@ -405,6 +408,7 @@ SPEC_TRANSITIONS = [
     ("appeal", ("in_mediation",), "under_review", {S}),
     ("escalate", ("in_mediation",), "under_review", {B}),
     ("decide_full_refund", MEDIATING, "awaiting_return", {A}),
+    ("decide_full_refund", ("under_review",), "refunded_full", {A}),
     ("decide_partial_refund", MEDIATING, "refunded_partial", {A}),
     ("decide_for_supplier", MEDIATING, "payment_released", {A}),
     ("confirm_return_address", ("awaiting_return",), "awaiting_return", {S}),
@@ -432,12 +436,12 @@ def edges(rows):
 
 
 def test_builtin_state_names_are_the_specifications():
-    """CLAIM_LIFECYCLE has exactly the states LIFECYCLE.md names, each once."""
+    """CLAIM_LIFECYCLE has exactly the states the specification names (README, "The lifecycle"), each once."""
     assert sorted(s.name for s in CLAIM_LIFECYCLE.states) == sorted(STATE_NAMES)
 
 
 def test_builtin_trigger_names_are_the_specifications():
-    """CLAIM_LIFECYCLE has exactly the triggers LIFECYCLE.md names."""
+    """CLAIM_LIFECYCLE has exactly the triggers the specification names (README, "The lifecycle")."""
     assert sorted(CLAIM_LIFECYCLE.triggers) == sorted(SPEC_TRIGGERS)
     assert len(CLAIM_LIFECYCLE.triggers) == len(SPEC_TRIGGERS)
 
@@ -460,10 +464,20 @@ def test_builtin_files_claims_with_file_claim():
 
 
 def test_refunded_full_is_reached_only_through_a_recorded_return():
-    """Only confirm_return_received leads into refunded_full, and only ship_return into return_in_transit."""
-    into_full = {(t.trigger, t.sources) for t in CLAIM_LIFECYCLE.transitions if t.dest == "refunded_full"}
+    """Every way into refunded_full needs a recorded return shipment, and only ship_return records one.
+
+    The supplier confirms receipt, or the team decides on the recorded shipment from under_review.
+    """
+    into_full = {
+        (t.trigger, t.sources, tuple(g.code for g in t.guards))
+        for t in CLAIM_LIFECYCLE.transitions
+        if t.dest == "refunded_full"
+    }
     into_transit = {(t.trigger, t.sources) for t in CLAIM_LIFECYCLE.transitions if t.dest == "return_in_transit"}
-    assert into_full == {("confirm_return_received", ("return_in_transit",))}
+    assert into_full == {
+        ("confirm_return_received", ("return_in_transit",), ("return_shipment_recorded",)),
+        ("decide_full_refund", ("under_review",), ("return_shipment_recorded",)),
+    }
     assert into_transit == {("ship_return", ("awaiting_return",))}
 
 

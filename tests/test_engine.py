@@ -10,20 +10,8 @@ import transitions
 from helpers import EVIDENCE, T0, Walker, filing
 
 import claimstate
-from claimstate import (
-    CLAIM_LIFECYCLE,
-    Claim,
-    ClaimStateError,
-    Context,
-    DeadlineRule,
-    Definition,
-    Engine,
-    Guard,
-    InvalidInput,
-    State,
-    Transition,
-    TransitionRefused,
-)
+from claimstate import CLAIM_LIFECYCLE, Claim, ClaimStateError, Engine, InvalidInput, TransitionRefused
+from claimstate.definition import Context, DeadlineRule, Definition, Field, Guard, Policy, State, Transition, guard
 
 
 def test_the_machine_is_built_once_and_holds_no_claim(walker: Walker) -> None:
@@ -73,15 +61,16 @@ def _spy_definition(calls: list[str]) -> Definition:
         return bool(ctx.data.get("ok"))
 
     builtin = CLAIM_LIFECYCLE
-    ok = claimstate.Field("ok", "yes or no", lambda v, _p, _c: bool(v), required=False)
+    ok = Field(name="ok", description="yes or no", parse=lambda v, _p, _c: bool(v), required=False)
     return Definition(
         "spy",
-        (State("open", "open"), State("done", "done", final=True)),
+        (State(name="open", meaning="open"), State(name="done", meaning="done", final=True)),
         (
-            Transition(builtin.creation.trigger, (), "open", frozenset({"buyer"}), "file",
+            Transition(trigger=builtin.creation.trigger, sources=(), dest="open", actors="buyer", description="file",
                        fields=builtin.creation.fields, effect=builtin.creation.effect),
-            Transition("close", ("open",), "done", frozenset({"agent"}), "close",
-                       (Guard("ok", "ok", "not ok", check),), (ok,), effect),
+            Transition(trigger="close", sources=("open",), dest="done", actors="agent", description="close",
+                       guards=(Guard(code="ok", description="ok", refusal="not ok", check=check),), fields=(ok,),
+                       effect=effect),
         ),
     )  # fmt: skip
 
@@ -213,15 +202,15 @@ def test_the_model_is_data_a_new_definition_runs_unchanged() -> None:
     """A hand-made definition with its own state, guard and deadline runs through the same engine."""
     builtin = CLAIM_LIFECYCLE
     deadline_reached = next(g for t in builtin.transitions for g in t.guards if g.code == "deadline_reached")
-    rule = DeadlineRule("look_due", "timeout", timedelta(hours=1), "someone must look")
+    rule = DeadlineRule(name="look_due", trigger="timeout", window=timedelta(hours=1), description="someone must look")
     definition = Definition(
         "tiny",
-        (State("waiting", "waiting", deadline=rule), State("closed", "closed", final=True)),
+        (State(name="waiting", meaning="waiting", deadline=rule), State(name="closed", meaning="closed", final=True)),
         (
-            Transition(builtin.creation.trigger, (), "waiting", frozenset({"buyer"}), "file",
+            Transition(trigger=builtin.creation.trigger, sources=(), dest="waiting", actors="buyer", description="file",
                        fields=builtin.creation.fields, effect=builtin.creation.effect),
-            Transition("timeout", ("waiting",), "closed", frozenset({"system"}), "time out",
-                       (deadline_reached,), on_deadline="look_due"),
+            Transition(trigger="timeout", sources=("waiting",), dest="closed", actors="system", description="time out",
+                       guards=(deadline_reached,), on_deadline="look_due"),
         ),
     )  # fmt: skip
     engine = Engine(definition)
@@ -235,7 +224,7 @@ def test_the_model_is_data_a_new_definition_runs_unchanged() -> None:
 def test_a_policy_for_another_definition_is_refused() -> None:
     """A policy whose windows do not match the definition's deadlines is invalid input."""
     with pytest.raises(InvalidInput, match="does not fit"):
-        Engine(policy=claimstate.Policy({"evidence_due": timedelta(days=1)}))
+        Engine(policy=Policy({"evidence_due": timedelta(days=1)}))
 
 
 def test_nothing_of_transitions_leaks_into_the_public_api() -> None:
@@ -246,6 +235,51 @@ def test_nothing_of_transitions_leaks_into_the_public_api() -> None:
     errors = [getattr(claimstate, n) for n in claimstate.__all__ if n.endswith(("Error", "Refused", "Input"))]
     errors += [claimstate.ClaimNotFound, claimstate.ConcurrentModification]
     assert all(issubclass(e, ClaimStateError) for e in errors)
+
+
+def test_the_public_surface_is_small_and_the_definition_vocabulary_has_one_home() -> None:
+    """The top level holds the service, the engine, values and errors; lifecycles are written with
+    claimstate.definition."""
+    assert not {"State", "Transition", "Guard", "Field", "DeadlineRule", "Policy", "Context"} & set(claimstate.__all__)
+    for name in claimstate.definition.__all__:
+        assert getattr(claimstate.definition, name) is not None, name
+    assert claimstate.definition.CLAIM_LIFECYCLE is claimstate.CLAIM_LIFECYCLE
+
+
+def test_a_guard_written_with_the_public_vocabulary_refuses_in_its_own_words() -> None:
+    """guard() and text() from claimstate.definition build a lifecycle the engine runs, refusals worded."""
+
+    @guard("polite", "the note says please", "say please", uses_data=True)
+    def polite(ctx: Context) -> bool:
+        return "please" in ctx.data["note"]
+
+    builtin = CLAIM_LIFECYCLE
+    definition = Definition(
+        "polite",
+        (State(name="open", meaning="open"), State(name="done", meaning="done", final=True)),
+        (
+            Transition(trigger=builtin.creation.trigger, sources=(), dest="open", actors="buyer", description="file",
+                       fields=builtin.creation.fields, effect=builtin.creation.effect),
+            Transition(trigger="close", sources=("open",), dest="done", actors="agent", description="close",
+                       guards=(polite,), fields=(claimstate.definition.text("note", "a polite note"),)),
+        ),
+    )  # fmt: skip
+    engine = Engine(definition)
+    claim = engine.file_claim("c-1", "buyer:alice", filing(), T0).claim
+    with pytest.raises(TransitionRefused) as refused:
+        engine.fire(claim, "close", "agent:kim", {"note": "close it"}, T0)
+    assert [(r.kind, r.code, r.message) for r in refused.value.reasons] == [("guard", "polite", "say please")]
+    assert engine.fire(claim, "close", "agent:kim", {"note": "close it, please"}, T0).claim.state == "done"
+
+
+def test_available_names_the_data_of_every_trigger_allowed_or_not(walker: Walker) -> None:
+    """`needs` lists a trigger's required data even when the actor may not fire it now."""
+    claim = walker.reach("awaiting_evidence")
+    answers = {a.trigger: a for a in walker.engine.available(claim, "supplier:acme", walker.now)}
+    assert answers["make_offer"].allowed is False
+    assert answers["make_offer"].needs == ("kind", "amount")
+    assert answers["ship_return"].needs == ("carrier", "tracking_number")
+    assert answers["accept_offer"].needs == ()
 
 
 def test_the_record_keeps_its_own_copy_of_the_data(walker: Walker) -> None:

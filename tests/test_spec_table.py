@@ -1,4 +1,4 @@
-"""The built-in lifecycle equals the specification (LIFECYCLE.md), cell by cell and guard by guard.
+"""The built-in lifecycle equals the specification (the README's lifecycle section), cell by cell and guard by guard.
 
 The expected tables are written out here by hand from the specification, not read from the
 definition, so that a change to either shows up as a failure.
@@ -115,10 +115,48 @@ def test_a_buyer_or_supplier_of_another_claim_is_refused(walker: Walker, state: 
 
 
 def test_the_specification_table_covers_the_definition() -> None:
-    """The hand-written table names exactly the definition's (state, trigger) pairs and roles, but filing."""
-    defined = {(source, t.trigger): t.actors for t in CLAIM_LIFECYCLE.transitions for source in t.sources}
-    assert defined == {k: frozenset(v[0]) for k, v in SPEC.items()}
+    """The hand-written tables name exactly the definition's (state, trigger, destination) and roles, but filing."""
+    defined = {(source, t.trigger, t.dest): t.actors for t in CLAIM_LIFECYCLE.transitions for source in t.sources}
+    written = {(state, trigger, dest): frozenset(roles) for (state, trigger), (roles, dest) in SPEC.items()}
+    written |= {(state, trigger, dest): frozenset(roles) for (state, trigger), (roles, dest) in AFTER_RETURN.items()}
+    branches = {(source, t.trigger, t.dest) for source, t in BRANCHES}
+    assert set(defined) - branches == set(written)
     assert [s.name for s in CLAIM_LIFECYCLE.states] == STATES
+
+
+# Where a claim whose return shipment is recorded goes differently, after a return problem or a missed
+# receipt confirmation put it under review: the team's full refund pays at once on the recorded shipment.
+AFTER_RETURN: dict[tuple[str, str], tuple[set[str], str]] = {
+    ("under_review", "decide_full_refund"): ({A}, "refunded_full"),
+}
+# Transitions taken only on a claim unlike the walker's default one (tested on their own below).
+BRANCHES = [
+    (source, t)
+    for t in CLAIM_LIFECYCLE.transitions
+    for source in t.sources
+    if (t.trigger, t.dest) in {("approve_cancellation", "awaiting_return"), ("response_deadline", "refunded_partial")}
+]
+
+
+@pytest.mark.parametrize("via", ["report_return_problem", "receipt_deadline"])
+@pytest.mark.parametrize("role", ACTORS)
+def test_a_full_refund_decided_on_a_recorded_return_pays_at_once(walker: Walker, via: str, role: str) -> None:
+    """Goods shipped back but lost, damaged or never confirmed: the team's full refund goes to refunded_full.
+
+    Only an agent may decide it; the claim is refunded the order amount, and the record says where it went.
+    """
+    claim = walker.returned_then("under_review", via=via)
+    roles, dest = AFTER_RETURN[("under_review", "decide_full_refund")]
+    walker.now += timedelta(minutes=1)
+    if role not in roles:
+        with pytest.raises(TransitionRefused) as refused:
+            walker.engine.fire(claim, "decide_full_refund", ACTORS[role], GOOD_DATA["decide_full_refund"], walker.now)
+        assert [r.kind for r in refused.value.reasons] == ["permission"]
+        return
+    fired = walker.engine.fire(claim, "decide_full_refund", ACTORS[role], GOOD_DATA["decide_full_refund"], walker.now)
+    assert (fired.record.source, fired.record.dest) == ("under_review", dest)
+    assert fired.claim.refund == fired.claim.amount
+    assert fired.claim.shipment == claim.shipment
 
 
 # --- guards, both ways --------------------------------------------------------------------------------
@@ -195,6 +233,7 @@ SPOILED: list[tuple[str, str, str, str, dict[str, Any], str]] = [
     ("before_deadline", "awaiting_return", "ship_return", B, GOOD_DATA["ship_return"], "address_late"),
     ("deadline_reached", "awaiting_return", "return_deadline", SYS, {}, "early"),
     ("return_shipment_recorded", "return_in_transit", "confirm_return_received", S, {}, "no_shipment"),
+    ("no_return_shipment", "in_mediation", "decide_full_refund", A, GOOD_DATA["decide_full_refund"], "returned"),
     (
         "problem_described",
         "return_in_transit",
@@ -224,6 +263,8 @@ def spoil(walker: Walker, claim: Claim, how: str) -> Claim:
         claim = walker.step(claim, "make_offer", B, offer("partial_refund"))
     elif how == "no_shipment":  # likewise: return_in_transit always has a shipment
         claim = evolve(claim, shipment=None)
+    elif how == "returned":  # back in mediation after a return problem: the goods are already on their way back
+        claim = walker.returned_then(claim.state)
     return claim
 
 
@@ -237,7 +278,29 @@ def test_each_guard_refuses_with_its_reason(
     with pytest.raises(TransitionRefused) as refused:
         walker.engine.fire(claim, trigger, ACTORS[role], data, at)
     assert code in refusal_codes(refused)
-    assert refusal_codes(refused)[code] == guard_refusal(code)
+    if code in DEADLINE_GUARDS:  # worded with the claim's own deadline: tested below
+        assert claim.deadline is not None and claim.deadline.name in refusal_codes(refused)[code]
+    else:
+        assert refusal_codes(refused)[code] == guard_refusal(code)
+
+
+DEADLINE_GUARDS = {"before_deadline", "deadline_reached"}
+
+
+def test_a_missed_deadline_is_named_with_its_due_time_and_what_closes_it(walker: Walker) -> None:
+    """Too late: the refusal names the deadline, when it was due, and the trigger the next tick fires."""
+    claim = walker.reach("awaiting_evidence")
+    assert claim.deadline is not None
+    with pytest.raises(TransitionRefused) as refused:
+        walker.engine.fire(claim, "submit_evidence", ACTORS[B], GOOD_DATA["submit_evidence"], claim.deadline.due)
+    assert refusal_codes(refused)["before_deadline"] == (
+        "the evidence_due deadline passed at 2026-03-09 09:00 UTC: this step is closed,"
+        " and the next tick fires evidence_deadline"
+    )
+    with pytest.raises(TransitionRefused) as early:
+        walker.engine.fire(claim, "evidence_deadline", ACTORS[SYS], None, T0 + timedelta(days=1))
+    not_due = "the evidence_due deadline is not due before 2026-03-09 09:00 UTC"
+    assert refusal_codes(early)["deadline_reached"] == not_due
 
 
 def test_every_guard_of_the_definition_is_tested_failing() -> None:

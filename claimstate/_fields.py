@@ -1,0 +1,63 @@
+"""Ready-made data fields for a definition's triggers: text, a choice among words, an amount of money.
+
+Each parses the caller's JSON value into a domain value, or raises InvalidInput naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from claimstate._claim import Claim
+from claimstate._definition import Field
+from claimstate._errors import InvalidInput
+from claimstate._money import Money, parse_currency
+
+MAX_TEXT = 10_000
+
+
+def checked_text(value: object, name: str) -> str:
+    """`value` if it is a string of at most MAX_TEXT characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"expected text, not {value!r}", field=name)
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"longer than {MAX_TEXT} characters", field=name)
+    return value
+
+
+def text(name: str, description: str, *, required: bool = True, blank_ok: bool = False) -> Field:
+    """A text field; unless `blank_ok`, it must say something (blank ones are judged by a guard instead)."""
+
+    def parse(value: object, _parsed: Mapping[str, Any], _claim: Claim | None) -> str:
+        result = checked_text(value, name)
+        if not blank_ok and not result.strip():
+            raise InvalidInput("must not be empty", field=name)
+        return result
+
+    return Field(name=name, description=description, parse=parse, required=required)
+
+
+def choice(name: str, description: str, options: tuple[str, ...]) -> Field:
+    """One of `options`."""
+
+    def parse(value: object, _parsed: Mapping[str, Any], _claim: Claim | None) -> str:
+        if value not in options:
+            raise InvalidInput(f"{value!r} is not one of {', '.join(options)}", field=name)
+        return str(value)
+
+    return Field(name=name, description=description, parse=parse)
+
+
+def money(name: str, description: str, *, required: bool = True) -> Field:
+    """A decimal string in the claim's currency (while filing, the `currency` field's)."""
+
+    def parse(value: object, parsed: Mapping[str, Any], claim: Claim | None) -> Money:
+        currency = claim.amount.currency if claim is not None else parsed.get("currency", "")
+        return Money.parse(value, currency, field=name)
+
+    return Field(name=name, description=description, parse=parse, required=required)
+
+
+def currency(name: str, description: str) -> Field:
+    """An ISO 4217 currency code."""
+    return Field(name=name, description=description, parse=lambda value, _parsed, _claim: parse_currency(value))

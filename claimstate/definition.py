@@ -1,0 +1,48 @@
+"""The vocabulary for writing or extending a lifecycle: states, transitions, guards, data fields, deadlines.
+
+The built-in lifecycle (`claimstate.CLAIM_LIFECYCLE`) is written in exactly these terms; its states and
+transitions are there to read (`CLAIM_LIFECYCLE.states`, `.transitions`) and to build on::
+
+    from claimstate.definition import Definition, State, Transition, guard, text
+
+A `Definition` checks itself when built and raises one `DefinitionError` listing every problem.
+"""
+
+from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM
+from claimstate._definition import (
+    ROLES,
+    Context,
+    DeadlineRule,
+    Definition,
+    Field,
+    Guard,
+    Policy,
+    State,
+    Transition,
+    guard,
+)
+from claimstate._fields import MAX_TEXT, choice, currency, money, text
+from claimstate._lifecycle import CLAIM_LIFECYCLE
+
+__all__ = [
+    "AGENT",
+    "BUYER",
+    "CLAIM_LIFECYCLE",
+    "MAX_TEXT",
+    "ROLES",
+    "SUPPLIER",
+    "SYSTEM",
+    "Context",
+    "DeadlineRule",
+    "Definition",
+    "Field",
+    "Guard",
+    "Policy",
+    "State",
+    "Transition",
+    "choice",
+    "currency",
+    "guard",
+    "money",
+    "text",
+]
