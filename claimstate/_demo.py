@@ -50,6 +50,17 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
             ("confirm_return_received", "supplier", None, 6 * _DAY),
         ],
     ),
+    "return lost on the way: the team refunds in full on the recorded shipment": (
+        {"resolution": "full_refund"},
+        [
+            ("submit_evidence", "buyer", {"evidence": _PHOTO}, 60),
+            ("decide_full_refund", "agent", {"rationale": "damage shown on photos"}, _DAY),
+            ("confirm_return_address", "supplier", {"address": "12 Harbour Rd, Shenzhen"}, 120),
+            ("ship_return", "buyer", {"carrier": "DHL", "tracking_number": "JD014777"}, _DAY),
+            (TICK, "system", None, 15 * _DAY),
+            ("decide_full_refund", "agent", {"rationale": "the carrier confirms the parcel was lost"}, _DAY),
+        ],
+    ),
     "supplier appeal and decision: the team judges for the supplier": (
         {"resolution": "full_refund"},
         [
@@ -68,9 +79,7 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
 _ACTORS = {"buyer": "buyer:{buyer}", "supplier": "supplier:{supplier}", "agent": "agent:kim", "system": "system"}
 
 
-def walk(
-    service: ClaimService, *, start: datetime = DEMO_START
-) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
+def walk(service: ClaimService, *, start: datetime = DEMO_START) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
     """Run every scenario on `service` from `start`; yield its title, the final claim and its stored history."""
     for number, (title, (filing, steps)) in enumerate(SCENARIOS.items(), start=1):
         parties = {"buyer": f"buyer{number}", "supplier": "acme-electronics"}

@@ -35,7 +35,8 @@ class Node:
 class Edge:
     """One arrow: a transition from one source (None: the filing arrow into the lifecycle).
 
-    `steps` numbers the times a claim took it, in order; `faded` marks an arrow a claim did not take.
+    `data` names what the trigger takes (``amount``, ``note (optional)``); `steps` numbers the times a
+    claim took it, in order; `faded` marks an arrow a claim did not take.
     """
 
     source: str | None
@@ -46,6 +47,7 @@ class Edge:
     guards: tuple[str, ...]
     actors: tuple[str, ...]
     timer: str | None
+    data: tuple[str, ...] = ()
     steps: tuple[int, ...] = ()
     faded: bool = False
 
@@ -84,6 +86,7 @@ class Graph:
                     "who": ", ".join(e.actors),
                     "guard": "; ".join(e.guards) or "-",
                     "deadline": f"after {e.timer}" if e.timer else "-",
+                    "data": ", ".join(e.data) or "-",
                     "what": e.description,
                 },
             )
@@ -156,6 +159,7 @@ def extract(
                     tuple(g.description for g in t.guards),
                     tuple(r for r in ROLES if r in t.actors),
                     window_words(policy.window(rule.name)) if t.on_deadline and rule else None,
+                    tuple(f.name if f.required else f"{f.name} (optional)" for f in t.fields),
                     taken,
                     faded=claim is not None and not taken,
                 )

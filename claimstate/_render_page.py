@@ -20,6 +20,7 @@ _TRANSITION_COLUMNS = (
     ("to", "to"),
     ("who", "who may fire it"),
     ("guard", "only when"),
+    ("data", "data it takes"),
     ("deadline", "deadline"),
 )
 _STATE_COLUMNS = (("state", "state"), ("meaning", "meaning"), ("final", "final"), ("deadline", "deadline set on entry"))

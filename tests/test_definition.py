@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from helpers import STATE_NAMES, T0, filing
 
 import claimstate
 from claimstate import CLAIM_LIFECYCLE, ClaimStateError, DefinitionError, InvalidInput
-from claimstate.definition import DeadlineRule, Definition, Field, Guard, State, Transition
+from claimstate.definition import ROLES, DeadlineRule, Definition, Field, Guard, State, Transition
 
 STATES, TRANSITIONS = CLAIM_LIFECYCLE.states, CLAIM_LIFECYCLE.transitions
 
@@ -683,3 +685,24 @@ def test_to_dict_data_fields_follow_the_specification(trigger, fields):
     assert entries
     for entry in entries:
         assert {f["name"]: f["required"] for f in entry["data"]} == fields
+
+
+def _readme_lifecycle() -> str:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    return readme[readme.index("## The lifecycle\n") : readme.index("## Diagrams\n")]
+
+
+def test_the_readme_lifecycle_section_names_every_state_and_who_fires_each_trigger():
+    """The README's lifecycle section, the specification a maintainer reads, matches the definition.
+
+    Its states table names every state, and its actors table gives each role exactly its triggers.
+    """
+    section = _readme_lifecycle()
+    states_table = section[section.index("**States.**") : section.index("**The rules.**")]
+    states = re.findall(r"^\| `(\w+)`(?: \(final\))? \|", states_table, flags=re.MULTILINE)
+    assert states == [s.name for s in CLAIM_LIFECYCLE.states]
+    actors_table = section[: section.index("**States.**")]
+    rows = re.findall(r"^\| `(\w+)(?::<id>)?` \| [^|]+ \| ([\w, ]+) \|$", actors_table, flags=re.MULTILINE)
+    written = {role: set(triggers.split(", ")) for role, triggers in rows}
+    defined = {role: {t.trigger for t in CLAIM_LIFECYCLE.transitions if role in t.actors} for role in ROLES}
+    assert written == defined

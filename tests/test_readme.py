@@ -36,18 +36,25 @@ def test_ci_runs_the_readme_test_command_word_for_word() -> None:
 
 
 def test_the_demo_walks_claims_to_their_final_states(tmp_path: Path) -> None:
-    """The main job ends four claims in the final states its scenarios promise, on SQLite, twice over."""
+    """The main job ends five claims in the final states its scenarios promise, on SQLite, twice over."""
     result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert f"database: {tmp_path / 'claims.db'} (verify: clean)" in result.output
     again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path)])
     assert again.exit_code == 0, again.output
     with ClaimService(tmp_path / "claims.db") as service:
-        assert len(service.list_claims()) == 8
+        assert len(service.list_claims()) == 10
         assert service.verify() == []
     finals = re.findall(r"final state (\w+), refund ([\w. ]+), version (\d+)", result.output)
-    assert [f[0] for f in finals] == ["payment_released", "refunded_partial", "refunded_full", "payment_released"]
-    assert finals[2][1] == "49.90 USD"
+    assert [f[0] for f in finals] == [
+        "payment_released",
+        "refunded_partial",
+        "refunded_full",
+        "refunded_full",
+        "payment_released",
+    ]
+    assert finals[2][1] == finals[3][1] == "49.90 USD"
     assert all(s.final for s in CLAIM_LIFECYCLE.states if s.name in {f[0] for f in finals})
     assert "ship_return" in result.output
     assert "confirm_return_received" in result.output
+    assert "receipt_deadline" in result.output
