@@ -24,7 +24,7 @@ from claimstate._errors import (
 )
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._money import Money
-from claimstate._service import ClaimService, Mismatch
+from claimstate._service import ClaimService, Difference, Mismatch
 
 __version__ = _version("claimstate")
 
@@ -41,6 +41,7 @@ __all__ = [
     "DefinitionError",
     "DiagramError",
     "Diagrams",
+    "Difference",
     "Engine",
     "Evidence",
     "Fired",

@@ -1,6 +1,6 @@
 """``python -m claimstate``, the same command line as the ``claimstate`` script."""
 
-from claimstate._cli import main
+from claimstate.cli import main
 
 if __name__ == "__main__":
     main()

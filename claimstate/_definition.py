@@ -7,6 +7,7 @@ problem is reported at once.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ class Context:
     actor: Actor
     data: Mapping[str, Any]
     now: datetime
+    policy: Policy
     order_has_open_claim: bool = False
 
     @property
@@ -149,11 +151,49 @@ def _frozen_windows(windows: Mapping[str, timedelta]) -> Mapping[str, timedelta]
     return MappingProxyType(dict(windows))
 
 
+def _at_least_one(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInput(f"must be a whole number of at least 1, not {value!r}", field=f"limits.{attribute.name}")
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """How much one claim may hold, so none grows without bound; going past one is refused by name.
+
+    `text`: characters in any text of a trigger's data. `evidence_per_fire` / `evidence_per_claim`:
+    evidence items in one submission / on one claim. `offers_per_claim`: offers made on one claim.
+    """
+
+    text: int = attrs.field(default=10_000, validator=_at_least_one)
+    evidence_per_fire: int = attrs.field(default=20, validator=_at_least_one)
+    evidence_per_claim: int = attrs.field(default=100, validator=_at_least_one)
+    offers_per_claim: int = attrs.field(default=50, validator=_at_least_one)
+
+    def exceeded(self, before: Claim | None, after: Claim) -> tuple[Refusal, ...]:
+        """What a step from `before` to `after` would take past these limits (empty: nothing)."""
+        added = len(after.evidence) - (0 if before is None else len(before.evidence))
+        found = []
+        if added > self.evidence_per_fire:
+            found.append(f"{added} evidence items at once; at most {self.evidence_per_fire} per step")
+        if added > 0 and len(after.evidence) > self.evidence_per_claim:
+            found.append(f"the claim would hold {len(after.evidence)} evidence items; at most"
+                         f" {self.evidence_per_claim} per claim")  # fmt: skip
+        if len(after.offers) > self.offers_per_claim and (before is None or after.offers != before.offers):
+            found.append(f"the claim would hold {len(after.offers)} offers; at most {self.offers_per_claim} per claim")
+        return tuple(Refusal("guard", "within_limits", message) for message in found)
+
+
+UNBOUNDED = Limits(text=sys.maxsize, evidence_per_fire=sys.maxsize, evidence_per_claim=sys.maxsize,
+                   offers_per_claim=sys.maxsize)  # fmt: skip
+MAX_WINDOW = timedelta(days=3650)  # ten years: keeps every deadline a representable time
+
+
 @attrs.frozen
 class Policy:
-    """The deadline windows of one deployment, by deadline name; build it with `Definition.policy()`."""
+    """One deployment's deadline windows (by deadline name) and limits; build it with `Definition.policy()`."""
 
     windows: Mapping[str, timedelta] = attrs.field(converter=_frozen_windows)
+    limits: Limits = attrs.field(factory=Limits)
 
     def window(self, deadline: str) -> timedelta:
         return self.windows[deadline]
@@ -184,8 +224,8 @@ def _deadline_problems(states: tuple[State, ...], transitions: tuple[Transition,
         rule = s.deadline
         if rule is None:
             continue
-        if rule.window <= timedelta(0):
-            yield f"deadline {rule.name} of state {s.name} has a window that is not positive ({rule.window})"
+        if not timedelta(0) < rule.window <= MAX_WINDOW:
+            yield f"deadline {rule.name} of state {s.name} needs a window above zero, at most ten years ({rule.window})"
         if windows.setdefault(rule.name, rule.window) != rule.window:
             yield f"deadline {rule.name} is given different windows ({windows[rule.name]} and {rule.window})"
     for t in transitions:
@@ -322,15 +362,17 @@ class Definition:
         """The data `trigger` takes (the same from every state: building the definition checks it)."""
         return next((t.fields for t in self.transitions if t.trigger == trigger), ())
 
-    def policy(self, **windows: timedelta) -> Policy:
-        """The default windows, with the given ones (by deadline name, e.g. evidence_due=) replacing them."""
+    def policy(self, *, limits: Limits | None = None, **windows: timedelta) -> Policy:
+        """The default windows and limits, with the given ones (windows by deadline name, e.g.
+        evidence_due=) replacing them. A window is positive and at most ten years."""
         defaults = {s.deadline.name: s.deadline.window for s in self.states if s.deadline}
         for name, window in windows.items():
             if name not in defaults:
                 raise InvalidInput(f"no deadline is named {name!r}; known: {', '.join(sorted(defaults))}")
-            if not isinstance(window, timedelta) or window <= timedelta(0):
-                raise InvalidInput(f"the {name} window must be a positive timedelta, not {window!r}")
-        return Policy({**defaults, **windows})
+            if not isinstance(window, timedelta) or not timedelta(0) < window <= MAX_WINDOW:
+                raise InvalidInput(f"the {name} window must be a timedelta above zero and at most {MAX_WINDOW.days}"
+                                   f" days, not {window!r}")  # fmt: skip
+        return Policy({**defaults, **windows}, limits or Limits())
 
     def to_dict(self, policy: Policy | None = None) -> dict[str, Any]:
         """The definition as plain JSON-ready data, for tools and diagrams."""
@@ -338,6 +380,7 @@ class Definition:
         return {
             "name": self.name,
             "roles": list(ROLES),
+            "limits": attrs.asdict(policy.limits),
             "states": [
                 {
                     "name": s.name,

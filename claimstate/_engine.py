@@ -18,6 +18,7 @@ import attrs
 from transitions import EventData, Machine
 
 from claimstate._actor import Actor
+from claimstate._checks import plain_data
 from claimstate._claim import Claim, Deadline, TransitionRecord
 from claimstate._definition import Context, Definition, Policy, Transition
 from claimstate._errors import InvalidInput, Refusal, TransitionRefused
@@ -134,7 +135,7 @@ class Engine:
         trigger requires, allowed now or not.
         """
         actor, now = Actor.parse(actor), aware(now)
-        context = Context(claim.id, claim, actor, {}, now)
+        context = Context(claim.id, claim, actor, {}, now, self.policy)
         answers = []
         for trigger in self.definition.triggers:
             if trigger == self.definition.creation.trigger:
@@ -169,14 +170,15 @@ class Engine:
         candidates = self.definition.candidates(state, trigger)
         permitted = tuple(t for t in candidates if self._permits(t, actor, claim))
         if not permitted:
-            bare = Context(claim_id, claim, actor, {}, now)
+            bare = Context(claim_id, claim, actor, {}, now, self.policy)
             raise TransitionRefused(
                 trigger,
                 state,
                 self._refusals(claim, trigger, actor, candidates, bare, with_data=False),
                 claim_id=claim_id,
             )
-        context = Context(claim_id, claim, actor, self._parse(permitted[0], data, claim), now, order_has_open_claim)
+        parsed = self._parse(permitted[0], data, claim)
+        context = Context(claim_id, claim, actor, parsed, now, self.policy, order_has_open_claim)
         carrier = _Carrier(state or _FILING, context, permitted)
         if not self._machine.events[trigger].trigger(carrier) or carrier.taken is None:
             raise TransitionRefused(
@@ -190,6 +192,9 @@ class Engine:
     def _result(self, taken: Transition, context: Context, data: Mapping[str, Any], trigger: str) -> Fired:
         before = context.claim
         changed = taken.effect(context) if taken.effect else context.current
+        past_limits = self.policy.limits.exceeded(before, changed)
+        if past_limits:
+            raise TransitionRefused(trigger, None if before is None else before.state, past_limits, claim_id=changed.id)
         stays = before is not None and taken.dest == before.state
         rule = self.definition.state(taken.dest).deadline
         if stays:
@@ -221,18 +226,18 @@ class Engine:
             return False
         return claim is None or claim.party_id(actor.role) is None or claim.is_party(actor)
 
-    @staticmethod
-    def _parse(transition: Transition, data: Mapping[str, Any], claim: Claim | None) -> dict[str, Any]:
-        """Turn the caller's JSON data into domain values, refusing unknown or missing items by name."""
+    def _parse(self, transition: Transition, data: Mapping[str, Any], claim: Claim | None) -> dict[str, Any]:
+        """Turn the caller's JSON data into domain values, refusing unknown, missing or oversized items by name."""
         if not isinstance(data, Mapping):
-            raise InvalidInput(f"the data must be an object, not {data!r}", field="data")
+            raise InvalidInput(f"the data must be an object, not {type(data).__name__}", field="data")
         known = {f.name for f in transition.fields}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known, key=str)
         if unknown:
             expected = ", ".join(sorted(known)) or "no data"
             raise InvalidInput(
                 f"{transition.trigger} takes no {', '.join(map(str, unknown))} (it takes {expected})", field="data"
             )
+        plain_data(dict(data), "data", max_text=self.policy.limits.text)
         parsed: dict[str, Any] = {}
         for f in transition.fields:
             if f.name in data and data[f.name] is not None:

@@ -13,15 +13,11 @@ from claimstate._definition import Field
 from claimstate._errors import InvalidInput
 from claimstate._money import Money, parse_currency
 
-MAX_TEXT = 10_000
-
 
 def checked_text(value: object, name: str) -> str:
-    """`value` if it is a string of at most MAX_TEXT characters."""
+    """`value` if it is a string (the engine has already bounded its length and checked its Unicode)."""
     if not isinstance(value, str):
         raise InvalidInput(f"expected text, not {value!r}", field=name)
-    if len(value) > MAX_TEXT:
-        raise InvalidInput(f"longer than {MAX_TEXT} characters", field=name)
     return value
 
 

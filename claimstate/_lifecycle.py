@@ -8,13 +8,13 @@ are written out in plain words in the README's lifecycle section and in the gene
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import attrs
 
-from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM
+from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
 from claimstate._claim import ACCEPTED, OPEN, REJECTED, SUPERSEDED, VOIDED, Claim, Evidence, Offer, ReturnShipment
 from claimstate._definition import Context, DeadlineRule, Definition, Field, State, Transition, guard
 from claimstate._errors import InvalidInput
@@ -45,6 +45,16 @@ def _evidence_items(value: object, parsed: Mapping[str, Any], claim: Claim | Non
         if item.get("document") is not None:
             checked_text(item["document"], where + ".document")
     return tuple(value)
+
+
+def _party_id(role: str) -> Callable[[object, Mapping[str, Any], Claim | None], str]:
+    def parse(value: object, _parsed: Mapping[str, Any], _claim: Claim | None) -> str:
+        try:
+            return str(Actor(role, checked_text(value, f"{role}_id")).id)
+        except InvalidInput as error:
+            raise InvalidInput(error.reason, field=f"{role}_id") from None
+
+    return parse
 
 
 def evidence_field(*, required: bool = True) -> Field:
@@ -424,8 +434,8 @@ MEDIATING = ("in_mediation", "under_review")
 
 FILE_FIELDS = (
     text("order_id", "the order the claim is about"),
-    text("buyer_id", "the buyer filing (must be the actor)"),
-    text("supplier_id", "the supplier of the order"),
+    Field(name="buyer_id", description="the buyer filing (must be the actor)", parse=_party_id(BUYER)),
+    Field(name="supplier_id", description="the supplier of the order", parse=_party_id(SUPPLIER)),
     currency("currency", "ISO 4217 code of the order"),
     money("amount", "the order amount, a decimal string"),
     text("reason", "what went wrong, in the buyer's words"),

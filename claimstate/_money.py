@@ -29,6 +29,7 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     for code in codes.split()
 }
 _DECIMAL = re.compile(r"(?P<units>[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
+MAX_DIGITS = 15  # whole units: far above any order, and exact as an integer anywhere
 
 
 def parse_currency(code: object) -> str:
@@ -59,9 +60,12 @@ class Money:
                 f"give the amount as a decimal string like '25.00', not {type(text).__name__} {text!r}",
                 field=field,
             )
-        match = _DECIMAL.fullmatch(text.strip())
+        match = _DECIMAL.fullmatch(text.strip()) if len(text) <= 2 * MAX_DIGITS + 2 else None
         if match is None:
-            raise InvalidInput(f"{text!r} is not a non-negative decimal amount", field=field)
+            shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+            raise InvalidInput(f"{shown!r} is not a non-negative decimal amount", field=field)
+        if len(match["units"].lstrip("0")) > MAX_DIGITS:
+            raise InvalidInput(f"{text!r} has more than {MAX_DIGITS} digits before the point", field=field)
         exponent = CURRENCY_EXPONENTS[currency]
         fraction = (match["fraction"] or "").rstrip("0")
         if len(fraction) > exponent:

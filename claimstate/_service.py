@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,8 +23,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import attrs
 
 from claimstate._actor import SYSTEM, Actor
+from claimstate._checks import identifier, plain_data, valid_text, whole_number
 from claimstate._claim import Claim, TransitionRecord
-from claimstate._definition import Definition, Policy
+from claimstate._definition import UNBOUNDED, Definition, Policy
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import ClaimNotFound, ConcurrentModification, InvalidInput, StorageError, TransitionRefused
 from claimstate._lifecycle import CLAIM_LIFECYCLE
@@ -52,22 +54,51 @@ new_claim_id = _Ulids()
 
 
 @attrs.frozen
+class Difference:
+    """One stored value that is not what the claim's history gives, both as JSON values.
+
+    `field` is a column of the claims row, or ``details.<key>`` for a detail kept in the details JSON.
+    """
+
+    field: str
+    stored: Any
+    expected: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "stored": self.stored, "expected": self.expected}
+
+
+@attrs.frozen
 class Mismatch:
-    """A claim whose stored row is not what replaying its history gives: damaged or edited by hand."""
+    """A claim whose stored row is not what replaying its history gives: damaged or edited by hand.
+
+    `differences` names each differing value when the history replays; a history that does not replay
+    has only the `problem`.
+    """
 
     claim_id: str
     problem: str
+    differences: tuple[Difference, ...] = ()
 
-    def to_dict(self) -> dict[str, str]:
-        return {"claim_id": self.claim_id, "problem": self.problem}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claim_id": self.claim_id,
+            "problem": self.problem,
+            "differences": [d.to_dict() for d in self.differences],
+        }
 
 
 def _digest(trigger: str, actor: Actor, data: Mapping[str, Any]) -> str:
-    """A fingerprint of a request, to tell a retry from a different request under the same key."""
+    """A fingerprint of a request, to tell a retry from a different request under the same key.
+
+    An item given as null counts as not given, as it does for the engine.
+    """
+    given = {k: v for k, v in data.items() if v is not None}
     try:
-        text = json.dumps([trigger, str(actor), data], sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as error:
-        raise InvalidInput(f"the data must be plain JSON values: {error}", field="data") from None
+        text = json.dumps([trigger, str(actor), given], sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        plain_data(given, "data", max_text=sys.maxsize)  # names what is wrong
+        raise InvalidInput("the data must be plain JSON values", field="data") from None
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -90,7 +121,8 @@ def _serialized(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[
 class ClaimService:
     """Claims kept in one SQLite file (default ``claims.db``; ``":memory:"`` for tests).
 
-    `clock` gives the time when a call passes no `now`; it defaults to the wall clock in UTC.
+    `clock` gives the time when a call passes no `now`; it defaults to the wall clock in UTC. With
+    `create=False` a file that does not exist is a StorageError rather than a new, empty database.
     """
 
     def __init__(
@@ -102,10 +134,13 @@ class ClaimService:
         synchronous: Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
         clock: Callable[[], datetime] | None = None,
+        create: bool = True,
     ) -> None:
         self.engine = Engine(definition, policy)
+        # Replays what was accepted when it happened: limits lowered since then do not make history invalid.
+        self._replayer = Engine(definition, attrs.evolve(self.engine.policy, limits=UNBOUNDED))
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._store = Store(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._store = Store(path, synchronous=synchronous, busy_timeout=busy_timeout, create=create)
         self.path = self._store.path
         self._lock = threading.RLock()  # one connection: threads take turns, a batch keeps its turn
 
@@ -145,7 +180,9 @@ class ClaimService:
     ) -> Fired:
         """File a claim (actor defaults to the data's buyer); refused if another claim on the order is open."""
         if not isinstance(data, Mapping):
-            raise InvalidInput(f"the filing data must be an object, not {data!r}", field="data")
+            raise InvalidInput(f"the filing data must be an object, not {type(data).__name__}", field="data")
+        claim_id = None if claim_id is None else identifier(claim_id, "claim_id")
+        idempotency_key = None if idempotency_key is None else identifier(idempotency_key, "idempotency_key")
         actor = self._filer(actor, data)
         trigger = self.definition.creation.trigger
         digest = None if idempotency_key is None else _digest(trigger, actor, {"claim_id": claim_id, **data})
@@ -174,8 +211,13 @@ class ClaimService:
         now: datetime | None = None,
     ) -> Fired:
         """Apply one trigger atomically; a retry with the same idempotency key returns the first result."""
+        claim_id = identifier(claim_id, "claim_id")
+        idempotency_key = None if idempotency_key is None else identifier(idempotency_key, "idempotency_key")
+        expected_version = None if expected_version is None else whole_number(expected_version, "expected_version")
         actor = Actor.parse(actor)
         data = {} if data is None else data
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"the data must be an object, not {type(data).__name__}", field="data")
         digest = None if idempotency_key is None else _digest(trigger, actor, data)
         with self._store.transaction():
             retried = self._retried(claim_id, idempotency_key, digest)
@@ -204,8 +246,9 @@ class ClaimService:
         Each deadline fires in its own transaction after re-reading the claim, so two ticks at once never
         fire one deadline twice. A deadline whose transition is refused (only a hand-edited claim has one)
         is skipped and stays due: `due()` counts it and `verify()` reports the claim.
-        `progress` is called with 1 for each deadline handled.
+        `progress` is called with 1 for each deadline handled; `limit` is how many are read at a time.
         """
+        limit = whole_number(limit, "limit")
         at = self._now(now)
         fired: list[TransitionRecord] = []
         refused: set[str] = set()
@@ -242,10 +285,11 @@ class ClaimService:
 
     @_serialized
     def get(self, claim_id: str) -> Claim:
-        return self._load(claim_id)
+        return self._load(identifier(claim_id, "claim_id"))
 
     @_serialized
     def history(self, claim_id: str) -> list[TransitionRecord]:
+        claim_id = identifier(claim_id, "claim_id")
         rows = self._store.history(claim_id)
         if not rows:
             self._load(claim_id)
@@ -254,7 +298,7 @@ class ClaimService:
     @_serialized
     def available(self, claim_id: str, actor: Actor | str, now: datetime | None = None) -> tuple[Availability, ...]:
         """Every trigger, allowed or refused for `actor` now, with the reasons."""
-        return self.engine.available(self._load(claim_id), actor, self._now(now))
+        return self.engine.available(self._load(identifier(claim_id, "claim_id")), actor, self._now(now))
 
     @_serialized
     def list_claims(
@@ -269,39 +313,48 @@ class ClaimService:
     ) -> list[Claim]:
         """Claims matching every filter given, in id order (the order they were filed); page with `after`."""
         if state is not None:
-            self.definition.state(state)
-        if not isinstance(limit, int) or limit < 1:
-            raise InvalidInput(f"limit must be a whole number of at least 1, not {limit!r}", field="limit")
+            self.definition.state(identifier(state, "state"))
+        limit = whole_number(limit, "limit")
+        after = None if after is None else identifier(after, "after")
         filters = {"state": state, "buyer_id": buyer, "supplier_id": supplier, "order_id": order}
+        for name, value in filters.items():
+            if value is not None:
+                valid_text(value, name, limit=self.engine.policy.limits.text)
         return self._store.claims({k: v for k, v in filters.items() if v is not None}, after=after, limit=limit)
 
     @_serialized
     def verify(self) -> list[Mismatch]:
         """Replay every claim's history from its filing and report each stored row that differs. Writes nothing."""
-        problems: list[Mismatch] = []
-        for claim_id in self._store.claim_ids():
-            problem = self._verify_one(claim_id)
-            if problem:
-                problems.append(Mismatch(claim_id, problem))
-        return problems
+        mismatches = (self._verify_one(claim_id) for claim_id in self._store.claim_ids())
+        return [m for m in mismatches if m is not None]
 
-    def _verify_one(self, claim_id: str) -> str | None:
+    def _verify_one(self, claim_id: str) -> Mismatch | None:
         try:
             rows = self._store.history(claim_id)
             if not rows:
-                return "the claim has no history"
-            if [r["seq"] for r in rows] != list(range(1, len(rows) + 1)):
-                return f"history sequence numbers are {[r['seq'] for r in rows]}, not 1..{len(rows)}"
+                return Mismatch(claim_id, "the claim has no history")
+            seqs = [r["seq"] for r in rows]
+            if seqs != list(range(1, len(rows) + 1)):
+                return Mismatch(claim_id, f"history sequence numbers are {seqs}, not 1..{len(rows)}")
             replayed = self._replay(claim_id, rows)
             stored = self._load(claim_id)
         except (TransitionRefused, InvalidInput, StorageError) as error:
-            return f"the history does not replay onto the stored claim: {error}"
+            return Mismatch(claim_id, f"the history does not replay onto the stored claim: {error}")
         if replayed != stored:
-            diff = sorted(k for k, v in replayed.to_dict().items() if stored.to_dict().get(k) != v)
-            return f"the stored claim differs from its history in: {', '.join(diff)}"
+            kept, expected = stored.to_dict(), replayed.to_dict()
+            keys = sorted(k for k, v in expected.items() if kept.get(k) != v)
+            return Mismatch(
+                claim_id,
+                f"the stored claim differs from its history in: {', '.join(keys)}",
+                tuple(Difference(f"details.{k}", kept.get(k), expected[k]) for k in keys),
+            )
         wrong = self._store.row_differences(stored, self._closed(stored))
         if wrong:
-            return f"the claims row's columns differ from the claim: {', '.join(wrong)}"
+            return Mismatch(
+                claim_id,
+                f"the claims row's columns differ from the claim: {', '.join(wrong)}",
+                tuple(Difference(column, *values) for column, values in wrong.items()),
+            )
         return None
 
     # --- helpers ---------------------------------------------------------------------------------------
@@ -335,9 +388,9 @@ class ClaimService:
         for row in rows:
             at = from_iso(row["at"])
             if claim is None:
-                claim = self.engine.file_claim(claim_id, row["actor"], row["data"], at).claim
+                claim = self._replayer.file_claim(claim_id, row["actor"], row["data"], at).claim
             else:
-                claim = self.engine.fire(claim, row["trigger"], row["actor"], row["data"], at).claim
+                claim = self._replayer.fire(claim, row["trigger"], row["actor"], row["data"], at).claim
             if claim.deadline is not None and row["deadline_at"] is not None:
                 claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=from_iso(row["deadline_at"])))
         if claim is None:

@@ -122,12 +122,18 @@ def _plain(error: sqlite3.Error, path: str) -> str:
 class Store:
     """A claimstate SQLite file: opened safely, migrated by PRAGMA user_version, written in transactions."""
 
-    def __init__(self, path: str | Path, *, synchronous: Synchronous = "NORMAL", busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: Synchronous = "NORMAL", busy_timeout: float = 5.0, create: bool = True
+    ) -> None:
         self.path = str(path)
         self._depth = 0
         self._spoiled = False
         if synchronous not in ("NORMAL", "FULL"):
             raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}", path=self.path)
+        if not create and self.path != ":memory:" and not Path(self.path).exists():
+            raise StorageError(
+                f"no database at {self.path}; create it with `claimstate init` or ClaimService(path)", path=self.path
+            )
         self._check_header()
         with self.errors():
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
@@ -253,11 +259,18 @@ class Store:
         except (KeyError, TypeError, ValueError, ClaimStateError) as error:
             raise StorageError(f"claim {claim_id!r} in {self.path} is damaged: {error!r}", path=self.path) from None
 
-    def row_differences(self, claim: Claim, closed: bool) -> list[str]:
-        """The claims row's columns that do not say what `claim` says (a hand edit, or damage)."""
+    def row_differences(self, claim: Claim, closed: bool) -> dict[str, tuple[Any, Any]]:
+        """The claims row's columns that differ from `claim` (a hand edit, or damage): (stored, expected) by name.
+
+        A blob stored by hand is shown as its SQL literal, so every value stays plain JSON.
+        """
         stored = self.columns(claim.id)
         expected = claim_columns(claim, closed)
-        return sorted(k for k in _COLUMNS if k != "details" and stored[k] != expected[k])
+        return {
+            k: (f"x'{stored[k].hex()}'" if isinstance(stored[k], bytes) else stored[k], expected[k])
+            for k in sorted(_COLUMNS)
+            if k != "details" and stored[k] != expected[k]
+        }
 
     def columns(self, claim_id: str) -> dict[str, Any]:
         """The claims row's plain columns (what `sqlite-utils` and Datasette users read)."""

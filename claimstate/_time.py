@@ -1,10 +1,17 @@
-"""Times are timezone-aware and stored as ISO 8601 in UTC, so rows sort and compare as text."""
+"""Times are timezone-aware and stored as ISO 8601 in UTC, so rows sort and compare as text.
+
+A time is accepted from 1970 up to (not including) the year 9000, so every deadline a policy can set
+(at most ten years on) is still a time Python and the database can hold.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from claimstate._errors import InvalidInput
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def aware(value: object, *, field: str = "now") -> datetime:
@@ -13,7 +20,13 @@ def aware(value: object, *, field: str = "now") -> datetime:
         raise InvalidInput(f"expected a datetime, not {value!r}", field=field)
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput("a time needs a timezone (e.g. 2026-01-31T12:00:00+00:00)", field=field)
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # so far out that UTC cannot hold it
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise InvalidInput(f"{value.isoformat()} is outside the years 1970 to 8999", field=field)
+    return utc
 
 
 def to_iso(value: datetime) -> str:

@@ -16,19 +16,19 @@ from claimstate._definition import (
     Definition,
     Field,
     Guard,
+    Limits,
     Policy,
     State,
     Transition,
     guard,
 )
-from claimstate._fields import MAX_TEXT, choice, currency, money, text
+from claimstate._fields import choice, currency, money, text
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 
 __all__ = [
     "AGENT",
     "BUYER",
     "CLAIM_LIFECYCLE",
-    "MAX_TEXT",
     "ROLES",
     "SUPPLIER",
     "SYSTEM",
@@ -37,6 +37,7 @@ __all__ = [
     "Definition",
     "Field",
     "Guard",
+    "Limits",
     "Policy",
     "State",
     "Transition",

@@ -14,7 +14,8 @@ import sys
 import time
 from typing import Any
 
-from claimstate import ClaimService, ConcurrentModification, StorageError, TransitionRefused
+from claimstate import CLAIM_LIFECYCLE, ClaimService, ConcurrentModification, StorageError, TransitionRefused
+from claimstate.definition import Limits
 
 EVIDENCE = [{"kind": "photo", "description": "the lid arrived cracked"}]
 MAX_SECONDS = 60.0  # a child never outlives a hung or killed parent by long
@@ -41,9 +42,13 @@ def filing(order_id: str, reason: str = "arrived broken") -> dict[str, str]:
     }
 
 
+# These children pile evidence onto a few claims on purpose, far past the default limits.
+ROOMY = CLAIM_LIFECYCLE.policy(limits=Limits(evidence_per_fire=1_000, evidence_per_claim=1_000_000))
+
+
 def contend(args: dict[str, Any]) -> None:
     """Wait for "go" on stdin, then fire on owned claims, on a shared claim (CAS), and on a shared offer claim."""
-    service = ClaimService(args["db"], busy_timeout=10.0)
+    service = ClaimService(args["db"], busy_timeout=10.0, policy=ROOMY)
     worker, owned, shared, offers = args["worker"], args["owned"], args["shared"], args["offers"]
     emit({"ready": worker})
     if sys.stdin.readline().strip() != "go":
@@ -131,7 +136,7 @@ def fill(args: dict[str, Any]) -> None:
     ballast = os.path.join(os.path.dirname(args["db"]), "ballast")
     with open(ballast, "wb") as file:
         file.write(b"\0" * 256 * 1024)
-    service = ClaimService(args["db"])
+    service = ClaimService(args["db"], policy=ROOMY)
     probe = service.file_claim(filing("probe"))
     ack(probe.record)
     for n in range(100_000):

@@ -1,4 +1,8 @@
-"""The command line: every command, its JSON keys and exit codes, and nothing changed by a failure."""
+"""The command line: every command, its JSON keys and exit codes, and nothing changed by a failure.
+
+The promises about how the program behaves as a program (global options, usage errors, which commands
+may create a database, what people read) are checked through real `python -m claimstate` processes.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,17 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner, Result
-from helpers import EVIDENCE
+from helpers import EVIDENCE, T0, filing
 
-from claimstate import ClaimService
-from claimstate._cli import EXIT_CODES, cli
+from claimstate import CLAIM_LIFECYCLE, ClaimService, Difference, StorageError
+from claimstate.cli import EXIT_CODES, cli
 
 ROOT = Path(__file__).parent.parent
 NOW = "2026-03-02T09:00:00+00:00"
@@ -52,9 +57,44 @@ def filed(db: Path) -> str:
 
 def fingerprint(db: Path) -> str:
     """The database's content, whatever is still in the WAL: a checkpoint, then the file's hash."""
-    with ClaimService(db) as service:
-        service._store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
     return hashlib.sha256(db.read_bytes()).hexdigest()
+
+
+def claimstate(cwd: Path, *calls: Sequence[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Each call as a real `python -m claimstate` process in `cwd` without $CLAIMSTATE_DB, all started at once
+    (a process costs about 0.3 s of start-up)."""
+    env = {k: v for k, v in os.environ.items() if k != "CLAIMSTATE_DB"}
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", "claimstate", *args], cwd=cwd, env=env, text=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for args in calls
+    ]  # fmt: skip
+    done = []
+    for process in started:
+        out, err = process.communicate(timeout=60)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return done
+
+
+def agreed_claim(db: Path) -> str:
+    """A claim in mediation whose buyer accepted the supplier's offer of 14.00 USD, kept in `db`."""
+    with ClaimService(db) as service:
+        claim_id = service.file_claim(filing(resolution="partial_refund", refund_amount="10.00"), now=T0).claim.id
+        service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+        service.fire(claim_id, "make_offer", "supplier:acme", {"kind": "partial_refund", "amount": "14.00"}, now=T0)
+        service.fire(claim_id, "accept_offer", "buyer:alice", now=T0)
+    return claim_id
+
+
+def one_line(text: str) -> str:
+    """The single line of `text` (asserting that it is one), without its newline."""
+    assert len(text.splitlines()) == 1, text
+    return text.rstrip("\n")
 
 
 def test_file_fire_show_history_list_and_can(db: Path) -> None:
@@ -93,11 +133,11 @@ def test_global_options_work_before_or_after_the_command(db: Path, monkeypatch: 
         (["fire", "{id}", "withdraw", "--actor", "buyer:alice", "--data", "{x"], 2, "InvalidInput"),
         (["fire", "{id}", "withdraw", "--actor", "king:arthur"], 2, "InvalidInput"),
         (["fire", "{id}", "fly", "--actor", "buyer:alice"], 2, "InvalidInput"),
-        (["fire", "{id}", "withdraw", "--actor", "buyer:alice", "--now", "2026-03-02T09:00:00"], 2, None),
+        (["fire", "{id}", "withdraw", "--actor", "buyer:alice", "--now", "2026-03-02T09:00:00"], 2, "UsageError"),
         (["fire", "nope", "withdraw", "--actor", "buyer:alice"], 3, "ClaimNotFound"),
         (["fire", "{id}", "withdraw", "--actor", "buyer:alice", "--expect-version", "7"], 4, "ConcurrentModification"),
         (["file", *FILE_ARGS], 1, "TransitionRefused"),
-        (["file", *FILE_ARGS[:-2]], 2, None),
+        (["file", *FILE_ARGS[:-2]], 2, "UsageError"),
         (["list", "--state", "lost"], 2, "InvalidInput"),
         (["show", "nope"], 3, "ClaimNotFound"),
     ],
@@ -111,11 +151,9 @@ def test_failures_exit_with_their_code_and_change_nothing(db: Path, args: list[s
     result = run(db, "--json", *[a.replace("{id}", claim_id) for a in args])
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
-    assert len(result.stderr.strip().splitlines()) == 1 if error else result.stderr.strip()
-    if error:
-        body = json.loads(result.stdout)
-        assert (body["error"], body["exit_code"]) == (error, code)
-        assert result.stderr.startswith("error: ")
+    assert one_line(result.stderr).startswith("error: ")
+    body = json.loads(result.stdout)
+    assert (body["error"], body["exit_code"]) == (error, code)
     if error == "TransitionRefused":
         assert body["reasons"]
         assert all(r["message"] in result.stderr for r in body["reasons"])
@@ -136,15 +174,15 @@ def test_tick_and_verify(db: Path) -> None:
     conn.close()
     result = run(db, "--json", "verify")
     assert result.exit_code == 5
-    assert json.loads(result.stdout)[0]["claim_id"] == claim_id
+    assert json.loads(result.stdout)[0]["differences"] == [{"field": "version", "stored": 9, "expected": 2}]
 
 
 def test_model_and_diagram(db: Path, tmp_path: Path) -> None:
     """model prints the definition; diagram draws the lifecycle, a claim's path, or every format."""
-    model = ok(db, "model")
+    model = json.loads(CliRunner().invoke(cli, ["--json", "model"]).stdout)
     assert len(model["states"]) == 12
-    assert "refunded_full" in run(db, "model").stdout
-    assert run(db, "diagram").stdout.splitlines()[3] == "stateDiagram-v2"
+    assert "refunded_full" in CliRunner().invoke(cli, ["model"]).stdout
+    assert CliRunner().invoke(cli, ["diagram"]).stdout.splitlines()[3] == "stateDiagram-v2"
     claim_id = filed(db)
     out = tmp_path / "claim.dot"
     assert ok(db, "diagram", "--claim", claim_id, "--format", "dot", "-o", str(out)) == {
@@ -153,7 +191,7 @@ def test_model_and_diagram(db: Path, tmp_path: Path) -> None:
     }
     assert "(1) file_claim" in out.read_text()
     assert run(db, "diagram", "--claim", "nope").exit_code == 3
-    assert run(db, "diagram", "--format", "gif").exit_code == 2
+    assert CliRunner().invoke(cli, ["diagram", "--format", "gif"]).exit_code == 2
 
 
 def script_lines(*lines: dict[str, Any]) -> str:
@@ -272,7 +310,7 @@ def test_only_the_cli_imports_click() -> None:
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             if any(n == "click" or n.startswith("click.") for n in names):
                 importers.add(module.name)
-    assert importers == {"_cli.py"}
+    assert importers == {"cli.py"}
 
 
 def test_the_console_script_in_a_real_process(tmp_path: Path) -> None:
@@ -300,7 +338,9 @@ def test_the_demo_says_where_its_database_and_diagrams_are(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert f"database: {tmp_path / 'claims.db'}" in result.output
     assert f"diagrams: {tmp_path / 'diagrams'}/" in result.output
-    assert len(list((tmp_path / "diagrams").glob("claim-*.md"))) == 4
+    with ClaimService(tmp_path / "claims.db") as service:
+        walked = {c.id for c in service.list_claims()}
+    assert {p.stem.removeprefix("claim-") for p in (tmp_path / "diagrams").glob("claim-*.md")} == walked
     assert (tmp_path / "diagrams" / "lifecycle.mmd").exists()
 
 
@@ -324,7 +364,7 @@ def test_files_that_cannot_be_read_or_written_are_plain_errors(db: Path, tmp_pat
         (["fire", claim_id, "withdraw", "--actor", "buyer:alice", "--data-file", str(tmp_path / "nope.json")], 2),
         (["script", str(tmp_path / "nope.jsonl")], 2),
         (["script", str(latin)], 2),
-        (["diagram", "--format", "dot", "-o", str(tmp_path / "no" / "such" / "x.dot")], 5),
+        (["diagram", "--claim", claim_id, "--format", "dot", "-o", str(tmp_path / "no" / "such" / "x.dot")], 5),
         (["diagram", "--all", str(tmp_path), "--claim", claim_id], 2),
     ]:
         result = run(db, *args)
@@ -332,14 +372,236 @@ def test_files_that_cannot_be_read_or_written_are_plain_errors(db: Path, tmp_pat
         assert "Traceback" not in result.output
 
 
-def test_commands_offer_only_the_global_options_they_use() -> None:
-    """--now only where time matters; the demo keeps its own folder and takes no --db."""
+def test_each_command_shows_in_its_help_only_the_global_options_it_uses() -> None:
+    """--now only where time matters; demo and model name no --db: the help leaves out what is refused."""
 
-    def offered(name: str) -> set[str]:
-        return {o for p in cli.commands[name].params for o in p.opts}  # type: ignore[attr-defined]
+    def shown(name: str) -> set[str]:
+        return {o for p in cli.commands[name].params if not getattr(p, "hidden", False) for o in p.opts}  # type: ignore[attr-defined]
 
-    assert "--now" in offered("fire")
-    assert "--now" in offered("tick")
-    assert "--now" not in offered("show")
-    assert "--db" not in offered("demo")
-    assert "--db" not in offered("model")
+    assert {"--now", "--db", "--json"} <= shown("fire") & shown("tick") & shown("can")
+    assert "--now" not in shown("show") | shown("verify") | shown("model")
+    assert "--db" not in shown("demo") | shown("model")
+
+
+def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--db, --json and --now work before or after every command's name, or are refused there in one line,
+    never ignored; $CLAIMSTATE_DB is only a default, which commands that read no database leave alone."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLAIMSTATE_DB", str(tmp_path / "env.db"))
+    db = tmp_path / "walk.db"
+    claim_id = agreed_claim(db)
+    evidence = json.dumps({"evidence": EVIDENCE})
+    commands: dict[str, tuple[list[str], set[str]]] = {  # the command's arguments, the options it refuses
+        "init": ([], {"--now"}),
+        "file": ([*FILE_ARGS[2:], "--order", "o-new-{n}"], set()),
+        "fire": ([claim_id, "submit_evidence", "--actor", "buyer:alice", "--data", evidence], set()),
+        "show": ([claim_id], {"--now"}),
+        "history": ([claim_id], {"--now"}),
+        "list": ([], {"--now"}),
+        "can": ([claim_id, "--actor", "supplier:acme"], set()),
+        "tick": ([], set()),
+        "verify": ([], {"--now"}),
+        "diagram": (["--claim", claim_id, "--format", "dot", "-o", "claim.dot"], {"--now"}),
+        "model": ([], {"--db", "--now"}),
+        "script": (["-"], set()),
+        "demo": (["--dir", "demo"], {"--db"}),
+    }
+    assert set(commands) == set(cli.commands)
+    options = {"--db": ["--db", str(db)], "--json": ["--json"], "--now": ["--now", LATER]}
+    script = json.dumps({"cmd": "show", "claim": claim_id})
+    for name, (args, refused) in commands.items():
+        used = [word for option, words in options.items() if option not in refused for word in words]
+        for n, argv in enumerate([[*used, name, *args], [name, *args, *used]]):
+            result = CliRunner().invoke(cli, [a.replace("{n}", str(n)) for a in argv], input=script)
+            assert result.exit_code == 0, (argv, result.output)
+            body = json.loads(result.stdout)
+            if name == "file":
+                assert body["filed_at"] == "2026-03-02T10:00:00.000000+00:00"
+        for option in refused:
+            for argv in ([*options[option], name, *args], [name, *args, *options[option]]):
+                result = CliRunner().invoke(cli, argv)
+                assert result.exit_code == 2, (argv, result.output)
+                assert one_line(result.stderr).startswith(f"error: {name} takes no {option}: ")
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == ["walk.db"]
+
+
+def test_global_options_in_real_processes(tmp_path: Path) -> None:
+    """The cases people hit: --now after show is refused by name, demo keeps to its --dir and starts at --now,
+    model and diagram (without --claim) read no database, and an option after the name is honoured."""
+    claim_id = agreed_claim(tmp_path / "walk.db")
+    start = "2030-01-01T00:00:00+00:00"
+    show_now, demo_db, model_db, diagram_db, after, before, demo_now = claimstate(
+        tmp_path,
+        ["show", claim_id, "--db", "walk.db", "--now", LATER],
+        ["--db", "x.db", "demo", "--dir", "d3"],
+        ["model", "--db", "walk.db"],
+        ["--db", "walk.db", "diagram"],
+        ["can", claim_id, "--actor", "supplier:acme", "--now", LATER, "--db", "walk.db", "--json"],
+        ["--json", "--db", "walk.db", "--now", LATER, "can", claim_id, "--actor", "supplier:acme"],
+        ["--now", start, "--json", "demo", "--dir", "d4"],
+    )
+    assert (show_now.returncode, show_now.stdout) == (2, "")
+    assert one_line(show_now.stderr) == (
+        "error: show takes no --now: it prints the claim as stored (see claimstate show --help)"
+    )
+    assert demo_db.returncode == 2
+    assert one_line(demo_db.stderr).startswith("error: demo takes no --db: it keeps its own database in --dir")
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "d3").exists()
+    assert model_db.returncode == diagram_db.returncode == 2
+    assert one_line(model_db.stderr).startswith("error: model takes no --db: ")
+    assert one_line(diagram_db.stderr).startswith("error: diagram takes no --db without --claim: ")
+    assert after.returncode == before.returncode == 0
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    assert demo_now.returncode == 0, demo_now.stderr
+    walked = json.loads(demo_now.stdout)
+    assert walked["db"] == str(Path("d4") / "claims.db")
+    assert all(c["claim"]["filed_at"].startswith("2030-01-01") for c in walked["claims"])
+
+
+USAGE_ERRORS = [
+    ("missing argument", ["fire", "c-1"], "Missing argument 'TRIGGER'", "claimstate fire"),
+    ("missing option", ["fire", "c-1", "withdraw"], "Missing option '--actor'", "claimstate fire"),
+    ("unknown option", ["show", "c-1", "--colour"], "No such option '--colour'", "claimstate show"),
+    ("bad choice", ["diagram", "--format", "gif"], "Invalid value for '--format': 'gif'", "claimstate diagram"),
+    ("bad --now", ["--now", "2026-03-02", "tick"], "Invalid value for '--now': a time needs a timezone", "claimstate"),
+]  # fmt: skip
+
+
+def test_a_usage_error_is_one_line_and_json_with_json_wherever_it_is(tmp_path: Path) -> None:
+    """Each usage error: exit 2, one `error: ... (see ... --help)` line on stderr, and with --json (here after
+    the point of the error) the error object on stdout, shaped like a library error's; nothing is created."""
+    with_json = claimstate(tmp_path, *([*args, "--json"] for _, args, _, _ in USAGE_ERRORS))
+    plain = claimstate(tmp_path, *(args for _, args, _, _ in USAGE_ERRORS[1::3]))
+    for (kind, _, message, command), result in zip(USAGE_ERRORS, with_json, strict=True):
+        assert result.returncode == 2, kind
+        body = json.loads(result.stdout)
+        assert body.keys() == {"error", "message", "exit_code"}
+        assert (body["error"], body["exit_code"]) == ("UsageError", 2)
+        assert body["message"].startswith(message), kind
+        assert one_line(result.stderr) == f"error: {body['message']} (see {command} --help)"
+    for result in plain:
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert one_line(result.stderr).startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_only_init_file_script_and_demo_create_a_database(tmp_path: Path) -> None:
+    """A mistyped --db is exit 5 and creates nothing (no -wal or -shm either) for every command that only
+    reads or changes claims; --atomic with --keep-going is refused before any file appears."""
+    calls = [
+        ["show", "c-1"], ["history", "c-1"], ["list"], ["can", "c-1", "--actor", "buyer:alice"],
+        ["fire", "c-1", "withdraw", "--actor", "buyer:alice"], ["tick"], ["verify"], ["diagram", "--claim", "c-1"],
+    ]  # fmt: skip
+    *missing, both = claimstate(tmp_path, *([*c, "--db", "typo.db"] for c in calls), ["script", "--atomic",
+                                "--keep-going", "--db", "new.db", "-"])  # fmt: skip
+    for args, result in zip(calls, missing, strict=True):
+        assert result.returncode == 5, args
+        assert one_line(result.stderr).startswith("error: no database at typo.db; create it with `claimstate init`")
+    assert both.returncode == 2
+    assert "--atomic" in one_line(both.stderr)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(StorageError, match="no database at"):
+        ClaimService(tmp_path / "typo.db", create=False)
+    assert list(tmp_path.iterdir()) == []
+    with ClaimService(":memory:", create=False) as service:
+        assert service.list_claims() == []
+    for name, args in [("init", ["init"]), ("file", ["file", *FILE_ARGS]), ("script", ["script", "-"])]:
+        assert CliRunner().invoke(cli, ["--db", str(tmp_path / f"{name}.db"), *args]).exit_code == 0
+        assert (tmp_path / f"{name}.db").exists()
+
+
+def trigger_blocks(help_text: str, section: str) -> dict[str, str]:
+    """The blocks of a triggers section, by trigger, each with its whitespace folded to single spaces."""
+    lines = help_text[help_text.index(f"{section}:\n") :].splitlines()[1:]
+    blocks: dict[str, list[str]] = {}
+    for line in lines:
+        if not line.strip():
+            break
+        if not line.startswith("   "):  # a trigger's first line, indented two
+            blocks[line.split()[0]] = []
+        blocks[list(blocks)[-1]].append(line)
+    return {trigger: " ".join(" ".join(block).split()) for trigger, block in blocks.items()}
+
+
+def test_model_and_fire_help_say_who_fires_each_trigger_from_where_with_what_data(tmp_path: Path) -> None:
+    """model (text and JSON) and fire --help show, for every trigger of the definition, who may fire it,
+    from which states, and each data field, required or optional, with its description."""
+    model, model_json, fire_help = claimstate(tmp_path, ["model"], ["--json", "model"], ["fire", "--help"])
+    definition = CLAIM_LIFECYCLE.to_dict()
+    assert json.loads(model_json.stdout) == definition
+    in_model = trigger_blocks(model.stdout, "Triggers, who may fire them, and their data")
+    in_help = trigger_blocks(fire_help.stdout, "Triggers, who may fire them, and their --data fields")
+    assert (
+        "make_offer (by buyer, supplier from in_mediation) kind (required) partial_refund or full_refund"
+        in (in_help["make_offer"])
+    )
+    assert "file_claim" not in in_help  # `claimstate file` files claims
+    for transition in definition["transitions"]:
+        trigger = transition["trigger"]
+        fields = [f"{f['name']} ({'required' if f['required'] else 'optional'}) {f['description']}"
+                  for f in transition["data"]]  # fmt: skip
+        for block in [in_model[trigger], *([in_help[trigger]] if transition["sources"] else [])]:
+            assert f"by {', '.join(transition['actors'])} " in block
+            assert all(state in block for state in transition["sources"])
+            assert all(field in block for field in fields), (block, fields)
+    assert fire_help.stdout.rstrip().endswith("6 a drawing tool (Graphviz) is missing.")
+
+
+def test_can_shows_why_not_and_needs_in_their_own_columns(tmp_path: Path) -> None:
+    """A refused trigger still says what data it needs; reasons and needs each have a column."""
+    claim_id = agreed_claim(tmp_path / "walk.db")
+    (can,) = claimstate(tmp_path, ["can", claim_id, "--actor", "supplier:acme", "--db", "walk.db", "--now", LATER])
+    header, *rows = can.stdout.splitlines()
+    assert header.split() == ["trigger", "answer", "why", "not", "needs"]
+    start = header.index("needs")
+    cells = {
+        row.split()[0]: ([c.strip() for c in row[:start].split(maxsplit=2)[1:]], row[start:].strip()) for row in rows
+    }
+    assert cells["decide_partial_refund"] == (
+        ["refused", "supplier may not fire decide_partial_refund here; only agent"],
+        "amount, rationale",
+    )
+    assert cells["make_offer"] == (["allowed"], "kind, amount")
+    assert cells["accept_offer"] == (["refused", "no offer is open"], "")
+
+
+def test_verify_shows_each_stored_and_expected_value(tmp_path: Path) -> None:
+    """verify names each differing value, stored against what the history gives: a hand-edited column of the
+    claims row, or a detail edited in the details JSON."""
+    db = tmp_path / "walk.db"
+    edited_row = agreed_claim(db)
+    with ClaimService(db) as service:
+        edited_detail = service.file_claim(filing(order_id="o-2"), now=T0).claim.id
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE claims SET version = 9, state = 'withdrawn' WHERE id = ?", (edited_row,))
+    conn.execute("UPDATE claims SET details = json_set(details, '$.reason', 'edited') WHERE id = ?", (edited_detail,))
+    conn.commit()
+    conn.close()
+    with ClaimService(db) as service:
+        found = {m.claim_id: m.differences for m in service.verify()}
+    assert found == {
+        edited_row: (Difference("state", "withdrawn", "in_mediation"), Difference("version", 9, 4)),
+        edited_detail: (Difference("details.reason", "edited", "arrived broken"),),
+    }
+    human, as_json = claimstate(tmp_path, ["verify", "--db", "walk.db"], ["verify", "--db", "walk.db", "--json"])
+    assert human.returncode == as_json.returncode == 5
+    table = [line.split(maxsplit=3) for line in human.stdout.splitlines()]
+    assert table[0] == ["claim", "field", "stored", "expected"]
+    assert sorted(table[1:]) == sorted([
+        [edited_row, "state", '"withdrawn"', '"in_mediation"'],
+        [edited_row, "version", "9", "4"],
+        [edited_detail, "details.reason", '"edited"', '"arrived broken"'],
+    ])  # fmt: skip
+    reported = {m["claim_id"]: m["differences"] for m in json.loads(as_json.stdout)}
+    assert reported[edited_row][1] == {"field": "version", "stored": 9, "expected": 4}
+
+
+def test_show_says_what_the_agreement_is(tmp_path: Path) -> None:
+    """The agreement is shown as the offer agreed on, not as its bare number."""
+    claim_id = agreed_claim(tmp_path / "walk.db")
+    (show,) = claimstate(tmp_path, ["show", claim_id, "--db", "walk.db"])
+    rows = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in show.stdout.splitlines()}
+    assert rows["agreement"] == "offer 1: partial_refund 14.00 USD by supplier"

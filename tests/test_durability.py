@@ -471,9 +471,14 @@ _BAD_CALLS: dict[str, tuple[Callable[[ClaimService, str, int], object], type[Exc
         "kind must be one of",
     ),
     "invalid: evidence not a list": (
-        lambda s, c, v: s.fire(c, "submit_evidence", "buyer:alice", {"evidence": {1, 2}}),
+        lambda s, c, v: s.fire(c, "submit_evidence", "buyer:alice", {"evidence": "receipt.pdf"}),
         InvalidInput,
         "expected a list",
+    ),
+    "invalid: not JSON data": (
+        lambda s, c, v: s.fire(c, "submit_evidence", "buyer:alice", {"evidence": {1, 2}}),
+        InvalidInput,
+        "holds a set, which is not a JSON value",
     ),
     "invalid: unknown data field": (
         lambda s, c, v: s.fire(c, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE, "when": object()}),

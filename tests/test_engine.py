@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 import transitions
 from helpers import EVIDENCE, T0, Walker, filing
 
 import claimstate
-from claimstate import CLAIM_LIFECYCLE, Claim, ClaimStateError, Engine, InvalidInput, TransitionRefused
-from claimstate.definition import Context, DeadlineRule, Definition, Field, Guard, Policy, State, Transition, guard
+from claimstate import CLAIM_LIFECYCLE, Claim, ClaimStateError, Engine, InvalidInput, Money, Offer, TransitionRefused
+from claimstate.definition import (
+    Context,
+    DeadlineRule,
+    Definition,
+    Field,
+    Guard,
+    Limits,
+    Policy,
+    State,
+    Transition,
+    guard,
+)
 
 
 def test_the_machine_is_built_once_and_holds_no_claim(walker: Walker) -> None:
@@ -280,6 +292,47 @@ def test_available_names_the_data_of_every_trigger_allowed_or_not(walker: Walker
     assert answers["make_offer"].needs == ("kind", "amount")
     assert answers["ship_return"].needs == ("carrier", "tracking_number")
     assert answers["accept_offer"].needs == ()
+
+
+def _full(claim: Claim, *, offers: int = 0, evidence: int = 0) -> Claim:
+    """The claim as if `offers` offers had been made and rejected, and `evidence` items presented."""
+    rejected = Offer(1, "supplier", "partial_refund", Money.parse("1.00", "USD"), T0, "rejected")
+    return attrs.evolve(
+        claim,
+        offers=tuple(attrs.evolve(rejected, number=n) for n in range(1, offers + 1)),
+        evidence=(claim.evidence * evidence)[:evidence] if evidence else claim.evidence,
+    )
+
+
+@pytest.mark.parametrize(
+    ("evidence_held", "given", "message"),
+    [
+        (1, 21, "21 evidence items at once; at most 20 per step"),
+        (100, 1, "the claim would hold 101 evidence items; at most 100 per claim"),
+    ],
+)
+def test_evidence_past_the_limits_is_refused_saying_which_limit(
+    walker: Walker, evidence_held: int, given: int, message: str
+) -> None:
+    """Evidence is bounded per step and per claim (policy limits, any lifecycle), and the refusal says which."""
+    claim = _full(walker.reach("in_mediation"), evidence=evidence_held)
+    with pytest.raises(TransitionRefused) as refused:
+        walker.engine.fire(claim, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE * given}, walker.now)
+    assert [(r.kind, r.code, r.message) for r in refused.value.reasons] == [("guard", "within_limits", message)]
+
+
+def test_offers_past_the_limit_are_refused_and_the_limits_are_policy(walker: Walker) -> None:
+    """A claim holds at most limits.offers_per_claim offers; a deployment may set its own limits, and a
+    claim already holding more than a lowered limit still moves on by steps that add nothing."""
+    claim = _full(walker.reach("in_mediation"), offers=50)
+    offer = {"kind": "partial_refund", "amount": "5.00"}
+    with pytest.raises(TransitionRefused) as refused:
+        walker.engine.fire(claim, "make_offer", "buyer:alice", offer, walker.now)
+    assert [r.message for r in refused.value.reasons] == ["the claim would hold 51 offers; at most 50 per claim"]
+    roomy = Engine(policy=CLAIM_LIFECYCLE.policy(limits=Limits(offers_per_claim=60)))
+    assert len(roomy.fire(claim, "make_offer", "buyer:alice", offer, walker.now).claim.offers) == 51
+    tight = Engine(policy=CLAIM_LIFECYCLE.policy(limits=Limits(offers_per_claim=10)))
+    assert tight.fire(claim, "escalate", "buyer:alice", None, walker.now).claim.state == "under_review"
 
 
 def test_the_record_keeps_its_own_copy_of_the_data(walker: Walker) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from claimstate import CLAIM_LIFECYCLE, ClaimService
-from claimstate._cli import cli
+from claimstate.cli import cli
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import sys
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -359,3 +359,105 @@ def test_odd_inputs_are_refused_by_name(service: ClaimService) -> None:
     service.file_claim(filing(order_id="o-2"), claim_id="A", idempotency_key="k", now=T0)
     with pytest.raises(InvalidInput, match="different request"):
         service.file_claim(filing(order_id="o-2"), claim_id="B", idempotency_key="k", now=T0)
+
+
+# --- what callers pass in is checked at the boundary ---------------------------------------------------
+
+BAD_IDS = [123, "", "   ", "x" * 201, ["c-1"], "tab\there", "r\udcff"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
+def test_ids_and_keys_are_non_blank_text_of_bounded_length(service: ClaimService, bad: object) -> None:
+    """A claim id, an idempotency key or a paging id that is not short, printable, valid text is InvalidInput
+    naming it, and nothing is stored."""
+    claim_id = file_one(service)
+    calls = {
+        "claim_id": lambda: service.file_claim(filing(order_id="o-2"), claim_id=bad, now=T0),  # type: ignore[arg-type]
+        "idempotency_key": lambda: service.fire(
+            claim_id,
+            "escalate",
+            "buyer:alice",
+            idempotency_key=bad,
+            now=T0,  # type: ignore[arg-type]
+        ),
+        "after": lambda: service.list_claims(after=bad),  # type: ignore[arg-type]
+    }
+    for field, call in calls.items():
+        with pytest.raises(InvalidInput) as error:
+            call()
+        assert error.value.field == field
+    for read in (service.get, service.history):
+        with pytest.raises(InvalidInput):
+            read(bad)  # type: ignore[arg-type]
+    assert [c.id for c in service.list_claims()] == [claim_id]
+    assert service.get(claim_id).version == 1
+
+
+@pytest.mark.parametrize("bad", [True, 0, -1, 1.0, "1", 2**63], ids=repr)
+def test_versions_and_limits_are_whole_numbers(service: ClaimService, bad: object) -> None:
+    """expected_version, list and tick limits refuse bools, floats, text, zero and numbers past SQLite's."""
+    claim_id = file_one(service)
+    with pytest.raises(InvalidInput, match="whole number"):
+        service.fire(claim_id, "withdraw", "buyer:alice", expected_version=bad, now=T0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="whole number"):
+        service.list_claims(limit=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="whole number"):
+        service.tick(T0, limit=bad)  # type: ignore[arg-type]
+    assert service.get(claim_id).state == "awaiting_evidence"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"evidence": [{"kind": "photo", "description": "r\udcff"}]}, "not valid Unicode"),
+        ({"evidence": [{"kind": "photo", "description": "x" * 10_001}]}, "longer than 10000 characters"),
+        ({"evidence": [{"kind": "photo", "description": "x", "document": [[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]}]},
+         "nested deeper than 16 levels"),
+        ({"evidence": [{"kind": "photo", "description": "x", 7: "y"}]}, "object keys must be text"),
+        ({"evidence": [{"kind": "photo", "description": "x", "document": 10**4400}]}, "too large"),
+        ({"evidence": [{"kind": "photo", "description": "x", "document": float("nan")}]}, "JSON cannot carry"),
+    ],
+)  # fmt: skip
+def test_trigger_data_is_plain_bounded_json(service: ClaimService, data: dict[str, object], message: str) -> None:
+    """Lone surrogates, oversized text, deep nesting, non-text keys, huge or non-finite numbers are refused
+    by name (with or without an idempotency key), and nothing is stored."""
+    claim_id = file_one(service)
+    for key in (None, "k-1"):
+        with pytest.raises(InvalidInput, match=message):
+            service.fire(claim_id, "submit_evidence", "buyer:alice", data, idempotency_key=key, now=T0)
+    assert service.get(claim_id).version == 1
+
+
+def test_a_deep_document_is_refused_without_exhausting_the_stack(service: ClaimService) -> None:
+    """Data nested 100,000 deep is InvalidInput, not a RecursionError."""
+    claim_id = file_one(service)
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for key in (None, "k-1"):
+        with pytest.raises(InvalidInput, match="nested deeper"):
+            service.fire(claim_id, "withdraw", "buyer:alice", {"reason": deep}, idempotency_key=key, now=T0)
+
+
+def test_a_party_id_must_be_one_the_party_can_act_as(service: ClaimService) -> None:
+    """A supplier id that no supplier:<id> actor could carry is refused at filing, naming supplier_id."""
+    with pytest.raises(InvalidInput) as error:
+        service.file_claim(filing(supplier_id="acme electronics"), now=T0)
+    assert error.value.field == "supplier_id"
+
+
+def test_a_null_item_and_a_missing_one_are_the_same_request(service: ClaimService) -> None:
+    """Under one idempotency key, {"note": null} and {} are one request: the retry returns the first result."""
+    claim_id = file_one(service)
+    service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+    first = service.fire(claim_id, "escalate", "buyer:alice", {"note": None}, idempotency_key="e-1", now=T0)
+    assert service.fire(claim_id, "escalate", "buyer:alice", {}, idempotency_key="e-1", now=T0) == first
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-30T00:00:00+00:00", "1969-12-31T23:59:59Z"])
+def test_times_outside_the_supported_years_are_refused(service: ClaimService, when: str) -> None:
+    """A time whose deadline could not be represented is InvalidInput naming now, not an OverflowError."""
+    with pytest.raises(InvalidInput) as error:
+        service.file_claim(filing(), now=datetime.fromisoformat(when))
+    assert error.value.field == "now"
+    assert service.list_claims() == []

@@ -58,6 +58,8 @@ def test_money_parses_decimal_strings_into_minor_units(text, currency, minor):
         pytest.param("1,000.00", "USD", "amount", id="thousands-separator"),
         pytest.param("25.00 USD", "USD", "amount", id="with-currency"),
         pytest.param("0x10", "USD", "amount", id="hex"),
+        pytest.param("1" * 16, "USD", "amount", id="sixteen-digits"),
+        pytest.param("1" * 4400, "USD", "amount", id="4400-digits"),
         pytest.param("10", "XXX", "currency", id="unknown-currency"),
         pytest.param("10", "usd", "currency", id="lowercase-currency"),
         pytest.param("10", "", "currency", id="empty-currency"),
@@ -69,6 +71,17 @@ def test_money_parse_refuses_malformed_amounts(text, currency, field):
     with pytest.raises(InvalidInput) as caught:
         Money.parse(text, currency)
     assert caught.value.field == field
+
+
+def test_money_parse_takes_fifteen_digits_and_says_why_not_more():
+    """Up to 15 whole digits are exact; more are refused saying so, and a huge text is not echoed whole."""
+    assert Money.parse("9" * 15 + ".99", "USD").minor == 10**17 - 1
+    with pytest.raises(InvalidInput, match="more than 15 digits"):
+        Money.parse("1" * 16, "USD")
+    with pytest.raises(InvalidInput) as caught:
+        Money.parse("1" * 4400, "USD")
+    assert "(4400 characters)" in str(caught.value)
+    assert len(str(caught.value)) < 200
 
 
 def test_money_parse_names_the_callers_field():

@@ -1,26 +1,27 @@
 """The command line: a thin click layer over the public API (the library itself never imports click).
 
 Each command parses its options, calls one library function and prints the result: JSON with `--json`,
-aligned tables otherwise. Library errors become one line on stderr (and a JSON object on stdout with
-`--json`) and the exit code below, never a traceback.
+aligned tables otherwise. Library errors and usage errors become one line on stderr (and a JSON object
+on stdout with `--json`) and the exit code below, never a traceback or click's usage block.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import IO, Any, NoReturn, ParamSpec, TypeVar
 
 import attrs
 import click
+from click.core import ParameterSource
 
 from claimstate._claim import Claim, TransitionRecord
-from claimstate._demo import SCENARIOS, format_history, walk
+from claimstate._demo import DEMO_START, SCENARIOS, format_history, walk
 from claimstate._diagram import FORMATS, REGENERATE, Diagrams
 from claimstate._errors import (
     ClaimNotFound,
@@ -33,7 +34,7 @@ from claimstate._errors import (
 )
 from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
 from claimstate._script import json_object, run_script
-from claimstate._service import ClaimService
+from claimstate._service import ClaimService, Mismatch
 from claimstate._store import SCHEMA_VERSION
 from claimstate._time import from_iso, to_iso
 
@@ -57,59 +58,63 @@ R = TypeVar("R")
 
 @attrs.define
 class Settings:
-    """The global options, which every command also accepts after its name."""
+    """The global options, given before or after the command's name."""
 
     db: str = "claims.db"
+    db_given: bool = False  # --db was typed, not taken from the default or $CLAIMSTATE_DB
     json: bool = False
     now: datetime | None = None
 
-    def service(self) -> ClaimService:
-        return ClaimService(self.db)
+    def service(self, *, create: bool = False) -> ClaimService:
+        """The service on --db; only the commands meant to start a database may create the file."""
+        return ClaimService(self.db, create=create)
 
 
-def _set(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value is not None and value is not False:
-            setattr(ctx.ensure_object(Settings), field, value)
+def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        settings = ctx.ensure_object(Settings)
+        settings.db = value
+        settings.db_given = ctx.get_parameter_source("db") is ParameterSource.COMMANDLINE
 
-    return store
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(Settings).json = True
 
 
-def _set_now(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+def _set_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is None:
         return
     try:
-        _set("now")(ctx, param, from_iso(value, field="--now"))
+        ctx.ensure_object(Settings).now = from_iso(value, field="--now")
     except InvalidInput as error:
         raise click.BadParameter(error.reason) from None
 
 
-GLOBALS = ("db", "json", "now")
-
-
-def _global_options(uses: Sequence[str], *, group: bool) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """The global options a command uses, given on the group or again after the command's name.
+def _global_options(*, group: bool, hidden: Collection[str] = ()) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """--db, --json and --now, on the group or again after a command's name; `hidden` are the ones it refuses.
 
     Only the group reads $CLAIMSTATE_DB, so an explicit --db anywhere wins over the environment.
     """
-    options = {
-        "db": click.option(
+    options = [
+        click.option(
             "--db", envvar="CLAIMSTATE_DB" if group else None, type=click.Path(dir_okay=False), expose_value=False,
-            callback=_set("db"), is_eager=group, help="The SQLite file (default claims.db, or $CLAIMSTATE_DB).",
+            callback=_set_db, is_eager=group, hidden="--db" in hidden,
+            help="The SQLite file (default claims.db, or $CLAIMSTATE_DB).",
         ),
-        "json": click.option(
-            "--json", "as_json", is_flag=True, expose_value=False, callback=_set("json"), is_eager=group,
-            help="Print JSON for scripts.",
+        click.option(
+            "--json", "as_json", is_flag=True, expose_value=False, callback=_set_json, is_eager=group,
+            hidden="--json" in hidden, help="Print JSON for scripts.",
         ),
-        "now": click.option(
+        click.option(
             "--now", metavar="ISO-8601", expose_value=False, callback=_set_now, is_eager=group,
-            help="The time to act at, with its offset (default: the clock).",
+            hidden="--now" in hidden, help="The time to act at, with its offset (default: the clock).",
         ),
-    }  # fmt: skip
+    ]  # fmt: skip
 
     def decorate(command: Callable[P, R]) -> Callable[P, R]:
-        for name in reversed(uses):
-            command = options[name](command)
+        for option in reversed(options):
+            command = option(command)
         return command
 
     return decorate
@@ -117,6 +122,12 @@ def _global_options(uses: Sequence[str], *, group: bool) -> Callable[[Callable[P
 
 def _settings() -> Settings:
     return click.get_current_context().ensure_object(Settings)
+
+
+def _refuse(problem: str) -> NoReturn:
+    """A global option the command has no use for: a usage error naming the command, never silence."""
+    ctx = click.get_current_context()
+    raise click.UsageError(f"{ctx.info_name} {problem}", ctx)
 
 
 def exit_code(error: ClaimStateError) -> int:
@@ -143,6 +154,52 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+class _OneLineUsageError(click.UsageError):
+    """A usage error as the library's errors show: one line on stderr, and JSON on stdout with --json."""
+
+    def __init__(self, error: click.UsageError, *, as_json: bool) -> None:
+        super().__init__(" ".join(error.format_message().split()).removesuffix("."), error.ctx)
+        self.as_json = as_json
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        if self.as_json:
+            click.echo(json.dumps({"error": "UsageError", "message": self.message, "exit_code": self.exit_code}))
+        command_path = "claimstate" if self.ctx is None else self.ctx.command_path
+        click.echo(f"error: {self.message} (see {command_path} --help)", file=file, err=True)
+
+
+@contextmanager
+def _one_line_usage_errors(as_json: bool) -> Iterator[None]:
+    try:
+        yield
+    except _OneLineUsageError:
+        raise
+    except click.UsageError as error:
+        raise _OneLineUsageError(error, as_json=as_json) from None
+
+
+class _Commands(click.Group):
+    """The command group, whose usage errors (its own and every command's) are `_OneLineUsageError`.
+
+    --json counts wherever it is in the arguments, even after the point where parsing failed.
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        if not args:  # bare `claimstate` prints the help
+            return super().make_context(info_name, args, parent, **extra)
+        json_in_args = "--json" in args  # parsing consumes `args`
+        with _one_line_usage_errors(json_in_args):
+            ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta["claimstate.json_in_args"] = json_in_args
+        return ctx
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage_errors(ctx.meta.get("claimstate.json_in_args", False)):
+            return super().invoke(ctx)
+
+
 def _table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
     """Aligned columns with a header line."""
     cells = [[str(h) for h in headers], *[["-" if c is None else str(c) for c in row] for row in rows]]
@@ -163,10 +220,13 @@ def _show_claim(claim: Claim) -> None:
         rows: list[tuple[str, object]] = [
             (k, f"{v} {claim.amount.currency}" if k in money and v is not None else v)
             for k, v in data.items()
-            if k not in {"currency", "evidence", "offers", "shipment"}
+            if k not in {"currency", "evidence", "offers", "shipment", "agreement"}
         ]
         rows += [(f"evidence {i}", f"{e.by}, {e.kind}: {e.description}") for i, e in enumerate(claim.evidence, 1)]
         rows += [(f"offer {o.number}", f"{o.by}, {o.kind} {o.amount.format()}, {o.status}") for o in claim.offers]
+        if claim.agreement is not None:
+            agreed = claim.agreement
+            rows.append(("agreement", f"offer {agreed.number}: {agreed.kind} {agreed.amount.format()} by {agreed.by}"))
         if claim.shipment is not None:
             rows.append(("shipment", f"{claim.shipment.carrier} {claim.shipment.tracking_number}"))
         return _table(rows, ("field", "value"))
@@ -189,6 +249,76 @@ def _show_claims(claims: Sequence[Claim]) -> None:
     _emit([c.to_dict() for c in claims], lambda: _table(rows, headers))
 
 
+def _show_mismatches(problems: Sequence[Mismatch]) -> None:
+    """One line per differing value (stored, then expected, as JSON), and each problem that has none."""
+
+    def human() -> str:
+        if not problems:
+            return "verify: clean"
+        rows = [(m.claim_id, d.field, json.dumps(d.stored), json.dumps(d.expected))
+                for m in problems for d in m.differences]  # fmt: skip
+        lines = [_table(rows, ("claim", "field", "stored", "expected"))] if rows else []
+        return "\n".join([*lines, *(f"{m.claim_id}: {m.problem}" for m in problems if not m.differences)])
+
+    _emit([m.to_dict() for m in problems], human)
+
+
+@attrs.define
+class _TriggerHelp:
+    """One trigger as the help shows it: who may fire it from which states, and the data fields it takes."""
+
+    name: str
+    sources_by_actors: dict[tuple[str, ...], list[str]] = attrs.field(factory=dict)
+    fields: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+    @property
+    def files_a_claim(self) -> bool:
+        return not any(self.sources_by_actors.values())
+
+    def heading(self) -> str:
+        """``make_offer  (by buyer, supplier from in_mediation)``, one group per set of actors."""
+        groups = [f"by {', '.join(actors)} " + (f"from {', '.join(sources)}" if sources else "to file a claim")
+                  for actors, sources in self.sources_by_actors.items()]  # fmt: skip
+        return f"{self.name}  ({'; '.join(groups)})"
+
+
+def _triggers_help() -> list[_TriggerHelp]:
+    """Every trigger once, gathered over its transitions from the definition's `to_dict()` (never by hand)."""
+    triggers: dict[str, _TriggerHelp] = {}
+    for transition in CLAIM_LIFECYCLE.to_dict()["transitions"]:
+        trigger = triggers.setdefault(transition["trigger"], _TriggerHelp(transition["trigger"]))
+        sources = trigger.sources_by_actors.setdefault(tuple(transition["actors"]), [])
+        sources += [s for s in transition["sources"] if s not in sources]
+        for field in transition["data"]:
+            trigger.fields.setdefault(field["name"], field)
+    return list(triggers.values())
+
+
+def _write_triggers(formatter: click.HelpFormatter, heading: str, *, with_filing: bool) -> None:
+    """A block per trigger: its heading (continued lines indented deeper), then its fields as a definition list."""
+    with formatter.section(heading):
+        for trigger in _triggers_help():
+            if trigger.files_a_claim and not with_filing:
+                continue
+            indent = " " * formatter.current_indent
+            formatter.write(click.wrap_text(trigger.heading(), formatter.width, initial_indent=indent,
+                                            subsequent_indent=indent + "      ") + "\n")  # fmt: skip
+            if trigger.fields:
+                with formatter.indentation():
+                    formatter.write_dl(
+                        (f"{f['name']} ({'required' if f['required'] else 'optional'})", f["description"])
+                        for f in trigger.fields.values()
+                    )
+
+
+class _FireCommand(click.Command):
+    """`fire`, whose help ends with every trigger it can fire and the --data each takes."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        _write_triggers(formatter, "Triggers, who may fire them, and their --data fields", with_filing=False)
+        super().format_epilog(ctx, formatter)
+
+
 @contextmanager
 def _progress(length: int, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr when it is a terminal; none otherwise."""
@@ -199,29 +329,47 @@ def _progress(length: int, label: str) -> Iterator[Callable[[int], None]]:
         yield bar.update
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_HELP)
 @click.version_option(package_name="claimstate")
-@_global_options(GLOBALS, group=True)
+@_global_options(group=True)
 def cli() -> None:
     """claimstate: buyer claims (disputes) as an explicit, declarative state machine, kept in SQLite."""
 
 
 def command(
-    name: str | None = None, *, uses: Sequence[str] = ("db", "json")
+    name: str | None = None,
+    *,
+    no_now: str | None = None,
+    no_db: str | None = None,
+    cls: type[click.Command] = click.Command,
 ) -> Callable[[Callable[P, R]], click.Command]:
-    """A subcommand with the global options it uses, the exit codes in its help, and errors handled."""
+    """A subcommand with the global options, the exit codes in its help, and errors handled.
+
+    `no_now` and `no_db` say why the command refuses --now or --db, which its help then leaves out: a
+    global option given (before or after the name) is used or refused, never silently ignored.
+    """
 
     def decorate(function: Callable[P, R]) -> click.Command:
-        return cli.command(name, epilog=EXIT_HELP)(_global_options(uses, group=False)(handles_errors(function)))
+        @wraps(function)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            settings = _settings()
+            if no_now is not None and settings.now is not None:
+                _refuse(f"takes no --now: {no_now}")
+            if no_db is not None and settings.db_given:
+                _refuse(f"takes no --db: {no_db}")
+            return function(*args, **kwargs)
+
+        refused = {option for option, why in (("--now", no_now), ("--db", no_db)) if why is not None}
+        with_options = _global_options(group=False, hidden=refused)(handles_errors(run))
+        return cli.command(name, cls=cls, epilog=EXIT_HELP)(with_options)
 
     return decorate
 
 
-@command()
+@command(no_now="it creates or migrates the database, which holds no times")
 def init() -> None:
     """Create the database, or migrate it to this version's schema."""
-    settings = _settings()
-    with settings.service() as service:
+    with _settings().service(create=True) as service:
         path = service.path
     _emit({"db": path, "schema_version": SCHEMA_VERSION}, lambda: f"{path}: claimstate schema {SCHEMA_VERSION}")
 
@@ -248,7 +396,7 @@ def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:
     return None if text is None else json_object(text, "data")
 
 
-@command("file", uses=GLOBALS)
+@command("file")
 @click.option("--order", required=True, help="The order the claim is about.")
 @click.option("--buyer", required=True, help="The buyer's id (the buyer files it).")
 @click.option("--supplier", required=True, help="The supplier's id.")
@@ -268,11 +416,11 @@ def file_claim(
     if refund_amount is not None:
         data["refund_amount"] = refund_amount
     settings = _settings()
-    with settings.service() as service:
+    with settings.service(create=True) as service:
         _show_claim(service.file_claim(data, idempotency_key=key, now=settings.now).claim)
 
 
-@command(uses=GLOBALS)
+@command(cls=_FireCommand)
 @click.argument("claim_id", metavar="CLAIM")
 @click.argument("trigger")
 @click.option("--actor", required=True, help="Who fires it: buyer:<id>, supplier:<id>, agent:<id> or system.")
@@ -296,7 +444,7 @@ def fire(
         _show_claim(fired.claim)
 
 
-@command()
+@command(no_now="it prints the claim as stored")
 @click.argument("claim_id", metavar="CLAIM")
 def show(claim_id: str) -> None:
     """Show a claim's current state and details."""
@@ -304,7 +452,7 @@ def show(claim_id: str) -> None:
         _show_claim(service.get(claim_id))
 
 
-@command()
+@command(no_now="it lists the transitions as recorded, each with its own time")
 @click.argument("claim_id", metavar="CLAIM")
 def history(claim_id: str) -> None:
     """List every transition of a claim, in order."""
@@ -312,7 +460,7 @@ def history(claim_id: str) -> None:
         _show_records(service.history(claim_id))
 
 
-@command("list")
+@command("list", no_now="it lists the claims as stored")
 @click.option("--state", help="Only claims in this state.")
 @click.option("--buyer", help="Only this buyer's claims.")
 @click.option("--supplier", help="Only this supplier's claims.")
@@ -328,20 +476,20 @@ def list_claims(
         _show_claims(found)
 
 
-@command(uses=GLOBALS)
+@command()
 @click.argument("claim_id", metavar="CLAIM")
 @click.option("--actor", required=True, help="Who asks: buyer:<id>, supplier:<id>, agent:<id> or system.")
 def can(claim_id: str, actor: str) -> None:
-    """List every trigger with allowed or refused for ACTOR now, and the reasons."""
+    """List every trigger with allowed or refused for ACTOR now, why not, and the data each needs."""
     settings = _settings()
     with settings.service() as service:
         answers = service.available(claim_id, actor, settings.now)
-    rows = [(a.trigger, "allowed" if a.allowed else "refused", "; ".join(r.message for r in a.reasons) or
-             ("needs " + ", ".join(a.needs) if a.needs else "")) for a in answers]  # fmt: skip
-    _emit([a.to_dict() for a in answers], lambda: _table(rows, ("trigger", "answer", "why / needs")))
+    rows = [(a.trigger, "allowed" if a.allowed else "refused", "; ".join(r.message for r in a.reasons),
+             ", ".join(a.needs)) for a in answers]  # fmt: skip
+    _emit([a.to_dict() for a in answers], lambda: _table(rows, ("trigger", "answer", "why not", "needs")))
 
 
-@command(uses=GLOBALS)
+@command()
 def tick() -> None:
     """Fire every deadline that is due now (or at --now), once each; prints what fired."""
     settings = _settings()
@@ -350,19 +498,18 @@ def tick() -> None:
     _show_records(fired, empty="no deadline was due")
 
 
-@command()
+@command(no_now="it replays each history at the times recorded")
 def verify() -> None:
-    """Replay every claim's history and report stored rows that differ (exit 5 when any)."""
+    """Replay every claim's history and report each stored value that differs (exit 5 when any)."""
     with _settings().service() as service:
         problems = service.verify()
-    rows = [(m.claim_id, m.problem) for m in problems]
-    _emit([m.to_dict() for m in problems], lambda: _table(rows, ("claim", "problem")) if rows else "verify: clean")
+    _show_mismatches(problems)
     if problems:
         click.echo(f"error: verify found {len(problems)} damaged claim(s)", err=True)
         sys.exit(EXIT_CODES[StorageError])
 
 
-@command()
+@command(no_now="it draws the lifecycle, or a claim as stored")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="mermaid", show_default=True,
               help="The diagram format.")  # fmt: skip
 @click.option("--claim", "claim_id", help="Draw this stored claim's path instead of the lifecycle.")
@@ -371,6 +518,11 @@ def verify() -> None:
               help=f"Write the lifecycle in every format into this folder (`{REGENERATE}`).")  # fmt: skip
 def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | None) -> None:
     """Draw the lifecycle, or one claim's path through it, generated from the model."""
+    settings = _settings()
+    if claim_id is None and settings.db_given:
+        _refuse("takes no --db without --claim: the lifecycle is drawn from the definition, not a database")
+    if settings.json and output is None and folder is None:
+        _refuse("takes --json only with -o or --all: without them it prints the drawing itself")
     if folder is not None:
         if claim_id is not None or output is not None:
             raise InvalidInput("--all writes the lifecycle in every format; it takes no --claim or -o", field="--all")
@@ -380,7 +532,7 @@ def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | 
     if claim_id is None:
         drawn = Diagrams().render(fmt)
     else:
-        with _settings().service() as service:
+        with settings.service() as service:
             drawn = Diagrams(claim=service.get(claim_id), history=service.history(claim_id)).render(fmt)
     if output is None:
         click.echo(drawn, nl=False)  # click writes bytes to the binary stream
@@ -389,9 +541,12 @@ def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | 
     _emit({"path": str(output), "format": fmt}, lambda: str(output))
 
 
-@command(uses=("json",))
+@command(
+    no_now="the definition is the same at any time",
+    no_db="it prints the built-in definition and reads no database",
+)
 def model() -> None:
-    """Print the lifecycle definition: states, transitions, guards, actors, deadline windows."""
+    """Print the lifecycle definition: states, transitions, guards, actors, deadline windows, each trigger's data."""
     data = CLAIM_LIFECYCLE.to_dict()
 
     def human() -> str:
@@ -399,21 +554,26 @@ def model() -> None:
                   for s in data["states"]]  # fmt: skip
         transitions = [(t["trigger"], ", ".join(t["sources"]) or "(new)", t["dest"], ", ".join(t["actors"]),
                         "; ".join(g["description"] for g in t["guards"])) for t in data["transitions"]]  # fmt: skip
+        triggers = click.HelpFormatter()
+        _write_triggers(triggers, "Triggers, who may fire them, and their data", with_filing=True)
         return (_table(states, ("state", "final", "deadline", "meaning")) + "\n\n"
-                + _table(transitions, ("trigger", "from", "to", "who", "only when")))  # fmt: skip
+                + _table(transitions, ("trigger", "from", "to", "who", "only when")) + "\n\n"
+                + triggers.getvalue().rstrip())  # fmt: skip
 
     _emit(data, human)
 
 
-@command(uses=GLOBALS)
+@command()
 @click.argument("path", default="-", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--atomic", is_flag=True, help="All lines in one transaction: any failure undoes them all.")
 @click.option("--keep-going", is_flag=True, help="Run the lines after a failure too (not with --atomic).")
 def script(path: str, atomic: bool, keep_going: bool) -> None:
     """Run a JSON Lines file of commands (file, fire, tick, show); - reads stdin. Reports each line."""
+    if atomic and keep_going:
+        raise click.UsageError("--atomic stops at the first failure and undoes every line; it cannot --keep-going")
     settings = _settings()
     lines = _read(path, "PATH").splitlines()
-    with settings.service() as service, _progress(len(lines), "script") as advance:
+    with settings.service(create=True) as service, _progress(len(lines), "script") as advance:
         report = run_script(service, lines, atomic=atomic, keep_going=keep_going, now=settings.now, progress=advance)
     for result in report.results:
         if settings.json:
@@ -434,7 +594,7 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
         sys.exit(exit_code(first))
 
 
-@command(uses=("json",))
+@command(no_db="it keeps its own database in --dir, so demo claims never go into a real database")
 @click.option(
     "--dir",
     "folder",
@@ -444,11 +604,12 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
     help="Folder for the demo's database and diagrams, apart from real claims.",
 )
 def demo(folder: Path) -> None:
-    """Walk demo claims through the lifecycle's main paths on SQLite; print histories; write diagrams."""
+    """Walk demo claims through the lifecycle's main paths (from --now, if given); print histories; write diagrams."""
+    settings = _settings()
     folder.mkdir(parents=True, exist_ok=True)
     with ClaimService(folder / "claims.db") as service, _progress(len(SCENARIOS), "demo") as advance:
         walked = []
-        for walked_one in walk(service):
+        for walked_one in walk(service, start=settings.now or DEMO_START):
             walked.append(walked_one)
             advance(1)
         pictures = folder / "diagrams"
@@ -461,7 +622,7 @@ def demo(folder: Path) -> None:
             written.append(pictures / f"claim-{claim.id}.md")
             written[-1].write_text(Diagrams(claim=claim, history=claim_history).markdown(), encoding="utf-8")
         problems = service.verify()
-    if _settings().json:
+    if settings.json:
         claims = [{"title": t, "claim": c.to_dict(), "history": [r.to_dict() for r in h]} for t, c, h in walked]
         click.echo(json.dumps({"db": str(service.path), "diagrams": [str(p) for p in written], "claims": claims,
                                "verify": [m.to_dict() for m in problems]}, indent=2))  # fmt: skip
