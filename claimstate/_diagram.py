@@ -11,6 +11,7 @@ from pathlib import Path
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition, Policy
 from claimstate._errors import DiagramError, InvalidInput
+from claimstate._files import make_folder, write_file
 from claimstate._graph import Graph, extract
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._render_dot import to_dot
@@ -73,8 +74,7 @@ class Diagrams:
 
         Without Graphviz the text formats are still written, then a DiagramError names what was not.
         """
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_folder(Path(folder))
         written, missing = [], []
         for fmt, (_, name, _) in FORMATS.items():
             try:
@@ -82,15 +82,8 @@ class Diagrams:
             except DiagramError:
                 missing.append(fmt)
                 continue
-            path = folder / name
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content, encoding="utf-8")
-            written.append(path)
-        readme = folder / "README.md"
-        readme.write_text(_readme(), encoding="utf-8")
-        written.append(readme)
+            written.append(write_file(folder / name, content))
+        written.append(write_file(folder / "README.md", _readme()))
         if missing:
             raise DiagramError(f"wrote the text formats but not {', '.join(missing)}: {INSTALL_HINT}", fmt=missing[0])
         return written

@@ -61,6 +61,8 @@ def json_object(text: str, field: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInput(f"not JSON: {error.msg} at column {error.colno}", field=field) from None
+    except RecursionError:
+        raise InvalidInput("nested too deeply to read", field=field) from None
     if not isinstance(value, dict):
         raise InvalidInput(f"expected a JSON object, not {type(value).__name__}", field=field)
     return value

@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import update_wrapper
+from functools import partial, update_wrapper
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
 from claimstate._actor import SYSTEM, Actor
+from claimstate._chain import Chain
 from claimstate._checks import identifier, plain_data, valid_text, whole_number
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import UNBOUNDED, Definition, Policy
@@ -31,6 +32,9 @@ from claimstate._errors import ClaimNotFound, ConcurrentModification, InvalidInp
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._store import Store, Synchronous
 from claimstate._time import aware, from_iso, to_iso
+from claimstate._verify import Difference, Mismatch, check_history, claim_differences, replay
+
+__all__ = ["ClaimService", "Difference", "Mismatch"]  # verify's report is part of the service's API
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -51,41 +55,6 @@ class _Ulids:
 
 
 new_claim_id = _Ulids()
-
-
-@attrs.frozen
-class Difference:
-    """One stored value that is not what the claim's history gives, both as JSON values.
-
-    `field` is a column of the claims row, or ``details.<key>`` for a detail kept in the details JSON.
-    """
-
-    field: str
-    stored: Any
-    expected: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "stored": self.stored, "expected": self.expected}
-
-
-@attrs.frozen
-class Mismatch:
-    """A claim whose stored row is not what replaying its history gives: damaged or edited by hand.
-
-    `differences` names each differing value when the history replays; a history that does not replay
-    has only the `problem`.
-    """
-
-    claim_id: str
-    problem: str
-    differences: tuple[Difference, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "claim_id": self.claim_id,
-            "problem": self.problem,
-            "differences": [d.to_dict() for d in self.differences],
-        }
 
 
 def _digest(trigger: str, actor: Actor, data: Mapping[str, Any]) -> str:
@@ -118,11 +87,27 @@ def _serialized(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[
     return run
 
 
+def _reading(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Run the method holding the service's lock, all its reads on one snapshot of the database."""
+
+    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return self._store.read(lambda: method(self, *args, **kwargs))
+
+    update_wrapper(run, method)
+    return run
+
+
 class ClaimService:
     """Claims kept in one SQLite file (default ``claims.db``; ``":memory:"`` for tests).
 
     `clock` gives the time when a call passes no `now`; it defaults to the wall clock in UTC. With
     `create=False` a file that does not exist is a StorageError rather than a new, empty database.
+    `read_only=True` opens an existing database for the reads alone (get, history, list_claims,
+    iter_claims, available, due, verify), creating no file, so another OS user's reads never lock its
+    owner out; every write is a StorageError. `history_key` (at least 16 bytes, kept by the deploying
+    service, never stored) chains the history with HMAC-SHA256 instead of plain SHA-256, so that only
+    its holder can append rows that verify; a service with a key writes to and accepts no other chain.
     """
 
     def __init__(
@@ -135,12 +120,22 @@ class ClaimService:
         busy_timeout: float = 5.0,
         clock: Callable[[], datetime] | None = None,
         create: bool = True,
+        read_only: bool = False,
+        history_key: bytes | None = None,
     ) -> None:
         self.engine = Engine(definition, policy)
         # Replays what was accepted when it happened: limits lowered since then do not make history invalid.
         self._replayer = Engine(definition, attrs.evolve(self.engine.policy, limits=UNBOUNDED))
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._store = Store(path, synchronous=synchronous, busy_timeout=busy_timeout, create=create)
+        self._chain = Chain(history_key)
+        self._store = Store(
+            path,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            create=create,
+            read_only=read_only,
+            chain=self._chain,
+        )
         self.path = self._store.path
         self._lock = threading.RLock()  # one connection: threads take turns, a batch keeps its turn
 
@@ -183,6 +178,7 @@ class ClaimService:
             raise InvalidInput(f"the filing data must be an object, not {type(data).__name__}", field="data")
         claim_id = None if claim_id is None else identifier(claim_id, "claim_id")
         idempotency_key = None if idempotency_key is None else identifier(idempotency_key, "idempotency_key")
+        plain_data(dict(data), "data", max_text=self.engine.policy.limits.text)  # before the store reads it
         actor = self._filer(actor, data)
         trigger = self.definition.creation.trigger
         digest = None if idempotency_key is None else _digest(trigger, actor, {"claim_id": claim_id, **data})
@@ -232,7 +228,7 @@ class ClaimService:
                 raise ConcurrentModification(claim_id, claim.version, current.version)
         return fired
 
-    @_serialized
+    @_reading
     def due(self, now: datetime | None = None) -> int:
         """How many deadlines are due at `now`: what the next `tick` will try to fire."""
         return self._store.due_count(to_iso(self._now(now)))
@@ -283,24 +279,26 @@ class ClaimService:
 
     # --- reads -----------------------------------------------------------------------------------------
 
-    @_serialized
+    @_reading
     def get(self, claim_id: str) -> Claim:
         return self._load(identifier(claim_id, "claim_id"))
 
-    @_serialized
+    @_reading
     def history(self, claim_id: str) -> list[TransitionRecord]:
+        """The claim's transitions in order; a history whose claim row is gone, or that is damaged, is a
+        StorageError (run verify), never printed as if sound."""
         claim_id = identifier(claim_id, "claim_id")
         rows = self._store.history(claim_id)
-        if not rows:
-            self._load(claim_id)
-        return [_record(row) for row in rows]
+        self._load(claim_id)
+        with self._damaged(claim_id):
+            return [_record(row) for row in rows]
 
-    @_serialized
+    @_reading
     def available(self, claim_id: str, actor: Actor | str, now: datetime | None = None) -> tuple[Availability, ...]:
         """Every trigger, allowed or refused for `actor` now, with the reasons."""
         return self.engine.available(self._load(identifier(claim_id, "claim_id")), actor, self._now(now))
 
-    @_serialized
+    @_reading
     def list_claims(
         self,
         *,
@@ -312,58 +310,142 @@ class ClaimService:
         after: str | None = None,
     ) -> list[Claim]:
         """Claims matching every filter given, in id order (the order they were filed); page with `after`."""
+        limit = whole_number(limit, "limit")
+        where = self._filters(state=state, buyer=buyer, supplier=supplier, order=order)
+        after = None if after is None else identifier(after, "after")
+        return self._store.claims(where, after=after, limit=limit)
+
+    def iter_claims(
+        self,
+        *,
+        state: str | None = None,
+        buyer: str | None = None,
+        supplier: str | None = None,
+        order: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        page: int = 500,
+    ) -> Iterator[Claim]:
+        """Claims matching every filter, in id order after `after`, at most `limit` (None: all of them).
+
+        Reads `page` claims per query (keyset paging on the id), so memory stays flat however many there
+        are. Each page is one snapshot; claims filed meanwhile with a greater id are included.
+        """
+        page = whole_number(page, "page")
+        limit = None if limit is None else whole_number(limit, "limit")
+        where = self._filters(state=state, buyer=buyer, supplier=supplier, order=order)
+        after = None if after is None else identifier(after, "after")
+        return self._pages(where, after, limit, page)
+
+    def _pages(self, where: dict[str, str], after: str | None, limit: int | None, page: int) -> Iterator[Claim]:
+        left = limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            with self._lock:
+                claims = self._store.read(partial(self._store.claims, where, after=after, limit=size))
+            yield from claims
+            if len(claims) < size:
+                return
+            after = claims[-1].id
+            left = None if left is None else left - len(claims)
+
+    def _filters(
+        self, *, state: str | None, buyer: str | None, supplier: str | None, order: str | None
+    ) -> dict[str, str]:
+        """The listing filters as claims columns, each checked."""
         if state is not None:
             self.definition.state(identifier(state, "state"))
-        limit = whole_number(limit, "limit")
-        after = None if after is None else identifier(after, "after")
         filters = {"state": state, "buyer_id": buyer, "supplier_id": supplier, "order_id": order}
         for name, value in filters.items():
             if value is not None:
                 valid_text(value, name, limit=self.engine.policy.limits.text)
-        return self._store.claims({k: v for k, v in filters.items() if v is not None}, after=after, limit=limit)
+        return {k: v for k, v in filters.items() if v is not None}
 
-    @_serialized
+    @_reading
     def verify(self) -> list[Mismatch]:
-        """Replay every claim's history from its filing and report each stored row that differs. Writes nothing."""
-        mismatches = (self._verify_one(claim_id) for claim_id in self._store.claim_ids())
-        return [m for m in mismatches if m is not None]
+        """Check the whole database and report everything wrong, changing nothing.
 
-    def _verify_one(self, claim_id: str) -> Mismatch | None:
+        Problems of the database as a whole come first (`claim_id` None: SQLite's integrity check, the
+        schema, the chain's kind or key), then each claim's in id order: every history replayed through the
+        lifecycle from its filing and compared row by row, its hash chain recomputed, its claims row
+        compared, and history rows without a claim. `Mismatch.kind` names the check.
+        """
+        found = [Mismatch(None, problem, kind="integrity") for problem in self._store.integrity()]
+        found += [Mismatch(None, problem, kind="schema") for problem in self._store.schema_problems()]
+        unchecked = self._chain.cannot_check(self._store.chain_record())
+        if unchecked is not None:
+            found.append(Mismatch(None, f"the hash chain is not checked: {unchecked}", kind="chain_key"))
         try:
-            rows = self._store.history(claim_id)
-            if not rows:
-                return Mismatch(claim_id, "the claim has no history")
-            seqs = [r["seq"] for r in rows]
-            if seqs != list(range(1, len(rows) + 1)):
-                return Mismatch(claim_id, f"history sequence numbers are {seqs}, not 1..{len(rows)}")
-            replayed = self._replay(claim_id, rows)
-            stored = self._load(claim_id)
-        except (TransitionRefused, InvalidInput, StorageError) as error:
-            return Mismatch(claim_id, f"the history does not replay onto the stored claim: {error}")
-        if replayed != stored:
-            kept, expected = stored.to_dict(), replayed.to_dict()
-            keys = sorted(k for k, v in expected.items() if kept.get(k) != v)
-            return Mismatch(
-                claim_id,
-                f"the stored claim differs from its history in: {', '.join(keys)}",
-                tuple(Difference(f"details.{k}", kept.get(k), expected[k]) for k in keys),
-            )
+            for claim_id, rows in self._store.histories():
+                found += self._verify_claim(claim_id, rows, None if unchecked else self._chain)
+            unkeyed = self._store.unkeyed_history_rows()
+            if unkeyed:
+                found.append(Mismatch(None, f"{unkeyed} history row(s) have no claim id or seq", kind="claim_missing"))
+            for claim_id in self._store.claims_without_history():
+                found.append(Mismatch(claim_id, "the claim has no history", kind="no_history"))
+            for order, ids in self._store.orders_open_twice():
+                problem = f"order {order!r} has {len(ids)} open claims: {', '.join(ids)}"
+                found.append(Mismatch(ids[-1], problem, kind="open_twice"))
+        except StorageError as error:  # a damaged file can stop the walk: say so rather than stop
+            found.append(Mismatch(None, f"not every row could be read: {error}", kind="integrity"))
+        return sorted(found, key=lambda m: (m.claim_id is not None, m.claim_id or ""))
+
+    def _verify_claim(self, claim_id: str, rows: list[dict[str, Any]], chain: Chain | None) -> list[Mismatch]:
+        found, replayed = check_history(claim_id, rows, engine=self._replayer, chain=chain)
+        try:
+            stored = self._store.claim(claim_id)
+        except StorageError as error:
+            return [*found, Mismatch(claim_id, f"the stored claim cannot be read: {error}", kind="details")]
+        if stored is None:
+            return [
+                Mismatch(
+                    claim_id,
+                    f"no claims row, but {len(rows)} history row(s): the claim was deleted, or the rows belong to"
+                    " no claim",
+                    kind="claim_missing",
+                ),
+                *found,
+            ]
+        if replayed is None:
+            return found
+        differs = claim_differences(claim_id, stored, replayed)
+        if differs is not None:
+            return [*found, differs]
         wrong = self._store.row_differences(stored, self._closed(stored))
         if wrong:
-            return Mismatch(
-                claim_id,
-                f"the claims row's columns differ from the claim: {', '.join(wrong)}",
-                tuple(Difference(column, *values) for column, values in wrong.items()),
+            found.append(
+                Mismatch(
+                    claim_id,
+                    f"the claims row's columns differ from the claim: {', '.join(wrong)}",
+                    tuple(Difference(column, *values) for column, values in wrong.items()),
+                    kind="columns",
+                )
             )
-        return None
+        return found
 
     # --- helpers ---------------------------------------------------------------------------------------
 
     def _load(self, claim_id: str) -> Claim:
         claim = self._store.claim(claim_id)
         if claim is None:
+            if self._store.has_history(claim_id):
+                raise StorageError(
+                    f"claim {claim_id!r} in {self.path} is damaged: its history is there but its claims row is gone;"
+                    " run verify",
+                    path=self.path,
+                )
             raise ClaimNotFound(claim_id)
         return claim
+
+    @contextmanager
+    def _damaged(self, claim_id: str) -> Iterator[None]:
+        """A stored history that does not read or replay is damage (StorageError), not the caller's bad input."""
+        try:
+            yield
+        except (InvalidInput, TransitionRefused) as error:
+            raise StorageError(
+                f"claim {claim_id!r} in {self.path} has a damaged history: {error}; run verify", path=self.path
+            ) from None
 
     @staticmethod
     def _filer(actor: Actor | str | None, data: Mapping[str, Any]) -> Actor:
@@ -377,25 +459,6 @@ class ClaimService:
 
     def _closed(self, claim: Claim) -> bool:
         return self.definition.state(claim.state).final
-
-    def _replay(self, claim_id: str, rows: list[dict[str, Any]]) -> Claim:
-        """The claim its history rows rebuild, fired through the engine from the filing on.
-
-        Each deadline is the one recorded when it was set, so a later change of policy does not rewrite
-        the past: retries return what was stored, and verify judges by the windows then in force.
-        """
-        claim = None
-        for row in rows:
-            at = from_iso(row["at"])
-            if claim is None:
-                claim = self._replayer.file_claim(claim_id, row["actor"], row["data"], at).claim
-            else:
-                claim = self._replayer.fire(claim, row["trigger"], row["actor"], row["data"], at).claim
-            if claim.deadline is not None and row["deadline_at"] is not None:
-                claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=from_iso(row["deadline_at"])))
-        if claim is None:
-            raise InvalidInput(f"claim {claim_id!r} has no history", field="claim")
-        return claim
 
     def _retried(self, claim_id: str | None, key: str | None, digest: str | None) -> Fired | None:
         """The first result of a request repeated under its idempotency key; None when the key is new.
@@ -411,7 +474,9 @@ class ClaimService:
                 f"idempotency key {key!r} was already used for a different request", field="idempotency_key"
             )
         rows = self._store.history(first_id)[:seq]
-        return Fired(self._replay(first_id, rows), _record(rows[-1]))
+        with self._damaged(first_id):
+            *_, last = replay(self._replayer, first_id, rows)
+            return Fired(last.claim, _record(rows[-1]))
 
 
 def _record(row: Mapping[str, Any]) -> TransitionRecord:

@@ -4,25 +4,61 @@ sqlite-utils creates and migrates the schema and runs the queries people write; 
 claim, update it, append its history row) is plain parameterised SQL on the same connection, because
 sqlite-utils' row API costs several times as much there. Every sqlite3 error leaves this module as a
 StorageError (or ConcurrentModification) with a plain message.
+
+A new file is built under a temporary name and linked into place, so the path never shows a half-made
+database and a failed creation leaves nothing behind. A read-only store never creates a file: other
+users' readers must not leave a -wal or -shm that the owner then cannot write.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlite_utils
 
+from claimstate._chain import LINKED, Chain
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._errors import ClaimStateError, StorageError
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
+SCHEMA_VERSION = 2  # 1: claims and their append-only history; 2: the history's hash chain
 Synchronous = Literal["NORMAL", "FULL"]
+T = TypeVar("T")
 _SQLITE_HEADER = b"SQLite format 3\x00"
+_READ_ATTEMPTS = 5  # reads of a file that keeps changing under a read-only store, before giving up
+_NEARLY_FULL = 1 << 20  # bytes free under which an I/O error is taken for a full disk
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+# The schema objects claimstate makes; those with SQL text must keep it exactly (verify compares it).
+_PARTIAL_INDEXES_AND_TRIGGERS = {
+    "claims_open_deadlines": "CREATE INDEX claims_open_deadlines ON claims (deadline_at) WHERE deadline_at IS NOT NULL",
+    "claims_one_open_per_order": "CREATE UNIQUE INDEX claims_one_open_per_order ON claims (order_id) WHERE closed = 0",
+    "transitions_idempotency": "CREATE UNIQUE INDEX transitions_idempotency ON transitions (claim_id, idempotency_key)"
+    " WHERE idempotency_key IS NOT NULL",
+    "transitions_filing_keys": "CREATE INDEX transitions_filing_keys ON transitions (idempotency_key)"
+    " WHERE idempotency_key IS NOT NULL AND seq = 1",
+    "transitions_no_update": "CREATE TRIGGER transitions_no_update BEFORE UPDATE ON transitions"
+    " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
+    "transitions_no_delete": "CREATE TRIGGER transitions_no_delete BEFORE DELETE ON transitions"
+    " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
+}
+_SCHEMA = {
+    "claims": "table", "transitions": "table", "meta": "table",
+    "claims_by_state": "index", "claims_by_buyer": "index", "claims_by_supplier": "index", "claims_by_order": "index",
+    "claims_open_deadlines": "index", "claims_one_open_per_order": "index",
+    "transitions_idempotency": "index", "transitions_filing_keys": "index",
+    "transitions_no_update": "trigger", "transitions_no_delete": "trigger",
+}  # fmt: skip
 
 
 def _schema_v1(db: sqlite_utils.Database) -> None:
@@ -70,24 +106,15 @@ def _schema_v1(db: sqlite_utils.Database) -> None:
     db.table("claims").create_index(["buyer_id"], index_name="claims_by_buyer")
     db.table("claims").create_index(["supplier_id"], index_name="claims_by_supplier")
     db.table("claims").create_index(["order_id"], index_name="claims_by_order")
-    for sql in (
-        # sqlite-utils' create_index has no WHERE clause; these two are partial indexes.
-        "CREATE INDEX claims_open_deadlines ON claims (deadline_at) WHERE deadline_at IS NOT NULL",
-        "CREATE UNIQUE INDEX claims_one_open_per_order ON claims (order_id) WHERE closed = 0",
-        "CREATE UNIQUE INDEX transitions_idempotency ON transitions (claim_id, idempotency_key)"
-        " WHERE idempotency_key IS NOT NULL",
-        "CREATE INDEX transitions_filing_keys ON transitions (idempotency_key)"
-        " WHERE idempotency_key IS NOT NULL AND seq = 1",
-        "CREATE TRIGGER transitions_no_update BEFORE UPDATE ON transitions"
-        " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
-        "CREATE TRIGGER transitions_no_delete BEFORE DELETE ON transitions"
-        " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
-    ):
+    for sql in _PARTIAL_INDEXES_AND_TRIGGERS.values():  # sqlite-utils' create_index has no WHERE clause
         db.execute(sql)
 
 
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_schema_v1,)
-SCHEMA_VERSION = len(MIGRATIONS)
+def _schema_v2(db: sqlite_utils.Database) -> None:
+    """Each history row's hash (see _chain), and a table recording which kind of chain the file holds."""
+    db.execute("ALTER TABLE transitions ADD COLUMN hash TEXT")
+    db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
 
 # The claims table's columns, and the ones a transition changes (the rest are fixed at filing).
 _COLUMNS = (
@@ -99,51 +126,154 @@ _INSERT_CLAIM = f"INSERT INTO claims ({', '.join(_COLUMNS)}) VALUES ({', '.join(
 _UPDATE_CLAIM = f"UPDATE claims SET {', '.join(f'{c} = ?' for c in _CHANGING)} WHERE id = ? AND version = ?"
 _INSERT_RECORD = (
     "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
-    " idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " idempotency_key, request_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HISTORY = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "hash")
+_SELECT_HISTORY = f"SELECT {', '.join(_HISTORY)} FROM transitions"
+_KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
+
+
+_MESSAGES = (  # words in SQLite's message, and what to tell a person instead
+    (("locked", "busy"), "{path} is locked by another writer and stayed locked past the busy timeout; try again"),
+    (("not a database",), "{path} is not a claimstate database (SQLite says: {text})"),
+    (("malformed",), "{path} is damaged (SQLite says: {text}): restore it from a backup"),
+    (("unable to open",), "cannot open {path}: check that the folder exists and is writable"),
 )
 
 
 def _plain(error: sqlite3.Error, path: str) -> str:
     """What went wrong, in words a person acts on."""
     text = str(error)
-    if "locked" in text or "busy" in text:
-        return f"{path} is locked by another writer and stayed locked past the busy timeout; try again"
     if "readonly" in text or "read-only" in text:
-        return f"{path} is read-only: claimstate cannot write to it"
-    if "full" in text:
+        return _why_read_only(path)
+    if "full" in text or (getattr(error, "sqlite_errorname", "").startswith("SQLITE_IOERR") and _disk_full(path)):
         return f"the disk holding {path} is full: nothing was written"
-    if "not a database" in text or "malformed" in text:
-        return f"{path} is not a claimstate database (SQLite says: {text})"
-    if "unable to open" in text:
-        return f"cannot open {path}: check that the folder exists and is writable"
+    for words, message in _MESSAGES:
+        if any(word in text for word in words):
+            return message.format(path=path, text=text)
     return f"{path}: SQLite failed: {text}"
 
 
+def _why_read_only(path: str) -> str:
+    """Why `path` cannot be written: the file, or a -wal or -shm another OS user left (a reader that wrote them)."""
+    for suffix in ("-wal", "-shm"):
+        with suppress(OSError):
+            left = os.stat(path + suffix)
+            if os.access(path, os.W_OK) and not os.access(path + suffix, os.W_OK):
+                return (
+                    f"{path} cannot be written: its {suffix} file belongs to another user (uid {left.st_uid}), whose"
+                    " process opened it without read_only; once no process has the database open, remove it"
+                    " if it is empty, else give it to the database's owner"
+                )
+    return f"{path} is read-only: claimstate cannot write to it (read_only=True reads it)"
+
+
+def _disk_full(path: str) -> bool:
+    """Whether the file system holding `path` is (nearly) out of space or inodes.
+
+    SQLite reports some writes that fail for lack of space (growing the -shm, say) as a plain I/O error,
+    and Python does not expose the errno; the file system's free space tells the cause.
+    """
+    try:
+        space = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    return space.f_bavail * space.f_frsize < _NEARLY_FULL or space.f_favail == 0
+
+
+def _busy(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
+def _file_stamp(path: str) -> tuple[int, int, int, int] | None:
+    """What changes when anything writes the file: device, inode, size and modification time."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 class Store:
-    """A claimstate SQLite file: opened safely, migrated by PRAGMA user_version, written in transactions."""
+    """A claimstate SQLite file: opened safely, migrated by PRAGMA user_version, written in transactions.
+
+    `chain` hashes the history rows this store appends; a store whose chain cannot extend the file's (no key,
+    or the wrong one) refuses every write. A `read_only` store refuses every write and creates no file.
+    """
 
     def __init__(
-        self, path: str | Path, *, synchronous: Synchronous = "NORMAL", busy_timeout: float = 5.0, create: bool = True
+        self,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 5.0,
+        create: bool = True,
+        read_only: bool = False,
+        chain: Chain,
     ) -> None:
         self.path = str(path)
+        self._read_only = read_only
+        self._busy_timeout = busy_timeout
+        self._chain = chain
         self._depth = 0
         self._spoiled = False
+        self._cannot_write: str | None = None
+        self._stamp: tuple[int, int, int, int] | None = None  # of the file, while read directly (immutable)
         if synchronous not in ("NORMAL", "FULL"):
             raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}", path=self.path)
-        if not create and self.path != ":memory:" and not Path(self.path).exists():
-            raise StorageError(
-                f"no database at {self.path}; create it with `claimstate init` or ClaimService(path)", path=self.path
-            )
+        if read_only:
+            self._open_read_only()
+            return
+        if self.path != ":memory:" and not Path(self.path).exists():
+            if not create:
+                raise self._missing()
+            self._create(synchronous)
         self._check_header()
-        with self.errors():
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
+        self._conn = self._connect(self.path)
         try:
-            with self.errors():
-                self.db = sqlite_utils.Database(self._conn, execute_plugins=False)
-                self._open(synchronous)
+            self._open(synchronous)
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
+        with self.errors():
+            conn = sqlite3.connect(
+                target, isolation_level=None, timeout=self._busy_timeout, check_same_thread=False, uri=uri
+            )
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        return conn
+
+    def _create(self, synchronous: Synchronous) -> None:
+        """Build the database under a temporary name beside `path`, then link it into place.
+
+        Linking never replaces a file: if another process made the database first, this one uses theirs.
+        Whatever fails, the temporary files go, so a failed creation (a full disk) leaves nothing behind.
+        Where the file system has no hard links the database is made in place, under the write lock.
+        """
+        folder, name = os.path.split(os.path.abspath(self.path))
+        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.new")
+        try:
+            self._conn = self._connect(temporary)
+            try:
+                self._open(synchronous)
+            finally:
+                self._conn.close()  # the last connection: folds the -wal in and removes it and the -shm
+            try:
+                os.link(temporary, self.path)
+            except FileExistsError:
+                pass  # another process created it meanwhile
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    raise StorageError(
+                        f"the disk holding {self.path} is full: nothing was written", path=self.path
+                    ) from error
+                if error.errno not in _NO_HARD_LINKS:
+                    raise StorageError(f"cannot create {self.path}: {error.strerror}", path=self.path) from error
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with suppress(FileNotFoundError):
+                    os.remove(temporary + suffix)
 
     def _check_header(self) -> None:
         """Refuse a file that is not SQLite before SQLite touches it."""
@@ -156,37 +286,159 @@ class Store:
                     raise StorageError(f"{self.path} is not a claimstate database (not a SQLite file)", path=self.path)
 
     def _open(self, synchronous: Synchronous) -> None:
-        """Check that the file is ours and not newer than this code, then set it up and migrate it."""
-        self._check_ours()
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        if self._version() < SCHEMA_VERSION:
-            with self.transaction():
-                self._check_ours()
-                for migrate in MIGRATIONS[self._version() :]:
-                    migrate(self.db)
-                self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """Check that the file is ours and not newer than this code, then set it up and migrate it.
 
-    def _version(self) -> int:
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        Any number of processes may open a new or old file at once: the first check reads everything in one
+        statement, migrating re-checks under the write lock (so one process migrates and the others find it
+        done), and the switch to WAL is retried while others hold the file. A new file is migrated before
+        the switch, so its schema is in the file itself, not in a -wal beside it.
+        """
+        with self.errors():
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if self._check_ours() < SCHEMA_VERSION:
+                with self.transaction():
+                    self._migrate(self._check_ours())
+            if self.path != ":memory:":
+                self._wal()
+            self._cannot_write = self._chain.cannot_check(self.chain_record())
 
-    def _check_ours(self) -> None:
-        app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
-        tables = self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+    def _identity(self) -> tuple[int, int, int]:
+        """(application_id, number of schema objects, user_version), read together in one statement."""
+        row = self._conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id),"
+            " (SELECT count(*) FROM sqlite_master), (SELECT user_version FROM pragma_user_version)"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _check_ours(self) -> int:
+        """The schema version of a file that is claimstate's (or new), not newer than this code."""
+        app_id, objects, version = self._identity()
+        if app_id != APPLICATION_ID and (app_id != 0 or objects):
             raise StorageError(
                 f"{self.path} is not a claimstate database (it holds other tables); give a new or claimstate file",
                 path=self.path,
             )
-        if self._version() > SCHEMA_VERSION:
+        if version > SCHEMA_VERSION:
             raise StorageError(
-                f"{self.path} has schema version {self._version()}, newer than this claimstate knows"
+                f"{self.path} has schema version {version}, newer than this claimstate knows"
                 f" ({SCHEMA_VERSION}): upgrade claimstate",
                 path=self.path,
             )
+        return version
+
+    def _wal(self) -> None:
+        """Switch to WAL, retrying until the busy timeout: SQLite refuses the switch at once, without its
+        busy handler, when another connection is switching or migrating at the same moment."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as error:
+                if not _busy(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.002)
+                continue
+            if mode != "wal":
+                raise StorageError(f"{self.path} could not be switched to WAL mode (it stays {mode})", path=self.path)
+            return
+
+    def _migrate(self, version: int) -> None:
+        """From schema `version` to SCHEMA_VERSION, in the caller's transaction: all of it, or nothing."""
+        if version < 1:
+            _schema_v1(self.db)
+        if version < 2:
+            _schema_v2(self.db)
+            self._chain_history()
+            self._conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", self._chain.record().items())
+        self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _chain_history(self) -> None:
+        """Hash the rows written before the chain existed, claim by claim in seq order."""
+        self._conn.execute("DROP TRIGGER transitions_no_update")
+        previous: tuple[str, str] | None = None  # (claim id, hash) of the row before
+        for row in self._history_rows():
+            data = self._decoded(row["data"], row["claim_id"])
+            before = previous[1] if previous is not None and previous[0] == row["claim_id"] else None
+            digest = self._chain.link(before, {**row, "data": data})
+            self._conn.execute(
+                "UPDATE transitions SET hash = ? WHERE claim_id = ? AND seq = ?", (digest, row["claim_id"], row["seq"])
+            )
+            previous = (row["claim_id"], digest)
+        self._conn.execute(_PARTIAL_INDEXES_AND_TRIGGERS["transitions_no_update"])
+
+    def _missing(self) -> StorageError:
+        return StorageError(
+            f"no database at {self.path}; create it with `claimstate init` or ClaimService(path)", path=self.path
+        )
+
+    def _open_read_only(self) -> None:
+        """Open an existing database at this schema version for reading, creating no file."""
+        if self.path == ":memory:":
+            raise StorageError("an in-memory database cannot be opened read-only: it would be empty", path=self.path)
+        if not Path(self.path).is_file():
+            raise self._missing()
+        self._check_header()
+        self._connect_read_only()
+        try:
+            version = self.read(self._check_ours)
+            if version == 0:
+                raise StorageError(f"{self.path} is empty: create it with `claimstate init`", path=self.path)
+            if version < SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self.path} has schema version {version}; migrating it to {SCHEMA_VERSION} needs a writable"
+                    " open (ClaimService(path)) once, by the database's owner",
+                    path=self.path,
+                )
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect_read_only(self) -> None:
+        """Connect for reading, without creating a file (measured on SQLite 3.40: README, Reliability).
+
+        With a -wal present (a writer has the file open, or crashed) the connection reads through it and its
+        -shm, opened read-only. Without one, SQLite would create both (owned by this user) or, in a folder it
+        cannot write, fail; so the file is read directly (immutable) and checked after each read for a
+        writer that came meanwhile (`read` then reads again).
+        """
+        wal = self.path + "-wal"
+        uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
+        if os.path.exists(wal):
+            if not os.path.exists(self.path + "-shm"):
+                raise StorageError(
+                    f"{wal} holds changes that a writer must fold in first (its -shm is gone): open the database"
+                    " writable once, as its owner",
+                    path=self.path,
+                )
+            self._stamp = None
+            self._conn = self._connect(uri + "&readonly_shm=1", uri=True)
+            try:
+                with self.errors():
+                    self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except StorageError:
+                self._conn.close()
+                if not self._undo_wal(wal):
+                    raise
+                self._connect_read_only()  # the writer closed in between: the file now holds everything
+            return
+        self._stamp = _file_stamp(self.path)
+        self._conn = self._connect(uri + "&immutable=1", uri=True)
+
+    def _undo_wal(self, wal: str) -> bool:
+        """Remove the empty -wal SQLite created when the writer's last connection removed its own just before
+        this one opened (the one file a read-only connection makes); True if there was one."""
+        with suppress(OSError):
+            made = os.stat(wal)
+            if made.st_size == 0 and made.st_uid == os.geteuid() != os.stat(self.path).st_uid:
+                os.remove(wal)
+                return True
+        return False
+
+    def _changed(self) -> bool:
+        """Whether a file read directly changed, or a writer opened it, since this connection was made."""
+        return self._stamp is not None and (os.path.exists(self.path + "-wal") or _file_stamp(self.path) != self._stamp)
 
     def close(self) -> None:
         self._conn.close()
@@ -199,6 +451,35 @@ class Store:
         except sqlite3.Error as error:
             raise StorageError(_plain(error, self.path), path=self.path) from error
 
+    def read(self, reads: Callable[[], T]) -> T:
+        """Run `reads` on one snapshot of the database (inside a batch, on the batch's transaction).
+
+        A read-only store reading the file directly reads again on a fresh connection if a writer came
+        meanwhile, so it never returns what a half-done checkpoint showed.
+        """
+        if self._depth:
+            return reads()
+        for _attempt in range(_READ_ATTEMPTS):
+            if self._changed():
+                self._conn.close()
+                self._connect_read_only()
+            with self.errors():
+                self._conn.execute("BEGIN")
+            self._depth = 1
+            try:
+                result = reads()
+            except ClaimStateError:
+                if self._changed():
+                    continue
+                raise
+            finally:
+                self._depth = 0
+                with self.errors():
+                    self._conn.execute("COMMIT")
+            if not self._changed():
+                return result
+        raise StorageError(f"{self.path} kept changing while it was read; try again", path=self.path)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One write transaction (BEGIN IMMEDIATE), all or nothing.
@@ -206,6 +487,10 @@ class Store:
         Inside an open one (a batch) it joins it. A write that fails there spoils the whole batch, which
         then rolls back even if the caller caught the error, so a batch never commits half a transition.
         """
+        if self._read_only:
+            raise StorageError(f"{self.path} is open read-only: nothing can be written through it", path=self.path)
+        if self._cannot_write is not None:
+            raise StorageError(f"{self.path}: nothing can be written: {self._cannot_write}", path=self.path)
         if self._depth:
             self._depth += 1
             try:
@@ -250,7 +535,7 @@ class Store:
     def _decoded(self, text: str, claim_id: str) -> Any:
         try:
             return json.loads(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise StorageError(f"claim {claim_id!r} in {self.path} holds damaged JSON", path=self.path) from None
 
     def _claim_of(self, details: str, claim_id: str) -> Claim:
@@ -298,13 +583,105 @@ class Store:
     def history(self, claim_id: str) -> list[dict[str, Any]]:
         """The claim's transition rows in order, data decoded."""
         with self.errors():
+            rows = self._conn.execute(f"{_SELECT_HISTORY} WHERE claim_id = ? ORDER BY seq", (claim_id,)).fetchall()
+        return [{**dict(zip(_HISTORY, row, strict=True)), "data": self._decoded(row[7], claim_id)} for row in rows]
+
+    def has_history(self, claim_id: str) -> bool:
+        with self.errors():
+            return (
+                self._conn.execute("SELECT 1 FROM transitions WHERE claim_id = ?", (claim_id,)).fetchone() is not None
+            )
+
+    def histories(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """Every claim id that has history rows, whether or not its claims row exists, with its rows in seq
+        order as stored (data still its JSON text), read a page at a time."""
+        claim_id, rows = None, list[dict[str, Any]]()
+        for row in self._history_rows():
+            if row["claim_id"] != claim_id and rows:
+                yield str(claim_id), rows
+                rows = []
+            claim_id = row["claim_id"]
+            rows.append(row)
+        if rows:
+            yield str(claim_id), rows
+
+    def _history_rows(self, page: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every history row with a claim id and seq, in (claim id, seq) order, by keyset paging on the key."""
+        after: tuple[str, int] | None = None
+        while True:
+            with self.errors():
+                if after is None:
+                    sql = f"{_SELECT_HISTORY} WHERE {_KEYED} ORDER BY claim_id, seq LIMIT ?"
+                    rows = self._conn.execute(sql, (page,)).fetchall()
+                else:
+                    sql = (
+                        f"{_SELECT_HISTORY} WHERE (claim_id, seq) > (?, ?) AND {_KEYED} ORDER BY claim_id, seq LIMIT ?"
+                    )
+                    rows = self._conn.execute(sql, (*after, page)).fetchall()
+            yield from (dict(zip(_HISTORY, row, strict=True)) for row in rows)
+            if len(rows) < page:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    def unkeyed_history_rows(self) -> int:
+        """How many history rows lack a claim id or a seq (SQLite lets a hand edit store NULL in the key)."""
+        with self.errors():
+            return int(
+                self._conn.execute("SELECT count(*) FROM transitions WHERE claim_id IS NULL OR seq IS NULL").fetchone()[
+                    0
+                ]
+            )
+
+    def claims_without_history(self) -> list[str]:
+        with self.errors():
             rows = self._conn.execute(
-                "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at FROM transitions"
-                " WHERE claim_id = ? ORDER BY seq",
-                (claim_id,),
+                "SELECT id FROM claims WHERE NOT EXISTS (SELECT 1 FROM transitions WHERE claim_id = claims.id)"
+                " ORDER BY id"
             ).fetchall()
-        keys = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at")
-        return [{**dict(zip(keys, row, strict=True)), "data": self._decoded(row[7], claim_id)} for row in rows]
+        return [row[0] for row in rows]
+
+    def orders_open_twice(self) -> list[tuple[str, list[str]]]:
+        """Orders with more than one open claim (only if the unique index was dropped), with those claims."""
+        with self.errors():
+            rows = self._conn.execute(
+                "SELECT order_id, json_group_array(id) FROM (SELECT order_id, id FROM claims WHERE closed = 0"
+                " ORDER BY id) GROUP BY order_id HAVING count(*) > 1 ORDER BY order_id"
+            ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def chain_record(self) -> dict[str, str]:
+        """What the file records about its hash chain (see Chain.record); empty if the record is gone."""
+        try:
+            return {row[0]: row[1] for row in self._conn.execute("SELECT name, value FROM meta")}
+        except sqlite3.Error:
+            return {}
+
+    def schema_problems(self) -> list[str]:
+        """Each schema object claimstate made that is missing or changed, and each trigger it did not make."""
+        with self.errors():
+            found = {
+                row[0]: (row[1], row[2]) for row in self._conn.execute("SELECT name, type, sql FROM sqlite_master")
+            }
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(transitions)")}
+        problems = []
+        for name, kind in _SCHEMA.items():
+            if name not in found:
+                problems.append(f"the {kind} {name} is missing")
+            elif found[name][0] != kind or found[name][1] != _PARTIAL_INDEXES_AND_TRIGGERS.get(name, found[name][1]):
+                problems.append(f"the {kind} {name} is not the one claimstate made: {found[name][1]}")
+        if "transitions" in found and "hash" not in columns:
+            problems.append("the table transitions has no hash column")
+        added = sorted(name for name, (kind, _sql) in found.items() if kind == "trigger" and name not in _SCHEMA)
+        problems += [f"the trigger {name} is not claimstate's: {found[name][1]}" for name in added]
+        return problems
+
+    def integrity(self) -> list[str]:
+        """What SQLite's own integrity check finds wrong with the file (empty when it is sound)."""
+        try:
+            found = [row[0] for row in self._conn.execute("PRAGMA integrity_check")]
+        except sqlite3.Error as error:
+            return [f"SQLite cannot check the file: {error}"]
+        return [] if found == ["ok"] else found
 
     def claims(self, where: Mapping[str, str], *, after: str | None, limit: int) -> list[Claim]:
         """Claims matching every column = value of `where`, in id order, after the id `after`."""
@@ -339,10 +716,6 @@ class Store:
             ).fetchone()
         return int(row[0])
 
-    def claim_ids(self) -> list[str]:
-        with self.errors():
-            return [row[0] for row in self._conn.execute("SELECT id FROM claims ORDER BY id")]
-
     # --- writes (inside `transaction()`) ---------------------------------------------------------------
 
     def insert(self, claim: Claim, closed: bool, record: TransitionRecord, key: str | None, digest: str | None) -> None:
@@ -350,7 +723,7 @@ class Store:
         row = claim_columns(claim, closed)
         with self._writing():
             self._conn.execute(_INSERT_CLAIM, [row[c] for c in _COLUMNS])
-            self._conn.execute(_INSERT_RECORD, _record_row(record, row["deadline_at"], key, digest))
+            self._append(record, row["deadline_at"], key, digest)
 
     def update(self, claim: Claim, closed: bool, record: TransitionRecord, key: str | None, digest: str | None) -> bool:
         """Write the claim's new version and its record, if the row is still at the version before; else False."""
@@ -361,8 +734,19 @@ class Store:
             ).rowcount
             if changed != 1:
                 return False
-            self._conn.execute(_INSERT_RECORD, _record_row(record, row["deadline_at"], key, digest))
+            self._append(record, row["deadline_at"], key, digest)
         return True
+
+    def _append(self, record: TransitionRecord, deadline_at: str | None, key: str | None, digest: str | None) -> None:
+        """The history row of `record`, chained to the claim's row before it."""
+        linked = _linked(record, deadline_at)
+        previous = None
+        if record.seq > 1:
+            row = self._conn.execute(
+                "SELECT hash FROM transitions WHERE claim_id = ? AND seq = ?", (record.claim_id, record.seq - 1)
+            ).fetchone()
+            previous = None if row is None else row[0]
+        self._conn.execute(_INSERT_RECORD, (*_stored(linked, key, digest), self._chain.link(previous, linked)))
 
 
 def claim_columns(claim: Claim, closed: bool) -> dict[str, Any]:
@@ -375,18 +759,17 @@ def claim_columns(claim: Claim, closed: bool) -> dict[str, Any]:
     }
 
 
-def _record_row(r: TransitionRecord, deadline_at: str | None, key: str | None, digest: str | None) -> tuple[Any, ...]:
+def _linked(r: TransitionRecord, deadline_at: str | None) -> dict[str, Any]:
+    """The record's values as its history row stores them, data still decoded: what the chain hashes."""
     d = r.to_dict()
-    return (
-        r.claim_id,
-        r.seq,
-        r.trigger,
-        r.source,
-        r.dest,
-        d["actor"],
-        d["at"],
-        json.dumps(d["data"]),
-        deadline_at,
-        key,
-        digest,
-    )
+    return {**{name: d.get(name) for name in LINKED}, "deadline_at": deadline_at}
+
+
+def _stored(linked: Mapping[str, Any], key: str | None, digest: str | None) -> tuple[Any, ...]:
+    """The history row's columns before its hash: the linked values (data as JSON), key and request hash."""
+    return (*(json.dumps(linked[n]) if n == "data" else linked[n] for n in LINKED), key, digest)
+
+
+def _record_row(r: TransitionRecord, deadline_at: str | None, key: str | None, digest: str | None) -> tuple[Any, ...]:
+    """The history row of `r` without its hash (as schema 1 stored it; the benchmark's raw floor writes it)."""
+    return _stored(_linked(r, deadline_at), key, digest)

@@ -7,9 +7,12 @@ on stdout with `--json`) and the exit code below, never a traceback or click's u
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+import textwrap
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
@@ -32,6 +35,7 @@ from claimstate._errors import (
     StorageError,
     TransitionRefused,
 )
+from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
@@ -56,6 +60,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+HISTORY_KEY_VARIABLE = "CLAIMSTATE_HISTORY_KEY"
+
+
 @attrs.define
 class Settings:
     """The global options, given before or after the command's name."""
@@ -65,9 +72,20 @@ class Settings:
     json: bool = False
     now: datetime | None = None
 
-    def service(self, *, create: bool = False) -> ClaimService:
-        """The service on --db; only the commands meant to start a database may create the file."""
-        return ClaimService(self.db, create=create)
+    def service(self, *, create: bool = False, read_only: bool = False) -> ClaimService:
+        """The service on --db; only the commands meant to start a database may create the file, and the
+        commands that only read open it read-only, so another OS user's reads never lock its owner out.
+
+        $CLAIMSTATE_HISTORY_KEY, when set, is the secret that chains the history (HMAC-SHA256); it is read
+        from the environment only, so it never shows in a process list.
+        """
+        key = os.environ.get(HISTORY_KEY_VARIABLE)
+        return ClaimService(
+            self.db,
+            create=create,
+            read_only=read_only,
+            history_key=None if key is None else key.encode("utf-8", "surrogateescape"),
+        )
 
 
 def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -240,13 +258,30 @@ def _show_records(records: Sequence[TransitionRecord], *, empty: str = "no trans
     _emit([r.to_dict() for r in records], lambda: _table(rows, headers) if rows else empty)
 
 
-def _show_claims(claims: Sequence[Claim]) -> None:
-    rows = [
-        (c.id, c.state, c.version, c.order_id, c.buyer_id, c.supplier_id, f"{c.amount} {c.amount.currency}")
-        for c in claims
-    ]
+def _stream_claims(claims: Iterable[Claim], page: int = 500) -> None:
+    """Print claims as they are read, a page at a time, so a long list never sits in memory whole.
+
+    JSON is the same array `json.dumps(..., indent=2)` writes; the table's columns widen as wider values come.
+    """
+    if _settings().json:
+        opened = False
+        for claim in claims:
+            item = textwrap.indent(json.dumps(claim.to_dict(), indent=2), "  ")
+            click.echo((",\n" if opened else "[\n") + item, nl=False)
+            opened = True
+        click.echo("\n]" if opened else "[]")
+        return
     headers = ("id", "state", "version", "order", "buyer", "supplier", "amount")
-    _emit([c.to_dict() for c in claims], lambda: _table(rows, headers))
+    widths = [len(h) for h in headers]
+    rows = ((c.id, c.state, str(c.version), c.order_id, c.buyer_id, c.supplier_id, c.amount.format()) for c in claims)
+    first = True
+    for chunk in iter(lambda: list(itertools.islice(rows, page)), []):
+        widths = [max(w, *(len(r[i]) for r in chunk)) for i, w in enumerate(widths)]
+        lines = [headers, *chunk] if first else chunk
+        click.echo("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines))
+        first = False
+    if first:
+        click.echo("  ".join(headers))
 
 
 def _show_mismatches(problems: Sequence[Mismatch]) -> None:
@@ -258,7 +293,8 @@ def _show_mismatches(problems: Sequence[Mismatch]) -> None:
         rows = [(m.claim_id, d.field, json.dumps(d.stored), json.dumps(d.expected))
                 for m in problems for d in m.differences]  # fmt: skip
         lines = [_table(rows, ("claim", "field", "stored", "expected"))] if rows else []
-        return "\n".join([*lines, *(f"{m.claim_id}: {m.problem}" for m in problems if not m.differences)])
+        plain = [f"{m.claim_id or 'database'}: {m.problem}" for m in problems if not m.differences]
+        return "\n".join([*lines, *plain])
 
     _emit([m.to_dict() for m in problems], human)
 
@@ -377,16 +413,10 @@ def init() -> None:
 def _read(path: str, field: str) -> str:
     """A text file, or stdin for -; unreadable or not UTF-8 is invalid input naming the option."""
     try:
-        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        return raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidInput(f"cannot read {path}: {error}", field=field) from None
-
-
-def _write(path: Path, content: str | bytes) -> None:
-    try:
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    except OSError as error:
-        raise StorageError(f"cannot write {path}: {error.strerror}", path=str(path)) from None
 
 
 def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:
@@ -448,7 +478,7 @@ def fire(
 @click.argument("claim_id", metavar="CLAIM")
 def show(claim_id: str) -> None:
     """Show a claim's current state and details."""
-    with _settings().service() as service:
+    with _settings().service(read_only=True) as service:
         _show_claim(service.get(claim_id))
 
 
@@ -456,7 +486,7 @@ def show(claim_id: str) -> None:
 @click.argument("claim_id", metavar="CLAIM")
 def history(claim_id: str) -> None:
     """List every transition of a claim, in order."""
-    with _settings().service() as service:
+    with _settings().service(read_only=True) as service:
         _show_records(service.history(claim_id))
 
 
@@ -470,10 +500,11 @@ def history(claim_id: str) -> None:
 def list_claims(
     state: str | None, buyer: str | None, supplier: str | None, order: str | None, limit: int, after: str | None
 ) -> None:
-    """List claims, oldest first, filtered."""
-    with _settings().service() as service:
-        found = service.list_claims(state=state, buyer=buyer, supplier=supplier, order=order, limit=limit, after=after)
-        _show_claims(found)
+    """List claims, oldest first, filtered; printed as they are read, so any --limit keeps memory flat."""
+    with _settings().service(read_only=True) as service:
+        _stream_claims(
+            service.iter_claims(state=state, buyer=buyer, supplier=supplier, order=order, limit=limit, after=after)
+        )
 
 
 @command()
@@ -482,7 +513,7 @@ def list_claims(
 def can(claim_id: str, actor: str) -> None:
     """List every trigger with allowed or refused for ACTOR now, why not, and the data each needs."""
     settings = _settings()
-    with settings.service() as service:
+    with settings.service(read_only=True) as service:
         answers = service.available(claim_id, actor, settings.now)
     rows = [(a.trigger, "allowed" if a.allowed else "refused", "; ".join(r.message for r in a.reasons),
              ", ".join(a.needs)) for a in answers]  # fmt: skip
@@ -501,11 +532,13 @@ def tick() -> None:
 @command(no_now="it replays each history at the times recorded")
 def verify() -> None:
     """Replay every claim's history and report each stored value that differs (exit 5 when any)."""
-    with _settings().service() as service:
+    with _settings().service(read_only=True) as service:
         problems = service.verify()
     _show_mismatches(problems)
     if problems:
-        click.echo(f"error: verify found {len(problems)} damaged claim(s)", err=True)
+        claims = len({m.claim_id for m in problems if m.claim_id is not None})
+        whole = " (and in the database as a whole)" if any(m.claim_id is None for m in problems) else ""
+        click.echo(f"error: verify found {len(problems)} problem(s) in {claims} claim(s){whole}", err=True)
         sys.exit(EXIT_CODES[StorageError])
 
 
@@ -532,12 +565,12 @@ def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | 
     if claim_id is None:
         drawn = Diagrams().render(fmt)
     else:
-        with settings.service() as service:
+        with settings.service(read_only=True) as service:
             drawn = Diagrams(claim=service.get(claim_id), history=service.history(claim_id)).render(fmt)
     if output is None:
         click.echo(drawn, nl=False)  # click writes bytes to the binary stream
         return
-    _write(output, drawn)
+    write_file(output, drawn)
     _emit({"path": str(output), "format": fmt}, lambda: str(output))
 
 
@@ -587,9 +620,14 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
     if report.failures:
         first = report.failures[0].error
         assert first is not None
-        undone = "; nothing was kept (atomic)" if not report.kept else ""
+        applied = sum(r.ok for r in report.results)
+        not_run = sum(1 for n, text in enumerate(lines, 1) if text.strip() and n > report.results[-1].line)
+        if not report.kept:
+            outcome = "nothing was kept (atomic)"
+        else:
+            outcome = f"{applied} line(s) applied and kept" + (f", {not_run} not run" if not_run else "")
         click.echo(
-            f"error: {len(report.failures)} line(s) failed, first line {report.failures[0].line}{undone}", err=True
+            f"error: {len(report.failures)} line(s) failed, first line {report.failures[0].line}; {outcome}", err=True
         )
         sys.exit(exit_code(first))
 
@@ -606,7 +644,7 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
 def demo(folder: Path) -> None:
     """Walk demo claims through the lifecycle's main paths (from --now, if given); print histories; write diagrams."""
     settings = _settings()
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     with ClaimService(folder / "claims.db") as service, _progress(len(SCENARIOS), "demo") as advance:
         walked = []
         for walked_one in walk(service, start=settings.now or DEMO_START):
@@ -619,8 +657,8 @@ def demo(folder: Path) -> None:
             written = sorted(pictures.iterdir())
             click.echo(f"note: {error}", err=True)
         for _, claim, claim_history in walked:
-            written.append(pictures / f"claim-{claim.id}.md")
-            written[-1].write_text(Diagrams(claim=claim, history=claim_history).markdown(), encoding="utf-8")
+            page = Diagrams(claim=claim, history=claim_history).markdown()
+            written.append(write_file(pictures / f"claim-{claim.id}.md", page))
         problems = service.verify()
     if settings.json:
         claims = [{"title": t, "claim": c.to_dict(), "history": [r.to_dict() for r in h]} for t, c, h in walked]

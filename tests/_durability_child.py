@@ -117,11 +117,16 @@ def stream(args: dict[str, Any]) -> None:
             ack(service.fire(claim_id, "submit_evidence", actor, {"evidence": EVIDENCE}).record)
 
 
+def as_user(uid: int) -> None:
+    """Drop root for good: become `uid`, with that number as the only group too."""
+    os.setgid(uid)
+    os.setgroups([])
+    os.setuid(uid)
+
+
 def readonly(args: dict[str, Any]) -> None:
     """Drop root, then open the file and fire; report the error."""
-    os.setgid(65534)
-    os.setgroups([])
-    os.setuid(65534)
+    as_user(65534)
     try:
         with ClaimService(args["db"]) as service:
             service.fire(args["claim"], "submit_evidence", "buyer:alice", {"evidence": EVIDENCE})
@@ -129,6 +134,106 @@ def readonly(args: dict[str, Any]) -> None:
         emit({"uid": os.getuid(), "error": type(error).__name__, "message": str(error)})
     else:
         emit({"uid": os.getuid(), "error": None})
+
+
+def owner(args: dict[str, Any]) -> None:
+    """As the database's owner (`uid`): "create" it with one claim in mediation, "fire" once on the claim, or
+    fire and "hold" the connection open (the fire stays in the -wal) until stdin says go; report the version."""
+    as_user(args["uid"])
+    try:
+        with ClaimService(args["db"]) as service:
+            if args["action"] == "create":
+                claim = service.file_claim(filing("o-1")).claim
+                claim = service.fire(claim.id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}).claim
+            else:
+                claim = service.fire(args["claim"], "submit_evidence", "supplier:acme", {"evidence": EVIDENCE}).claim
+            emit({"claim": claim.id, "version": claim.version})
+            if args["action"] == "hold" and sys.stdin.readline().strip() != "go":
+                raise SystemExit("no go")
+    except StorageError as error:
+        emit({"error": str(error)})
+
+
+def reader(args: dict[str, Any]) -> None:
+    """As nobody: every read through a read-only service, and one write; or, "writable", a plain list.
+
+    With "wal_vanishes", the first look for a -wal and a -shm finds them, as if the owner's last connection
+    removed both just after that look: SQLite then makes a -wal of its own, which the reader must take away.
+    """
+    as_user(65534)
+    if args.get("wal_vanishes"):
+        exists, looked = os.path.exists, set()
+
+        def seen_once(path: Any) -> bool:
+            if str(path).endswith(("-wal", "-shm")) and path not in looked:
+                looked.add(path)
+                return True
+            return exists(path)
+
+        os.path.exists = seen_once
+    if args.get("writable"):
+        with ClaimService(args["db"]) as service:
+            emit({"listed": len(service.list_claims())})
+        return
+    with ClaimService(args["db"], read_only=True) as service:
+        claim = service.get(args["claim"])
+        report: dict[str, Any] = {
+            "version": claim.version,
+            "history": len(service.history(claim.id)),
+            "listed": [c.id for c in service.list_claims()],
+            "iterated": [c.id for c in service.iter_claims(page=1)],
+            "verify": [m.to_dict() for m in service.verify()],
+            "available": sorted(a.trigger for a in service.available(claim.id, "buyer:alice") if a.allowed),
+            "due": service.due(),
+        }
+        try:
+            service.fire(claim.id, "escalate", "buyer:alice")
+        except StorageError as error:
+            report["write"] = str(error)
+        emit(report)
+
+
+def first_open(args: dict[str, Any]) -> None:
+    """For each round: say ready, wait for go, then open (create, or migrate) that round's file and file a claim."""
+    for number, path in enumerate(args["paths"]):
+        emit({"ready": number})
+        if sys.stdin.readline().strip() != "go":
+            raise SystemExit("no go")
+        try:
+            with ClaimService(path) as service:
+                service.file_claim(filing(f"o-{args['worker']}"))
+        except StorageError as error:
+            emit({"round": number, "error": str(error)})
+        else:
+            emit({"round": number, "error": None})
+
+
+def brim(args: dict[str, Any]) -> None:
+    """With one claim stored, fill the disk to its last byte; then create a second database, and fire on the first."""
+    folder = os.path.dirname(args["db"])
+    with ClaimService(args["db"]) as service:
+        claim_id = service.file_claim(filing("o-1")).claim.id
+    ballast = os.open(os.path.join(folder, "ballast"), os.O_WRONLY | os.O_CREAT)
+    for size in (65536, 1):
+        try:
+            while True:
+                os.write(ballast, b"\0" * size)
+        except OSError:
+            pass
+    os.close(ballast)
+    before = set(os.listdir(folder))
+    report: dict[str, Any] = {"free": os.statvfs(folder).f_bavail}
+    try:
+        ClaimService(os.path.join(folder, "new.db")).close()
+    except StorageError as error:
+        report["create"] = str(error)
+    report["left"] = sorted(set(os.listdir(folder)) - before)
+    try:
+        with ClaimService(args["db"]) as service:
+            service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE})
+    except StorageError as error:
+        report["fire"] = str(error)
+    emit(report)
 
 
 def fill(args: dict[str, Any]) -> None:
@@ -174,6 +279,15 @@ def check(args: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    {"contend": contend, "stream": stream, "readonly": readonly, "fill": fill, "check": check}[sys.argv[1]](
-        json.loads(sys.argv[2])
-    )
+    MODES = {
+        "contend": contend,
+        "stream": stream,
+        "readonly": readonly,
+        "owner": owner,
+        "reader": reader,
+        "first_open": first_open,
+        "brim": brim,
+        "fill": fill,
+        "check": check,
+    }
+    MODES[sys.argv[1]](json.loads(sys.argv[2]))

@@ -99,7 +99,7 @@ def one_line(text: str) -> str:
 
 def test_file_fire_show_history_list_and_can(db: Path) -> None:
     """The everyday commands print JSON with the stable keys of a claim and of a history entry."""
-    assert ok(db, "init") == {"db": str(db), "schema_version": 1}
+    assert ok(db, "init") == {"db": str(db), "schema_version": 2}
     claim_id = filed(db)
     fired = ok(db, "fire", claim_id, "submit_evidence", "--actor", "buyer:alice", "--data",
                json.dumps({"evidence": EVIDENCE}), "--now", LATER)  # fmt: skip
@@ -605,3 +605,84 @@ def test_show_says_what_the_agreement_is(tmp_path: Path) -> None:
     (show,) = claimstate(tmp_path, ["show", claim_id, "--db", "walk.db"])
     rows = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in show.stdout.splitlines()}
     assert rows["agreement"] == "offer 1: partial_refund 14.00 USD by supplier"
+
+
+def test_pictures_are_written_whole_and_never_through_a_planted_symlink(tmp_path: Path) -> None:
+    """diagram --all replaces a symlink planted under a file's name instead of writing through it."""
+    folder, target = tmp_path / "pictures", tmp_path / "elsewhere.txt"
+    folder.mkdir()
+    target.write_text("keep me")
+    (folder / "lifecycle.mmd").symlink_to(target)
+    result = CliRunner().invoke(cli, ["diagram", "--all", str(folder)])
+    assert result.exit_code in {0, 6}, result.output  # 6: Graphviz missing, the text formats still written
+    assert target.read_text() == "keep me"
+    assert not (folder / "lifecycle.mmd").is_symlink()
+    assert (folder / "lifecycle.mmd").read_text().startswith("---")
+    assert not list(folder.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["diagram", "-o", ""], 2, "a file name is needed"),
+        (["diagram", "--all", "{file}"], 2, "is a file"),
+        (["diagram", "--all", "{file}/inside"], 5, "cannot write"),
+        (["demo", "--dir", "{file}/inside"], 5, "cannot write"),
+        (["diagram", "-o", "{tmp}/no/such/folder/x.mmd"], 5, "cannot write"),
+    ],
+)
+def test_a_place_that_cannot_be_written_is_one_clear_line(
+    tmp_path: Path, args: list[str], code: int, says: str
+) -> None:
+    """An empty path or a file given as the folder is bad input (2); a folder that cannot be made, a storage error
+    (5): one line each, no traceback."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    result = CliRunner().invoke(cli, [a.format(file=a_file, tmp=tmp_path) for a in args])
+    assert (result.exit_code, result.stdout) == (code, ""), result.output
+    assert says in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_script_that_stops_says_what_was_kept_and_what_did_not_run(db: Path) -> None:
+    """Without --atomic, lines before a failure stay applied: the summary says how many, and how many were not run."""
+    claim_id = filed(db)
+    withdraw = json.dumps(
+        {"cmd": "fire", "claim": claim_id, "trigger": "withdraw", "actor": "buyer:alice", "now": LATER}
+    )
+    lines = [json.dumps({"cmd": "show", "claim": claim_id}), withdraw, withdraw, json.dumps({"cmd": "tick"})]
+    result = run(db, "script", "-", stdin="\n".join(lines))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[:2] == [
+        f"line 1: ok {claim_id} awaiting_evidence v1",
+        f"line 2: ok {claim_id} withdrawn v2",
+    ]
+    assert result.stderr == "error: 1 line(s) failed, first line 3; 2 line(s) applied and kept, 1 not run\n"
+
+
+def test_the_history_key_comes_from_the_environment_and_verify_names_a_missing_one(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$CLAIMSTATE_HISTORY_KEY chains the history with HMAC; without it verify says the key is missing
+    (exit 5) instead of calling every row forged, and with it the database verifies clean."""
+    monkeypatch.setenv("CLAIMSTATE_HISTORY_KEY", "a secret of at least sixteen bytes")
+    claim_id = filed(db)
+    assert ok(db, "verify") == []
+    monkeypatch.delenv("CLAIMSTATE_HISTORY_KEY")
+    result = run(db, "--json", "verify")
+    assert result.exit_code == 5
+    (problem,) = json.loads(result.stdout)
+    assert (problem["claim_id"], problem["kind"]) == (None, "chain_key")
+    assert result.stderr == "error: verify found 1 problem(s) in 0 claim(s) (and in the database as a whole)\n"
+    assert run(db, "show", claim_id).exit_code == 0  # reading needs no key
+
+
+def test_reading_commands_leave_no_files_behind(db: Path) -> None:
+    """show, history, list, can and verify open the database read-only: no -wal or -shm appears."""
+    claim_id = filed(db)
+    fingerprint(db)  # checkpointed and closed: only the database file is left
+    before = sorted(p.name for p in db.parent.iterdir())
+    for args in (["show", claim_id], ["history", claim_id], ["list"], ["can", claim_id, "--actor", "system"],
+                 ["verify"], ["diagram", "--claim", claim_id]):  # fmt: skip
+        assert run(db, *args).exit_code == 0, args
+    assert sorted(p.name for p in db.parent.iterdir()) == before

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import select
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 from helpers import EVIDENCE, filing
 
 from claimstate import (
@@ -34,6 +36,7 @@ from claimstate import (
     StorageError,
     TransitionRefused,
 )
+from claimstate._store import APPLICATION_ID, _schema_v1
 
 pytestmark = pytest.mark.slow
 
@@ -205,6 +208,57 @@ def test_processes_firing_at_once_keep_every_acknowledged_transition_once(tmp_pa
     assert sum(a != b for a, b in itertools.pairwise(writers)) > 3
 
 
+def _schema_1(path: Path) -> None:
+    """An empty claimstate database as schema version 1 wrote it (before the hash chain)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    _schema_v1(sqlite_utils.Database(conn))
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+def test_processes_opening_one_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """Eight processes released at once open one database, 15 times over: not there yet (each builds one, the
+    first to link it into place wins), an empty file (set up in place under the write lock) or schema 1
+    (migrated under it). Every open succeeds, and each database ends with all eight filings, verified clean."""
+    workers, kinds = 8, ["new", "empty", "schema 1"] * 5
+    paths = [tmp_path / f"round-{n}.db" for n in range(len(kinds))]
+    for path, kind in zip(paths, kinds, strict=True):
+        if kind == "empty":
+            path.touch()
+        elif kind == "schema 1":
+            _schema_1(path)
+    args = {"paths": [str(p) for p in paths]}
+    procs = [
+        _spawn("first_open", {**args, "worker": w}, tmp_path / f"stderr-{w}", stdin=subprocess.PIPE)
+        for w in range(workers)
+    ]
+    try:
+        outs = [_Out(p) for p in procs]
+        deadline = time.monotonic() + 60
+        for number in range(len(paths)):
+            _pump(outs, deadline, lambda n=number: all({"ready": n} in o.lines for o in outs))
+            for proc in procs:  # release them together
+                assert proc.stdin is not None
+                proc.stdin.write(b"go\n")
+                proc.stdin.flush()
+        _pump(outs, deadline, lambda: False)
+        codes = [p.wait(timeout=max(deadline - time.monotonic(), 1)) for p in procs]
+    finally:
+        for proc in procs:
+            _reap(proc)
+    assert codes == [0] * workers, [(tmp_path / f"stderr-{w}").read_text() for w in range(workers)]
+    failed = [(kinds[line["round"]], line["error"]) for o in outs for line in o.lines if line.get("error")]
+    assert failed == []
+    for path in paths:
+        with ClaimService(path) as service:
+            assert sorted(c.order_id for c in service.list_claims()) == [f"o-{w}" for w in range(workers)]
+            assert service.verify() == []
+    leftovers = [p.name for p in tmp_path.iterdir() if p not in paths and not p.name.startswith("stderr-")]
+    assert leftovers == []  # no temporary file of a creation that lost the race
+
+
 # --- 2. SIGKILL in the middle of a stream of fires --------------------------------------------------------
 
 
@@ -307,36 +361,102 @@ def test_a_newer_schema_version_is_refused_unchanged(tmp_path: Path) -> None:
     con.close()
 
 
-def test_a_read_only_file_is_refused_unchanged(tmp_path: Path) -> None:
-    """A read-only file in a read-only folder, opened by an unprivileged user, is refused as read-only, unchanged."""
+def _as_another_user(tmp_path: Path, mode: str, args: dict[str, Any]) -> Any:
+    """Run a child mode that drops root to another user first; its one line of output, decoded."""
     if os.geteuid() != 0:
         pytest.skip("needs root to drop to another user (a non-root user may still own the file)")
-    # pytest's tmp_path sits in a root-only folder, so the unprivileged child needs a folder it can reach.
-    folder = Path(tempfile.mkdtemp(prefix="claimstate-ro-"))
+    proc = _spawn(mode, args, tmp_path / "stderr", cwd="/")
     try:
-        path = folder / "claims.db"
-        with ClaimService(path) as service:
-            claim_id = _in_mediation(service, 1, set())[0]
-        path.chmod(0o444)
-        folder.chmod(0o555)
-        before = _files(folder)
-        proc = _spawn("readonly", {"db": str(path), "claim": claim_id}, tmp_path / "stderr", cwd="/")
-        try:
-            stdout, _ = proc.communicate(timeout=30)
-        finally:
-            _reap(proc)
-        stderr = (tmp_path / "stderr").read_text()
-        if proc.returncode != 0 and "PermissionError" in stderr and "os.set" in stderr:
-            pytest.skip(f"cannot drop privileges with os.setuid here: {stderr.strip().splitlines()[-1]}")
-        assert proc.returncode == 0, stderr
-        report = json.loads(stdout)
-        assert report["uid"] == 65534
-        assert report["error"] == "StorageError"
-        assert "is read-only: claimstate cannot write to it" in report["message"]
-        assert _files(folder) == before  # not a byte changed, no -wal or -shm appeared
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        _reap(proc)
+    stderr = (tmp_path / "stderr").read_text()
+    if proc.returncode != 0 and "PermissionError" in stderr and "os.set" in stderr:
+        pytest.skip(f"cannot drop privileges with os.setuid here: {stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, stderr
+    return json.loads(stdout)
+
+
+def _owners(folder: Path) -> dict[str, int]:
+    """Every file in `folder` with the uid that owns it."""
+    return {p.name: p.stat().st_uid for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def shared_folder() -> Iterable[Path]:
+    """A folder the unprivileged children can reach (pytest's tmp_path sits in a root-only one)."""
+    folder = Path(tempfile.mkdtemp(prefix="claimstate-users-"))
+    try:
+        yield folder
     finally:
         folder.chmod(0o700)
         shutil.rmtree(folder)
+
+
+def test_a_read_only_file_is_refused_unchanged_and_still_read(tmp_path: Path, shared_folder: Path) -> None:
+    """A read-only file in a read-only folder, opened by an unprivileged user, is refused as read-only for a
+    write; opened read_only it reads in full. Not a byte changes, and no -wal or -shm appears."""
+    path = shared_folder / "claims.db"
+    with ClaimService(path) as service:
+        claim_id = _in_mediation(service, 1, set())[0]
+    path.chmod(0o444)
+    shared_folder.chmod(0o555)
+    before = _files(shared_folder)
+    report = _as_another_user(tmp_path, "readonly", {"db": str(path), "claim": claim_id})
+    assert report["uid"] == 65534
+    assert report["error"] == "StorageError"
+    assert "is read-only: claimstate cannot write to it" in report["message"]
+    read = _as_another_user(tmp_path, "reader", {"db": str(path), "claim": claim_id})
+    assert (read["version"], read["history"], read["listed"], read["verify"]) == (2, 2, [claim_id], [])
+    assert _files(shared_folder) == before
+
+
+OWNER = 4242  # the database's owner in the two-user test: an unprivileged uid other than nobody's
+
+
+def test_another_users_reads_never_lock_the_owner_out(tmp_path: Path, shared_folder: Path) -> None:
+    """In a folder anyone may write (as /tmp), nobody reads everything through read_only=True while the owner's
+    service is closed (no -wal), and while it is open with its last fire only in the -wal; no file appears,
+    and the owner writes on. A plain open by nobody is what leaves a -wal and -shm the owner cannot write."""
+    shared_folder.chmod(0o777)
+    db = str(shared_folder / "claims.db")
+    claim = _as_another_user(tmp_path, "owner", {"uid": OWNER, "db": db, "action": "create"})["claim"]
+    closed = _owners(shared_folder)
+    assert closed == {"claims.db": OWNER}
+    read = _as_another_user(tmp_path, "reader", {"db": db, "claim": claim})
+    assert (read["version"], read["history"], read["listed"], read["iterated"]) == (2, 2, [claim], [claim])
+    assert (read["verify"], read["due"], "escalate" in read["available"]) == ([], 0, True)
+    assert "open read-only: nothing can be written" in read["write"]
+    assert _owners(shared_folder) == closed
+    read = _as_another_user(tmp_path, "reader", {"db": db, "claim": claim, "wal_vanishes": True})
+    assert (read["version"], read["verify"]) == (2, [])
+    assert _owners(shared_folder) == closed  # the -wal SQLite made in that moment was taken away
+
+    holder = _spawn("owner", {"uid": OWNER, "db": db, "action": "hold", "claim": claim}, tmp_path / "holder",
+                    stdin=subprocess.PIPE, cwd="/")  # fmt: skip
+    try:
+        out = _Out(holder)
+        _pump([out], time.monotonic() + 20, lambda: bool(out.lines))
+        assert out.lines == [{"claim": claim, "version": 3}], (tmp_path / "holder").read_text()
+        held = _owners(shared_folder)
+        assert held == {"claims.db": OWNER, "claims.db-shm": OWNER, "claims.db-wal": OWNER}
+        read = _as_another_user(tmp_path, "reader", {"db": db, "claim": claim})
+        assert (read["version"], read["history"], read["verify"]) == (3, 3, [])  # the fire still in the -wal
+        assert _owners(shared_folder) == held
+        assert holder.stdin is not None
+        holder.stdin.write(b"go\n")
+        holder.stdin.close()
+        assert holder.wait(timeout=10) == 0
+    finally:
+        _reap(holder)
+    assert _as_another_user(tmp_path, "owner", {"uid": OWNER, "db": db, "action": "fire", "claim": claim}) == {
+        "claim": claim,
+        "version": 4,
+    }
+    assert _as_another_user(tmp_path, "reader", {"db": db, "writable": True}) == {"listed": 1}
+    assert _owners(shared_folder)["claims.db-shm"] == 65534
+    refused = _as_another_user(tmp_path, "owner", {"uid": OWNER, "db": db, "action": "fire", "claim": claim})
+    assert "its -wal file belongs to another user (uid 65534)" in refused["error"]
 
 
 def test_a_locked_file_times_out_and_changes_nothing(tmp_path: Path) -> None:
@@ -374,27 +494,32 @@ def test_a_locked_file_times_out_and_changes_nothing(tmp_path: Path) -> None:
         service.close()
 
 
-_FILL_SCRIPT = 'mount -t tmpfs -o size=2m tmpfs "$1" || exit 77; "$2" "$3" fill "$4" && "$2" "$3" check "$4"'
+def _on_a_small_disk(mount: Path, size: str, *runs: tuple[str, dict[str, Any]]) -> subprocess.CompletedProcess[bytes]:
+    """Run child modes one after the other (while each succeeds) on a private tmpfs of `size` mounted at `mount`.
+
+    The tmpfs lives in a mount namespace of its own (a user namespace too where allowed), so nothing outside
+    the test sees it; the test is skipped where neither can be made.
+    """
+    script = f'mount -t tmpfs -o size={size} tmpfs "$1" || exit 77; ' + " && ".join(
+        shlex.join([sys.executable, CHILD, mode, json.dumps(args)]) for mode, args in runs
+    )
+    for unshare in (["unshare", "-rm"], ["unshare", "-m"]):  # user+mount namespace, else mount namespace as root
+        if shutil.which("unshare") is None:
+            break
+        proc = subprocess.run(
+            [*unshare, "sh", "-c", script, "sh", str(mount)], capture_output=True, timeout=60, check=False
+        )
+        if proc.returncode != 77 and not proc.stderr.startswith(b"unshare:"):
+            return proc
+    pytest.skip("cannot mount a small tmpfs in a private mount namespace here")
 
 
 def test_a_full_disk_refuses_writes_and_keeps_every_acknowledged_filing(tmp_path: Path) -> None:
     """On a full tmpfs filings fail saying full; the file keeps exactly the acknowledged ones and verifies clean."""
-    if shutil.which("unshare") is None:
-        pytest.skip("no unshare command to mount a small tmpfs in a private mount namespace")
     mount = tmp_path / "small"
     mount.mkdir()
-    args = json.dumps({"db": str(mount / "claims.db")})
-    for unshare in (["unshare", "-rm"], ["unshare", "-m"]):  # user+mount namespace, else mount namespace as root
-        proc = subprocess.run(
-            [*unshare, "sh", "-c", _FILL_SCRIPT, "sh", str(mount), sys.executable, CHILD, args],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        if proc.returncode != 77 and not proc.stderr.startswith(b"unshare:"):
-            break
-    else:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    args = {"db": str(mount / "claims.db")}
+    proc = _on_a_small_disk(mount, "2m", ("fill", args), ("check", args))
     assert proc.returncode == 0, proc.stderr.decode()
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     acked = {tuple(line["ack"]) for line in lines if "ack" in line}
@@ -410,6 +535,20 @@ def test_a_full_disk_refuses_writes_and_keeps_every_acknowledged_filing(tmp_path
     assert report["claims"] == len(filings)
     assert {tuple(row) for row in report["rows"]} == acked
     assert report["verify"] == []
+
+
+def test_a_completely_full_disk_says_full_and_a_failed_creation_leaves_no_file(tmp_path: Path) -> None:
+    """With not a byte free, creating a database fails saying full and leaves no file (not even an empty one),
+    and a fire on an existing database says full too, where SQLite says only "disk I/O error"."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    proc = _on_a_small_disk(mount, "1m", ("brim", {"db": str(mount / "claims.db")}))
+    assert proc.returncode == 0, proc.stderr.decode()
+    report = json.loads(proc.stdout)
+    assert report["free"] == 0
+    assert "new.db is full: nothing was written" in report["create"]
+    assert report["left"] == []
+    assert "claims.db is full: nothing was written" in report["fire"]
 
 
 # --- 4. atomicity ----------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -70,7 +72,7 @@ def test_the_file_reads_plainly_with_sqlite_utils(service: ClaimService, db_path
     indexes = {i.name for i in db["claims"].indexes}
     assert {"claims_by_state", "claims_by_buyer", "claims_by_supplier", "claims_by_order"} <= indexes
     assert {"claims_open_deadlines", "claims_one_open_per_order"} <= indexes
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1  # the schema this version writes
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2  # the schema this version writes
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -461,3 +463,134 @@ def test_times_outside_the_supported_years_are_refused(service: ClaimService, wh
         service.file_claim(filing(), now=datetime.fromisoformat(when))
     assert error.value.field == "now"
     assert service.list_claims() == []
+
+
+# --- damage is a StorageError, not the caller's mistake ---------------------------------------------------
+
+
+def test_a_damaged_history_time_is_a_storage_error(service: ClaimService, db_path: Path) -> None:
+    """A history row whose time was overwritten with garbage: history() says the claim is damaged
+    (StorageError, exit 5 in the CLI), not that the caller gave a bad time (InvalidInput, exit 2)."""
+    claim_id = file_one(service)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("DROP TRIGGER transitions_no_update")
+    conn.execute("UPDATE transitions SET at = 'garbage'")
+    conn.close()
+    with pytest.raises(StorageError, match=r"has a damaged history: .*'garbage' is not an ISO 8601 time"):
+        service.history(claim_id)
+
+
+# --- listing without loading everything -------------------------------------------------------------------
+
+
+def test_iter_claims_reads_a_page_at_a_time(service: ClaimService, db_path: Path) -> None:
+    """iter_claims yields every matching claim in id order, reading `page` claims per query and only as far as
+    it is iterated; `after` and `limit` bound it like list_claims."""
+    with service.batch():
+        ids = [file_one(service, f"o-{i}", supplier_id="acme" if i % 3 else "zeta") for i in range(25)]
+    queries: list[str] = []
+    service._store._conn.set_trace_callback(queries.append)
+    claims = service.iter_claims(page=4)
+    assert [next(claims).id for _ in range(3)] == ids[:3]
+    assert sum("FROM claims" in q for q in queries) == 1  # lazy: one page read so far
+    assert [c.id for c in claims] == ids[3:]
+    assert sum("FROM claims" in q for q in queries) == 7  # 25 claims, 4 a page: the 7th page is short
+    service._store._conn.set_trace_callback(None)
+    assert [c.id for c in service.iter_claims(supplier="zeta", page=2)] == ids[0::3]
+    assert [c.id for c in service.iter_claims(after=ids[20], limit=3, page=2)] == ids[21:24]
+    assert [c.id for c in service.iter_claims(limit=8, page=4)] == ids[:8]
+    for bad in ({"page": 0}, {"limit": 0}, {"state": "lost"}, {"after": ""}):
+        with pytest.raises(InvalidInput):
+            service.iter_claims(**bad)  # type: ignore[arg-type]
+
+
+# --- creating a database ----------------------------------------------------------------------------------
+
+
+def test_a_new_database_is_made_in_place_where_files_cannot_be_hard_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new file is built under a temporary name and linked into place; on a file system without hard
+    links (vfat, some network shares) it is made in place instead, and no temporary file is left."""
+
+    def no_links(_source: str, _target: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with ClaimService(tmp_path / "claims.db") as service:
+        file_one(service)
+        assert service.verify() == []
+    assert [p.name for p in tmp_path.iterdir()] == ["claims.db"]
+
+
+# --- reading without writing ---------------------------------------------------------------------------------
+
+
+def test_a_read_only_service_reads_everything_and_creates_no_file(db_path: Path) -> None:
+    """read_only=True: every read works, every write is refused, and no -wal or -shm appears, also when a
+    writer changes the file between two reads (the next read sees the change)."""
+    with ClaimService(db_path) as writer:
+        claim_id = file_one(writer)
+    folder = sorted(p.name for p in db_path.parent.iterdir())
+    assert folder == ["claims.db"]
+    with ClaimService(db_path, read_only=True) as reader:
+        assert reader.get(claim_id).version == 1
+        assert [r.trigger for r in reader.history(claim_id)] == ["file_claim"]
+        assert [c.id for c in reader.list_claims()] == [c.id for c in reader.iter_claims()] == [claim_id]
+        assert reader.available(claim_id, "buyer:alice", now=T0)
+        assert (reader.due(T0 + timedelta(days=30)), reader.verify()) == (1, [])
+        assert sorted(p.name for p in db_path.parent.iterdir()) == folder
+        with pytest.raises(StorageError, match="open read-only: nothing can be written"):
+            reader.fire(claim_id, "withdraw", "buyer:alice", now=T0)
+        with pytest.raises(StorageError, match="open read-only"), reader.batch():
+            pass
+        with ClaimService(db_path) as writer:  # comes, writes, folds its -wal into the file and goes
+            writer.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+        assert reader.get(claim_id).version == 2
+        with ClaimService(db_path) as writer:  # stays: the reader reads through its -wal
+            writer.fire(claim_id, "escalate", "buyer:alice", now=T0)
+            assert reader.get(claim_id).version == 3
+            assert reader.verify() == []
+    ClaimService(db_path).close()  # the writer's -wal, kept while the reader had the file open, is folded in now
+    assert sorted(p.name for p in db_path.parent.iterdir()) == folder
+
+
+def test_a_read_only_read_torn_by_a_writer_is_read_again(db_path: Path) -> None:
+    """A writer that comes and goes during a read of the file itself may have rewritten pages under it: the
+    read is done again on a fresh connection, so what it returns is one consistent state."""
+    with ClaimService(db_path) as writer:
+        claim_id = file_one(writer)
+    with ClaimService(db_path, read_only=True) as reader:
+        store = reader._store
+        read_claim, calls = store.claim, []
+
+        def claim_with_a_writer_meanwhile(wanted: str) -> object:
+            calls.append(wanted)
+            if len(calls) == 1:
+                with ClaimService(db_path) as writer:
+                    writer.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+            return read_claim(wanted)
+
+        store.claim = claim_with_a_writer_meanwhile  # type: ignore[method-assign]
+        assert reader.get(claim_id).version == 2
+        assert calls == [claim_id, claim_id]
+
+
+def test_a_read_only_open_needs_a_database_at_this_schema(tmp_path: Path) -> None:
+    """Nothing to read is a StorageError: no file, an empty one, memory; and an older schema, which only a
+    writable open may migrate."""
+    (tmp_path / "empty.db").touch()
+    old = tmp_path / "old.db"
+    ClaimService(old).close()
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    for path, message in [
+        (tmp_path / "none.db", "no database at"),
+        (tmp_path / "empty.db", "is empty"),
+        (":memory:", "in-memory database cannot be opened read-only"),
+        (old, "has schema version 1; migrating it to 2 needs a writable open"),
+    ]:
+        with pytest.raises(StorageError, match=message):
+            ClaimService(path, read_only=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "old.db"]

@@ -1,0 +1,375 @@
+"""verify() sees everything: each way a file can be damaged or tampered with is reported, by kind.
+
+Every tampering is plain SQL on a connection of its own, as someone with write access to the file would
+do it (sqlite3 leaves foreign keys off, so rows can lose their claim). The hash chain catches a forged
+row that replays cleanly; with a key, even a forger who recomputes the plain chain.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from helpers import EVIDENCE, T0, filing
+
+from claimstate import ClaimService, Difference, Engine, InvalidInput, Mismatch, StorageError
+from claimstate._chain import Chain
+from claimstate._store import _COLUMNS, _PARTIAL_INDEXES_AND_TRIGGERS, claim_columns
+
+KEY = b"the deploying service's secret"
+APPEND_ONLY = ("transitions_no_update", "transitions_no_delete")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Two claims: c-1 filed on o-1 and in mediation, c-2 filed on o-2."""
+    path = tmp_path / "claims.db"
+    with ClaimService(path) as service:
+        service.file_claim(filing(order_id="o-1"), claim_id="c-1", now=T0)
+        service.fire("c-1", "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0 + timedelta(hours=1))
+        service.file_claim(filing(order_id="o-2"), claim_id="c-2", now=T0)
+    return path
+
+
+@contextmanager
+def tampering(path: Path, *, triggers: bool = True) -> Iterator[sqlite3.Connection]:
+    """A plain connection to `path`; with `triggers`, the append-only triggers dropped for the edit and put
+    back exactly as claimstate made them, so that only the edit itself is left to find."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for name in APPEND_ONLY if triggers else ():
+            conn.execute(f"DROP TRIGGER {name}")
+        yield conn
+        for name in APPEND_ONLY if triggers else ():
+            conn.execute(_PARTIAL_INDEXES_AND_TRIGGERS[name])
+    finally:
+        conn.close()
+
+
+def rechain(conn: sqlite3.Connection, claim_id: str, chain: Chain) -> None:
+    """What a forger who knows the algorithm does: recompute every hash of the claim with `chain`."""
+    rows = conn.execute(
+        "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at FROM transitions"
+        " WHERE claim_id = ? ORDER BY seq",
+        (claim_id,),
+    ).fetchall()
+    names = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at")
+    previous = None
+    for row in rows:
+        linked = {**dict(zip(names, row, strict=True)), "data": json.loads(row[7])}
+        previous = chain.link(previous, linked)
+        conn.execute("UPDATE transitions SET hash = ? WHERE claim_id = ? AND seq = ?", (previous, claim_id, row[1]))
+
+
+def verify(path: Path, key: bytes | None = None) -> list[Mismatch]:
+    with ClaimService(path, history_key=key) as service:
+        return service.verify()
+
+
+def kinds(found: list[Mismatch]) -> list[tuple[str | None, str]]:
+    return [(m.claim_id, m.kind) for m in found]
+
+
+def test_a_sound_database_verifies_clean_and_reports_carry_their_kind(db: Path) -> None:
+    """Nothing to report on a file only claimstate wrote; a report's dict names its kind and row."""
+    assert verify(db) == []
+    mismatch = Mismatch("c-1", "the hash chain breaks at seq 2", kind="chain", seq=2)
+    assert mismatch.to_dict() == {
+        "claim_id": "c-1",
+        "kind": "chain",
+        "seq": 2,
+        "problem": "the hash chain breaks at seq 2",
+        "differences": [],
+    }
+
+
+# --- rows that went missing, or never had a claim ------------------------------------------------------------
+
+
+def test_a_deleted_claims_row_is_reported_and_its_history_is_not_shown(db: Path) -> None:
+    """With c-2's claims row deleted, verify names it; history and get say the claim is damaged; an order
+    whose open claim was deleted can be filed on again, and verify still shows the deleted claim."""
+    with tampering(db, triggers=False) as conn:
+        conn.execute("DELETE FROM claims WHERE id = 'c-2'")
+    assert kinds(verify(db)) == [("c-2", "claim_missing")]
+    with ClaimService(db) as service:
+        for read in (service.history, service.get):
+            with pytest.raises(StorageError, match=r"'c-2' .* is damaged: its history is there but its claims row"):
+                read("c-2")
+        service.file_claim(filing(order_id="o-2"), claim_id="c-3", now=T0)
+        assert kinds(service.verify()) == [("c-2", "claim_missing")]
+
+
+def test_history_rows_of_a_claim_that_never_was_are_reported(db: Path) -> None:
+    """Rows copied under the id 'ghost', which has no claims row, are orphans."""
+    with tampering(db, triggers=False) as conn:
+        conn.execute("INSERT INTO transitions SELECT 'ghost', seq, trigger, from_state, to_state, actor, at, data,"
+                     " deadline_at, NULL, NULL, hash FROM transitions WHERE claim_id = 'c-1'")  # fmt: skip
+    found = verify(db)
+    assert ("ghost", "claim_missing") in kinds(found)
+    assert {m.claim_id for m in found} == {"ghost"}
+
+
+def test_a_claims_row_without_history_is_reported(db: Path) -> None:
+    """The other way round: a claim whose history rows are all gone."""
+    with tampering(db) as conn:
+        conn.execute("DELETE FROM transitions WHERE claim_id = 'c-2'")
+    assert kinds(verify(db)) == [("c-2", "no_history")]
+
+
+# --- rows that say something else than happened ------------------------------------------------------------
+
+
+def test_edited_states_of_a_history_row_are_reported(db: Path) -> None:
+    """A row's to_state edited: the chain breaks there, and the replay names the state it went through. With
+    the chain recomputed (no key), the replay still catches it."""
+    with tampering(db) as conn:
+        conn.execute("UPDATE transitions SET to_state = 'under_review' WHERE claim_id = 'c-1' AND seq = 2")
+    found = verify(db)
+    assert kinds(found) == [("c-1", "chain"), ("c-1", "states")]
+    assert found[1].differences == (Difference("to_state", "under_review", "in_mediation"),)
+    assert found[1].seq == 2
+    with tampering(db) as conn:
+        rechain(conn, "c-1", Chain())
+    assert kinds(verify(db)) == [("c-1", "states")]
+
+
+def test_a_filing_row_with_another_trigger_is_reported(db: Path) -> None:
+    """The first row must be the definition's filing, whatever the replay makes of it."""
+    with tampering(db) as conn:
+        conn.execute("UPDATE transitions SET trigger = 'escalate' WHERE claim_id = 'c-2' AND seq = 1")
+        rechain(conn, "c-2", Chain())
+    (found,) = verify(db)
+    assert (found.claim_id, found.kind, found.seq) == ("c-2", "filing", 1)
+    assert "'escalate' from None, not the filing ('file_claim' from nothing)" in found.problem
+
+
+def test_a_gap_in_the_history_is_reported(db: Path) -> None:
+    """A middle row deleted: the seqs say so, and the chain breaks at the row after the gap."""
+    with ClaimService(db) as service:
+        service.fire("c-1", "escalate", "buyer:alice", now=T0 + timedelta(hours=2))
+    with tampering(db) as conn:
+        conn.execute("DELETE FROM transitions WHERE claim_id = 'c-1' AND seq = 2")
+    found = verify(db)
+    assert kinds(found) == [("c-1", "sequence"), ("c-1", "chain")]
+    assert "[1, 3], not 1..2" in found[0].problem
+    assert found[1].seq == 3
+
+
+def test_a_second_open_claim_on_an_order_is_reported(db: Path) -> None:
+    """With the unique index dropped, a twin of c-2 (same order, still open, own history) is let in."""
+    with tampering(db) as conn:
+        conn.execute("DROP INDEX claims_one_open_per_order")
+        twin = claim_columns(Engine().file_claim("c-9", "buyer:alice", filing(order_id="o-2"), T0).claim, False)
+        conn.execute(f"INSERT INTO claims VALUES ({', '.join('?' * len(_COLUMNS))})", [twin[c] for c in _COLUMNS])
+        conn.execute("INSERT INTO transitions SELECT 'c-9', seq, trigger, from_state, to_state, actor, at, data,"
+                     " deadline_at, NULL, NULL, NULL FROM transitions WHERE claim_id = 'c-2'")  # fmt: skip
+        rechain(conn, "c-9", Chain())
+    found = verify(db)
+    assert kinds(found) == [(None, "schema"), ("c-9", "open_twice")]
+    assert found[0].problem == "the index claims_one_open_per_order is missing"
+    assert found[1].problem == "order 'o-2' has 2 open claims: c-2, c-9"
+
+
+# --- the schema, and the file itself ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("DROP TRIGGER transitions_no_update", "the trigger transitions_no_update is missing"),
+        ("DROP TRIGGER transitions_no_delete", "the trigger transitions_no_delete is missing"),
+        ("DROP INDEX claims_one_open_per_order", "the index claims_one_open_per_order is missing"),
+        ("DROP INDEX claims_one_open_per_order; CREATE INDEX claims_one_open_per_order ON claims (order_id)",
+         "the index claims_one_open_per_order is not the one claimstate made: CREATE INDEX"),
+        ("DROP INDEX claims_by_state", "the index claims_by_state is missing"),
+        ("CREATE TRIGGER rewrite AFTER INSERT ON transitions BEGIN SELECT 1; END",
+         "the trigger rewrite is not claimstate's: CREATE TRIGGER rewrite"),
+    ],
+)  # fmt: skip
+def test_a_missing_or_changed_schema_object_is_a_database_problem(db: Path, sql: str, problem: str) -> None:
+    """The append-only triggers, the one-open-claim-per-order index and the rest are checked by name and, for
+    those claimstate wrote by hand, by their SQL; a trigger someone added is named too."""
+    with tampering(db, triggers=False) as conn:
+        conn.executescript(sql)
+    (found,) = verify(db)
+    assert (found.claim_id, found.kind) == (None, "schema")
+    assert found.problem.startswith(problem)
+
+
+def test_a_byte_flip_that_breaks_the_file_is_caught_by_sqlites_integrity_check(tmp_path: Path) -> None:
+    """One byte changed in an index page: every row still replays, but SQLite's integrity check finds the index
+    no longer matches its table, and verify reports that instead of clean."""
+    path = tmp_path / "claims.db"
+    with ClaimService(path) as service:
+        for n in range(20):
+            service.file_claim(filing(order_id=f"o-{n}"), now=T0)
+    conn = sqlite3.connect(path)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'claims_by_state'").fetchone()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    start = (root - 1) * page_size
+    at = data.index(b"awaiting_evidence", start, start + page_size)
+    data[at] ^= 0x01  # 'a' becomes '`' in one index entry
+    path.write_bytes(bytes(data))
+    found = verify(path)
+    assert found
+    assert {m.kind for m in found} == {"integrity"}
+    assert all(m.claim_id is None for m in found)
+    assert any("claims_by_state" in m.problem for m in found)
+
+
+# --- the hash chain -------------------------------------------------------------------------------------------
+
+
+def forge(path: Path, chain: Chain | None) -> None:
+    """Append a well-formed decision for the supplier by agent:evil to c-1 and rewrite its claims row to the
+    replay, so only the chain can tell; `chain`: the forger recomputes the claim's hashes with it."""
+    with ClaimService(path, read_only=True) as service:
+        claim = service.get("c-1")
+    at = T0 + timedelta(hours=3)
+    fired = Engine().fire(claim, "decide_for_supplier", "agent:evil", {"rationale": "as described"}, at)
+    row = claim_columns(fired.claim, True)
+    with tampering(path) as conn:
+        conn.execute(
+            "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, hash)"
+            " VALUES ('c-1', 3, 'decide_for_supplier', 'in_mediation', 'payment_released', 'agent:evil', ?, ?, ?)",
+            (fired.record.to_dict()["at"], json.dumps({"rationale": "as described"}), "0" * 64),
+        )
+        conn.execute(
+            f"UPDATE claims SET {', '.join(f'{c} = ?' for c in _COLUMNS)} WHERE id = 'c-1'", [row[c] for c in _COLUMNS]
+        )
+        if chain is not None:
+            rechain(conn, "c-1", chain)
+
+
+def test_a_forged_transition_that_replays_cleanly_is_caught_by_the_chain(db: Path) -> None:
+    """The forged decision replays (an agent may decide) and the claims row matches it: only the chain breaks."""
+    forge(db, None)
+    with ClaimService(db) as service:
+        assert [r.trigger for r in service.history("c-1")][-1] == "decide_for_supplier"
+        (found,) = service.verify()
+    assert (found.claim_id, found.kind, found.seq) == ("c-1", "chain", 3)
+
+
+def test_without_a_key_a_forger_who_recomputes_the_chain_is_not_caught(db: Path) -> None:
+    """The plain chain's limit, as the README says: whoever can write the file can recompute SHA-256."""
+    forge(db, Chain())
+    assert verify(db) == []
+
+
+def test_with_a_key_a_forger_who_recomputes_the_plain_chain_is_caught(tmp_path: Path) -> None:
+    """With history_key the chain is HMAC-SHA256: a forger without the key cannot make the row verify."""
+    path = tmp_path / "claims.db"
+    with ClaimService(path, history_key=KEY) as service:
+        service.file_claim(filing(order_id="o-1"), claim_id="c-1", now=T0)
+        service.fire("c-1", "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0 + timedelta(hours=1))
+        assert service.verify() == []
+    forge(path, Chain())
+    assert kinds(verify(path, KEY)) == [("c-1", "chain")]
+    assert verify(path, KEY)[0].seq == 1  # recomputed from the filing on, every row is now the forger's
+
+
+def test_a_missing_or_wrong_key_is_named_not_every_row_reported(tmp_path: Path) -> None:
+    """A keyed database read without its key, or with another, reports that once instead of every row as forged,
+    and refuses every write; with its key it verifies and writes."""
+    path = tmp_path / "claims.db"
+    with ClaimService(path, history_key=KEY) as service:
+        for n in range(3):
+            service.file_claim(filing(order_id=f"o-{n}"), claim_id=f"c-{n}", now=T0)
+    no_key, wrong_key = verify(path), verify(path, b"another secret of sixteen bytes")
+    assert kinds(no_key) == kinds(wrong_key) == [(None, "chain_key")]
+    assert "chained with HMAC-SHA256 under a key" in no_key[0].problem
+    assert "give that key (history_key)" in no_key[0].problem
+    assert "chained under another key" in wrong_key[0].problem
+    for key in (None, b"another secret of sixteen bytes"):
+        with (
+            ClaimService(path, history_key=key) as service,
+            pytest.raises(StorageError, match="nothing can be written"),
+        ):
+            service.fire("c-0", "withdraw", "buyer:alice", now=T0)
+    with ClaimService(path, history_key=KEY) as service:
+        service.fire("c-0", "withdraw", "buyer:alice", now=T0)
+        assert service.verify() == []
+
+
+def test_a_service_with_a_key_accepts_no_plain_chain(db: Path) -> None:
+    """A plain-SHA-256 database, or a keyed one whose record of its kind was rewritten to plain and its rows
+    re-chained, is refused by a service holding a key: reported by verify, and no write goes through."""
+    found = verify(db, KEY)
+    assert kinds(found) == [(None, "chain_key")]
+    assert "accepts only an HMAC-SHA256 chain" in found[0].problem
+    with ClaimService(db, history_key=KEY) as service, pytest.raises(StorageError, match="nothing can be written"):
+        service.fire("c-1", "escalate", "buyer:alice", now=T0 + timedelta(hours=2))
+    keyed = db.with_name("keyed.db")
+    with ClaimService(keyed, history_key=KEY) as service:
+        service.file_claim(filing(), claim_id="c-1", now=T0)
+    with tampering(keyed) as conn:
+        conn.execute("UPDATE meta SET value = 'sha256' WHERE name = 'chain'")
+        rechain(conn, "c-1", Chain())
+    assert kinds(verify(keyed, KEY)) == [(None, "chain_key")]
+
+
+def test_a_history_key_is_bytes_of_some_length() -> None:
+    for bad in ("a text key of sixteen characters", b"short"):
+        with pytest.raises(InvalidInput) as error:
+            ClaimService(":memory:", history_key=bad)  # type: ignore[arg-type]
+        assert error.value.field == "history_key"
+
+
+# --- schema 1 to 2 ---------------------------------------------------------------------------------------
+
+
+def to_schema_1(path: Path) -> None:
+    """Take a database back to what schema 1 wrote: no hash column, no meta table."""
+    with tampering(path, triggers=False) as conn:
+        conn.execute("DROP TABLE meta")
+        conn.execute("ALTER TABLE transitions DROP COLUMN hash")
+        conn.execute("PRAGMA user_version = 1")
+
+
+def hashes(path: Path) -> list[tuple[str, int, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT claim_id, seq, hash FROM transitions ORDER BY claim_id, seq").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["sha256", "hmac"])
+def test_migrating_schema_1_chains_the_existing_history(db: Path, key: bytes | None) -> None:
+    """Opening a schema 1 file chains every history row in the migration, under the opener's key if it has one:
+    the hashes are the ones the rows would have had if written chained, and the file verifies clean."""
+    written = hashes(db)  # chained without a key when the fixture wrote them
+    to_schema_1(db)
+    with ClaimService(db, history_key=key) as service:
+        assert service.verify() == []
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert dict(conn.execute("SELECT name, value FROM meta").fetchall())["chain"] == Chain(key).kind
+    conn.close()
+    assert (hashes(db) == written) is (key is None)
+    assert kinds(verify(db, None if key else KEY)) == [(None, "chain_key")]
+
+
+def test_a_migration_that_fails_changes_nothing(db: Path) -> None:
+    """A schema 1 row whose data is not JSON cannot be chained: the open fails naming it, and the file is
+    still schema 1, as it was."""
+    to_schema_1(db)
+    with tampering(db) as conn:
+        conn.execute("UPDATE transitions SET data = '{damaged' WHERE claim_id = 'c-2'")
+    before = db.read_bytes()
+    with pytest.raises(StorageError, match=r"'c-2' .* holds damaged JSON"):
+        ClaimService(db)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    assert "hash" not in {row[1] for row in conn.execute("PRAGMA table_info(transitions)")}
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'transitions_no_update'").fetchone() is not None
+    conn.close()
+    assert db.read_bytes() == before
