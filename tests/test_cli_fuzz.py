@@ -27,6 +27,7 @@ EXAMPLES = 400
 DOCUMENTED = {0, *EXIT_CODES.values()}
 NOW = "2026-03-02T09:00:00+00:00"
 
+
 def mostly(usual: st.SearchStrategy[str], odd: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     """`usual` three times in four, else `odd`: enough sense to get past the first check, enough nonsense to
     probe each one."""
