@@ -768,8 +768,3 @@ def _linked(r: TransitionRecord, deadline_at: str | None) -> dict[str, Any]:
 def _stored(linked: Mapping[str, Any], key: str | None, digest: str | None) -> tuple[Any, ...]:
     """The history row's columns before its hash: the linked values (data as JSON), key and request hash."""
     return (*(json.dumps(linked[n]) if n == "data" else linked[n] for n in LINKED), key, digest)
-
-
-def _record_row(r: TransitionRecord, deadline_at: str | None, key: str | None, digest: str | None) -> tuple[Any, ...]:
-    """The history row of `r` without its hash (as schema 1 stored it; the benchmark's raw floor writes it)."""
-    return _stored(_linked(r, deadline_at), key, digest)

@@ -23,7 +23,8 @@ from pathlib import Path
 import attrs
 
 from claimstate import Claim, ClaimService, Engine
-from claimstate._store import _COLUMNS, _INSERT_CLAIM, _record_row, claim_columns
+from claimstate._chain import Chain
+from claimstate._store import _COLUMNS, _INSERT_CLAIM, _INSERT_RECORD, _linked, _stored, claim_columns
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 EVIDENCE = {"evidence": [{"kind": "photo", "description": "cracked"}]}
@@ -51,6 +52,7 @@ def seed(path: Path, claims: int, *, due: int = 0) -> list[str]:
     if not due:
         template = engine.fire(template, "submit_evidence", "buyer:alice", EVIDENCE, T0 - timedelta(days=7)).claim
     late = T0 + timedelta(days=365)
+    chain = Chain()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
     ids = []
@@ -61,12 +63,8 @@ def seed(path: Path, claims: int, *, due: int = 0) -> list[str]:
             claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=late))
         row = claim_columns(claim, False)
         conn.execute(_INSERT_CLAIM, [row[c] for c in _COLUMNS])
-        record = attrs.evolve(filed.record, claim_id=claim_id)
-        conn.execute(
-            "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data,"
-            " deadline_at, idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _record_row(record, None, None, ""),
-        )
+        linked = _linked(attrs.evolve(filed.record, claim_id=claim_id), filed.claim.to_dict()["deadline_at"])
+        conn.execute(_INSERT_RECORD, (*_stored(linked, None, None), chain.link(None, linked)))
         ids.append(claim_id)
     conn.execute("COMMIT")
     conn.close()
