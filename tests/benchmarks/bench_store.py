@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -130,6 +131,7 @@ def tick_cost(folder: Path, claims: int, due: int, rounds: int) -> float:
         path.write_bytes(master)
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.sync()  # else the first write waits for the OS to flush the fresh copy: the disk, not the store
         with ClaimService(path) as service:
             start = time.perf_counter()
             fired = service.tick(T0)
