@@ -100,6 +100,28 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
             stream.close()
 
 
+def _released(
+    procs: list[subprocess.Popen[bytes]], rounds: int, seconds: float, ready: Callable[[list[_Out], int], bool]
+) -> tuple[list[_Out], list[int]]:
+    """Release the processes together `rounds` times (each time once `ready(outs, round)`, by a "go" line on
+    their stdin), then collect their output and exit codes; none outlives `seconds` or this call."""
+    try:
+        outs = [_Out(p) for p in procs]
+        deadline = time.monotonic() + seconds
+        for number in range(rounds):
+            _pump(outs, deadline, lambda n=number: ready(outs, n))
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(b"go\n")
+                proc.stdin.flush()
+        _pump(outs, deadline, lambda: False)
+        codes = [p.wait(timeout=max(deadline - time.monotonic(), 1)) for p in procs]
+    finally:
+        for proc in procs:
+            _reap(proc)
+    return outs, codes
+
+
 def _rows(service: ClaimService) -> set[Row]:
     return {(r.claim_id, r.seq, r.trigger) for c in service.list_claims(limit=100_000) for r in service.history(c.id)}
 
@@ -168,20 +190,8 @@ def test_processes_firing_at_once_keep_every_acknowledged_transition_once(tmp_pa
         )
         for w in range(workers)
     ]
-    try:
-        outs = [_Out(p) for p in procs]
-        deadline = time.monotonic() + 25
-        _pump(outs, deadline, lambda: all(o.lines for o in outs))
-        assert [o.lines[0] for o in outs] == [{"ready": w} for w in range(workers)]
-        for proc in procs:  # start them together
-            assert proc.stdin is not None
-            proc.stdin.write(b"go\n")
-            proc.stdin.close()
-        _pump(outs, deadline, lambda: False)
-        codes = [p.wait(timeout=max(deadline - time.monotonic(), 1)) for p in procs]
-    finally:
-        for proc in procs:
-            _reap(proc)
+    outs, codes = _released(procs, 1, 25, lambda outs, _round: all(o.lines for o in outs))
+    assert [o.lines[0] for o in outs] == [{"ready": w} for w in range(workers)]
     errors = [(tmp_path / f"stderr-{w}").read_text() for w in range(workers)]
     assert codes == [0] * workers, errors
 
@@ -234,20 +244,8 @@ def test_processes_opening_one_new_database_at_once_all_succeed(tmp_path: Path) 
         _spawn("first_open", {**args, "worker": w}, tmp_path / f"stderr-{w}", stdin=subprocess.PIPE)
         for w in range(workers)
     ]
-    try:
-        outs = [_Out(p) for p in procs]
-        deadline = time.monotonic() + 60
-        for number in range(len(paths)):
-            _pump(outs, deadline, lambda n=number: all({"ready": n} in o.lines for o in outs))
-            for proc in procs:  # release them together
-                assert proc.stdin is not None
-                proc.stdin.write(b"go\n")
-                proc.stdin.flush()
-        _pump(outs, deadline, lambda: False)
-        codes = [p.wait(timeout=max(deadline - time.monotonic(), 1)) for p in procs]
-    finally:
-        for proc in procs:
-            _reap(proc)
+    ready = lambda outs, n: all({"ready": n} in o.lines for o in outs)  # noqa: E731
+    outs, codes = _released(procs, len(paths), 60, ready)
     assert codes == [0] * workers, [(tmp_path / f"stderr-{w}").read_text() for w in range(workers)]
     failed = [(kinds[line["round"]], line["error"]) for o in outs for line in o.lines if line.get("error")]
     assert failed == []
