@@ -44,14 +44,15 @@ def seed(path: Path, claims: int, *, due: int = 0) -> list[str]:
     """A claimstate file with `claims` claims in mediation, or awaiting evidence with `due` of them due at T0.
 
     Rows are written straight with sqlite3 (as the store writes them) so that a million claims seed in
-    seconds; each has its filing record, so the file is what the service would have written.
+    seconds; each has its whole history, chained, so the file is what the service would have written.
     """
     ClaimService(path).close()
     engine = Engine()
     filed = engine.file_claim("seed", "buyer:alice", FILING, T0 - timedelta(days=7))
-    template = filed.claim
+    steps = [filed]
     if not due:
-        template = engine.fire(template, "submit_evidence", "buyer:alice", EVIDENCE, T0 - timedelta(days=7)).claim
+        steps.append(engine.fire(filed.claim, "submit_evidence", "buyer:alice", EVIDENCE, T0 - timedelta(days=7)))
+    template = steps[-1].claim
     late = T0 + timedelta(days=365)
     chain = Chain()
     conn = sqlite3.connect(path, isolation_level=None)
@@ -64,8 +65,15 @@ def seed(path: Path, claims: int, *, due: int = 0) -> list[str]:
             claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=late))
         row = claim_columns(claim, False)
         conn.execute(_INSERT_CLAIM, [row[c] for c in _COLUMNS])
-        linked = _linked(attrs.evolve(filed.record, claim_id=claim_id), filed.claim.to_dict()["deadline_at"])
-        conn.execute(_INSERT_RECORD, (*_stored(linked, None, None), chain.link(None, linked)))
+        previous = None
+        for step in steps:  # every record of the claim's history, chained as the store chains them
+            record = attrs.evolve(step.record, claim_id=claim_id)
+            if record.seq == 1:
+                record = attrs.evolve(record, data={**record.data, "order_id": claim.order_id})
+            deadline_at = (row if step is steps[-1] else step.claim.to_dict())["deadline_at"]
+            linked = _linked(record, deadline_at)
+            previous = chain.link(previous, linked)
+            conn.execute(_INSERT_RECORD, (*_stored(linked, None, None), previous))
         ids.append(claim_id)
     conn.execute("COMMIT")
     conn.close()
@@ -73,7 +81,8 @@ def seed(path: Path, claims: int, *, due: int = 0) -> list[str]:
 
 
 def raw_fires(path: Path, ids: list[str], *, batched: bool) -> float:
-    """The floor: the same UPDATE plus INSERT per transition with sqlite3, WAL and synchronous=NORMAL."""
+    """The floor: the same UPDATE plus INSERT per transition (a 64-character hash included) with sqlite3,
+    WAL and synchronous=NORMAL."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -94,8 +103,8 @@ def raw_fires(path: Path, ids: list[str], *, batched: bool) -> float:
         )
         conn.execute(
             "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data,"
-            " idempotency_key, request_hash) VALUES (?, 3, 'submit_evidence', 'in_mediation', 'in_mediation',"
-            " 'buyer:alice', '2026-01-05T09:00:00.000000+00:00', ?, NULL, ?)",
+            " idempotency_key, request_hash, hash) VALUES (?, 3, 'submit_evidence', 'in_mediation', 'in_mediation',"
+            " 'buyer:alice', '2026-01-05T09:00:00.000000+00:00', ?, NULL, NULL, ?)",
             (claim_id, data, "0" * 64),
         )
         if not batched:
