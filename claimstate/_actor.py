@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import attrs
@@ -42,8 +43,15 @@ class Actor:
             return text
         if not isinstance(text, str):
             raise InvalidInput(f"expected an actor like 'buyer:alice', not {text!r}", field="actor")
-        role, sep, ident = text.partition(":")
-        return cls(role, ident if sep else None)
+        return _parsed(text)
 
     def __str__(self) -> str:
         return self.role if self.id is None else f"{self.role}:{self.id}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Actor:
+    """An actor parsed once per text: the same few actors fire again and again, and an Actor is immutable.
+    (A refused text raises, and lru_cache keeps no entry for it.)"""
+    role, sep, ident = text.partition(":")
+    return Actor(role, ident if sep else None)

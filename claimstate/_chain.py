@@ -22,6 +22,8 @@ HMAC_SHA256 = "hmac-sha256"
 MIN_KEY_BYTES = 16
 _ENCODING = "claimstate-history-1"  # the first item hashed: a later encoding cannot collide with this one
 _KEY_CHECK = b"claimstate key check"
+# Sorted keys, no spaces, ASCII only: the bytes hashed, fixed for good (a file's chain is checked against them).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 # What a row's hash covers, in this order, after the previous row's hash.
 LINKED = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at")
 
@@ -51,7 +53,7 @@ class Chain:
         Raises TypeError or ValueError for a value JSON cannot carry (only a damaged row holds one).
         """
         values = [_ENCODING, previous or "", *(row[name] for name in LINKED)]
-        text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+        text = _CANONICAL.encode(values).encode("ascii")
         if self._key is None:
             return hashlib.sha256(text).hexdigest()
         return hmac.new(self._key, text, hashlib.sha256).hexdigest()

@@ -147,7 +147,9 @@ class Claim:
 
     def party_id(self, role: str) -> str | None:
         """The id of this claim's buyer or supplier; None for roles that are not parties."""
-        return {"buyer": self.buyer_id, "supplier": self.supplier_id}.get(role)
+        if role == "buyer":
+            return self.buyer_id
+        return self.supplier_id if role == "supplier" else None
 
     def is_party(self, actor: Actor) -> bool:
         return self.party_id(actor.role) == actor.id

@@ -330,6 +330,8 @@ class Definition:
     _by_name: Mapping[str, State] = attrs.field(init=False, repr=False, eq=False)
     triggers: tuple[str, ...] = attrs.field(init=False, eq=False)
     """Every trigger, in definition order."""
+    creation: Transition = attrs.field(init=False, repr=False, eq=False)
+    """The transition that files a claim."""
 
     def __attrs_post_init__(self) -> None:
         problems = list(_problems(self.states, self.transitions))
@@ -342,11 +344,7 @@ class Definition:
         object.__setattr__(self, "_outgoing", MappingProxyType({k: tuple(v) for k, v in index.items()}))
         object.__setattr__(self, "_by_name", MappingProxyType({s.name: s for s in self.states}))
         object.__setattr__(self, "triggers", tuple(dict.fromkeys(t.trigger for t in self.transitions)))
-
-    @property
-    def creation(self) -> Transition:
-        """The transition that files a claim."""
-        return next(t for t in self.transitions if t.creates)
+        object.__setattr__(self, "creation", next(t for t in self.transitions if t.creates))
 
     def state(self, name: str) -> State:
         try:

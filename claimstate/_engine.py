@@ -8,7 +8,6 @@ runs, so a refused trigger never reaches a guard or an effect.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
@@ -67,12 +66,22 @@ class _Carrier:
 
 
 def _admits(transition: Transition, event: EventData) -> bool:
+    """The machine's condition: the actor may fire `transition` and its guards pass. `transitions` takes
+    the first transition whose conditions pass, so the one admitted here is the one taken."""
     carrier = cast(_Carrier, event.model)
-    return transition in carrier.permitted and all(g.check(carrier.context) for g in transition.guards)
+    if transition in carrier.permitted and all(g.check(carrier.context) for g in transition.guards):
+        carrier.taken = transition
+        return True
+    return False
 
 
-def _take(transition: Transition, event: EventData) -> None:
-    cast(_Carrier, event.model).taken = transition
+def _copy(value: Any) -> Any:
+    """A deep copy of plain JSON data (checked by `_parse`: nested at most MAX_DEPTH), lists for tuples."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(item) for item in value]
+    return value  # text, numbers, booleans and None cannot change
 
 
 class Engine:
@@ -94,9 +103,7 @@ class Engine:
         )
         for t in definition.transitions:
             for source in t.sources or (_FILING,):
-                self._machine.add_transition(
-                    t.trigger, source, t.dest, conditions=[partial(_admits, t)], after=[partial(_take, t)]
-                )
+                self._machine.add_transition(t.trigger, source, t.dest, conditions=[partial(_admits, t)])
 
     def file_claim(
         self,
@@ -205,8 +212,8 @@ class Engine:
             deadline = Deadline(rule.name, rule.trigger, context.now + self.policy.window(rule.name))
         version = 1 if before is None else before.version + 1
         claim = attrs.evolve(changed, state=taken.dest, version=version, updated_at=context.now, deadline=deadline)
-        # a deep copy: the record must not change when the caller later changes its own data
-        given = copy.deepcopy({f.name: data[f.name] for f in taken.fields if f.name in data})
+        # a copy: the record must not change when the caller later changes its own data
+        given = {f.name: _copy(data[f.name]) for f in taken.fields if f.name in data}
         record = TransitionRecord(
             claim.id,
             version,

@@ -28,6 +28,7 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     for exponent, codes in ((0, _EXPONENT_0), (2, _EXPONENT_2), (3, _EXPONENT_3), (4, _EXPONENT_4))
     for code in codes.split()
 }
+_SCALES = {exponent: 10**exponent for exponent in set(CURRENCY_EXPONENTS.values())}
 _DECIMAL = re.compile(r"(?P<units>[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
 MAX_DIGITS = 15  # whole units: far above any order, and exact as an integer anywhere
 
@@ -55,6 +56,15 @@ class Money:
     def parse(cls, text: object, currency: str, *, field: str = "amount") -> Money:
         """Parse a decimal string such as ``"25.00"``; floats, NaN, negatives and excess decimals are refused."""
         currency = parse_currency(currency)
+        exponent = CURRENCY_EXPONENTS[currency]
+        if isinstance(text, str) and text.isascii():  # the form str() writes, which every stored amount has
+            units, point, fraction = text.partition(".")
+            if (
+                units.isdigit()
+                and len(units) <= MAX_DIGITS
+                and (fraction.isdigit() and len(fraction) == exponent if point else not exponent)
+            ):
+                return cls(int(units + fraction), currency)
         if not isinstance(text, str):
             raise InvalidInput(
                 f"give the amount as a decimal string like '25.00', not {type(text).__name__} {text!r}",
@@ -66,7 +76,6 @@ class Money:
             raise InvalidInput(f"{shown!r} is not a non-negative decimal amount", field=field)
         if len(match["units"].lstrip("0")) > MAX_DIGITS:
             raise InvalidInput(f"{text!r} has more than {MAX_DIGITS} digits before the point", field=field)
-        exponent = CURRENCY_EXPONENTS[currency]
         fraction = (match["fraction"] or "").rstrip("0")
         if len(fraction) > exponent:
             raise InvalidInput(f"{text!r} has more decimals than {currency} allows ({exponent})", field=field)
@@ -80,8 +89,10 @@ class Money:
     def __str__(self) -> str:
         """The decimal string with the currency's own number of decimals, e.g. ``"25.00"``."""
         exponent = CURRENCY_EXPONENTS[self.currency]
-        units, fraction = divmod(self.minor, 10**exponent)
-        return f"{units}.{fraction:0{exponent}d}" if exponent else str(units)
+        if not exponent:
+            return str(self.minor)
+        units, fraction = divmod(self.minor, _SCALES[exponent])
+        return f"{units}.{fraction:0{exponent}d}"
 
     def format(self) -> str:
         """For people: ``"25.00 USD"``."""

@@ -28,7 +28,14 @@ from claimstate._checks import identifier, plain_data, valid_text, whole_number
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import UNBOUNDED, Definition, Policy
 from claimstate._engine import Availability, Engine, Fired
-from claimstate._errors import ClaimNotFound, ConcurrentModification, InvalidInput, StorageError, TransitionRefused
+from claimstate._errors import (
+    ClaimNotFound,
+    ClaimStateError,
+    ConcurrentModification,
+    InvalidInput,
+    StorageError,
+    TransitionRefused,
+)
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._store import Store, Synchronous
 from claimstate._time import aware, from_iso, to_iso
@@ -37,6 +44,7 @@ from claimstate._verify import Difference, Mismatch, check_history, claim_differ
 __all__ = ["ClaimService", "Difference", "Mismatch"]  # verify's report is part of the service's API
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_REQUEST = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # a request's fingerprint; fixed: keys are stored
 
 
 class _Ulids:
@@ -64,7 +72,7 @@ def _digest(trigger: str, actor: Actor, data: Mapping[str, Any]) -> str:
     """
     given = {k: v for k, v in data.items() if v is not None}
     try:
-        text = json.dumps([trigger, str(actor), given], sort_keys=True, separators=(",", ":"))
+        text = _REQUEST.encode([trigger, str(actor), given])
     except (TypeError, ValueError, RecursionError):
         plain_data(given, "data", max_text=sys.maxsize)  # names what is wrong
         raise InvalidInput("the data must be plain JSON values", field="data") from None
@@ -191,7 +199,9 @@ class ClaimService:
                 raise InvalidInput(f"a claim with id {claim_id!r} exists already", field="claim_id")
             open_order = self._store.order_is_open(str(data.get("order_id")))
             fired = self.engine.file_claim(claim_id, actor, data, self._now(now), order_has_open_claim=open_order)
-            self._store.insert(fired.claim, self._closed(fired.claim), fired.record, idempotency_key, digest)
+            self._store.insert(
+                fired.claim, fired.record, closed=self._closed(fired.claim), key=idempotency_key, digest=digest
+            )
         return fired
 
     @_serialized
@@ -219,11 +229,17 @@ class ClaimService:
             retried = self._retried(claim_id, idempotency_key, digest)
             if retried is not None:
                 return retried
-            claim = self._load(claim_id)
+            loaded = self._store.loaded(claim_id)
+            if loaded is None:
+                raise self._missing(claim_id)
+            claim = loaded.claim
             if expected_version is not None and expected_version != claim.version:
                 raise ConcurrentModification(claim_id, expected_version, claim.version)
             fired = self.engine.fire(claim, trigger, actor, data, self._now(now))  # the clock read under the lock
-            if not self._store.update(fired.claim, self._closed(fired.claim), fired.record, idempotency_key, digest):
+            closed = self._closed(fired.claim)
+            if not self._store.update(
+                loaded, fired.claim, fired.record, closed=closed, key=idempotency_key, digest=digest
+            ):
                 current = self._load(claim_id)
                 raise ConcurrentModification(claim_id, claim.version, current.version)
         return fired
@@ -264,17 +280,19 @@ class ClaimService:
     @_serialized
     def _fire_deadline(self, claim_id: str, trigger: str, at: datetime) -> TransitionRecord | None:
         with self._store.transaction():
-            claim = self._store.claim(claim_id)
-            deadline = None if claim is None else claim.deadline
-            if claim is None or deadline is None or deadline.trigger != trigger or deadline.due > at:
+            loaded = self._store.loaded(claim_id)
+            deadline = None if loaded is None else loaded.claim.deadline
+            if loaded is None or deadline is None or deadline.trigger != trigger or deadline.due > at:
                 return None  # another tick fired it first
-            if claim.updated_at > at:
+            if loaded.claim.updated_at > at:
                 return None  # changed since this tick began: the next tick judges it
             try:
-                result = self.engine.fire(claim, trigger, SYSTEM, None, at)
+                result = self.engine.fire(loaded.claim, trigger, SYSTEM, None, at)
             except TransitionRefused:
                 return None
-            self._store.update(result.claim, self._closed(result.claim), result.record, None, None)
+            self._store.update(
+                loaded, result.claim, result.record, closed=self._closed(result.claim), key=None, digest=None
+            )
         return result.record
 
     # --- reads -----------------------------------------------------------------------------------------
@@ -428,14 +446,18 @@ class ClaimService:
     def _load(self, claim_id: str) -> Claim:
         claim = self._store.claim(claim_id)
         if claim is None:
-            if self._store.has_history(claim_id):
-                raise StorageError(
-                    f"claim {claim_id!r} in {self.path} is damaged: its history is there but its claims row is gone;"
-                    " run verify",
-                    path=self.path,
-                )
-            raise ClaimNotFound(claim_id)
+            raise self._missing(claim_id)
         return claim
+
+    def _missing(self, claim_id: str) -> ClaimStateError:
+        """Why there is no claim `claim_id`: none was filed, or its row is gone (damage)."""
+        if self._store.has_history(claim_id):
+            return StorageError(
+                f"claim {claim_id!r} in {self.path} is damaged: its history is there but its claims row is gone;"
+                " run verify",
+                path=self.path,
+            )
+        return ClaimNotFound(claim_id)
 
     @contextmanager
     def _damaged(self, claim_id: str) -> Iterator[None]:

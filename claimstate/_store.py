@@ -20,15 +20,17 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import attrs
 import sqlite_utils
 
 from claimstate._chain import LINKED, Chain
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._errors import ClaimStateError, StorageError
+from claimstate._json import decode, encode
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 SCHEMA_VERSION = 2  # 1: claims and their append-only history; 2: the history's hash chain
@@ -130,6 +132,10 @@ _INSERT_RECORD = (
 )
 _HISTORY = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "hash")
 _SELECT_HISTORY = f"SELECT {', '.join(_HISTORY)} FROM transitions"
+_SELECT_LOADED = (
+    "SELECT c.details, t.hash FROM claims c LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version"
+    " WHERE c.id = ?"
+)
 _KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
 
 
@@ -219,6 +225,9 @@ class Store:
         self._spoiled = False
         self._cannot_write: str | None = None
         self._stamp: tuple[int, int, int, int] | None = None  # of the file, while read directly (immutable)
+        self._errors = _Errors(self.path)
+        self._transaction = _Transaction(self)
+        self._writing = _Writing(self)
         if synchronous not in ("NORMAL", "FULL"):
             raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}", path=self.path)
         if read_only:
@@ -237,7 +246,7 @@ class Store:
             raise
 
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
-        with self.errors():
+        with self._errors:
             conn = sqlite3.connect(
                 target, isolation_level=None, timeout=self._busy_timeout, check_same_thread=False, uri=uri
             )
@@ -293,7 +302,7 @@ class Store:
         done), and the switch to WAL is retried while others hold the file. A new file is migrated before
         the switch, so its schema is in the file itself, not in a -wal beside it.
         """
-        with self.errors():
+        with self._errors:
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._conn.execute("PRAGMA foreign_keys = ON")
             if self._check_ours() < SCHEMA_VERSION:
@@ -415,7 +424,7 @@ class Store:
             self._stamp = None
             self._conn = self._connect(uri + "&readonly_shm=1", uri=True)
             try:
-                with self.errors():
+                with self._errors:
                     self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except StorageError:
                 self._conn.close()
@@ -443,14 +452,6 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
-    @contextmanager
-    def errors(self) -> Iterator[None]:
-        """Turn sqlite3 errors into StorageError with a plain message."""
-        try:
-            yield
-        except sqlite3.Error as error:
-            raise StorageError(_plain(error, self.path), path=self.path) from error
-
     def read(self, reads: Callable[[], T]) -> T:
         """Run `reads` on one snapshot of the database (inside a batch, on the batch's transaction).
 
@@ -463,7 +464,7 @@ class Store:
             if self._changed():
                 self._conn.close()
                 self._connect_read_only()
-            with self.errors():
+            with self._errors:
                 self._conn.execute("BEGIN")
             self._depth = 1
             try:
@@ -474,15 +475,14 @@ class Store:
                 raise
             finally:
                 self._depth = 0
-                with self.errors():
+                with self._errors:
                     self._conn.execute("COMMIT")
             if not self._changed():
                 return result
         raise StorageError(f"{self.path} kept changing while it was read; try again", path=self.path)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One write transaction (BEGIN IMMEDIATE), all or nothing.
+    def transaction(self) -> _Transaction:
+        """One write transaction (BEGIN IMMEDIATE), all or nothing (a context manager).
 
         Inside an open one (a batch) it joins it. A write that fails there spoils the whole batch, which
         then rolls back even if the caller caught the error, so a batch never commits half a transition.
@@ -491,50 +491,24 @@ class Store:
             raise StorageError(f"{self.path} is open read-only: nothing can be written through it", path=self.path)
         if self._cannot_write is not None:
             raise StorageError(f"{self.path}: nothing can be written: {self._cannot_write}", path=self.path)
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        with self.errors():
-            self._conn.execute("BEGIN IMMEDIATE")
-        self._depth, self._spoiled = 1, False
-        try:
-            yield
-            if self._spoiled:
-                raise StorageError(f"a write in this batch failed, so nothing of it was kept in {self.path}")
-            with self.errors():
-                self._conn.execute("COMMIT")
-        except BaseException:
-            with self.errors():
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._depth = 0
-
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Mark the transaction spoiled if a write fails half-way."""
-        try:
-            with self.errors():
-                yield
-        except BaseException:
-            self._spoiled = True
-            raise
+        return self._transaction
 
     # --- reads -----------------------------------------------------------------------------------------
 
     def claim(self, claim_id: str) -> Claim | None:
-        with self.errors():
+        with self._errors:
             row = self._conn.execute("SELECT details FROM claims WHERE id = ?", (claim_id,)).fetchone()
         return None if row is None else self._claim_of(row[0], claim_id)
 
+    def loaded(self, claim_id: str) -> Loaded | None:
+        """The claim, to be written in this transaction, with its last history row's hash (one read for both)."""
+        with self._errors:
+            row = self._conn.execute(_SELECT_LOADED, (claim_id,)).fetchone()
+        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1])
+
     def _decoded(self, text: str, claim_id: str) -> Any:
         try:
-            return json.loads(text)
+            return decode(text)
         except (TypeError, ValueError, RecursionError):
             raise StorageError(f"claim {claim_id!r} in {self.path} holds damaged JSON", path=self.path) from None
 
@@ -559,11 +533,11 @@ class Store:
 
     def columns(self, claim_id: str) -> dict[str, Any]:
         """The claims row's plain columns (what `sqlite-utils` and Datasette users read)."""
-        with self.errors():
+        with self._errors:
             return dict(next(self.db.query("SELECT * FROM claims WHERE id = ?", [claim_id])))
 
     def order_is_open(self, order_id: str) -> bool:
-        with self.errors():
+        with self._errors:
             row = self._conn.execute(
                 "SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1", (order_id,)
             ).fetchone()
@@ -571,7 +545,7 @@ class Store:
 
     def keyed(self, claim_id: str | None, key: str) -> tuple[str, int, str | None] | None:
         """The (claim id, seq, request hash) an idempotency key was first used for; claim None: a filing."""
-        with self.errors():
+        with self._errors:
             if claim_id is None:
                 sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE idempotency_key = ? AND seq = 1"
                 row = self._conn.execute(sql, (key,)).fetchone()
@@ -582,12 +556,12 @@ class Store:
 
     def history(self, claim_id: str) -> list[dict[str, Any]]:
         """The claim's transition rows in order, data decoded."""
-        with self.errors():
+        with self._errors:
             rows = self._conn.execute(f"{_SELECT_HISTORY} WHERE claim_id = ? ORDER BY seq", (claim_id,)).fetchall()
         return [{**dict(zip(_HISTORY, row, strict=True)), "data": self._decoded(row[7], claim_id)} for row in rows]
 
     def has_history(self, claim_id: str) -> bool:
-        with self.errors():
+        with self._errors:
             return (
                 self._conn.execute("SELECT 1 FROM transitions WHERE claim_id = ?", (claim_id,)).fetchone() is not None
             )
@@ -609,7 +583,7 @@ class Store:
         """Every history row with a claim id and seq, in (claim id, seq) order, by keyset paging on the key."""
         after: tuple[str, int] | None = None
         while True:
-            with self.errors():
+            with self._errors:
                 if after is None:
                     sql = f"{_SELECT_HISTORY} WHERE {_KEYED} ORDER BY claim_id, seq LIMIT ?"
                     rows = self._conn.execute(sql, (page,)).fetchall()
@@ -625,7 +599,7 @@ class Store:
 
     def unkeyed_history_rows(self) -> int:
         """How many history rows lack a claim id or a seq (SQLite lets a hand edit store NULL in the key)."""
-        with self.errors():
+        with self._errors:
             return int(
                 self._conn.execute("SELECT count(*) FROM transitions WHERE claim_id IS NULL OR seq IS NULL").fetchone()[
                     0
@@ -633,7 +607,7 @@ class Store:
             )
 
     def claims_without_history(self) -> list[str]:
-        with self.errors():
+        with self._errors:
             rows = self._conn.execute(
                 "SELECT id FROM claims WHERE NOT EXISTS (SELECT 1 FROM transitions WHERE claim_id = claims.id)"
                 " ORDER BY id"
@@ -642,7 +616,7 @@ class Store:
 
     def orders_open_twice(self) -> list[tuple[str, list[str]]]:
         """Orders with more than one open claim (only if the unique index was dropped), with those claims."""
-        with self.errors():
+        with self._errors:
             rows = self._conn.execute(
                 "SELECT order_id, json_group_array(id) FROM (SELECT order_id, id FROM claims WHERE closed = 0"
                 " ORDER BY id) GROUP BY order_id HAVING count(*) > 1 ORDER BY order_id"
@@ -658,7 +632,7 @@ class Store:
 
     def schema_problems(self) -> list[str]:
         """Each schema object claimstate made that is missing or changed, and each trigger it did not make."""
-        with self.errors():
+        with self._errors:
             found = {
                 row[0]: (row[1], row[2]) for row in self._conn.execute("SELECT name, type, sql FROM sqlite_master")
             }
@@ -690,7 +664,7 @@ class Store:
         if after is not None:
             clauses.append("id > ?")
             params.append(after)
-        with self.errors():
+        with self._errors:
             rows = self.db.query(
                 "SELECT id, details FROM claims"
                 + (" WHERE " + " AND ".join(clauses) if clauses else "")
@@ -701,7 +675,7 @@ class Store:
 
     def due(self, now: str, limit: int) -> list[tuple[str, str]]:
         """(claim id, trigger) of deadlines due at `now`, earliest first, from the partial index."""
-        with self.errors():
+        with self._errors:
             rows = self._conn.execute(
                 "SELECT id, deadline_trigger FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
                 " ORDER BY deadline_at LIMIT ?",
@@ -710,7 +684,7 @@ class Store:
         return [(row[0], row[1]) for row in rows]
 
     def due_count(self, now: str) -> int:
-        with self.errors():
+        with self._errors:
             row = self._conn.execute(
                 "SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,)
             ).fetchone()
@@ -718,45 +692,143 @@ class Store:
 
     # --- writes (inside `transaction()`) ---------------------------------------------------------------
 
-    def insert(self, claim: Claim, closed: bool, record: TransitionRecord, key: str | None, digest: str | None) -> None:
-        """A new claim and its filing record."""
+    def insert(
+        self, claim: Claim, record: TransitionRecord, *, closed: bool, key: str | None, digest: str | None
+    ) -> None:
+        """A new claim and its filing record; `key` and `digest` are the request's idempotency key and hash."""
         row = claim_columns(claim, closed)
-        with self._writing():
+        with self._writing:
             self._conn.execute(_INSERT_CLAIM, [row[c] for c in _COLUMNS])
-            self._append(record, row["deadline_at"], key, digest)
+            self._append(record, row["deadline_at"], key, digest, previous=None)
 
-    def update(self, claim: Claim, closed: bool, record: TransitionRecord, key: str | None, digest: str | None) -> bool:
-        """Write the claim's new version and its record, if the row is still at the version before; else False."""
+    def update(
+        self,
+        before: Loaded,
+        claim: Claim,
+        record: TransitionRecord,
+        *,
+        closed: bool,
+        key: str | None,
+        digest: str | None,
+    ) -> bool:
+        """Write the claim's new version and its record, if the row is still at the version `before` read;
+        else False."""
         row = claim_columns(claim, closed)
-        with self._writing():
+        with self._writing:
             changed = self._conn.execute(
-                _UPDATE_CLAIM, [*(row[c] for c in _CHANGING), claim.id, claim.version - 1]
+                _UPDATE_CLAIM, [*(row[c] for c in _CHANGING), claim.id, before.claim.version]
             ).rowcount
             if changed != 1:
                 return False
-            self._append(record, row["deadline_at"], key, digest)
+            self._append(record, row["deadline_at"], key, digest, previous=before.last_hash)
         return True
 
-    def _append(self, record: TransitionRecord, deadline_at: str | None, key: str | None, digest: str | None) -> None:
-        """The history row of `record`, chained to the claim's row before it."""
+    def _append(
+        self,
+        record: TransitionRecord,
+        deadline_at: str | None,
+        key: str | None,
+        digest: str | None,
+        *,
+        previous: str | None,
+    ) -> None:
+        """The history row of `record`, chained to `previous`, the hash of the claim's row before it."""
         linked = _linked(record, deadline_at)
-        previous = None
-        if record.seq > 1:
-            row = self._conn.execute(
-                "SELECT hash FROM transitions WHERE claim_id = ? AND seq = ?", (record.claim_id, record.seq - 1)
-            ).fetchone()
-            previous = None if row is None else row[0]
         self._conn.execute(_INSERT_RECORD, (*_stored(linked, key, digest), self._chain.link(previous, linked)))
+
+
+class _Errors:
+    """Turns sqlite3 errors into StorageError with a plain message; a class, not a generator, because
+    every statement runs inside one."""
+
+    __slots__ = ("_path",)
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+        if isinstance(error, sqlite3.Error):
+            raise StorageError(_plain(error, self._path), path=self._path) from error
+
+
+class _Transaction:
+    """The store's write transaction: BEGIN IMMEDIATE on the way in, COMMIT or ROLLBACK on the way out;
+    an inner one (inside a batch) joins the open one."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._depth:
+            store._depth += 1
+            return
+        with store._errors:
+            store._conn.execute("BEGIN IMMEDIATE")
+        store._depth, store._spoiled = 1, False
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+        store = self._store
+        store._depth -= 1
+        if store._depth:
+            return
+        try:
+            if error is None and store._spoiled:
+                raise StorageError(f"a write in this batch failed, so nothing of it was kept in {store.path}")
+            if error is None:
+                with store._errors:
+                    store._conn.execute("COMMIT")
+        except BaseException:
+            self._roll_back()
+            raise
+        if error is not None:
+            self._roll_back()
+
+    def _roll_back(self) -> None:
+        store = self._store
+        with store._errors:
+            if store._conn.in_transaction:
+                store._conn.execute("ROLLBACK")
+
+
+class _Writing:
+    """Marks the transaction spoiled when a write fails half-way (and turns sqlite3 errors into StorageError)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+        if error is not None:
+            self._store._spoiled = True
+            if isinstance(error, sqlite3.Error):
+                raise StorageError(_plain(error, self._store.path), path=self._store.path) from error
+
+
+@attrs.frozen
+class Loaded:
+    """A claim as read for a write, with the hash of its last history row, which the next row chains to."""
+
+    claim: Claim
+    last_hash: str | None
 
 
 def claim_columns(claim: Claim, closed: bool) -> dict[str, Any]:
     """The claims row of `claim`: plain columns for people and queries, and every detail as JSON."""
     d = claim.to_dict()
-    return {
-        **{c: d[c] for c in _COLUMNS if c in d},
-        "closed": int(closed),
-        "details": json.dumps(d),
-    }
+    row = {c: d[c] for c in _COLUMNS if c in d}
+    row["closed"] = int(closed)
+    row["details"] = encode(d)
+    return row
 
 
 def _linked(r: TransitionRecord, deadline_at: str | None) -> dict[str, Any]:
@@ -767,4 +839,4 @@ def _linked(r: TransitionRecord, deadline_at: str | None) -> dict[str, Any]:
 
 def _stored(linked: Mapping[str, Any], key: str | None, digest: str | None) -> tuple[Any, ...]:
     """The history row's columns before its hash: the linked values (data as JSON), key and request hash."""
-    return (*(json.dumps(linked[n]) if n == "data" else linked[n] for n in LINKED), key, digest)
+    return (*(encode(linked[n]) if n == "data" else linked[n] for n in LINKED), key, digest)

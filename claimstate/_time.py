@@ -31,7 +31,7 @@ def aware(value: object, *, field: str = "now") -> datetime:
 
 def to_iso(value: datetime) -> str:
     """``2026-01-31T12:00:00.000000+00:00``: fixed width, so text order is time order."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
 
 
 def from_iso(text: object, *, field: str = "time") -> datetime:
@@ -42,4 +42,6 @@ def from_iso(text: object, *, field: str = "time") -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{text!r} is not an ISO 8601 time", field=field) from None
+    if parsed.tzinfo is UTC and EARLIEST <= parsed < LATEST:
+        return parsed  # what aware() returns for it, quicker: the store reads back such times on every fire
     return aware(parsed, field=field)

@@ -171,7 +171,10 @@ def test_no_command_line_gives_a_traceback_or_changes_the_database_when_it_fails
         max_size=3,
     )
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    # derandomize: the same 400 command lines every run, so CI never fails on a draw that missed a code
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(args=command_lines(claims), stdin=script_lines)
     def run(args: list[str], stdin: list[str]) -> None:
         before = _fingerprint(db)
