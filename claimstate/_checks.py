@@ -49,42 +49,7 @@ def whole_number(value: object, field: str, *, least: int = 1) -> int:
 
 def plain_data(data: object, field: str, *, max_text: int) -> None:
     """Refuse what is not plain JSON: non-text keys, other types, non-finite or huge numbers, text over
-    `max_text`, or nesting deeper than MAX_DEPTH, naming where. Every fire checks its data, so a quick
-    pass looks first and the one that names the place runs only for data that fails."""
-    if not _is_plain(data, max_text, 0):
-        _refuse_plain(data, field, max_text)
-
-
-def _is_plain(value: object, max_text: int, depth: int) -> bool:
-    """Whether `value` is plain JSON within the limits (exact types; `_refuse_plain` judges the rest);
-    recursion stops at MAX_DEPTH, so the stack is safe."""
-    if type(value) is str:
-        return len(value) <= max_text and (value.isascii() or _encodes(value))
-    if type(value) is dict:
-        return depth < MAX_DEPTH and all(
-            type(k) is str and len(k) <= MAX_ID and (k.isascii() or _encodes(k)) and _is_plain(v, max_text, depth + 1)
-            for k, v in value.items()
-        )
-    if type(value) is list or type(value) is tuple:
-        return depth < MAX_DEPTH and all(_is_plain(v, max_text, depth + 1) for v in value)
-    if value is None or type(value) is bool:
-        return True
-    if type(value) is int:
-        return abs(value) <= _MAX_INT
-    return type(value) is float and math.isfinite(value)
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _refuse_plain(data: object, field: str, max_text: int) -> None:
-    """Raise InvalidInput naming the first place where `data` is not plain JSON. Iterative, so a deep
-    document cannot exhaust the stack."""
+    `max_text`, or nesting deeper than MAX_DEPTH. Iterative, so a deep document cannot exhaust the stack."""
     pending: list[tuple[object, str, int]] = [(data, field, 0)]
     while pending:
         value, where, depth = pending.pop()
