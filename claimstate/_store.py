@@ -807,11 +807,10 @@ class _Writing:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         if error is not None:
             self._store._spoiled = True
-            if isinstance(error, sqlite3.Error):
-                raise StorageError(_plain(error, self._store.path), path=self._store.path) from error
+            self._store._errors.__exit__(kind, error, tb)
 
 
 @attrs.frozen

@@ -153,7 +153,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _walk(conn: sqlite3.Connection, ids: list[str], batched: bool, step: Callable[[str], None]) -> float:
+def _walk(conn: sqlite3.Connection, ids: list[str], batched: bool, step: Callable[[str, int], None]) -> float:
     """Seconds to apply PATH to every claim (claim by claim), one transaction per transition or one for all."""
     start = time.perf_counter()
     if batched:
@@ -162,7 +162,7 @@ def _walk(conn: sqlite3.Connection, ids: list[str], batched: bool, step: Callabl
         for i in range(len(PATH)):
             if not batched:
                 conn.execute("BEGIN IMMEDIATE")
-            step(claim_id + str(i))
+            step(claim_id, i)
             if not batched:
                 conn.execute("COMMIT")
     if batched:
@@ -170,23 +170,29 @@ def _walk(conn: sqlite3.Connection, ids: list[str], batched: bool, step: Callabl
     return time.perf_counter() - start
 
 
+def _write(conn: sqlite3.Connection, claim_id: str, s: Step, state: str, details: dict[str, Any], text: str) -> None:
+    """The claims row's UPDATE (state, version and deadline as `details` has them) and the history row."""
+    conn.execute(
+        _FLOOR_UPDATE,
+        (
+            state, details["version"], s.closed, _AT, details["deadline_at"], details["deadline_trigger"], text,
+            claim_id, details["version"] - 1,
+        ),
+    )  # fmt: skip
+    conn.execute(
+        _FLOOR_INSERT, (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, _AT, s.data, s.deadline_at, _NO_HASH)
+    )
+
+
 def raw_walk(path: Path, ids: list[str], *, batched: bool, keyed: bool = False) -> float:
     """The floor: each transition's UPDATE plus INSERT (a 64-character hash included), the bytes made
     beforehand, with sqlite3 on WAL and synchronous=NORMAL, as the store opens its file."""
-    steps = planned_steps()
-    encoded = [(s, json.dumps(s.details)) for s in steps]
+    steps = [(s, json.dumps(s.details)) for s in planned_steps()]
     conn = _connect(path)
 
-    def step(key: str) -> None:
-        claim_id, (s, details) = key[:-1], encoded[int(key[-1])]
-        conn.execute(
-            _FLOOR_UPDATE,
-            (s.dest, s.version, s.closed, _AT, s.deadline_at, s.deadline_trigger, details, claim_id, s.version - 1),
-        )
-        conn.execute(
-            _FLOOR_INSERT,
-            (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, _AT, s.data, s.deadline_at, _NO_HASH),
-        )
+    def step(claim_id: str, i: int) -> None:
+        s, text = steps[i]
+        _write(conn, claim_id, s, s.dest, s.details, text)
 
     try:
         return _walk(conn, ids, batched, step)
@@ -215,25 +221,14 @@ def contender_walk(path: Path, ids: list[str], *, batched: bool, keyed: bool = F
     conn = _connect(path)
     model = _Model()
 
-    def step(key: str) -> None:
-        claim_id, i = key[:-1], int(key[-1])
+    def step(claim_id: str, i: int) -> None:
         s = steps[i]
         details = json.loads(conn.execute("SELECT details FROM claims WHERE id = ?", (claim_id,)).fetchone()[0])
         model.state = details["state"]
         if not machine.events[s.trigger].trigger(model):
             raise RuntimeError(f"{s.trigger} refused")
         details.update(s.changed)
-        conn.execute(
-            _FLOOR_UPDATE,
-            (
-                model.state, details["version"], s.closed, _AT, details["deadline_at"], details["deadline_trigger"],
-                json.dumps(details), claim_id, details["version"] - 1,
-            ),
-        )  # fmt: skip
-        conn.execute(
-            _FLOOR_INSERT,
-            (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, _AT, s.data, s.deadline_at, _NO_HASH),
-        )
+        _write(conn, claim_id, s, model.state, details, json.dumps(details))
 
     try:
         return _walk(conn, ids, batched, step)
