@@ -95,13 +95,22 @@ class ClaimNotFound(ClaimStateError):
 
 
 class ConcurrentModification(ClaimStateError):
-    """The claim changed since the caller read it (`expected` version), so nothing was applied."""
+    """The claim changed since the caller read it (`expected` version), or other writers kept winning the
+    race for it (`expected` and `actual` None, `detail` says how), so nothing was applied."""
 
-    def __init__(self, claim_id: str, expected: int, actual: int) -> None:
+    def __init__(
+        self, claim_id: str | None, expected: int | None, actual: int | None, *, detail: str | None = None
+    ) -> None:
         self.claim_id = claim_id
         self.expected = expected
         self.actual = actual
-        super().__init__(f"claim {claim_id!r} is at version {actual}, not the expected {expected}: read it again")
+        if expected is not None:
+            message = f"claim {claim_id!r} is at version {actual}, not the expected {expected}: read it again"
+        else:
+            which = "the claim" if claim_id is None else f"claim {claim_id!r}"
+            message = f"other writers changed {which} at the same moment ({detail}), every try: nothing was applied;"
+            message += " try again"
+        super().__init__(message)
 
 
 class StorageError(ClaimStateError):

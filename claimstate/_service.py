@@ -37,7 +37,7 @@ from claimstate._errors import (
     TransitionRefused,
 )
 from claimstate._lifecycle import CLAIM_LIFECYCLE
-from claimstate._store import Store, Synchronous
+from claimstate._store import Synchronous, open_store
 from claimstate._time import aware, from_iso, to_iso
 from claimstate._verify import Difference, Mismatch, check_history, claim_differences, replay
 
@@ -136,7 +136,7 @@ class ClaimService:
         self._replayer = Engine(definition, attrs.evolve(self.engine.policy, limits=UNBOUNDED))
         self._clock = clock or (lambda: datetime.now(UTC))
         self._chain = Chain(history_key)
-        self._store = Store(
+        self._store = open_store(
             path,
             synchronous=synchronous,
             busy_timeout=busy_timeout,
@@ -150,6 +150,11 @@ class ClaimService:
     @property
     def definition(self) -> Definition:
         return self.engine.definition
+
+    @property
+    def schema_version(self) -> int:
+        """The version of the database's schema (each backend numbers its own), which opening migrated it to."""
+        return self._store.schema_version
 
     def close(self) -> None:
         self._store.close()
@@ -190,19 +195,21 @@ class ClaimService:
         actor = self._filer(actor, data)
         trigger = self.definition.creation.trigger
         digest = None if idempotency_key is None else _digest(trigger, actor, {"claim_id": claim_id, **data})
-        with self._store.transaction():
+
+        def file() -> Fired:
             retried = self._retried(None, idempotency_key, digest)
             if retried is not None:
                 return retried
-            claim_id = claim_id or new_claim_id()
-            if self._store.claim(claim_id) is not None:
-                raise InvalidInput(f"a claim with id {claim_id!r} exists already", field="claim_id")
+            new_id = claim_id or new_claim_id()
+            if self._store.claim(new_id) is not None:
+                raise InvalidInput(f"a claim with id {new_id!r} exists already", field="claim_id")
             open_order = self._store.order_is_open(str(data.get("order_id")))
-            fired = self.engine.file_claim(claim_id, actor, data, self._now(now), order_has_open_claim=open_order)
-            self._store.insert(
-                fired.claim, fired.record, closed=self._closed(fired.claim), key=idempotency_key, digest=digest
-            )
-        return fired
+            fired = self.engine.file_claim(new_id, actor, data, self._now(now), order_has_open_claim=open_order)
+            closed = self._closed(fired.claim)
+            self._store.insert(fired.claim, fired.record, closed=closed, key=idempotency_key, digest=digest)
+            return fired
+
+        return self._store.write(file)
 
     @_serialized
     def fire(
@@ -225,11 +232,12 @@ class ClaimService:
         if not isinstance(data, Mapping):
             raise InvalidInput(f"the data must be an object, not {type(data).__name__}", field="data")
         digest = None if idempotency_key is None else _digest(trigger, actor, data)
-        with self._store.transaction():
+
+        def fire() -> Fired:
+            loaded = self._store.loaded(claim_id)  # locks the claim's row where the store locks rows
             retried = self._retried(claim_id, idempotency_key, digest)
             if retried is not None:
                 return retried
-            loaded = self._store.loaded(claim_id)
             if loaded is None:
                 raise self._missing(claim_id)
             claim = loaded.claim
@@ -242,7 +250,9 @@ class ClaimService:
             ):
                 current = self._load(claim_id)
                 raise ConcurrentModification(claim_id, claim.version, current.version)
-        return fired
+            return fired
+
+        return self._store.write(fire)
 
     @_reading
     def due(self, now: datetime | None = None) -> int:
@@ -263,15 +273,15 @@ class ClaimService:
         limit = whole_number(limit, "limit")
         at = self._now(now)
         fired: list[TransitionRecord] = []
-        refused: set[str] = set()
+        passed: set[str] = set()  # refused, fired by another tick, or held by one: not this tick's to fire
         while True:
-            due = [(i, t) for i, t in self._store.due(to_iso(at), limit + len(refused)) if i not in refused]
+            due = [(i, t) for i, t in self._store.due(to_iso(at), limit + len(passed)) if i not in passed]
             for claim_id, trigger in due:
                 record = self._fire_deadline(claim_id, trigger, at)
                 if progress is not None:
                     progress(1)
                 if record is None:
-                    refused.add(claim_id)
+                    passed.add(claim_id)
                 else:
                     fired.append(record)
             if len(due) < limit:
@@ -279,8 +289,8 @@ class ClaimService:
 
     @_serialized
     def _fire_deadline(self, claim_id: str, trigger: str, at: datetime) -> TransitionRecord | None:
-        with self._store.transaction():
-            loaded = self._store.loaded(claim_id)
+        def fire_deadline() -> TransitionRecord | None:
+            loaded = self._store.loaded(claim_id, skip_locked=True)  # a row another tick holds is its to fire
             deadline = None if loaded is None else loaded.claim.deadline
             if loaded is None or deadline is None or deadline.trigger != trigger or deadline.due > at:
                 return None  # another tick fired it first
@@ -290,10 +300,11 @@ class ClaimService:
                 result = self.engine.fire(loaded.claim, trigger, SYSTEM, None, at)
             except TransitionRefused:
                 return None
-            self._store.update(
-                loaded, result.claim, result.record, closed=self._closed(result.claim), key=None, digest=None
-            )
-        return result.record
+            closed = self._closed(result.claim)
+            self._store.update(loaded, result.claim, result.record, closed=closed, key=None, digest=None)
+            return result.record
+
+        return self._store.write(fire_deadline)
 
     # --- reads -----------------------------------------------------------------------------------------
 

@@ -39,7 +39,6 @@ from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
-from claimstate._store import SCHEMA_VERSION
 from claimstate._time import from_iso, to_iso
 
 EXIT_CODES: dict[type[ClaimStateError], int] = {
@@ -406,8 +405,8 @@ def command(
 def init() -> None:
     """Create the database, or migrate it to this version's schema."""
     with _settings().service(create=True) as service:
-        path = service.path
-    _emit({"db": path, "schema_version": SCHEMA_VERSION}, lambda: f"{path}: claimstate schema {SCHEMA_VERSION}")
+        path, version = service.path, service.schema_version
+    _emit({"db": path, "schema_version": version}, lambda: f"{path}: claimstate schema {version}")
 
 
 def _read(path: str, field: str) -> str:

@@ -36,7 +36,7 @@ from claimstate import (
     StorageError,
     TransitionRefused,
 )
-from claimstate._store import APPLICATION_ID, _schema_v1
+from claimstate._store.sqlite import APPLICATION_ID, _schema_v1
 
 pytestmark = pytest.mark.slow
 

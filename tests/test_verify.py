@@ -19,7 +19,9 @@ from helpers import EVIDENCE, T0, filing
 
 from claimstate import ClaimService, Difference, Engine, InvalidInput, Mismatch, StorageError
 from claimstate._chain import Chain
-from claimstate._store import _COLUMNS, _PARTIAL_INDEXES_AND_TRIGGERS, claim_columns
+from claimstate._store.rows import COLUMNS as _COLUMNS
+from claimstate._store.rows import claim_columns
+from claimstate._store.sqlite import _PARTIAL_INDEXES_AND_TRIGGERS
 
 KEY = b"the deploying service's secret"
 APPEND_ONLY = ("transitions_no_update", "transitions_no_delete")

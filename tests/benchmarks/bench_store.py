@@ -29,7 +29,7 @@ from transitions import Machine
 
 from claimstate import CLAIM_LIFECYCLE, ClaimService, Engine
 from claimstate._chain import Chain
-from claimstate._store import _COLUMNS, _INSERT_CLAIM, _INSERT_RECORD, _linked, _stored, claim_columns
+from claimstate._store.rows import COLUMNS, INSERT_CLAIM, INSERT_RECORD, claim_columns, linked, stored
 from claimstate._time import to_iso
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -71,16 +71,16 @@ def seed(path: Path, claims: int, *, due: int = 0, filed: bool = False) -> list[
         if due and i >= due and claim.deadline is not None:
             claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=late))
         row = claim_columns(claim, False)
-        conn.execute(_INSERT_CLAIM, [row[c] for c in _COLUMNS])
+        conn.execute(INSERT_CLAIM, [row[c] for c in COLUMNS])
         previous = None
         for step in steps:  # every record of the claim's history, chained as the store chains them
             record = attrs.evolve(step.record, claim_id=claim_id)
             if record.seq == 1:
                 record = attrs.evolve(record, data={**record.data, "order_id": claim.order_id})
             deadline_at = (row if step is steps[-1] else step.claim.to_dict())["deadline_at"]
-            linked = _linked(record, deadline_at)
-            previous = chain.link(previous, linked)
-            conn.execute(_INSERT_RECORD, (*_stored(linked, None, None), previous))
+            values = linked(record, deadline_at)
+            previous = chain.link(previous, values)
+            conn.execute(INSERT_RECORD, (*stored(values, None, None), previous))
         ids.append(claim_id)
     conn.execute("COMMIT")
     conn.close()

@@ -1,9 +1,8 @@
-"""The one module that talks to SQLite: schema, migrations, transactions and the rows of claims.
+"""The SQLite store: one file, opened safely, migrated by PRAGMA user_version, one writer at a time.
 
-sqlite-utils creates and migrates the schema and runs the queries people write; the hot path (read a
-claim, update it, append its history row) is plain parameterised SQL on the same connection, because
-sqlite-utils' row API costs several times as much there. Every sqlite3 error leaves this module as a
-StorageError (or ConcurrentModification) with a plain message.
+sqlite-utils creates and migrates the schema; the queries (base.Store's) are plain parameterised SQL on
+the same connection, because sqlite-utils' row API costs several times as much on the hot path. Every
+sqlite3 error leaves this module as a StorageError with a plain message.
 
 A new file is built under a temporary name and linked into place, so the path never shows a half-made
 database and a failed creation leaves nothing behind. A read-only store never creates a file: other
@@ -13,24 +12,21 @@ users' readers must not leave a -wal or -shm that the owner then cannot write.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import secrets
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import attrs
 import sqlite_utils
 
-from claimstate._chain import LINKED, Chain
-from claimstate._claim import Claim, TransitionRecord
+from claimstate._chain import Chain
 from claimstate._errors import ClaimStateError, StorageError
-from claimstate._json import decode, encode
+from claimstate._store.base import Store
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 SCHEMA_VERSION = 2  # 1: claims and their append-only history; 2: the history's hash chain
@@ -118,27 +114,6 @@ def _schema_v2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-# The claims table's columns, and the ones a transition changes (the rest are fixed at filing).
-_COLUMNS = (
-    "id", "state", "version", "closed", "order_id", "buyer_id", "supplier_id", "amount", "currency", "resolution",
-    "filed_at", "updated_at", "deadline_at", "deadline_trigger", "details",
-)  # fmt: skip
-_CHANGING = ("state", "version", "closed", "updated_at", "deadline_at", "deadline_trigger", "details")
-_INSERT_CLAIM = f"INSERT INTO claims ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-_UPDATE_CLAIM = f"UPDATE claims SET {', '.join(f'{c} = ?' for c in _CHANGING)} WHERE id = ? AND version = ?"
-_INSERT_RECORD = (
-    "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
-    " idempotency_key, request_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_HISTORY = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "hash")
-_SELECT_HISTORY = f"SELECT {', '.join(_HISTORY)} FROM transitions"
-_SELECT_LOADED = (
-    "SELECT c.details, t.hash FROM claims c LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version"
-    " WHERE c.id = ?"
-)
-_KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
-
-
 _MESSAGES = (  # words in SQLite's message, and what to tell a person instead
     (("locked", "busy"), "{path} is locked by another writer and stayed locked past the busy timeout; try again"),
     (("not a database",), "{path} is not a claimstate database (SQLite says: {text})"),
@@ -200,12 +175,10 @@ def _file_stamp(path: str) -> tuple[int, int, int, int] | None:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-class Store:
-    """A claimstate SQLite file: opened safely, migrated by PRAGMA user_version, written in transactions.
+class SQLiteStore(Store):
+    """A claimstate SQLite file (or ":memory:"). A `read_only` store creates no file."""
 
-    `chain` hashes the history rows this store appends; a store whose chain cannot extend the file's (no key,
-    or the wrong one) refuses every write. A `read_only` store refuses every write and creates no file.
-    """
+    schema_version = SCHEMA_VERSION
 
     def __init__(
         self,
@@ -217,17 +190,10 @@ class Store:
         read_only: bool = False,
         chain: Chain,
     ) -> None:
-        self.path = str(path)
-        self._read_only = read_only
+        super().__init__(str(path), chain=chain, read_only=read_only)
         self._busy_timeout = busy_timeout
-        self._chain = chain
-        self._depth = 0
-        self._spoiled = False
-        self._cannot_write: str | None = None
         self._stamp: tuple[int, int, int, int] | None = None  # of the file, while read directly (immutable)
         self._errors = _Errors(self.path)
-        self._transaction = _Transaction(self)
-        self._writing = _Writing(self)
         if synchronous not in ("NORMAL", "FULL"):
             raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}", path=self.path)
         if read_only:
@@ -367,7 +333,7 @@ class Store:
         """Hash the rows written before the chain existed, claim by claim in seq order."""
         self._conn.execute("DROP TRIGGER transitions_no_update")
         previous: tuple[str, str] | None = None  # (claim id, hash) of the row before
-        for row in self._history_rows():
+        for row in self.history_rows():
             data = self._decoded(row["data"], row["claim_id"])
             before = previous[1] if previous is not None and previous[0] == row["claim_id"] else None
             digest = self._chain.link(before, {**row, "data": data})
@@ -481,154 +447,31 @@ class Store:
                 return result
         raise StorageError(f"{self.path} kept changing while it was read; try again", path=self.path)
 
-    def transaction(self) -> _Transaction:
-        """One write transaction (BEGIN IMMEDIATE), all or nothing (a context manager).
-
-        Inside an open one (a batch) it joins it. A write that fails there spoils the whole batch, which
-        then rolls back even if the caller caught the error, so a batch never commits half a transition.
-        """
-        if self._read_only:
-            raise StorageError(f"{self.path} is open read-only: nothing can be written through it", path=self.path)
-        if self._cannot_write is not None:
-            raise StorageError(f"{self.path}: nothing can be written: {self._cannot_write}", path=self.path)
-        return self._transaction
-
-    # --- reads -----------------------------------------------------------------------------------------
-
-    def claim(self, claim_id: str) -> Claim | None:
+    def _start(self) -> None:
         with self._errors:
-            row = self._conn.execute("SELECT details FROM claims WHERE id = ?", (claim_id,)).fetchone()
-        return None if row is None else self._claim_of(row[0], claim_id)
+            self._conn.execute("BEGIN IMMEDIATE")
 
-    def loaded(self, claim_id: str) -> Loaded | None:
-        """The claim, to be written in this transaction, with its last history row's hash (one read for both)."""
+    def _commit(self) -> None:
         with self._errors:
-            row = self._conn.execute(_SELECT_LOADED, (claim_id,)).fetchone()
-        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1])
+            self._conn.execute("COMMIT")
 
-    def _decoded(self, text: str, claim_id: str) -> Any:
-        try:
-            return decode(text)
-        except (TypeError, ValueError, RecursionError):
-            raise StorageError(f"claim {claim_id!r} in {self.path} holds damaged JSON", path=self.path) from None
-
-    def _claim_of(self, details: str, claim_id: str) -> Claim:
-        try:
-            return Claim.from_dict(self._decoded(details, claim_id))
-        except (KeyError, TypeError, ValueError, ClaimStateError) as error:
-            raise StorageError(f"claim {claim_id!r} in {self.path} is damaged: {error!r}", path=self.path) from None
-
-    def row_differences(self, claim: Claim, closed: bool) -> dict[str, tuple[Any, Any]]:
-        """The claims row's columns that differ from `claim` (a hand edit, or damage): (stored, expected) by name.
-
-        A blob stored by hand is shown as its SQL literal, so every value stays plain JSON.
-        """
-        stored = self.columns(claim.id)
-        expected = claim_columns(claim, closed)
-        return {
-            k: (f"x'{stored[k].hex()}'" if isinstance(stored[k], bytes) else stored[k], expected[k])
-            for k in sorted(_COLUMNS)
-            if k != "details" and stored[k] != expected[k]
-        }
-
-    def columns(self, claim_id: str) -> dict[str, Any]:
-        """The claims row's plain columns (what `sqlite-utils` and Datasette users read)."""
+    def _roll_back(self) -> None:
         with self._errors:
-            return dict(next(self.db.query("SELECT * FROM claims WHERE id = ?", [claim_id])))
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
 
-    def order_is_open(self, order_id: str) -> bool:
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self._errors:
-            row = self._conn.execute(
-                "SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1", (order_id,)
-            ).fetchone()
-        return row is not None
+            row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+        return row
 
-    def keyed(self, claim_id: str | None, key: str) -> tuple[str, int, str | None] | None:
-        """The (claim id, seq, request hash) an idempotency key was first used for; claim None: a filing."""
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._errors:
-            if claim_id is None:
-                sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE idempotency_key = ? AND seq = 1"
-                row = self._conn.execute(sql, (key,)).fetchone()
-            else:
-                sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE claim_id = ? AND idempotency_key = ?"
-                row = self._conn.execute(sql, (claim_id, key)).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+            return self._conn.execute(sql, params).fetchall()
 
-    def history(self, claim_id: str) -> list[dict[str, Any]]:
-        """The claim's transition rows in order, data decoded."""
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._errors:
-            rows = self._conn.execute(f"{_SELECT_HISTORY} WHERE claim_id = ? ORDER BY seq", (claim_id,)).fetchall()
-        return [{**dict(zip(_HISTORY, row, strict=True)), "data": self._decoded(row[7], claim_id)} for row in rows]
-
-    def has_history(self, claim_id: str) -> bool:
-        with self._errors:
-            return (
-                self._conn.execute("SELECT 1 FROM transitions WHERE claim_id = ?", (claim_id,)).fetchone() is not None
-            )
-
-    def histories(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        """Every claim id that has history rows, whether or not its claims row exists, with its rows in seq
-        order as stored (data still its JSON text), read a page at a time."""
-        claim_id, rows = None, list[dict[str, Any]]()
-        for row in self._history_rows():
-            if row["claim_id"] != claim_id and rows:
-                yield str(claim_id), rows
-                rows = []
-            claim_id = row["claim_id"]
-            rows.append(row)
-        if rows:
-            yield str(claim_id), rows
-
-    def _history_rows(self, page: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every history row with a claim id and seq, in (claim id, seq) order, by keyset paging on the key."""
-        after: tuple[str, int] | None = None
-        while True:
-            with self._errors:
-                if after is None:
-                    sql = f"{_SELECT_HISTORY} WHERE {_KEYED} ORDER BY claim_id, seq LIMIT ?"
-                    rows = self._conn.execute(sql, (page,)).fetchall()
-                else:
-                    sql = (
-                        f"{_SELECT_HISTORY} WHERE (claim_id, seq) > (?, ?) AND {_KEYED} ORDER BY claim_id, seq LIMIT ?"
-                    )
-                    rows = self._conn.execute(sql, (*after, page)).fetchall()
-            yield from (dict(zip(_HISTORY, row, strict=True)) for row in rows)
-            if len(rows) < page:
-                return
-            after = (rows[-1][0], rows[-1][1])
-
-    def unkeyed_history_rows(self) -> int:
-        """How many history rows lack a claim id or a seq (SQLite lets a hand edit store NULL in the key)."""
-        with self._errors:
-            return int(
-                self._conn.execute("SELECT count(*) FROM transitions WHERE claim_id IS NULL OR seq IS NULL").fetchone()[
-                    0
-                ]
-            )
-
-    def claims_without_history(self) -> list[str]:
-        with self._errors:
-            rows = self._conn.execute(
-                "SELECT id FROM claims WHERE NOT EXISTS (SELECT 1 FROM transitions WHERE claim_id = claims.id)"
-                " ORDER BY id"
-            ).fetchall()
-        return [row[0] for row in rows]
-
-    def orders_open_twice(self) -> list[tuple[str, list[str]]]:
-        """Orders with more than one open claim (only if the unique index was dropped), with those claims."""
-        with self._errors:
-            rows = self._conn.execute(
-                "SELECT order_id, json_group_array(id) FROM (SELECT order_id, id FROM claims WHERE closed = 0"
-                " ORDER BY id) GROUP BY order_id HAVING count(*) > 1 ORDER BY order_id"
-            ).fetchall()
-        return [(row[0], json.loads(row[1])) for row in rows]
-
-    def chain_record(self) -> dict[str, str]:
-        """What the file records about its hash chain (see Chain.record); empty if the record is gone."""
-        try:
-            return {row[0]: row[1] for row in self._conn.execute("SELECT name, value FROM meta")}
-        except sqlite3.Error:
-            return {}
+            return self._conn.execute(sql, params).rowcount
 
     def schema_problems(self) -> list[str]:
         """Each schema object claimstate made that is missing or changed, and each trigger it did not make."""
@@ -657,85 +500,6 @@ class Store:
             return [f"SQLite cannot check the file: {error}"]
         return [] if found == ["ok"] else found
 
-    def claims(self, where: Mapping[str, str], *, after: str | None, limit: int) -> list[Claim]:
-        """Claims matching every column = value of `where`, in id order, after the id `after`."""
-        clauses = [f"[{column}] = ?" for column in where]
-        params: list[Any] = list(where.values())
-        if after is not None:
-            clauses.append("id > ?")
-            params.append(after)
-        with self._errors:
-            rows = self.db.query(
-                "SELECT id, details FROM claims"
-                + (" WHERE " + " AND ".join(clauses) if clauses else "")
-                + " ORDER BY id LIMIT ?",
-                [*params, limit],
-            )
-            return [self._claim_of(row["details"], row["id"]) for row in rows]
-
-    def due(self, now: str, limit: int) -> list[tuple[str, str]]:
-        """(claim id, trigger) of deadlines due at `now`, earliest first, from the partial index."""
-        with self._errors:
-            rows = self._conn.execute(
-                "SELECT id, deadline_trigger FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
-                " ORDER BY deadline_at LIMIT ?",
-                (now, limit),
-            ).fetchall()
-        return [(row[0], row[1]) for row in rows]
-
-    def due_count(self, now: str) -> int:
-        with self._errors:
-            row = self._conn.execute(
-                "SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,)
-            ).fetchone()
-        return int(row[0])
-
-    # --- writes (inside `transaction()`) ---------------------------------------------------------------
-
-    def insert(
-        self, claim: Claim, record: TransitionRecord, *, closed: bool, key: str | None, digest: str | None
-    ) -> None:
-        """A new claim and its filing record; `key` and `digest` are the request's idempotency key and hash."""
-        row = claim_columns(claim, closed)
-        with self._writing:
-            self._conn.execute(_INSERT_CLAIM, [row[c] for c in _COLUMNS])
-            self._append(record, row["deadline_at"], key, digest, previous=None)
-
-    def update(
-        self,
-        before: Loaded,
-        claim: Claim,
-        record: TransitionRecord,
-        *,
-        closed: bool,
-        key: str | None,
-        digest: str | None,
-    ) -> bool:
-        """Write the claim's new version and its record, if the row is still at the version `before` read;
-        else False."""
-        row = claim_columns(claim, closed)
-        with self._writing:
-            changed = self._conn.execute(
-                _UPDATE_CLAIM, [*(row[c] for c in _CHANGING), claim.id, before.claim.version]
-            ).rowcount
-            if changed != 1:
-                return False
-            self._append(record, row["deadline_at"], key, digest, previous=before.last_hash)
-        return True
-
-    def _append(
-        self,
-        record: TransitionRecord,
-        deadline_at: str | None,
-        key: str | None,
-        digest: str | None,
-        *,
-        previous: str | None,
-    ) -> None:
-        """The history row of `record`, chained to `previous`, the hash of the claim's row before it."""
-        linked = _linked(record, deadline_at)
-        self._conn.execute(_INSERT_RECORD, (*_stored(linked, key, digest), self._chain.link(previous, linked)))
-
 
 class _Errors:
     """Turns sqlite3 errors into StorageError with a plain message; a class, not a generator, because
@@ -752,90 +516,3 @@ class _Errors:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
         if isinstance(error, sqlite3.Error):
             raise StorageError(_plain(error, self._path), path=self._path) from error
-
-
-class _Transaction:
-    """The store's write transaction: BEGIN IMMEDIATE on the way in, COMMIT or ROLLBACK on the way out;
-    an inner one (inside a batch) joins the open one."""
-
-    __slots__ = ("_store",)
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def __enter__(self) -> None:
-        store = self._store
-        if store._depth:
-            store._depth += 1
-            return
-        with store._errors:
-            store._conn.execute("BEGIN IMMEDIATE")
-        store._depth, store._spoiled = 1, False
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
-        store = self._store
-        store._depth -= 1
-        if store._depth:
-            return
-        try:
-            if error is None and store._spoiled:
-                raise StorageError(f"a write in this batch failed, so nothing of it was kept in {store.path}")
-            if error is None:
-                with store._errors:
-                    store._conn.execute("COMMIT")
-        except BaseException:
-            self._roll_back()
-            raise
-        if error is not None:
-            self._roll_back()
-
-    def _roll_back(self) -> None:
-        store = self._store
-        with store._errors:
-            if store._conn.in_transaction:
-                store._conn.execute("ROLLBACK")
-
-
-class _Writing:
-    """Marks the transaction spoiled when a write fails half-way (and turns sqlite3 errors into StorageError)."""
-
-    __slots__ = ("_store",)
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        if error is not None:
-            self._store._spoiled = True
-            self._store._errors.__exit__(kind, error, tb)
-
-
-@attrs.frozen
-class Loaded:
-    """A claim as read for a write, with the hash of its last history row, which the next row chains to."""
-
-    claim: Claim
-    last_hash: str | None
-
-
-def claim_columns(claim: Claim, closed: bool) -> dict[str, Any]:
-    """The claims row of `claim`: plain columns for people and queries, and every detail as JSON."""
-    d = claim.to_dict()
-    row = {c: d[c] for c in _COLUMNS if c in d}
-    row["closed"] = int(closed)
-    row["details"] = encode(d)
-    return row
-
-
-def _linked(r: TransitionRecord, deadline_at: str | None) -> dict[str, Any]:
-    """The record's values as its history row stores them, data still decoded: what the chain hashes."""
-    d = r.to_dict()
-    return {**{name: d.get(name) for name in LINKED}, "deadline_at": deadline_at}
-
-
-def _stored(linked: Mapping[str, Any], key: str | None, digest: str | None) -> tuple[Any, ...]:
-    """The history row's columns before its hash: the linked values (data as JSON), key and request hash."""
-    return (*(encode(linked[n]) if n == "data" else linked[n] for n in LINKED), key, digest)

@@ -1,0 +1,392 @@
+"""The contract every store keeps, and the queries all of them share.
+
+The service talks to a `Store` only: read a claim (and lock it, where the backend locks rows), write a
+fire as one UPDATE plus one INSERT, list, count and check. A backend supplies the connection, the
+transactions, the schema and how its errors read; the statements here are plain SQL that SQLite and
+PostgreSQL both run.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from claimstate._chain import Chain
+from claimstate._claim import Claim, TransitionRecord
+from claimstate._errors import ClaimStateError, ConcurrentModification, StorageError
+from claimstate._json import decode
+from claimstate._store.rows import (
+    CHANGING,
+    COLUMNS,
+    HISTORY,
+    INSERT_CLAIM,
+    INSERT_RECORD,
+    SELECT_HISTORY,
+    UPDATE_CLAIM,
+    claim_columns,
+    linked,
+    stored,
+)
+
+T = TypeVar("T")
+_KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
+_ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQL), before giving up
+
+
+@attrs.frozen
+class Loaded:
+    """A claim as read for a write, with the hash of its last history row, which the next row chains to."""
+
+    claim: Claim
+    last_hash: str | None
+
+
+class Race(ClaimStateError):
+    """A write lost a race with another writer (a serialization failure, a deadlock, or a unique key taken
+    meanwhile) and can be run again whole; `claim_id` is the claim it wrote, if known."""
+
+    def __init__(self, message: str, *, claim_id: str | None = None) -> None:
+        self.claim_id = claim_id
+        super().__init__(message)
+
+
+class Store(abc.ABC):
+    """Claims and their append-only history in one database. `path` names it for messages.
+
+    `chain` hashes the history rows this store appends; a store whose chain cannot extend the database's
+    (no key, or the wrong one) refuses every write, as does a `read_only` store.
+    """
+
+    schema_version: int  # the backend's schema version, which opening the database migrates it to
+    _SELECT_LOADED = (
+        "SELECT c.details, t.hash FROM claims c LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version"
+        " WHERE c.id = ?"
+    )
+
+    def __init__(self, path: str, *, chain: Chain, read_only: bool) -> None:
+        self.path = path
+        self._chain = chain
+        self._read_only = read_only
+        self._depth = 0  # open transactions: 0 none, 1 one, more when calls join a batch
+        self._spoiled = False
+        self._cannot_write: str | None = None
+        self._writing = _Writing(self)
+        self._transaction = _Transaction(self)
+
+    # --- what a backend supplies ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query (`?` placeholders), or None."""
+
+    @abc.abstractmethod
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query (`?` placeholders)."""
+
+    @abc.abstractmethod
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a write statement (`?` placeholders); how many rows it changed."""
+
+    @abc.abstractmethod
+    def _start(self) -> None:
+        """Begin a write transaction."""
+
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def _roll_back(self) -> None:
+        """Roll back the write transaction, if one is open."""
+
+    @abc.abstractmethod
+    def read(self, reads: Callable[[], T]) -> T:
+        """Run `reads` on one snapshot of the database (inside a batch, on the batch's transaction)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def integrity(self) -> list[str]:
+        """What the database's own check finds wrong with it (empty when it is sound)."""
+
+    @abc.abstractmethod
+    def schema_problems(self) -> list[str]:
+        """Each schema object claimstate made that is missing or changed, and each trigger it did not make."""
+
+    # --- transactions --------------------------------------------------------------------------------
+
+    def transaction(self) -> _Transaction:
+        """One write transaction, all or nothing (a context manager).
+
+        Inside an open one (a batch) it joins it. A write that fails there spoils the whole batch, which
+        then rolls back even if the caller caught the error, so a batch never commits half a transition.
+        """
+        if self._read_only:
+            raise StorageError(f"{self.path} is open read-only: nothing can be written through it", path=self.path)
+        if self._cannot_write is not None:
+            raise StorageError(f"{self.path}: nothing can be written: {self._cannot_write}", path=self.path)
+        return self._transaction
+
+    def write(self, body: Callable[[], T]) -> T:
+        """Run `body` in one write transaction; if it lost a race to another writer, run it again whole, a
+        few times, then raise ConcurrentModification. Inside a batch it cannot run again alone: the race
+        spoils the batch and is raised at once."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self.transaction():
+                    return body()
+            except Race as race:
+                if self._depth or attempt == _ATTEMPTS:
+                    raise ConcurrentModification(race.claim_id, None, None, detail=str(race)) from None
+                time.sleep(0.001 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def claim(self, claim_id: str) -> Claim | None:
+        row = self._one("SELECT details FROM claims WHERE id = ?", (claim_id,))
+        return None if row is None else self._claim_of(row[0], claim_id)
+
+    def loaded(self, claim_id: str, *, skip_locked: bool = False) -> Loaded | None:
+        """The claim, to be written in this transaction, with its last history row's hash (one read for both).
+
+        Where the backend locks rows, the claim's row is locked until the transaction ends; `skip_locked`
+        returns None instead of waiting for a row another transaction holds.
+        """
+        row = self._one(self._SELECT_LOADED, (claim_id,))
+        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1])
+
+    def _decoded(self, text: str, claim_id: str) -> Any:
+        try:
+            return decode(text)
+        except (TypeError, ValueError, RecursionError):
+            raise StorageError(f"claim {claim_id!r} in {self.path} holds damaged JSON", path=self.path) from None
+
+    def _claim_of(self, details: str, claim_id: str) -> Claim:
+        try:
+            return Claim.from_dict(self._decoded(details, claim_id))
+        except (KeyError, TypeError, ValueError, ClaimStateError) as error:
+            raise StorageError(f"claim {claim_id!r} in {self.path} is damaged: {error!r}", path=self.path) from None
+
+    def row_differences(self, claim: Claim, closed: bool) -> dict[str, tuple[Any, Any]]:
+        """The claims row's columns that differ from `claim` (a hand edit, or damage): (stored, expected) by name.
+
+        A blob stored by hand is shown as its SQL literal, so every value stays plain JSON.
+        """
+        stored_row = self.columns(claim.id)
+        expected = claim_columns(claim, closed)
+        return {
+            k: (f"x'{bytes(stored_row[k]).hex()}'" if isinstance(stored_row[k], bytes | memoryview) else stored_row[k],
+                expected[k])
+            for k in sorted(COLUMNS)
+            if k != "details" and stored_row[k] != expected[k]
+        }  # fmt: skip
+
+    def columns(self, claim_id: str) -> dict[str, Any]:
+        """The claims row's plain columns (what people reading the database see)."""
+        row = self._one(f"SELECT {', '.join(COLUMNS)} FROM claims WHERE id = ?", (claim_id,))
+        return {} if row is None else dict(zip(COLUMNS, row, strict=True))
+
+    def order_is_open(self, order_id: str) -> bool:
+        return self._one("SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1", (order_id,)) is not None
+
+    def keyed(self, claim_id: str | None, key: str) -> tuple[str, int, str | None] | None:
+        """The (claim id, seq, request hash) an idempotency key was first used for; claim None: a filing."""
+        if claim_id is None:
+            sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE idempotency_key = ? AND seq = 1"
+            row = self._one(sql, (key,))
+        else:
+            sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE claim_id = ? AND idempotency_key = ?"
+            row = self._one(sql, (claim_id, key))
+        return None if row is None else (row[0], row[1], row[2])
+
+    def history(self, claim_id: str) -> list[dict[str, Any]]:
+        """The claim's transition rows in order, data decoded."""
+        rows = self._all(f"{SELECT_HISTORY} WHERE claim_id = ? ORDER BY seq", (claim_id,))
+        return [{**dict(zip(HISTORY, row, strict=True)), "data": self._decoded(row[7], claim_id)} for row in rows]
+
+    def has_history(self, claim_id: str) -> bool:
+        return self._one("SELECT 1 FROM transitions WHERE claim_id = ? LIMIT 1", (claim_id,)) is not None
+
+    def histories(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """Every claim id that has history rows, whether or not its claims row exists, with its rows in seq
+        order as stored (data still its JSON text), read a page at a time."""
+        claim_id, rows = None, list[dict[str, Any]]()
+        for row in self.history_rows():
+            if row["claim_id"] != claim_id and rows:
+                yield str(claim_id), rows
+                rows = []
+            claim_id = row["claim_id"]
+            rows.append(row)
+        if rows:
+            yield str(claim_id), rows
+
+    def history_rows(self, page: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every history row with a claim id and seq, in (claim id, seq) order, by keyset paging on the key."""
+        after: tuple[str, int] | None = None
+        while True:
+            if after is None:
+                rows = self._all(f"{SELECT_HISTORY} WHERE {_KEYED} ORDER BY claim_id, seq LIMIT ?", (page,))
+            else:
+                sql = f"{SELECT_HISTORY} WHERE (claim_id, seq) > (?, ?) AND {_KEYED} ORDER BY claim_id, seq LIMIT ?"
+                rows = self._all(sql, (*after, page))
+            yield from (dict(zip(HISTORY, row, strict=True)) for row in rows)
+            if len(rows) < page:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    def unkeyed_history_rows(self) -> int:
+        """How many history rows lack a claim id or a seq (SQLite lets a hand edit store NULL in the key)."""
+        row = self._one("SELECT count(*) FROM transitions WHERE claim_id IS NULL OR seq IS NULL")
+        return 0 if row is None else int(row[0])
+
+    def claims_without_history(self) -> list[str]:
+        rows = self._all(
+            "SELECT id FROM claims WHERE NOT EXISTS (SELECT 1 FROM transitions WHERE claim_id = claims.id) ORDER BY id"
+        )
+        return [row[0] for row in rows]
+
+    def orders_open_twice(self) -> list[tuple[str, list[str]]]:
+        """Orders with more than one open claim (only if the unique index was dropped), with those claims."""
+        rows = self._all(
+            "SELECT order_id, id FROM claims WHERE closed = 0 AND order_id IN (SELECT order_id FROM claims"
+            " WHERE closed = 0 GROUP BY order_id HAVING count(*) > 1) ORDER BY order_id, id"
+        )
+        found: dict[str, list[str]] = {}
+        for order_id, claim_id in rows:
+            found.setdefault(order_id, []).append(claim_id)
+        return list(found.items())
+
+    def chain_record(self) -> dict[str, str]:
+        """What the database records about its hash chain (see Chain.record); empty if the record is gone."""
+        try:
+            return {row[0]: row[1] for row in self._all("SELECT name, value FROM meta")}
+        except StorageError:
+            return {}
+
+    def claims(self, where: Mapping[str, str], *, after: str | None, limit: int) -> list[Claim]:
+        """Claims matching every column = value of `where` (columns of COLUMNS), in id order, after `after`."""
+        unknown = set(where) - set(COLUMNS)
+        if unknown:
+            raise StorageError(f"no claims column {', '.join(sorted(unknown))}", path=self.path)
+        clauses = [f"{column} = ?" for column in where]
+        params: list[Any] = list(where.values())
+        if after is not None:
+            clauses.append("id > ?")
+            params.append(after)
+        rows = self._all(
+            "SELECT id, details FROM claims" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            + " ORDER BY id LIMIT ?",
+            [*params, limit],
+        )  # fmt: skip
+        return [self._claim_of(details, claim_id) for claim_id, details in rows]
+
+    def due(self, now: str, limit: int) -> list[tuple[str, str]]:
+        """(claim id, trigger) of deadlines due at `now`, earliest first, from the partial index."""
+        rows = self._all(
+            "SELECT id, deadline_trigger FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
+            " ORDER BY deadline_at, id LIMIT ?",
+            (now, limit),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def due_count(self, now: str) -> int:
+        row = self._one("SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,))
+        return 0 if row is None else int(row[0])
+
+    # --- writes (inside `transaction()`) -------------------------------------------------------------
+
+    def insert(
+        self, claim: Claim, record: TransitionRecord, *, closed: bool, key: str | None, digest: str | None
+    ) -> None:
+        """A new claim and its filing record; `key` and `digest` are the request's idempotency key and hash."""
+        row = claim_columns(claim, closed)
+        with self._writing:
+            self._run(INSERT_CLAIM, [row[c] for c in COLUMNS])
+            self._append(record, row["deadline_at"], key, digest, previous=None)
+
+    def update(
+        self,
+        before: Loaded,
+        claim: Claim,
+        record: TransitionRecord,
+        *,
+        closed: bool,
+        key: str | None,
+        digest: str | None,
+    ) -> bool:
+        """Write the claim's new version and its record, if the row is still at the version `before` read;
+        else False."""
+        row = claim_columns(claim, closed)
+        with self._writing:
+            if self._run(UPDATE_CLAIM, [*(row[c] for c in CHANGING), claim.id, before.claim.version]) != 1:
+                return False
+            self._append(record, row["deadline_at"], key, digest, previous=before.last_hash)
+        return True
+
+    def _append(
+        self,
+        record: TransitionRecord,
+        deadline_at: str | None,
+        key: str | None,
+        digest: str | None,
+        *,
+        previous: str | None,
+    ) -> None:
+        """The history row of `record`, chained to `previous`, the hash of the claim's row before it."""
+        values = linked(record, deadline_at)
+        self._run(INSERT_RECORD, (*stored(values, key, digest), self._chain.link(previous, values)))
+
+
+class _Writing:
+    """Marks the transaction spoiled when a write fails half-way."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is not None:
+            self._store._spoiled = True
+
+
+class _Transaction:
+    """The store's write transaction: begun on the way in, committed or rolled back on the way out; an
+    inner one (inside a batch) joins the open one. A class, not a generator: every fire runs one."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._depth:
+            store._depth += 1
+            return
+        store._start()
+        store._depth, store._spoiled = 1, False
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
+        store = self._store
+        store._depth -= 1
+        if store._depth:
+            return
+        try:
+            if error is None and store._spoiled:
+                raise StorageError(f"a write in this batch failed, so nothing of it was kept in {store.path}")
+            if error is None:
+                store._commit()
+        except BaseException:
+            store._roll_back()
+            raise
+        if error is not None:
+            store._roll_back()
