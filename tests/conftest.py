@@ -1,11 +1,28 @@
-"""Fixtures shared by the tests; the data and helpers they use are in helpers.py."""
+"""Fixtures shared by the tests; the data and helpers they use are in helpers.py.
+
+Tests that take a `store_target` (or a fixture built on it, like test_service's `service`) run on both
+backends: a SQLite file, and a throw-away PostgreSQL schema. A test that also takes `db_path` reads the
+SQLite file itself and runs on SQLite alone. PostgreSQL tests need a server: $CLAIMSTATE_TEST_POSTGRES
+(default postgresql://postgres@127.0.0.1:5432/test, where the test run creates and drops its own
+database); where none answers they are skipped, saying why, unless $CLAIMSTATE_REQUIRE_POSTGRES is 1
+(CI sets it), which makes that a failure.
+"""
 
 from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import Walker
 
 from claimstate import Engine
+
+POSTGRES = os.environ.get("CLAIMSTATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("CLAIMSTATE_REQUIRE_POSTGRES") == "1"
 
 
 @pytest.fixture
@@ -16,3 +33,62 @@ def engine() -> Engine:
 @pytest.fixture
 def walker(engine: Engine) -> Walker:
     return Walker(engine)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        sqlite_only = "db_path" in metafunc.fixturenames
+        metafunc.parametrize("backend", ["sqlite"] if sqlite_only else ["sqlite", "postgres"])
+
+
+@pytest.fixture
+def store_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a test's service keeps its claims: a new SQLite file, or a new PostgreSQL schema (a URL)."""
+    if backend == "sqlite":
+        return str(tmp_path / "claims.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"PostgreSQL is required ($CLAIMSTATE_REQUIRE_POSTGRES=1): {reason}")
+    pytest.skip(f"{reason} (set $CLAIMSTATE_TEST_POSTGRES to a server's URL)")
+
+
+def _admin() -> Any:
+    try:
+        import psycopg  # noqa: PLC0415  (an optional extra; its absence is a skip, not an error)
+    except ImportError:
+        _unavailable("psycopg is not installed: pip install -e '.[test]'")
+    try:
+        return psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        _unavailable(f"no PostgreSQL server answers at {POSTGRES}: {str(error).strip()}")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of this test run's own, dropped at its end: the URL of it."""
+    admin = _admin()
+    name = f"claimstate_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> Iterator[str]:
+    """The URL of a new, empty schema in the run's database (its search path), dropped after the test."""
+    import psycopg  # noqa: PLC0415
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{postgres_database}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(postgres_database, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -1,4 +1,4 @@
-"""ClaimService on a SQLite file: what services call, and what people reading the file see."""
+"""ClaimService on both backends (the contract), and on a SQLite file what people reading the file see."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def service(db_path: Path) -> ClaimService:
-    with ClaimService(db_path) as service:
+def service(store_target: str) -> ClaimService:
+    """A service on each backend (on SQLite alone for a test that also takes db_path, its file)."""
+    with ClaimService(store_target) as service:
         yield service
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from claimstate._chain import Chain
+from claimstate._errors import StorageError
 from claimstate._store.base import Loaded, Store
 from claimstate._store.sqlite import SQLiteStore, Synchronous
 
-__all__ = ["Loaded", "Store", "Synchronous", "open_store"]
+__all__ = ["POSTGRES_SCHEMES", "Loaded", "Store", "Synchronous", "open_store"]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_store(
@@ -27,6 +29,27 @@ def open_store(
     read_only: bool = False,
 ) -> Store:
     """The store `target` names (see the module's doc); `synchronous` is SQLite's alone."""
+    if _is_postgres(target):
+        try:
+            from claimstate._store.postgres import PostgresStore  # noqa: PLC0415  (psycopg is an optional extra)
+        except ImportError as error:
+            raise StorageError(
+                f"PostgreSQL needs the postgres extra: pip install 'claimstate[postgres]' ({error})", path=str(target)
+            ) from None
+        return PostgresStore(
+            str(target) if isinstance(target, Path) else target,
+            busy_timeout=busy_timeout,
+            create=create,
+            read_only=read_only,
+            chain=chain,
+        )
     return SQLiteStore(
         target, synchronous=synchronous, busy_timeout=busy_timeout, create=create, read_only=read_only, chain=chain
     )
+
+
+def _is_postgres(target: object) -> bool:
+    """A ``postgresql://`` or ``postgres://`` URL, or a psycopg_pool pool."""
+    if isinstance(target, str):
+        return target.startswith(POSTGRES_SCHEMES)
+    return type(target).__module__.split(".")[0] == "psycopg_pool"
