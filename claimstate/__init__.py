@@ -24,6 +24,7 @@ from claimstate._errors import (
 )
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._money import Money
+from claimstate._move import Moved, move_claims
 from claimstate._service import ClaimService, Difference, Mismatch
 
 __version__ = _version("claimstate")
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidInput",
     "Mismatch",
     "Money",
+    "Moved",
     "Offer",
     "Refusal",
     "ReturnShipment",
@@ -55,4 +57,5 @@ __all__ = [
     "TransitionRecord",
     "TransitionRefused",
     "__version__",
+    "move_claims",
 ]

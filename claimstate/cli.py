@@ -37,6 +37,7 @@ from claimstate._errors import (
 )
 from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
+from claimstate._move import move_claims
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
 from claimstate._time import from_iso, to_iso
@@ -78,13 +79,17 @@ class Settings:
         $CLAIMSTATE_HISTORY_KEY, when set, is the secret that chains the history (HMAC-SHA256); it is read
         from the environment only, so it never shows in a process list.
         """
-        key = os.environ.get(HISTORY_KEY_VARIABLE)
-        return ClaimService(
-            self.db,
-            create=create,
-            read_only=read_only,
-            history_key=None if key is None else key.encode("utf-8", "surrogateescape"),
-        )
+        return _open(self.db, create=create, read_only=read_only)
+
+
+def _open(db: str, *, create: bool = False, read_only: bool = False) -> ClaimService:
+    key = os.environ.get(HISTORY_KEY_VARIABLE)
+    return ClaimService(
+        db,
+        create=create,
+        read_only=read_only,
+        history_key=None if key is None else key.encode("utf-8", "surrogateescape"),
+    )
 
 
 def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -117,7 +122,7 @@ def _global_options(*, group: bool, hidden: Collection[str] = ()) -> Callable[[C
         click.option(
             "--db", envvar="CLAIMSTATE_DB" if group else None, type=click.Path(dir_okay=False), expose_value=False,
             callback=_set_db, is_eager=group, hidden="--db" in hidden,
-            help="The SQLite file (default claims.db, or $CLAIMSTATE_DB).",
+            help="The SQLite file or a postgresql:// URL (default claims.db, or $CLAIMSTATE_DB).",
         ),
         click.option(
             "--json", "as_json", is_flag=True, expose_value=False, callback=_set_json, is_eager=group,
@@ -629,6 +634,30 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
             f"error: {len(report.failures)} line(s) failed, first line {report.failures[0].line}; {outcome}", err=True
         )
         sys.exit(exit_code(first))
+
+
+@command(
+    "migrate-store",
+    no_db="it names both databases as arguments",
+    no_now="it copies the claims as stored",
+)
+@click.argument("source")
+@click.argument("target")
+def migrate_store(source: str, target: str) -> None:
+    """Copy every claim and its whole history from SOURCE (a SQLite file) into the empty TARGET (a
+    postgresql:// URL, or another file), then verify TARGET (exit 5 if it finds anything)."""
+    with _open(source, read_only=True) as old, _open(target, create=True) as new:
+        moved = move_claims(old, new)
+    done = f"copied {moved.claims} claim(s) and {moved.transitions} history row(s) from {old.path} to {new.path}"
+    _emit(
+        {"source": old.path, "target": new.path, "claims": moved.claims, "transitions": moved.transitions,
+         "mismatches": [m.to_dict() for m in moved.mismatches]},
+        lambda: done + ("; verify: clean" if not moved.mismatches else ""),
+    )  # fmt: skip
+    if moved.mismatches:
+        _show_mismatches(moved.mismatches)
+        click.echo(f"error: verify found {len(moved.mismatches)} problem(s) in {new.path}", err=True)
+        sys.exit(EXIT_CODES[StorageError])
 
 
 @command(no_db="it keeps its own database in --dir, so demo claims never go into a real database")

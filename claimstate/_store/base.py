@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -34,6 +34,12 @@ from claimstate._store.rows import (
 
 T = TypeVar("T")
 _KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
+# Every column of the two tables, as a copy writes them, and the key each is read in order of.
+TABLES = {
+    "claims": COLUMNS,
+    "transitions": (*HISTORY, "idempotency_key", "request_hash"),
+}
+_KEYS = {"claims": ("id",), "transitions": ("claim_id", "seq")}
 _ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQL), before giving up
 
 
@@ -264,7 +270,10 @@ class Store(abc.ABC):
     def chain_record(self) -> dict[str, str]:
         """What the database records about its hash chain (see Chain.record); empty if the record is gone."""
         try:
-            return {row[0]: row[1] for row in self._all("SELECT name, value FROM meta")}
+            return {
+                row[0]: row[1]
+                for row in self._all("SELECT name, value FROM meta WHERE name IN ('chain', 'key_fingerprint')")
+            }
         except StorageError:
             return {}
 
@@ -298,7 +307,43 @@ class Store(abc.ABC):
         row = self._one("SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,))
         return 0 if row is None else int(row[0])
 
+    def table_rows(self, table: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
+        """Every row of `table` ("claims" or "transitions") as stored, all of TABLES[table]'s columns, in key
+        order, a page at a time: what a copy to another store writes."""
+        columns, key = TABLES[table], _KEYS[table]
+        select = f"SELECT {', '.join(columns)} FROM {table}"
+        order = f" ORDER BY {', '.join(key)} LIMIT ?"
+        after: tuple[Any, ...] | None = None
+        while True:
+            if after is None:
+                rows = self._all(select + order, (page,))
+            else:
+                rows = self._all(
+                    f"{select} WHERE ({', '.join(key)}) > ({', '.join('?' * len(key))}){order}", (*after, page)
+                )
+            yield from rows
+            if len(rows) < page:
+                return
+            after = tuple(rows[-1][columns.index(k)] for k in key)
+
+    def is_empty(self) -> bool:
+        """Whether the database holds no claim and no history row."""
+        return (
+            self._one("SELECT 1 FROM claims LIMIT 1") is None and self._one("SELECT 1 FROM transitions LIMIT 1") is None
+        )
+
     # --- writes (inside `transaction()`) -------------------------------------------------------------
+
+    def insert_rows(self, table: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Write rows read by another store's `table_rows`, unchanged (hashes included); how many."""
+        columns = TABLES[table]
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        count = 0
+        with self._writing:
+            for row in rows:
+                self._run(sql, row)
+                count += 1
+        return count
 
     def insert(
         self, claim: Claim, record: TransitionRecord, *, closed: bool, key: str | None, digest: str | None

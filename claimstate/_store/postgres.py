@@ -110,6 +110,7 @@ class PostgresStore(Store):
         if isinstance(target, ConnectionPool):
             pool = target
         else:
+            self._probe(target)
             try:
                 pool = ConnectionPool(
                     target,
@@ -138,6 +139,14 @@ class PostgresStore(Store):
         except BaseException:
             self.close()
             raise
+
+    def _probe(self, target: str) -> None:
+        """Connect once before making a pool, so a server that is down, or a database that does not exist,
+        is one clear error at once (a pool would retry in the background, logging each try)."""
+        try:
+            psycopg.connect(target, connect_timeout=max(1, round(self._timeout))).close()
+        except psycopg.Error as error:
+            raise StorageError(f"cannot connect to PostgreSQL at {self.path}: {_said(error)}", path=self.path) from None
 
     def close(self) -> None:
         if self._own_pool:
@@ -315,6 +324,11 @@ class PostgresStore(Store):
         return []
 
 
+def _said(error: BaseException) -> str:
+    """What psycopg said, on one line."""
+    return " ".join(str(error).split())
+
+
 @functools.lru_cache(maxsize=256)
 def _translated(sql: str) -> str:
     """`?` placeholders as psycopg's `%s` (claimstate's statements hold no other ? or %)."""
@@ -347,9 +361,9 @@ class _Errors:
             raise Race(f"another writer took {_RACING_KEYS[constraint]} first") from error
         if isinstance(error, psycopg.OperationalError):
             raise StorageError(
-                f"lost the connection to PostgreSQL at {store.path} ({str(error).strip()}): the call was not applied,"
+                f"lost the connection to PostgreSQL at {store.path} ({_said(error)}): the call was not applied,"
                 " unless the connection broke while committing; read the claim again, or retry with the same"
                 " idempotency key",
                 path=store.path,
             ) from error
-        raise StorageError(f"{store.path}: PostgreSQL failed: {str(error).strip()}", path=store.path) from error
+        raise StorageError(f"{store.path}: PostgreSQL failed: {_said(error)}", path=store.path) from error

@@ -1,0 +1,48 @@
+"""Moving a whole database to another store (a SQLite file onto PostgreSQL), every row as it is.
+
+The rows are copied unchanged, hashes included, so the hash chain still holds on the target and
+`verify` there replays every claim as it did on the source; the copy is one transaction on the target,
+which must be empty.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from claimstate._errors import StorageError
+from claimstate._service import ClaimService
+from claimstate._verify import Mismatch
+
+
+@attrs.frozen
+class Moved:
+    """What `move_claims` copied, and what `verify` then found on the target (empty: all sound)."""
+
+    claims: int
+    transitions: int
+    mismatches: tuple[Mismatch, ...]
+
+
+def move_claims(source: ClaimService, target: ClaimService) -> Moved:
+    """Copy every claim and its whole history from `source` into the empty `target`, then verify `target`.
+
+    Refused, writing nothing, when the target holds claims or keeps another kind of hash chain (another
+    history key) than the source.
+    """
+    theirs, ours = source._store, target._store
+    if not ours.is_empty():
+        raise StorageError(
+            f"{target.path} is not empty: claims are copied only into an empty database", path=target.path
+        )
+    if theirs.chain_record() != ours.chain_record():
+        raise StorageError(
+            f"{target.path} keeps its history chain another way than {source.path} (give both the same"
+            " history key, or none): copied rows would not verify",
+            path=target.path,
+        )
+    with target._lock, source._lock, ours.transaction():  # the source read on one snapshot
+        claims, transitions = theirs.read(
+            lambda: (ours.insert_rows("claims", theirs.table_rows("claims")),
+                     ours.insert_rows("transitions", theirs.table_rows("transitions")))
+        )  # fmt: skip
+    return Moved(claims, transitions, tuple(target.verify()))
