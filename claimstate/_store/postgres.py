@@ -117,7 +117,6 @@ class PostgresStore(Store):
                     min_size=1,
                     max_size=4,
                     kwargs={"autocommit": True},
-                    check=ConnectionPool.check_connection,
                     open=False,
                     name="claimstate",
                 )
@@ -154,16 +153,29 @@ class PostgresStore(Store):
 
     # --- connections and transactions ----------------------------------------------------------------
 
-    def _take(self) -> psycopg.Connection[Any]:
-        try:
-            conn = self._pool.getconn(timeout=self._timeout)
-        except PoolTimeout:
-            raise StorageError(
-                f"no connection to PostgreSQL at {self.path} within {self._timeout:g} s", path=self.path
-            ) from None
-        if not conn.autocommit:
-            conn.autocommit = True
-        return conn
+    def _take(self, first: str) -> psycopg.Connection[Any]:
+        """A pooled connection on which `first` (a statement that changes nothing) ran. A connection the
+        server dropped while it sat in the pool fails there, before anything was applied, and is swapped
+        for a new one: so a call after a lost connection works, without a check before every call."""
+        for _attempt in range(self._pool.max_size + 1):
+            try:
+                conn = self._pool.getconn(timeout=self._timeout)
+            except PoolTimeout:
+                raise StorageError(
+                    f"no connection to PostgreSQL at {self.path} within {self._timeout:g} s", path=self.path
+                ) from None
+            if not conn.autocommit:
+                conn.autocommit = True
+            try:
+                conn.execute(first)
+            except psycopg.OperationalError:
+                self._pool.putconn(conn)  # broken: the pool discards it
+                continue
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+            return conn
+        raise StorageError(f"every connection to PostgreSQL at {self.path} failed; is the server up?", path=self.path)
 
     def _give_back(self) -> None:
         conn, self._conn = self._conn, None
@@ -171,13 +183,8 @@ class PostgresStore(Store):
             self._pool.putconn(conn)  # a broken one is discarded, and the pool makes a new one
 
     def _start(self) -> None:
-        self._conn = self._take()
-        try:
-            with self._errors:
-                self._conn.execute("BEGIN")
-        except BaseException:
-            self._give_back()
-            raise
+        with self._errors:
+            self._conn = self._take("BEGIN")
 
     def _commit(self) -> None:
         try:
@@ -199,11 +206,10 @@ class PostgresStore(Store):
     def read(self, reads: Callable[[], T]) -> T:
         if self._depth:
             return reads()
-        self._conn = self._take()
+        with self._errors:
+            self._conn = self._take("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         self._depth = 1
         try:
-            with self._errors:
-                self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             return reads()
         finally:
             self._depth = 0
@@ -220,9 +226,11 @@ class PostgresStore(Store):
         with self._errors:
             if self._conn is not None:
                 return fetch(self._conn.execute(pg_sql, params))
-            conn = self._take()
+            conn = self._take("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")  # one read, on its own
             try:
-                return fetch(conn.execute(pg_sql, params))
+                result = fetch(conn.execute(pg_sql, params))
+                conn.execute("COMMIT")
+                return result
             finally:
                 self._pool.putconn(conn)
 

@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,26 +53,39 @@ def seed(path: Path, claims: int, *, due: int = 0, filed: bool = False) -> list[
     seconds; each has its whole history, chained, so the file is what the service would have written.
     """
     ClaimService(path).close()
-    engine = Engine()
-    filed_at = T0 - timedelta(days=7 if due else 1)
-    first = engine.file_claim("seed", "buyer:alice", FILING, filed_at)
-    steps = [first]
-    if not due and not filed:
-        steps.append(engine.fire(first.claim, "submit_evidence", "buyer:alice", EVIDENCE, filed_at))
-    template = steps[-1].claim
-    late = T0 + timedelta(days=365)
-    chain = Chain()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
     ids = []
-    for i in range(claims):
+    for claim_id, row, history in seed_rows(claims, due=due, filed=filed):
+        conn.execute(INSERT_CLAIM, row)
+        conn.executemany(INSERT_RECORD, history)
+        ids.append(claim_id)
+    conn.execute("COMMIT")
+    conn.close()
+    return ids
+
+
+def seed_rows(
+    claims: int, *, due: int = 0, filed: bool = False, first: int = 0
+) -> Iterator[tuple[str, list[Any], list[tuple[Any, ...]]]]:
+    """(claim id, claims row, history rows) of the claims `seed` writes, numbered from `first`: any store
+    can write them (INSERT_CLAIM and INSERT_RECORD's columns)."""
+    engine = Engine()
+    filed_at = T0 - timedelta(days=7 if due else 1)
+    start = engine.file_claim("seed", "buyer:alice", FILING, filed_at)
+    steps = [start]
+    if not due and not filed:
+        steps.append(engine.fire(start.claim, "submit_evidence", "buyer:alice", EVIDENCE, filed_at))
+    template = steps[-1].claim
+    late = T0 + timedelta(days=365)
+    chain = Chain()
+    for i in range(first, first + claims):
         claim_id = f"c{i:08d}"
         claim = attrs.evolve(template, id=claim_id, order_id=f"o-{i}")
         if due and i >= due and claim.deadline is not None:
             claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=late))
         row = claim_columns(claim, False)
-        conn.execute(INSERT_CLAIM, [row[c] for c in COLUMNS])
-        previous = None
+        previous, history = None, []
         for step in steps:  # every record of the claim's history, chained as the store chains them
             record = attrs.evolve(step.record, claim_id=claim_id)
             if record.seq == 1:
@@ -80,11 +93,8 @@ def seed(path: Path, claims: int, *, due: int = 0, filed: bool = False) -> list[
             deadline_at = (row if step is steps[-1] else step.claim.to_dict())["deadline_at"]
             values = linked(record, deadline_at)
             previous = chain.link(previous, values)
-            conn.execute(INSERT_RECORD, (*stored(values, None, None), previous))
-        ids.append(claim_id)
-    conn.execute("COMMIT")
-    conn.close()
-    return ids
+            history.append((*stored(values, None, None), previous))
+        yield claim_id, [row[c] for c in COLUMNS], history
 
 
 # The path each claim walks from awaiting_evidence, five transitions to a closed claim.
@@ -236,7 +246,7 @@ def contender_walk(path: Path, ids: list[str], *, batched: bool, keyed: bool = F
         conn.close()
 
 
-def service_walk(path: Path, ids: list[str], *, batched: bool, keyed: bool = False) -> float:
+def service_walk(path: Path | str, ids: list[str], *, batched: bool, keyed: bool = False) -> float:
     """ClaimService.fire of each transition of PATH (with an idempotency key each when `keyed`): one
     commit each, or all in one batch()."""
     with ClaimService(path) as service:
