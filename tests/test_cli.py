@@ -392,6 +392,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
     monkeypatch.setenv("CLAIMSTATE_DB", str(tmp_path / "env.db"))
     db = tmp_path / "walk.db"
     claim_id = agreed_claim(db)
+    (tmp_path / "moved").mkdir()  # migrate-store's targets, apart from the databases counted at the end
     evidence = json.dumps({"evidence": EVIDENCE})
     commands: dict[str, tuple[list[str], set[str]]] = {  # the command's arguments, the options it refuses
         "init": ([], {"--now"}),
@@ -407,6 +408,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "model": ([], {"--db", "--now"}),
         "script": (["-"], set()),
         "demo": (["--dir", "demo"], {"--db"}),
+        "migrate-store": ([str(db), str(tmp_path / "moved" / "moved-{n}.db")], {"--db", "--now"}),
     }
     assert set(commands) == set(cli.commands)
     options = {"--db": ["--db", str(db)], "--json": ["--json"], "--now": ["--now", LATER]}

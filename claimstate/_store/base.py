@@ -97,6 +97,10 @@ class Store(abc.ABC):
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a write statement (`?` placeholders); how many rows it changed."""
 
+    def _send(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a write whose result nothing waits for (a backend may send it with the next statement)."""
+        self._run(sql, params)
+
     @abc.abstractmethod
     def _start(self) -> None:
         """Begin a write transaction."""
@@ -341,7 +345,7 @@ class Store(abc.ABC):
         count = 0
         with self._writing:
             for row in rows:
-                self._run(sql, row)
+                self._send(sql, row)
                 count += 1
         return count
 
@@ -384,7 +388,7 @@ class Store(abc.ABC):
     ) -> None:
         """The history row of `record`, chained to `previous`, the hash of the claim's row before it."""
         values = linked(record, deadline_at)
-        self._run(INSERT_RECORD, (*stored(values, key, digest), self._chain.link(previous, values)))
+        self._send(INSERT_RECORD, (*stored(values, key, digest), self._chain.link(previous, values)))
 
 
 class _Writing:
