@@ -660,7 +660,7 @@ def migrate_store(source: str, target: str) -> None:
         sys.exit(EXIT_CODES[StorageError])
 
 
-@command(no_db="it keeps its own database in --dir, so demo claims never go into a real database")
+@command()
 @click.option(
     "--dir",
     "folder",
@@ -670,10 +670,15 @@ def migrate_store(source: str, target: str) -> None:
     help="Folder for the demo's database and diagrams, apart from real claims.",
 )
 def demo(folder: Path) -> None:
-    """Walk demo claims through the lifecycle's main paths (from --now, if given); print histories; write diagrams."""
+    """Walk demo claims through the lifecycle's main paths (from --now, if given); print histories; write diagrams.
+
+    The claims go into DIR/claims.db, or into the database --db names when it is typed (a file or a
+    postgresql:// URL; $CLAIMSTATE_DB is never used, so demo claims never land in a real database unasked).
+    """
     settings = _settings()
     make_folder(folder)
-    with ClaimService(folder / "claims.db") as service, _progress(len(SCENARIOS), "demo") as advance:
+    target = settings.db if settings.db_given else folder / "claims.db"
+    with ClaimService(target) as service, _progress(len(SCENARIOS), "demo") as advance:
         walked = []
         for walked_one in walk(service, start=settings.now or DEMO_START):
             walked.append(walked_one)

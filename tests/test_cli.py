@@ -373,14 +373,15 @@ def test_files_that_cannot_be_read_or_written_are_plain_errors(db: Path, tmp_pat
 
 
 def test_each_command_shows_in_its_help_only_the_global_options_it_uses() -> None:
-    """--now only where time matters; demo and model name no --db: the help leaves out what is refused."""
+    """--now only where time matters; model names no --db: the help leaves out what is refused."""
 
     def shown(name: str) -> set[str]:
         return {o for p in cli.commands[name].params if not getattr(p, "hidden", False) for o in p.opts}  # type: ignore[attr-defined]
 
     assert {"--now", "--db", "--json"} <= shown("fire") & shown("tick") & shown("can")
     assert "--now" not in shown("show") | shown("verify") | shown("model")
-    assert "--db" not in shown("demo") | shown("model")
+    assert "--db" not in shown("model")
+    assert "--db" in shown("demo")
 
 
 def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
@@ -407,7 +408,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "diagram": (["--claim", claim_id, "--format", "dot", "-o", "claim.dot"], {"--now"}),
         "model": ([], {"--db", "--now"}),
         "script": (["-"], set()),
-        "demo": (["--dir", "demo"], {"--db"}),
+        "demo": (["--dir", "demo"], set()),
         "migrate-store": ([str(db), str(tmp_path / "moved" / "moved-{n}.db")], {"--db", "--now"}),
     }
     assert set(commands) == set(cli.commands)
@@ -426,12 +427,15 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
                 result = CliRunner().invoke(cli, argv)
                 assert result.exit_code == 2, (argv, result.output)
                 assert one_line(result.stderr).startswith(f"error: {name} takes no {option}: ")
+    unasked = CliRunner().invoke(cli, ["--json", "demo", "--dir", "own"])  # $CLAIMSTATE_DB is not for demo claims
+    assert json.loads(unasked.stdout)["db"] == str(Path("own") / "claims.db")
     assert sorted(p.name for p in tmp_path.glob("*.db")) == ["walk.db"]
 
 
 def test_global_options_in_real_processes(tmp_path: Path) -> None:
-    """The cases people hit: --now after show is refused by name, demo keeps to its --dir and starts at --now,
-    model and diagram (without --claim) read no database, and an option after the name is honoured."""
+    """The cases people hit: --now after show is refused by name, demo walks into a --db typed and else into
+    its --dir, starting at --now, model and diagram (without --claim) read no database, and an option after
+    the name is honoured."""
     claim_id = agreed_claim(tmp_path / "walk.db")
     start = "2030-01-01T00:00:00+00:00"
     show_now, demo_db, model_db, diagram_db, after, before, demo_now = claimstate(
@@ -448,9 +452,8 @@ def test_global_options_in_real_processes(tmp_path: Path) -> None:
     assert one_line(show_now.stderr) == (
         "error: show takes no --now: it prints the claim as stored (see claimstate show --help)"
     )
-    assert demo_db.returncode == 2
-    assert one_line(demo_db.stderr).startswith("error: demo takes no --db: it keeps its own database in --dir")
-    assert not (tmp_path / "x.db").exists() and not (tmp_path / "d3").exists()
+    assert demo_db.returncode == 0, demo_db.stderr
+    assert (tmp_path / "x.db").exists() and not (tmp_path / "d3" / "claims.db").exists()
     assert model_db.returncode == diagram_db.returncode == 2
     assert one_line(model_db.stderr).startswith("error: model takes no --db: ")
     assert one_line(diagram_db.stderr).startswith("error: diagram takes no --db without --claim: ")

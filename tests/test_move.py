@@ -93,6 +93,16 @@ def test_the_command_line_works_on_a_url(postgres_url: str) -> None:
     assert _cli("--db", postgres_url, "verify").exit_code == 0
 
 
+def test_the_demo_walks_on_the_database_typed(tmp_path: Path, store_target: str) -> None:
+    result = _cli("--json", "--db", store_target, "demo", "--dir", str(tmp_path / "demo"))
+    assert result.exit_code == 0, result.output
+    walked = json.loads(result.stdout)
+    assert walked["verify"] == []
+    with ClaimService(store_target) as service:
+        assert [c.id for c in service.list_claims()] == [c["claim"]["id"] for c in walked["claims"]]
+    assert not (tmp_path / "demo" / "claims.db").exists()
+
+
 def test_a_server_that_does_not_answer_is_one_clear_error() -> None:
     result = _cli("--db", "postgresql://postgres@127.0.0.1:1/test", "list")
     assert result.exit_code == 5
