@@ -69,14 +69,14 @@ def _admin() -> Any:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A database of this test run's own, dropped at its end: the URL of it."""
-    admin = _admin()
     name = f"claimstate_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin.execute(f'CREATE DATABASE "{name}"')
+    with _admin() as admin:  # not held open: a test may terminate every other backend
+        admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
     finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

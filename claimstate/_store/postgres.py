@@ -193,11 +193,18 @@ class PostgresStore(Store):
     def _start(self) -> None:
         """BEGIN, in pipeline mode: it goes to the server with the first read (locking the claim), and the
         history INSERT goes with the COMMIT, so a fire costs three round trips, not five."""
-        self._conn = self._checkout()
-        self._piping = self._conn.pipeline()
-        self._pipeline = self._piping.__enter__()
-        self._unsent = True
-        self._conn.execute("BEGIN")
+        for _attempt in range(self._pool.max_size + 1):
+            conn = self._checkout()
+            try:
+                piping = conn.pipeline()
+                pipeline = piping.__enter__()
+                conn.execute("BEGIN")  # queued: nothing reaches the server yet
+            except psycopg.Error:
+                self._pool.putconn(conn)  # closed in the pool: the pool discards it
+                continue
+            self._conn, self._piping, self._pipeline, self._unsent = conn, piping, pipeline, True
+            return
+        raise StorageError(f"every connection to PostgreSQL at {self.path} failed; is the server up?", path=self.path)
 
     def _sync(self) -> None:
         """Send what the pipeline holds and read the results. A connection found lost at the first sync
@@ -212,17 +219,21 @@ class PostgresStore(Store):
         self._unsent = False
 
     def _commit(self) -> None:
+        conn, piping = self._connection(), self._piping
         try:
             with self._errors:
-                conn = self._connection()
                 conn.execute("COMMIT")
-                if self._piping is not None:
-                    self._piping.__exit__(None, None, None)  # sends the rest, raising the first error
-        finally:
-            self._give_back()
+                if piping is not None:
+                    self._piping = None
+                    piping.__exit__(None, None, None)  # sends the rest, raising the first error
+        except BaseException:
+            self._roll_back()
+            raise
+        self._give_back()
 
     def _roll_back(self) -> None:
         conn, piping = self._conn, self._piping
+        self._piping = None
         try:
             if piping is not None:
                 piping.__exit__(None, None, None)
