@@ -204,6 +204,12 @@ class ClaimService:
             if self._store.claim(new_id) is not None:
                 raise InvalidInput(f"a claim with id {new_id!r} exists already", field="claim_id")
             open_order = self._store.order_is_open(str(data.get("order_id")))
+            if open_order and idempotency_key is not None:
+                # Where writers run at once (PostgreSQL), the claim seen open may be this very request's,
+                # committed after the key was first looked up: look again, now that it shows.
+                retried = self._retried(None, idempotency_key, digest)
+                if retried is not None:
+                    return retried
             fired = self.engine.file_claim(new_id, actor, data, self._now(now), order_has_open_claim=open_order)
             closed = self._closed(fired.claim)
             self._store.insert(fired.claim, fired.record, closed=closed, key=idempotency_key, digest=digest)

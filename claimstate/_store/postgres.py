@@ -95,8 +95,12 @@ class PostgresStore(Store):
     """
 
     schema_version = SCHEMA_VERSION
-    _SELECT_LOADED = Store._SELECT_LOADED + " FOR UPDATE OF c"
-    _SELECT_LOADED_SKIPPING = _SELECT_LOADED + " SKIP LOCKED"
+    # The claim is locked on its own: a statement that waited for the lock reads the claims row again but
+    # every other table as of its start, so a join would miss the history row the lock's holder just
+    # committed. The last hash is read by the next statement, sent in the same round trip.
+    _LOCK = "SELECT details FROM claims WHERE id = ? FOR UPDATE"
+    _LOCK_SKIPPING = _LOCK + " SKIP LOCKED"
+    _LAST_HASH = "SELECT hash FROM transitions WHERE claim_id = ? ORDER BY seq DESC LIMIT 1"
 
     def __init__(
         self, target: str | ConnectionPool[Any], *, busy_timeout: float, create: bool, read_only: bool, chain: Chain
@@ -300,8 +304,14 @@ class PostgresStore(Store):
             self._connection().execute(_translated(sql), params)
 
     def loaded(self, claim_id: str, *, skip_locked: bool = False) -> Loaded | None:
-        row = self._one(self._SELECT_LOADED_SKIPPING if skip_locked else self._SELECT_LOADED, (claim_id,))
-        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1])
+        conn = self._connection()
+        with self._errors:
+            locked = conn.execute(_translated(self._LOCK_SKIPPING if skip_locked else self._LOCK), (claim_id,))
+            last = conn.execute(_translated(self._LAST_HASH), (claim_id,))
+            if self._pipeline is not None:
+                self._sync()
+            row, head = locked.fetchone(), last.fetchone()
+        return None if row is None else Loaded(self._claim_of(row[0], claim_id), None if head is None else head[0])
 
     # --- schema --------------------------------------------------------------------------------------
 
