@@ -104,6 +104,7 @@ class ConcurrentModification(ClaimStateError):
         self.claim_id = claim_id
         self.expected = expected
         self.actual = actual
+        self.detail = detail
         if expected is not None:
             message = f"claim {claim_id!r} is at version {actual}, not the expected {expected}: read it again"
         else:

@@ -258,7 +258,7 @@ class ClaimService:
                 raise ConcurrentModification(claim_id, claim.version, current.version)
             return fired
 
-        return self._store.write(fire)
+        return self._store.write(fire, claim_id=claim_id)
 
     @_reading
     def due(self, now: datetime | None = None) -> int:
@@ -310,7 +310,7 @@ class ClaimService:
             self._store.update(loaded, result.claim, result.record, closed=closed, key=None, digest=None)
             return result.record
 
-        return self._store.write(fire_deadline)
+        return self._store.write(fire_deadline, claim_id=claim_id)
 
     # --- reads -----------------------------------------------------------------------------------------
 

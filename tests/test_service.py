@@ -595,3 +595,39 @@ def test_a_read_only_open_needs_a_database_at_this_schema(tmp_path: Path) -> Non
         with pytest.raises(StorageError, match=message):
             ClaimService(path, read_only=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "old.db"]
+
+
+def test_a_write_that_keeps_losing_a_race_is_run_again_then_refused_whole(
+    service: ClaimService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A race lost to another writer (PostgreSQL's serialization failures, deadlocks, a unique key taken
+    meanwhile) runs the call again whole, five times, then raises ConcurrentModification, applying nothing;
+    inside a batch it cannot run alone again, so the batch rolls back at once."""
+    from claimstate._store.base import Race  # noqa: PLC0415  (the backends raise it; no caller sees it)
+
+    claim_id = file_one(service)
+    tries = []
+
+    def loses(*_args: object, **_kwargs: object) -> bool:
+        tries.append(1)
+        raise Race("a deadlock, SQLSTATE 40P01")
+
+    monkeypatch.setattr(service._store, "update", loses)
+    with pytest.raises(ConcurrentModification, match="40P01") as raised:
+        service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
+    assert (len(tries), raised.value.claim_id, raised.value.expected, raised.value.detail) == (
+        5, claim_id, None, "a deadlock, SQLSTATE 40P01"
+    )  # fmt: skip
+    tries.clear()
+
+    def batch() -> None:
+        with service.batch():
+            file_one(service, "o-2")
+            service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
+
+    with pytest.raises(ConcurrentModification):
+        batch()
+    assert len(tries) == 1
+    monkeypatch.undo()
+    assert [c.order_id for c in service.list_claims()] == ["o-1"]
+    assert service.get(claim_id).version == 1

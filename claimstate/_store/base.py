@@ -53,11 +53,7 @@ class Loaded:
 
 class Race(ClaimStateError):
     """A write lost a race with another writer (a serialization failure, a deadlock, or a unique key taken
-    meanwhile) and can be run again whole; `claim_id` is the claim it wrote, if known."""
-
-    def __init__(self, message: str, *, claim_id: str | None = None) -> None:
-        self.claim_id = claim_id
-        super().__init__(message)
+    meanwhile) and can be run again whole."""
 
 
 class Store(abc.ABC):
@@ -141,17 +137,17 @@ class Store(abc.ABC):
             raise StorageError(f"{self.path}: nothing can be written: {self._cannot_write}", path=self.path)
         return self._transaction
 
-    def write(self, body: Callable[[], T]) -> T:
-        """Run `body` in one write transaction; if it lost a race to another writer, run it again whole, a
-        few times, then raise ConcurrentModification. Inside a batch it cannot run again alone: the race
-        spoils the batch and is raised at once."""
+    def write(self, body: Callable[[], T], *, claim_id: str | None = None) -> T:
+        """Run `body` (a write to `claim_id`, if known) in one write transaction; if it lost a race to another
+        writer, run it again whole, a few times, then raise ConcurrentModification. Inside a batch it cannot
+        run again alone: the race spoils the batch and is raised at once."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self.transaction():
                     return body()
             except Race as race:
                 if self._depth or attempt == _ATTEMPTS:
-                    raise ConcurrentModification(race.claim_id, None, None, detail=str(race)) from None
+                    raise ConcurrentModification(claim_id, None, None, detail=str(race)) from None
                 time.sleep(0.001 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
