@@ -5,8 +5,16 @@ Tests import these by name (``from helpers import ...``); the fixtures that use 
 
 from __future__ import annotations
 
+import json
+import os
+import select
+import subprocess
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from claimstate import Claim, Engine
 
@@ -143,3 +151,39 @@ GOOD_DATA: dict[str, dict[str, Any]] = {
     "report_return_problem": {"description": "box empty", "evidence": [{"kind": "photo", "description": "empty"}]},
     "withdraw": {"reason": "sorted it out"},
 }
+
+
+class ChildLines:
+    """A child process's stdout, read without blocking: its complete lines, decoded from JSON."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.fd = proc.stdout.fileno()
+        self.buffer = b""
+        self.lines: list[dict[str, Any]] = []
+        self.eof = False
+
+    def read(self) -> None:
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self.eof = True
+        self.buffer += chunk
+        *complete, self.buffer = self.buffer.split(b"\n")
+        self.lines += [json.loads(line) for line in complete]
+
+    def last_words(self) -> str:
+        """What to show when the child did not report in time."""
+        return repr(self.lines[-3:])
+
+
+def pump(children: Sequence[ChildLines], deadline: float, until: Callable[[], bool]) -> None:
+    """Read every child's output until `until()` holds or all reached EOF; fail at the deadline."""
+    while not until() and not all(c.eof for c in children):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"children did not report in time: {[c.last_words() for c in children]}")
+        ready, _, _ = select.select([c.fd for c in children if not c.eof], [], [], left)
+        for child in children:
+            if child.fd in ready:
+                child.read()

@@ -10,7 +10,6 @@ import hashlib
 import itertools
 import json
 import os
-import select
 import shlex
 import shutil
 import signal
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from helpers import EVIDENCE, filing
+from helpers import EVIDENCE, ChildLines, filing, pump
 
 from claimstate import (
     ClaimNotFound,
@@ -55,39 +54,11 @@ def _spawn(mode: str, args: dict[str, Any], stderr: Path, **popen: Any) -> subpr
         )
 
 
-class _Out:
-    """A child's stdout, read without blocking: complete lines decoded from JSON."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        self.proc = proc
-        self.fd = proc.stdout.fileno()
-        self.buffer = b""
-        self.lines: list[dict[str, Any]] = []
-        self.eof = False
-
-    def read(self) -> None:
-        chunk = os.read(self.fd, 65536)
-        if not chunk:
-            self.eof = True
-        self.buffer += chunk
-        *complete, self.buffer = self.buffer.split(b"\n")
-        self.lines += [json.loads(line) for line in complete]
+class _Out(ChildLines):
+    """A child's stdout, with the rows it acknowledged."""
 
     def acks(self) -> list[Row]:
         return [(c, s, t) for c, s, t in (line["ack"] for line in self.lines if "ack" in line)]
-
-
-def _pump(outs: list[_Out], deadline: float, until: Callable[[], bool]) -> None:
-    """Read every child's output until `until()` holds or all reached EOF; fail at the deadline."""
-    while not until() and not all(o.eof for o in outs):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            pytest.fail(f"children did not report in time; last lines: {[o.lines[-3:] for o in outs]}")
-        ready, _, _ = select.select([o.fd for o in outs if not o.eof], [], [], left)
-        for out in outs:
-            if out.fd in ready:
-                out.read()
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:
@@ -109,12 +80,12 @@ def _released(
         outs = [_Out(p) for p in procs]
         deadline = time.monotonic() + seconds
         for number in range(rounds):
-            _pump(outs, deadline, lambda n=number: ready(outs, n))
+            pump(outs, deadline, lambda n=number: ready(outs, n))
             for proc in procs:
                 assert proc.stdin is not None
                 proc.stdin.write(b"go\n")
                 proc.stdin.flush()
-        _pump(outs, deadline, lambda: False)
+        pump(outs, deadline, lambda: False)
         codes = [p.wait(timeout=max(deadline - time.monotonic(), 1)) for p in procs]
     finally:
         for proc in procs:
@@ -274,10 +245,10 @@ def test_sigkill_mid_stream_three_times_loses_no_acknowledged_transition(tmp_pat
         try:
             out = _Out(proc)
             deadline = time.monotonic() + 20
-            _pump([out], deadline, lambda out=out, threshold=threshold: len(out.acks()) >= threshold)
+            pump([out], deadline, lambda out=out, threshold=threshold: len(out.acks()) >= threshold)
             assert proc.poll() is None, (tmp_path / f"stderr-{round_no}").read_text()
             os.kill(proc.pid, signal.SIGKILL)
-            _pump([out], deadline, lambda: False)  # lines written before the kill are acknowledged too
+            pump([out], deadline, lambda: False)  # lines written before the kill are acknowledged too
             assert proc.wait(timeout=10) == -signal.SIGKILL
         finally:
             _reap(proc)
@@ -434,7 +405,7 @@ def test_another_users_reads_never_lock_the_owner_out(tmp_path: Path, shared_fol
                     stdin=subprocess.PIPE, cwd="/")  # fmt: skip
     try:
         out = _Out(holder)
-        _pump([out], time.monotonic() + 20, lambda: bool(out.lines))
+        pump([out], time.monotonic() + 20, lambda: bool(out.lines))
         assert out.lines == [{"claim": claim, "version": 3}], (tmp_path / "holder").read_text()
         held = _owners(shared_folder)
         assert held == {"claims.db": OWNER, "claims.db-shm": OWNER, "claims.db-wal": OWNER}

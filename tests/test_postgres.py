@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import select
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import EVIDENCE, T0, filing
+from helpers import EVIDENCE, T0, ChildLines, filing, pump
 from psycopg_pool import ConnectionPool
 
 from claimstate import ClaimService, StorageError
@@ -41,31 +40,19 @@ LATER = T0 + timedelta(days=30)  # claims filed now have no deadline due at DUE
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-class _Child:
+class _Child(ChildLines):
     """A child process of _postgres_child.py, its stdout read without blocking as JSON lines."""
 
     def __init__(self, mode: str, args: dict[str, Any], stderr: Path) -> None:
         self.stderr = stderr
         with stderr.open("wb") as err:
-            self.proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, CHILD, mode, json.dumps(args)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
             )
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
-        self.buffer = b""
-        self.lines: list[dict[str, Any]] = []
-        self.eof = False
-
-    def read(self) -> None:
-        chunk = os.read(self.fd, 65536)
-        if not chunk:
-            self.eof = True
-        self.buffer += chunk
-        *complete, self.buffer = self.buffer.split(b"\n")
-        self.lines += [json.loads(line) for line in complete]
+        super().__init__(proc)
 
     def go(self, moment: float) -> None:
         self.say(f"go {moment!r}")
@@ -78,6 +65,9 @@ class _Child:
     def errors(self) -> str:
         return self.stderr.read_text()
 
+    def last_words(self) -> str:
+        return f"{self.lines[-3:]!r}; stderr: {self.errors()[-2000:]}"
+
     def reap(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -86,21 +76,6 @@ class _Child:
             if stream is not None:
                 with suppress(BrokenPipeError):  # a "go" a child that had exited never read
                     stream.close()
-
-
-def _pump(children: list[_Child], deadline: float, until: Callable[[], bool]) -> None:
-    """Read every child's output until `until()` holds or all reached EOF; fail at the deadline."""
-    while not until() and not all(c.eof for c in children):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            pytest.fail(
-                f"children did not report in time; last lines: {[c.lines[-3:] for c in children]};"
-                f" stderr: {[c.errors()[-2000:] for c in children]}"
-            )
-        ready, _, _ = select.select([c.fd for c in children if not c.eof], [], [], left)
-        for child in children:
-            if child.fd in ready:
-                child.read()
 
 
 @contextmanager
@@ -120,11 +95,11 @@ def _release(children: list[_Child], seconds: float, *, lead: float = 0.3) -> No
     """Wait until every child said it is ready, then tell them all to start at one moment `lead` s from now,
     and collect their output until they exit; each must exit 0 within `seconds`."""
     deadline = time.monotonic() + seconds
-    _pump(children, deadline, lambda: all(any("ready" in line for line in c.lines) for c in children))
+    pump(children, deadline, lambda: all(any("ready" in line for line in c.lines) for c in children))
     moment = time.time() + lead
     for child in children:
         child.go(moment)
-    _pump(children, deadline, lambda: False)
+    pump(children, deadline, lambda: False)
     for child in children:
         code = child.proc.wait(timeout=max(deadline - time.monotonic(), 1))
         assert code == 0, child.errors()
@@ -325,7 +300,7 @@ def test_stress_of_parties_and_tick_workers_keeps_every_transition_once(postgres
         with _children(tmp_path, specs) as children:
             workers, tick_workers = children[:parties], children[parties:]
             deadline = time.monotonic() + STRESS_SECONDS + 120
-            _pump(children, deadline, lambda: all(any("ready" in line for line in c.lines) for c in children))
+            pump(children, deadline, lambda: all(any("ready" in line for line in c.lines) for c in children))
             waiting = [claim_id for c in tick_workers for claim_id in c.lines[0]["claims"]]
             assert len(set(waiting)) == due
             assert service.due(DUE) == due
@@ -333,11 +308,11 @@ def test_stress_of_parties_and_tick_workers_keeps_every_transition_once(postgres
             for child in children:
                 child.go(moment)
             # once every deadline is fired, the tick workers read back their claims' histories meanwhile
-            _pump(children, deadline, lambda: all(any("ticked" in line for line in c.lines) for c in tick_workers))
+            pump(children, deadline, lambda: all(any("ticked" in line for line in c.lines) for c in tick_workers))
             assert service.due(DUE) == 0
             for child in tick_workers:
                 child.say("check")
-            _pump(children, deadline, lambda: False)
+            pump(children, deadline, lambda: False)
             for child in children:
                 assert child.proc.wait(timeout=10) == 0, child.errors()
         reports = [child.lines[-1] for child in workers]
@@ -430,7 +405,7 @@ def test_a_killed_process_holding_a_row_lock_leaves_its_deadline_to_the_next_tic
         held, *others = [service.file_claim(filing(order_id=f"h-{n}"), now=T0).claim.id for n in range(3)]
         args = {"url": postgres_url, "claim": held, "how": how, "at": DUE.isoformat()}
         with _children(tmp_path, [("hold", args)]) as (child,):
-            _pump([child], time.monotonic() + 30, lambda: bool(child.lines))
+            pump([child], time.monotonic() + 30, lambda: bool(child.lines))
             assert child.lines[0]["holding"] == held, child.errors()
             backend = child.lines[0]["backend"]
 

@@ -387,8 +387,9 @@ class Store(abc.ABC):
         self._send(INSERT_RECORD, (*stored(values, key, digest), self._chain.link(previous, values)))
 
 
-class _Writing:
-    """Marks the transaction spoiled when a write fails half-way."""
+class StoreContext:
+    """A context manager over a store that every statement enters: a class with slots, not a generator,
+    because a generator-based one costs several microseconds per fire."""
 
     __slots__ = ("_store",)
 
@@ -398,19 +399,22 @@ class _Writing:
     def __enter__(self) -> None:
         return None
 
+
+class _Writing(StoreContext):
+    """Marks the transaction spoiled when a write fails half-way."""
+
+    __slots__ = ()
+
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         if error is not None:
             self._store._spoiled = True
 
 
-class _Transaction:
+class _Transaction(StoreContext):
     """The store's write transaction: begun on the way in, committed or rolled back on the way out; an
-    inner one (inside a batch) joins the open one. A class, not a generator: every fire runs one."""
+    inner one (inside a batch) joins the open one."""
 
-    __slots__ = ("_store",)
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    __slots__ = ()
 
     def __enter__(self) -> None:
         store = self._store

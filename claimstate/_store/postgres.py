@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from claimstate._chain import Chain
 from claimstate._errors import StorageError
-from claimstate._store.base import Loaded, Race, Store
+from claimstate._store.base import Loaded, Race, Store, StoreContext
 
 SCHEMA_VERSION = 1  # 1: claims, their append-only hash-chained history, and meta
 T = TypeVar("T")
@@ -409,17 +409,12 @@ def _translated(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class _Errors:
+class _Errors(StoreContext):
     """Turns psycopg errors into StorageError with a plain message, or into a Race to run again. Any error
     inside a transaction spoils it: PostgreSQL refuses every later statement of that transaction."""
 
-    __slots__ = ("_store",)
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-
-    def __enter__(self) -> None:
-        return None
+    __slots__ = ()
+    _store: PostgresStore
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
         if not isinstance(error, psycopg.Error):

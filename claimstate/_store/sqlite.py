@@ -26,7 +26,7 @@ import sqlite_utils
 
 from claimstate._chain import Chain
 from claimstate._errors import ClaimStateError, StorageError
-from claimstate._store.base import Store
+from claimstate._store.base import Store, StoreContext
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 SCHEMA_VERSION = 2  # 1: claims and their append-only history; 2: the history's hash chain
@@ -193,7 +193,7 @@ class SQLiteStore(Store):
         super().__init__(str(path), chain=chain, read_only=read_only)
         self._busy_timeout = busy_timeout
         self._stamp: tuple[int, int, int, int] | None = None  # of the file, while read directly (immutable)
-        self._errors = _Errors(self.path)
+        self._errors = _Errors(self)
         if synchronous not in ("NORMAL", "FULL"):
             raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}", path=self.path)
         if read_only:
@@ -501,18 +501,12 @@ class SQLiteStore(Store):
         return [] if found == ["ok"] else found
 
 
-class _Errors:
-    """Turns sqlite3 errors into StorageError with a plain message; a class, not a generator, because
-    every statement runs inside one."""
+class _Errors(StoreContext):
+    """Turns sqlite3 errors into StorageError with a plain message."""
 
-    __slots__ = ("_path",)
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def __enter__(self) -> None:
-        return None
+    __slots__ = ()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
         if isinstance(error, sqlite3.Error):
-            raise StorageError(_plain(error, self._path), path=self._path) from error
+            path = self._store.path
+            raise StorageError(_plain(error, path), path=path) from error
