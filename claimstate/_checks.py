@@ -22,6 +22,8 @@ def valid_text(value: object, field: str, *, limit: int) -> str:
         raise InvalidInput(f"expected text, not {type(value).__name__}", field=field)
     if len(value) > limit:
         raise InvalidInput(f"longer than {limit} characters", field=field)
+    if "\x00" in value:
+        raise InvalidInput("holds a NUL character, which PostgreSQL cannot store in text", field=field)
     if not value.isascii():
         try:
             value.encode("utf-8")

@@ -30,10 +30,6 @@ def move_claims(source: ClaimService, target: ClaimService) -> Moved:
     history key) than the source.
     """
     theirs, ours = source._store, target._store
-    if not ours.is_empty():
-        raise StorageError(
-            f"{target.path} is not empty: claims are copied only into an empty database", path=target.path
-        )
     if theirs.chain_record() != ours.chain_record():
         raise StorageError(
             f"{target.path} keeps its history chain another way than {source.path} (give both the same"
@@ -41,6 +37,11 @@ def move_claims(source: ClaimService, target: ClaimService) -> Moved:
             path=target.path,
         )
     with target._lock, source._lock, ours.transaction():  # the source read on one snapshot
+        ours.lock_whole()  # no other instance writes into the target until the copy is in
+        if not ours.is_empty():
+            raise StorageError(
+                f"{target.path} is not empty: claims are copied only into an empty database", path=target.path
+            )
         claims, transitions = theirs.read(
             lambda: (ours.insert_rows("claims", theirs.table_rows("claims")),
                      ours.insert_rows("transitions", theirs.table_rows("transitions")))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import sys
 import textwrap
@@ -710,4 +711,7 @@ def demo(folder: Path) -> None:
 
 
 def main() -> None:
+    # The PostgreSQL pool's own notes (a dropped connection it replaced) are for services' logs, not for
+    # the terminal of a person scripting claims: the command reports what matters itself.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     cli(prog_name="claimstate")

@@ -642,3 +642,34 @@ def test_a_pool_given_is_used_and_left_open(postgres_url: str) -> None:
         with ClaimService(pool) as again:  # a second service on the same pool finds the schema made
             assert again.get(claim.id).version == 2
         assert not pool.closed
+
+
+def test_a_claim_locked_past_the_busy_timeout_is_a_storage_error_not_a_wait(postgres_url: str) -> None:
+    """Another writer holding the claim's row (a stuck instance, a psql session) costs the busy timeout,
+    not forever, and the call applies nothing."""
+    with ClaimService(postgres_url, busy_timeout=1) as service:
+        claim_id = service.file_claim(filing(), now=T0).claim.id
+        with psycopg.connect(postgres_url) as holder:
+            holder.execute("SELECT 1 FROM claims WHERE id = %s FOR UPDATE", (claim_id,))
+            started = time.monotonic()
+            with pytest.raises(StorageError, match="locked by another writer"):
+                service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
+            assert time.monotonic() - started < 5
+        assert service.get(claim_id).version == 1
+        service.fire(claim_id, "withdraw", "buyer:alice", now=T0)  # the lock gone, the same call works
+
+
+def test_tables_of_another_application_are_refused_by_name(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, data TEXT)")
+    with pytest.raises(StorageError, match="not its own"):
+        ClaimService(postgres_url)
+
+
+def test_a_serializable_default_does_not_change_how_claimstate_writes(postgres_url: str) -> None:
+    """claimstate opens its own READ COMMITTED transactions, whatever the database's default isolation."""
+    url = f"{postgres_url}%20-cdefault_transaction_isolation%3Dserializable"
+    with ClaimService(url) as service:
+        claim_id = service.file_claim(filing(), now=T0).claim.id
+        service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+        assert service.verify() == []

@@ -631,3 +631,28 @@ def test_a_write_that_keeps_losing_a_race_is_run_again_then_refused_whole(
     monkeypatch.undo()
     assert [c.order_id for c in service.list_claims()] == ["o-1"]
     assert service.get(claim_id).version == 1
+
+
+def test_a_nul_character_is_refused_by_name_on_every_backend(service: ClaimService) -> None:
+    """PostgreSQL cannot store NUL in text, so neither store takes it: the same InvalidInput on both."""
+    with pytest.raises(InvalidInput, match="NUL") as refused:
+        service.file_claim(filing(order_id="o-\x00"), now=T0)
+    assert refused.value.field == "data.order_id"
+    with pytest.raises(InvalidInput, match="NUL"):
+        service.list_claims(order="\x00")
+    assert service.list_claims() == []
+
+
+def test_a_closed_service_says_so(store_target: str) -> None:
+    service = ClaimService(store_target)
+    service.close()
+    with pytest.raises(StorageError):
+        service.get("c-1")
+    with pytest.raises(StorageError):
+        service.file_claim(filing(), now=T0)
+
+
+@pytest.mark.parametrize("target", ["", "postgresq://postgres@127.0.0.1/test", "mysql://root@127.0.0.1/test"])
+def test_no_database_or_an_unknown_url_is_refused_by_name(target: str, tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"no database given|is not a database claimstate knows"):
+        ClaimService(target)

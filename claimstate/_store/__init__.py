@@ -29,6 +29,14 @@ def open_store(
     read_only: bool = False,
 ) -> Store:
     """The store `target` names (see the module's doc); `synchronous` is SQLite's alone."""
+    if isinstance(target, str | Path) and not str(target):
+        raise StorageError("no database given: name a SQLite file, or a postgresql:// URL", path="")
+    if isinstance(target, str) and "://" in target and not target.startswith(POSTGRES_SCHEMES):
+        scheme = target.split("://", 1)[0]
+        raise StorageError(
+            f"{target}: {scheme}:// is not a database claimstate knows; give a postgresql:// URL, or a file path",
+            path=target,
+        )
     if _is_postgres(target):
         try:
             from claimstate._store.postgres import PostgresStore  # noqa: PLC0415  (psycopg is an optional extra)

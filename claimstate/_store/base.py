@@ -51,9 +51,13 @@ class Loaded:
     last_hash: str | None
 
 
-class Race(ClaimStateError):
+class Race(ConcurrentModification):
     """A write lost a race with another writer (a serialization failure, a deadlock, or a unique key taken
-    meanwhile) and can be run again whole."""
+    meanwhile) and can be run again whole: `write` does. Where it cannot (a read inside a batch), it reaches
+    the caller as the ConcurrentModification it is."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(None, None, None, detail=detail)
 
 
 class Store(abc.ABC):
@@ -147,7 +151,7 @@ class Store(abc.ABC):
                     return body()
             except Race as race:
                 if self._depth or attempt == _ATTEMPTS:
-                    raise ConcurrentModification(claim_id, None, None, detail=str(race)) from None
+                    raise ConcurrentModification(claim_id, None, None, detail=race.detail) from None
                 time.sleep(0.001 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -325,6 +329,10 @@ class Store(abc.ABC):
             if len(rows) < page:
                 return
             after = tuple(rows[-1][columns.index(k)] for k in key)
+
+    @abc.abstractmethod
+    def lock_whole(self) -> None:
+        """In a write transaction: keep every other writer out until it ends (for a copy into this store)."""
 
     def is_empty(self) -> bool:
         """Whether the database holds no claim and no history row."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from claimstate._chain import Chain
 from claimstate._errors import StorageError
@@ -30,10 +30,9 @@ T = TypeVar("T")
 _MIGRATION_LOCK = int.from_bytes(b"ClSt-mig", "big") >> 1  # the advisory lock migrations hold (a signed bigint)
 _RACES = {"40001": "a serialization failure", "40P01": "a deadlock"}
 # Unique keys two writers can both try to take at once; the one that loses runs again and sees the other's.
-_RACING_KEYS = {
+_RACING_KEYS = {  # (not transitions_pkey: a fire holds its claim's row, so a taken seq is damage, not a race)
     "claims_pkey": "the claim id",
     "claims_one_open_per_order": "the order's one open claim",
-    "transitions_pkey": "the claim's next version",
     "transitions_idempotency": "the idempotency key",
     "transitions_filing_keys": "the filing's idempotency key",
 }
@@ -109,6 +108,8 @@ class PostgresStore(Store):
         conninfo_text = target if isinstance(target, str) else str(target.conninfo)
         super().__init__(shown(conninfo_text), chain=chain, read_only=read_only)
         self._timeout = busy_timeout
+        # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock.
+        self._lock_timeout = f"SET LOCAL lock_timeout = {max(1, round(busy_timeout * 1000))}"
         self._conn: psycopg.Connection[Any] | None = None  # of the open transaction or read
         self._piping: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None  # the write's pipeline mode
         self._pipeline: psycopg.Pipeline | None = None  # of the open write transaction
@@ -168,6 +169,12 @@ class PostgresStore(Store):
             raise StorageError(
                 f"no connection to PostgreSQL at {self.path} within {self._timeout:g} s", path=self.path
             ) from None
+        except PoolClosed:
+            raise StorageError(
+                f"the connection pool for {self.path} is closed (the service was closed, or a pool given was"
+                " not opened: call its open() first)",
+                path=self.path,
+            ) from None
         if not conn.autocommit:
             conn.autocommit = True
         return conn
@@ -199,12 +206,19 @@ class PostgresStore(Store):
         history INSERT goes with the COMMIT, so a fire costs three round trips, not five."""
         for _attempt in range(self._pool.max_size + 1):
             conn = self._checkout()
+            piping = conn.pipeline()
             try:
-                piping = conn.pipeline()
                 pipeline = piping.__enter__()
-                conn.execute("BEGIN")  # queued: nothing reaches the server yet
             except psycopg.Error:
                 self._pool.putconn(conn)  # closed in the pool: the pool discards it
+                continue
+            try:  # queued: nothing reaches the server yet
+                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                conn.execute(self._lock_timeout)
+            except psycopg.Error:
+                with contextlib.suppress(psycopg.Error):
+                    piping.__exit__(None, None, None)
+                self._pool.putconn(conn)
                 continue
             self._conn, self._piping, self._pipeline, self._unsent = conn, piping, pipeline, True
             return
@@ -217,7 +231,7 @@ class PostgresStore(Store):
         try:
             self._pipeline.sync()
         except psycopg.OperationalError as error:
-            if self._unsent:
+            if self._unsent and _lost(error, self._conn):
                 raise Race(f"the connection was lost before the transaction began ({_said(error)})") from error
             raise
         self._unsent = False
@@ -303,6 +317,9 @@ class PostgresStore(Store):
         with self._errors:
             self._connection().execute(_translated(sql), params)
 
+    def lock_whole(self) -> None:
+        self._run("LOCK TABLE claims, transitions IN SHARE ROW EXCLUSIVE MODE")
+
     def loaded(self, claim_id: str, *, skip_locked: bool = False) -> Loaded | None:
         conn = self._connection()
         with self._errors:
@@ -322,16 +339,22 @@ class PostgresStore(Store):
 
     def _version(self) -> int:
         """The schema version the database records; 0 for none (no claimstate tables yet)."""
+        foreign = StorageError(
+            f"{self.path} holds tables named like claimstate's (claims, transitions, meta) that are not its own;"
+            " use another database, or a schema of its own (?options=-csearch_path%3Dname)",
+            path=self.path,
+        )
         if not self._exists("meta"):
-            if self._exists("claims"):
-                raise StorageError(
-                    f"{self.path} holds a claims table that is not claimstate's (no meta table); use another"
-                    " database or schema",
-                    path=self.path,
-                )
+            if self._exists("claims") or self._exists("transitions"):
+                raise foreign
             return 0
-        row = self._one("SELECT value FROM meta WHERE name = 'schema_version'")
-        return 0 if row is None else int(row[0])
+        try:
+            row = self._one("SELECT value FROM meta WHERE name = 'schema_version'")
+        except StorageError:
+            raise foreign from None
+        if row is None or not str(row[0]).isdigit():
+            raise foreign
+        return int(row[0])
 
     def _migrate(self, *, create: bool) -> None:
         """Bring the schema to SCHEMA_VERSION, under an advisory lock: of instances starting together, one
@@ -428,7 +451,13 @@ class _Errors(StoreContext):
         constraint = getattr(error.diag, "constraint_name", None) if state == "23505" else None
         if constraint in _RACING_KEYS:
             raise Race(f"another writer took {_RACING_KEYS[constraint]} first") from error
-        if isinstance(error, psycopg.OperationalError):
+        if state == "55P03":  # lock_timeout: another writer holds the claim's row
+            raise StorageError(
+                f"{store.path}: the claim is locked by another writer and stayed locked past the busy timeout"
+                f" ({store._timeout:g} s); nothing was applied, try again",
+                path=store.path,
+            ) from error
+        if _lost(error, store._conn):
             raise StorageError(
                 f"lost the connection to PostgreSQL at {store.path} ({_said(error)}): the call was not applied,"
                 " unless the connection broke while committing; read the claim again, or retry with the same"
@@ -436,3 +465,8 @@ class _Errors(StoreContext):
                 path=store.path,
             ) from error
         raise StorageError(f"{store.path}: PostgreSQL failed: {_said(error)}", path=store.path) from error
+
+
+def _lost(error: psycopg.Error, conn: psycopg.Connection[Any] | None) -> bool:
+    """Whether `error` is the connection going away (not, say, a timeout the server raised)."""
+    return isinstance(error, psycopg.OperationalError) and (conn is None or conn.broken or conn.closed)

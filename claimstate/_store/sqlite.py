@@ -447,6 +447,9 @@ class SQLiteStore(Store):
                 return result
         raise StorageError(f"{self.path} kept changing while it was read; try again", path=self.path)
 
+    def lock_whole(self) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already keeps every other writer out."""
+
     def _start(self) -> None:
         with self._errors:
             self._conn.execute("BEGIN IMMEDIATE")
