@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +85,35 @@ def postgres_database() -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_database: str) -> Iterator[str]:
     """The URL of a new, empty schema in the run's database (its search path), dropped after the test."""
+    with new_schema(postgres_database) as url:
+        yield url
+
+
+@contextmanager
+def new_schema(database: str) -> Iterator[str]:
+    """A new, empty schema in `database`, as a URL whose search path is it; dropped at the end."""
     import psycopg  # noqa: PLC0415
 
     schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_database, autocommit=True) as conn:
+    with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield f"{postgres_database}?options=-csearch_path%3D{schema}"
+        yield f"{database}?options=-csearch_path%3D{schema}"
     finally:
-        with psycopg.connect(postgres_database, autocommit=True) as conn:
+        with psycopg.connect(database, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def fresh_targets(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], ContextManager[str]]:
+    """Makes a new, empty store of the test's backend each time it is called (for Hypothesis examples)."""
+    if backend == "postgres":
+        database = request.getfixturevalue("postgres_database")
+        return lambda: new_schema(database)
+
+    @contextmanager
+    def new_file() -> Iterator[str]:
+        with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
+            yield str(Path(folder) / "claims.db")
+
+    return new_file

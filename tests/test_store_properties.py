@@ -1,10 +1,10 @@
-"""Hypothesis: random legal sequences round-trip through SQLite, and verify() rebuilds every stored claim."""
+"""Hypothesis: random legal sequences round-trip through each store, and verify() rebuilds every stored claim."""
 
 from __future__ import annotations
 
-import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from helpers import ACTORS, GOOD_DATA, T0, filing
 from hypothesis import HealthCheck, event, given, settings
@@ -16,18 +16,21 @@ ROLES = ["buyer", "supplier", "agent"] * 3 + ["system"]  # the clock ticks now a
 MINUTES = [1, 60, 600, 600, 24 * 60, 24 * 60, 3 * 24 * 60, 11 * 24 * 60]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(
     resolution=st.sampled_from(["full_refund", "partial_refund"]),
     steps=st.lists(st.tuples(st.sampled_from(ROLES), st.integers(0, 10_000), st.sampled_from(MINUTES)), max_size=30),
 )
-def test_random_legal_sequences_round_trip_through_sqlite(resolution: str, steps: list[tuple[str, int, int]]) -> None:
+def test_random_legal_sequences_round_trip_through_the_store(
+    fresh_targets: Callable[[], ContextManager[str]], resolution: str, steps: list[tuple[str, int, int]]
+) -> None:
     """Each step fires an allowed trigger (or lets the clock tick); the stored claim always equals the
-    engine's, the history always replays to it, and a file reopened from disk says the same."""
+    engine's, the history always replays to it, and the store opened again says the same."""
     engine = Engine()
     refund = "10.00" if resolution == "partial_refund" else None
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "claims.db"
+    with fresh_targets() as path:
         with ClaimService(path) as service:
             fired = service.file_claim(filing(resolution=resolution, refund_amount=refund), now=T0)
             claim, now = fired.claim, T0
