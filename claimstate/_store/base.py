@@ -40,6 +40,7 @@ TABLES = {
     "transitions": (*HISTORY, "idempotency_key", "request_hash"),
 }
 _KEYS = {"claims": ("id",), "transitions": ("claim_id", "seq")}
+_SELECT_COLUMNS = f"SELECT {', '.join(COLUMNS)} FROM claims WHERE id = ?"
 _ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQL), before giving up
 
 
@@ -198,7 +199,7 @@ class Store(abc.ABC):
 
     def columns(self, claim_id: str) -> dict[str, Any]:
         """The claims row's plain columns (what people reading the database see)."""
-        row = self._one(f"SELECT {', '.join(COLUMNS)} FROM claims WHERE id = ?", (claim_id,))
+        row = self._one(_SELECT_COLUMNS, (claim_id,))
         return {} if row is None else dict(zip(COLUMNS, row, strict=True))
 
     def order_is_open(self, order_id: str) -> bool:

@@ -179,21 +179,19 @@ class PostgresStore(Store):
             conn.autocommit = True
         return conn
 
-    def _take(self, first: str) -> psycopg.Connection[Any]:
-        """A pooled connection on which `first` (a statement that changes nothing) ran. A connection the
-        server dropped while it sat in the pool fails there, before anything was applied, and is swapped
-        for a new one: so a call after a lost connection works, without a check before every call."""
+    def _take(self, prepare: Callable[[psycopg.Connection[Any]], T]) -> tuple[psycopg.Connection[Any], T]:
+        """A pooled connection on which `prepare` ran (it applies nothing), and what it returned. A
+        connection the server dropped, or the pool closed, while it sat there fails in `prepare` and is
+        swapped for a new one: so a call after a lost connection works, without a check before every call."""
         for _attempt in range(self._pool.max_size + 1):
             conn = self._checkout()
             try:
-                conn.execute(first)
+                return conn, prepare(conn)
             except psycopg.OperationalError:
                 self._pool.putconn(conn)  # broken: the pool discards it
-                continue
             except BaseException:
                 self._pool.putconn(conn)
                 raise
-            return conn
         raise StorageError(f"every connection to PostgreSQL at {self.path} failed; is the server up?", path=self.path)
 
     def _give_back(self) -> None:
@@ -204,25 +202,23 @@ class PostgresStore(Store):
     def _start(self) -> None:
         """BEGIN, in pipeline mode: it goes to the server with the first read (locking the claim), and the
         history INSERT goes with the COMMIT, so a fire costs three round trips, not five."""
-        for _attempt in range(self._pool.max_size + 1):
-            conn = self._checkout()
-            piping = conn.pipeline()
-            try:
-                pipeline = piping.__enter__()
-            except psycopg.Error:
-                self._pool.putconn(conn)  # closed in the pool: the pool discards it
-                continue
-            try:  # queued: nothing reaches the server yet
-                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                conn.execute(self._lock_timeout)
-            except psycopg.Error:
-                with contextlib.suppress(psycopg.Error):
-                    piping.__exit__(None, None, None)
-                self._pool.putconn(conn)
-                continue
-            self._conn, self._piping, self._pipeline, self._unsent = conn, piping, pipeline, True
-            return
-        raise StorageError(f"every connection to PostgreSQL at {self.path} failed; is the server up?", path=self.path)
+        with self._errors:
+            self._conn, (self._piping, self._pipeline) = self._take(self._begin_piped)
+        self._unsent = True
+
+    def _begin_piped(
+        self, conn: psycopg.Connection[Any]
+    ) -> tuple[contextlib.AbstractContextManager[psycopg.Pipeline], psycopg.Pipeline]:
+        piping = conn.pipeline()
+        pipeline = piping.__enter__()
+        try:  # queued: nothing reaches the server yet
+            conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            conn.execute(self._lock_timeout)
+        except psycopg.Error:
+            with contextlib.suppress(psycopg.Error):
+                piping.__exit__(None, None, None)
+            raise psycopg.OperationalError("the connection was closed in the pool") from None
+        return piping, pipeline
 
     def _sync(self) -> None:
         """Send what the pipeline holds and read the results. A connection found lost at the first sync
@@ -269,7 +265,7 @@ class PostgresStore(Store):
         if self._depth:
             return reads()
         with self._errors:
-            self._conn = self._take("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._conn, _ = self._take(lambda conn: conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
         self._depth = 1
         try:
             return reads()
@@ -283,7 +279,8 @@ class PostgresStore(Store):
         return self._conn
 
     def _execute(self, sql: str, params: Sequence[Any], fetch: Callable[[psycopg.Cursor[Any]], T]) -> T:
-        """Run one statement in the open transaction, or on its own on a pooled connection."""
+        """Run one statement in the open transaction, or, outside one, on its own in one round trip (only
+        reads run outside a transaction: `_take` may send them again on a fresh connection)."""
         pg_sql = _translated(sql)
         with self._errors:
             if self._conn is not None:
@@ -291,13 +288,9 @@ class PostgresStore(Store):
                 if self._pipeline is not None:
                     self._sync()
                 return fetch(cursor)
-            conn = self._take("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")  # one read, on its own
-            try:
-                result = fetch(conn.execute(pg_sql, params))
-                conn.execute("COMMIT")
-                return result
-            finally:
-                self._pool.putconn(conn)
+            conn, result = self._take(lambda conn: fetch(conn.execute(pg_sql, params)))
+            self._pool.putconn(conn)
+            return result
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self._execute(sql, params, lambda cursor: cursor.fetchone())
@@ -337,23 +330,25 @@ class PostgresStore(Store):
         row = self._one("SELECT to_regclass(?) IS NOT NULL", (table,))
         return row is not None and bool(row[0])
 
-    def _version(self) -> int:
-        """The schema version the database records; 0 for none (no claimstate tables yet)."""
-        foreign = StorageError(
+    def _foreign(self) -> StorageError:
+        return StorageError(
             f"{self.path} holds tables named like claimstate's (claims, transitions, meta) that are not its own;"
             " use another database, or a schema of its own (?options=-csearch_path%3Dname)",
             path=self.path,
         )
+
+    def _version(self) -> int:
+        """The schema version the database records; 0 for none (no claimstate tables yet)."""
         if not self._exists("meta"):
             if self._exists("claims") or self._exists("transitions"):
-                raise foreign
+                raise self._foreign()
             return 0
         try:
             row = self._one("SELECT value FROM meta WHERE name = 'schema_version'")
         except StorageError:
-            raise foreign from None
+            raise self._foreign() from None
         if row is None or not str(row[0]).isdigit():
-            raise foreign
+            raise self._foreign()
         return int(row[0])
 
     def _migrate(self, *, create: bool) -> None:
