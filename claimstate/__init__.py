@@ -22,6 +22,7 @@ from claimstate._errors import (
     StorageError,
     TransitionRefused,
 )
+from claimstate._feed import Event
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._money import Money
 from claimstate._move import Moved, move_claims
@@ -44,6 +45,7 @@ __all__ = [
     "Diagrams",
     "Difference",
     "Engine",
+    "Event",
     "Evidence",
     "Fired",
     "InvalidInput",

@@ -11,6 +11,7 @@ import attrs
 
 from claimstate._errors import StorageError
 from claimstate._service import ClaimService
+from claimstate._store.base import TABLES
 from claimstate._verify import Mismatch
 
 
@@ -21,10 +22,12 @@ class Moved:
     claims: int
     transitions: int
     mismatches: tuple[Mismatch, ...]
+    events: int = 0  # the feed's retained events, copied with the lanes' counters and each consumer's progress
 
 
 def move_claims(source: ClaimService, target: ClaimService) -> Moved:
-    """Copy every claim and its whole history from `source` into the empty `target`, then verify `target`.
+    """Copy every claim, its whole history and the event feed (with each consumer's progress) from `source`
+    into the empty `target`, then verify `target`.
 
     Refused, writing nothing, when the target holds claims or keeps another kind of hash chain (another
     history key) than the source.
@@ -42,8 +45,5 @@ def move_claims(source: ClaimService, target: ClaimService) -> Moved:
             raise StorageError(
                 f"{target.path} is not empty: claims are copied only into an empty database", path=target.path
             )
-        claims, transitions = theirs.read(
-            lambda: (ours.insert_rows("claims", theirs.table_rows("claims")),
-                     ours.insert_rows("transitions", theirs.table_rows("transitions")))
-        )  # fmt: skip
-    return Moved(claims, transitions, tuple(target.verify()))
+        copied = theirs.read(lambda: {table: ours.insert_rows(table, theirs.table_rows(table)) for table in TABLES})
+    return Moved(copied["claims"], copied["transitions"], tuple(target.verify()), copied["events"])

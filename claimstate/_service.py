@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial, update_wrapper
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -36,6 +38,7 @@ from claimstate._errors import (
     StorageError,
     TransitionRefused,
 )
+from claimstate._feed import Event, consume
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._store import Synchronous, open_store
 from claimstate._time import aware, from_iso, to_iso
@@ -146,6 +149,7 @@ class ClaimService:
         )
         self.path = self._store.path
         self._lock = threading.RLock()  # one connection: threads take turns, a batch keeps its turn
+        self._worker = _worker_name()  # who holds the feed's lanes this service takes (see events)
 
     @property
     def definition(self) -> Definition:
@@ -312,6 +316,103 @@ class ClaimService:
 
         return self._store.write(fire_deadline, claim_id=claim_id)
 
+    # --- the event feed --------------------------------------------------------------------------------
+
+    @_serialized
+    def events(self, consumer: str, limit: int = 100, *, lease: float = 30.0) -> list[Event]:
+        """The next events `consumer` has not acknowledged (at most `limit`), to handle and then `ack`.
+
+        They come from one lane (one set of claims), in the order they were committed, so a claim's events
+        arrive in seq order. The lane is leased to this service for `lease` seconds: the other workers of
+        `consumer` (other services calling `events` with the same name) get other lanes meanwhile, and the
+        lane's unacknowledged events go to one of them if this one does not acknowledge them in time.
+        Asked again before acknowledging, it delivers the same events again, then the rest. Every name is a
+        consumer of its own, reading the whole feed from its oldest retained event.
+        """
+        return self._deliver(consumer, limit, lease, self._worker)
+
+    def _deliver(self, consumer: str, limit: int, lease: float, worker: str) -> list[Event]:
+        consumer, limit, seconds = identifier(consumer, "consumer"), whole_number(limit, "limit"), _seconds(lease)
+        with self._lock:
+            now = self._clock()
+            return self._store.write(
+                partial(
+                    self._store.events.deliver,
+                    consumer,
+                    worker=worker,
+                    now=to_iso(now),
+                    until=to_iso(now + timedelta(seconds=seconds)),
+                    limit=limit,
+                )
+            )
+
+    @_serialized
+    def ack(self, consumer: str, up_to: Event) -> None:
+        """Record that `consumer` has handled `up_to` and every event delivered before it in its lane.
+
+        Durable once it returns. Acknowledging an event twice, or an older one, changes nothing; an event
+        not yet delivered to `consumer` is refused (InvalidInput), because that would skip events.
+        """
+        self._ack(consumer, up_to, self._worker)
+
+    def _ack(self, consumer: str, up_to: Event, worker: str) -> None:
+        consumer = identifier(consumer, "consumer")
+        if not isinstance(up_to, Event):
+            raise InvalidInput(f"up_to must be an Event this feed delivered, not {type(up_to).__name__}", field="up_to")
+        with self._lock:
+            self._store.write(partial(self._store.events.ack, consumer, up_to, worker=worker))
+
+    def consume(
+        self,
+        consumer: str,
+        handler: Callable[[Event], object],
+        *,
+        stop: threading.Event | None = None,
+        limit: int = 100,
+        lease: float = 30.0,
+        poll: float = 1.0,
+        max_pause: float = 30.0,
+    ) -> int:
+        """Call `handler(event)` for each event of `consumer`, acknowledging each once the handler returns,
+        until `stop` is set (or the thread is interrupted); how many events were handled.
+
+        When the handler raises, the event is offered again after a pause that doubles up to `max_pause`
+        seconds, and the events after it in its lane wait. With nothing to do, it looks again every `poll`
+        seconds. A handler must finish a batch of `limit` events within `lease` seconds, or another worker
+        may be given them too. Each call is a worker of its own, so several threads or processes may consume
+        one name together; on stopping, the lane it holds is given back at once.
+        """
+        consumer, limit = identifier(consumer, "consumer"), whole_number(limit, "limit")
+        lease, poll, max_pause = _seconds(lease), _seconds(poll, "poll"), _seconds(max_pause, "max_pause")
+        worker = f"{self._worker}/{new_claim_id()}"
+        return consume(
+            partial(self._deliver, consumer, limit, lease, worker),
+            partial(self._ack, consumer, worker=worker),
+            partial(self._release, consumer, worker),
+            handler,
+            stop=threading.Event() if stop is None else stop,
+            poll=poll,
+            max_pause=max_pause,
+        )
+
+    def _release(self, consumer: str, worker: str) -> None:
+        with self._lock:
+            self._store.write(partial(self._store.events.release, consumer, worker=worker))
+
+    @_reading
+    def feed(self, consumer: str | None = None, *, after: int = 0, limit: int = 100) -> list[Event]:
+        """Events in position order after position `after`: every retained one, or (with `consumer`) those it
+        has not acknowledged. A look only: nothing is leased or acknowledged."""
+        consumer = None if consumer is None else identifier(consumer, "consumer")
+        after, limit = whole_number(after, "after", least=0), whole_number(limit, "limit")
+        return self._store.events.unacked(consumer, after=after, limit=limit)
+
+    @_serialized
+    def prune_events(self, older_than: datetime) -> int:
+        """Delete the events before `older_than` that every consumer has acknowledged; how many. The history
+        keeps every transition; while no consumer exists, nothing is deleted."""
+        return self._store.write(partial(self._store.events.prune, to_iso(aware(older_than, field="older_than"))))
+
     # --- reads -----------------------------------------------------------------------------------------
 
     @_reading
@@ -421,6 +522,9 @@ class ClaimService:
             for order, ids in self._store.orders_open_twice():
                 problem = f"order {order!r} has {len(ids)} open claims: {', '.join(ids)}"
                 found.append(Mismatch(ids[-1], problem, kind="open_twice"))
+            for claim_id, seq in self._store.events.not_in_history():
+                problem = f"the event of seq {seq} is not its history row's: invented, or changed since"
+                found.append(Mismatch(claim_id, problem, kind="event", seq=seq))
         except StorageError as error:  # a damaged file can stop the walk: say so rather than stop
             found.append(Mismatch(None, f"not every row could be read: {error}", kind="integrity"))
         return sorted(found, key=lambda m: (m.claim_id is not None, m.claim_id or ""))
@@ -516,6 +620,18 @@ class ClaimService:
         with self._damaged(first_id):
             *_, last = replay(self._replayer, first_id, rows)
             return Fired(last.claim, _record(rows[-1]))
+
+
+def _worker_name() -> str:
+    """This service's name in the feed's lease rows: the host and process, to find a stuck worker by."""
+    return f"{socket.gethostname()}:{os.getpid()}:{new_claim_id()}"
+
+
+def _seconds(value: object, field: str = "lease") -> float:
+    """A positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InvalidInput(f"must be a positive number of seconds, not {value!r}", field=field)
+    return float(value)
 
 
 def _record(row: Mapping[str, Any]) -> TransitionRecord:

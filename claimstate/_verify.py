@@ -35,6 +35,7 @@ MismatchKind = Literal[
     "details",  # the stored claim is not the claim its history rebuilds
     "columns",  # the claims row's plain columns differ from its claim
     "open_twice",  # an order has more than one open claim
+    "event",  # a retained event is not its history row's (invented, or changed)
 ]
 
 

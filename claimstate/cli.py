@@ -11,12 +11,14 @@ import itertools
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import wraps
+from functools import partial, wraps
 from pathlib import Path
 from typing import IO, Any, NoReturn, ParamSpec, TypeVar
 
@@ -36,6 +38,7 @@ from claimstate._errors import (
     StorageError,
     TransitionRefused,
 )
+from claimstate._feed import Event
 from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
 from claimstate._move import move_claims
@@ -637,6 +640,66 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
         sys.exit(exit_code(first))
 
 
+@command(no_now="leases on the feed run on the wall clock")
+@click.option("--consumer", metavar="NAME", help="Only the events NAME has not acknowledged (kept per name).")
+@click.option("--ack", is_flag=True, help="Take them as a worker of NAME, acknowledging each batch once printed.")
+@click.option("--follow", is_flag=True, help="Keep printing new events as they come (needs --ack); Ctrl-C stops.")
+@click.option("--poll", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds between looks for new events, with --follow.")  # fmt: skip
+def events(consumer: str | None, ack: bool, follow: bool, poll: float) -> None:
+    """Print transition events as JSON Lines, one per line, oldest first: every retained one, or with
+    --consumer the ones NAME has not acknowledged. With --ack each event is acknowledged only after it was
+    written out, so a pipeline gets every event at least once (dedupe on claim_id and seq)."""
+    if ack and consumer is None:
+        raise click.UsageError("--ack needs --consumer NAME: progress is kept per consumer")
+    if follow and not ack:
+        raise click.UsageError("--follow needs --consumer NAME and --ack: unacknowledged events would print again")
+    settings = _settings()
+    if not ack:
+        with settings.service(read_only=True) as service:
+            after = 0
+            while page := service.feed(consumer, after=after, limit=500):
+                _print_events(page)
+                after = page[-1].position
+        return
+    assert consumer is not None
+    with settings.service() as service:
+        if follow:
+            stop = threading.Event()
+            with _stopped_by_signals(stop):
+                service.consume(consumer, partial(_print_event, stop), stop=stop, poll=poll)
+            return
+        while batch := service.events(consumer, limit=500):
+            _print_events(batch)
+            service.ack(consumer, batch[-1])
+
+
+def _print_events(events: Sequence[Event]) -> None:
+    for event in events:
+        click.echo(json.dumps(event.to_dict(), ensure_ascii=False))
+    sys.stdout.flush()
+
+
+def _print_event(stop: threading.Event, event: Event) -> None:
+    """Write one event out; once nobody reads (a closed pipe), stop without acknowledging it."""
+    try:
+        _print_events([event])
+    except BrokenPipeError:
+        stop.set()
+        raise
+
+
+@contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set `stop`, so a follower finishes its batch's acknowledgement and exits 0."""
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @command(
     "migrate-store",
     no_db="it names both databases as arguments",
@@ -649,10 +712,13 @@ def migrate_store(source: str, target: str) -> None:
     postgresql:// URL, or another file), then verify TARGET (exit 5 if it finds anything)."""
     with _open(source, read_only=True) as old, _open(target, create=True) as new:
         moved = move_claims(old, new)
-    done = f"copied {moved.claims} claim(s) and {moved.transitions} history row(s) from {old.path} to {new.path}"
+    done = (
+        f"copied {moved.claims} claim(s), {moved.transitions} history row(s) and {moved.events} event(s) from"
+        f" {old.path} to {new.path}"
+    )
     _emit(
         {"source": old.path, "target": new.path, "claims": moved.claims, "transitions": moved.transitions,
-         "mismatches": [m.to_dict() for m in moved.mismatches]},
+         "events": moved.events, "mismatches": [m.to_dict() for m in moved.mismatches]},
         lambda: done + ("; verify: clean" if not moved.mismatches else ""),
     )  # fmt: skip
     if moved.mismatches:

@@ -99,7 +99,7 @@ def one_line(text: str) -> str:
 
 def test_file_fire_show_history_list_and_can(db: Path) -> None:
     """The everyday commands print JSON with the stable keys of a claim and of a history entry."""
-    assert ok(db, "init") == {"db": str(db), "schema_version": 2}
+    assert ok(db, "init") == {"db": str(db), "schema_version": 3}
     claim_id = filed(db)
     fired = ok(db, "fire", claim_id, "submit_evidence", "--actor", "buyer:alice", "--data",
                json.dumps({"evidence": EVIDENCE}), "--now", LATER)  # fmt: skip
@@ -410,6 +410,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "script": (["-"], set()),
         "demo": (["--dir", "demo"], set()),
         "migrate-store": ([str(db), str(tmp_path / "moved" / "moved-{n}.db")], {"--db", "--now"}),
+        "events": ([], {"--now"}),
     }
     assert set(commands) == set(cli.commands)
     options = {"--db": ["--db", str(db)], "--json": ["--json"], "--now": ["--now", LATER]}
@@ -419,7 +420,8 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         for n, argv in enumerate([[*used, name, *args], [name, *args, *used]]):
             result = CliRunner().invoke(cli, [a.replace("{n}", str(n)) for a in argv], input=script)
             assert result.exit_code == 0, (argv, result.output)
-            body = json.loads(result.stdout)
+            lines = result.stdout.splitlines() if name == "events" else [result.stdout]  # JSON Lines
+            body = [json.loads(line) for line in lines][-1]
             if name == "file":
                 assert body["filed_at"] == "2026-03-02T10:00:00.000000+00:00"
         for option in refused:

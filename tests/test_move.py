@@ -71,7 +71,7 @@ def test_migrate_store_on_the_command_line(tmp_path: Path, store_target: str) ->
     result = _cli("--json", "migrate-store", str(tmp_path / "source.db"), store_target)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) | {"source": None, "target": None} == {
-        "source": None, "target": None, "claims": 3, "transitions": 5, "mismatches": []
+        "source": None, "target": None, "claims": 3, "transitions": 5, "events": 5, "mismatches": []
     }  # fmt: skip
     again = _cli("migrate-store", str(tmp_path / "source.db"), store_target)
     assert again.exit_code == 5
@@ -85,7 +85,7 @@ def test_the_command_line_works_on_a_url(postgres_url: str) -> None:
     assert _cli("--db", postgres_url, "list").exit_code == 5  # only init, file, script and demo create
     created = _cli("--db", postgres_url, "--json", "init")
     assert created.exit_code == 0, created.output
-    assert json.loads(created.stdout)["schema_version"] == 1
+    assert json.loads(created.stdout)["schema_version"] == 2
     filing_args = ["--order", "o-1", "--buyer", "alice", "--supplier", "acme", "--amount", "25.00", "--currency",
                    "USD", "--reason", "broken", "--resolution", "full_refund"]  # fmt: skip
     filed = _cli("--db", postgres_url, "--json", "file", *filing_args)

@@ -245,11 +245,11 @@ def test_processes_creating_one_schema_at_once_migrate_it_once(
         for url in urls:
             with psycopg.connect(url, autocommit=True) as conn:
                 meta = conn.execute("SELECT name, value FROM meta ORDER BY name").fetchall()
-                assert meta == sorted([*Chain().record().items(), ("schema_version", "1")])
+                assert meta == sorted([*Chain().record().items(), ("schema_version", "2")])
                 tables = conn.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
                 ).fetchall()
-                assert tables == [("claims",), ("meta",), ("transitions",)]
+                assert tables == [(t,) for t in ("claims", "consumers", "events", "lanes", "meta", "transitions")]
                 functions = conn.execute(
                     "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
                 ).fetchall()

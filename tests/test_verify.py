@@ -121,7 +121,7 @@ def test_a_claims_row_without_history_is_reported(db: Path) -> None:
     """The other way round: a claim whose history rows are all gone."""
     with tampering(db) as conn:
         conn.execute("DELETE FROM transitions WHERE claim_id = 'c-2'")
-    assert kinds(verify(db)) == [("c-2", "no_history")]
+    assert kinds(verify(db)) == [("c-2", "no_history"), ("c-2", "event")]  # its event outlived the row
 
 
 # --- rows that say something else than happened ------------------------------------------------------------
@@ -133,12 +133,15 @@ def test_edited_states_of_a_history_row_are_reported(db: Path) -> None:
     with tampering(db) as conn:
         conn.execute("UPDATE transitions SET to_state = 'under_review' WHERE claim_id = 'c-1' AND seq = 2")
     found = verify(db)
-    assert kinds(found) == [("c-1", "chain"), ("c-1", "states")]
+    assert kinds(found) == [("c-1", "chain"), ("c-1", "states"), ("c-1", "event")]  # the event says otherwise
     assert found[1].differences == (Difference("to_state", "under_review", "in_mediation"),)
     assert found[1].seq == 2
     with tampering(db) as conn:
         rechain(conn, "c-1", Chain())
-    assert kinds(verify(db)) == [("c-1", "states")]
+    assert kinds(verify(db)) == [
+        ("c-1", "states"),
+        ("c-1", "event"),
+    ]  # a rechained forgery still differs from its event
 
 
 def test_a_filing_row_with_another_trigger_is_reported(db: Path) -> None:
@@ -146,8 +149,9 @@ def test_a_filing_row_with_another_trigger_is_reported(db: Path) -> None:
     with tampering(db) as conn:
         conn.execute("UPDATE transitions SET trigger = 'escalate' WHERE claim_id = 'c-2' AND seq = 1")
         rechain(conn, "c-2", Chain())
-    (found,) = verify(db)
+    found, event = verify(db)
     assert (found.claim_id, found.kind, found.seq) == ("c-2", "filing", 1)
+    assert (event.claim_id, event.kind, event.seq) == ("c-2", "event", 1)
     assert "'escalate' from None, not the filing ('file_claim' from nothing)" in found.problem
 
 
@@ -158,7 +162,7 @@ def test_a_gap_in_the_history_is_reported(db: Path) -> None:
     with tampering(db) as conn:
         conn.execute("DELETE FROM transitions WHERE claim_id = 'c-1' AND seq = 2")
     found = verify(db)
-    assert kinds(found) == [("c-1", "sequence"), ("c-1", "chain")]
+    assert kinds(found) == [("c-1", "sequence"), ("c-1", "chain"), ("c-1", "event")]
     assert "[1, 3], not 1..2" in found[0].problem
     assert found[1].seq == 3
 
@@ -329,9 +333,10 @@ def test_a_history_key_is_bytes_of_some_length() -> None:
 
 
 def to_schema_1(path: Path) -> None:
-    """Take a database back to what schema 1 wrote: no hash column, no meta table."""
+    """Take a database back to what schema 1 wrote: no hash column, no meta table, no event feed."""
     with tampering(path, triggers=False) as conn:
-        conn.execute("DROP TABLE meta")
+        for table in ("meta", "events", "lanes", "consumers"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("ALTER TABLE transitions DROP COLUMN hash")
         conn.execute("PRAGMA user_version = 1")
 
@@ -353,7 +358,7 @@ def test_migrating_schema_1_chains_the_existing_history(db: Path, key: bytes | N
     with ClaimService(db, history_key=key) as service:
         assert service.verify() == []
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
     assert dict(conn.execute("SELECT name, value FROM meta").fetchall())["chain"] == Chain(key).kind
     conn.close()
     assert (hashes(db) == written) is (key is None)

@@ -18,7 +18,9 @@ import attrs
 from claimstate._chain import Chain
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._errors import ClaimStateError, ConcurrentModification, StorageError
+from claimstate._feed import summary
 from claimstate._json import decode
+from claimstate._store import events
 from claimstate._store.rows import (
     CHANGING,
     COLUMNS,
@@ -28,6 +30,7 @@ from claimstate._store.rows import (
     SELECT_HISTORY,
     UPDATE_CLAIM,
     claim_columns,
+    columns_of,
     linked,
     stored,
 )
@@ -38,8 +41,17 @@ _KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
 TABLES = {
     "claims": COLUMNS,
     "transitions": (*HISTORY, "idempotency_key", "request_hash"),
+    "events": events.COLUMNS,
+    "lanes": ("lane", "last"),
+    "consumers": ("name", "lane", "acked", "leased_to", "holder", "lease_until"),
 }
-_KEYS = {"claims": ("id",), "transitions": ("claim_id", "seq")}
+_KEYS = {
+    "claims": ("id",),
+    "transitions": ("claim_id", "seq"),
+    "events": ("position",),
+    "lanes": ("lane",),
+    "consumers": ("name", "lane"),
+}
 _SELECT_COLUMNS = f"SELECT {', '.join(COLUMNS)} FROM claims WHERE id = ?"
 _ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQL), before giving up
 
@@ -69,6 +81,7 @@ class Store(abc.ABC):
     """
 
     schema_version: int  # the backend's schema version, which opening the database migrates it to
+    _SKIP_LOCKED = ""  # what a backend that locks rows adds to a query, to pass over rows others hold
     _SELECT_LOADED = (
         "SELECT c.details, t.hash FROM claims c LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version"
         " WHERE c.id = ?"
@@ -83,6 +96,7 @@ class Store(abc.ABC):
         self._cannot_write: str | None = None
         self._writing = _Writing(self)
         self._transaction = _Transaction(self)
+        self.events = events.EventRows(self, skip_locked=self._SKIP_LOCKED)
 
     # --- what a backend supplies ---------------------------------------------------------------------
 
@@ -336,10 +350,8 @@ class Store(abc.ABC):
         """In a write transaction: keep every other writer out until it ends (for a copy into this store)."""
 
     def is_empty(self) -> bool:
-        """Whether the database holds no claim and no history row."""
-        return (
-            self._one("SELECT 1 FROM claims LIMIT 1") is None and self._one("SELECT 1 FROM transitions LIMIT 1") is None
-        )
+        """Whether the database holds no claim, history row, event or consumer."""
+        return all(self._one(f"SELECT 1 FROM {table} LIMIT 1") is None for table in TABLES)
 
     # --- writes (inside `transaction()`) -------------------------------------------------------------
 
@@ -352,16 +364,22 @@ class Store(abc.ABC):
             for row in rows:
                 self._send(sql, row)
                 count += 1
+            self._copied(table)
         return count
+
+    @abc.abstractmethod
+    def _copied(self, table: str) -> None:
+        """After rows were copied into `table` with their keys: what the backend must then set right."""
 
     def insert(
         self, claim: Claim, record: TransitionRecord, *, closed: bool, key: str | None, digest: str | None
     ) -> None:
         """A new claim and its filing record; `key` and `digest` are the request's idempotency key and hash."""
-        row = claim_columns(claim, closed)
+        d = claim.to_dict()
+        row = columns_of(d, closed)
         with self._writing:
             self._run(INSERT_CLAIM, [row[c] for c in COLUMNS])
-            self._append(record, row["deadline_at"], key, digest, previous=None)
+            self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=None)
 
     def update(
         self,
@@ -375,25 +393,30 @@ class Store(abc.ABC):
     ) -> bool:
         """Write the claim's new version and its record, if the row is still at the version `before` read;
         else False."""
-        row = claim_columns(claim, closed)
+        d = claim.to_dict()
+        row = columns_of(d, closed)
         with self._writing:
             if self._run(UPDATE_CLAIM, [*(row[c] for c in CHANGING), claim.id, before.claim.version]) != 1:
                 return False
-            self._append(record, row["deadline_at"], key, digest, previous=before.last_hash)
+            self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=before.last_hash)
         return True
 
     def _append(
         self,
         record: TransitionRecord,
         deadline_at: str | None,
+        claim: Mapping[str, Any],
         key: str | None,
         digest: str | None,
         *,
         previous: str | None,
     ) -> None:
-        """The history row of `record`, chained to `previous`, the hash of the claim's row before it."""
+        """The history row of `record`, chained to `previous`, the hash of the claim's row before it; and its
+        event, with `claim`'s summary, in the same transaction, so neither is ever kept without the other."""
         values = linked(record, deadline_at)
-        self._send(INSERT_RECORD, (*stored(values, key, digest), self._chain.link(previous, values)))
+        row = stored(values, key, digest)
+        self._send(INSERT_RECORD, (*row, self._chain.link(previous, values)))
+        self.events.append(row, claim)
 
 
 class StoreContext:
@@ -430,6 +453,7 @@ class _Transaction(StoreContext):
         if store._depth:
             store._depth += 1
             return
+        store.events.discard()
         store._start()
         store._depth, store._spoiled = 1, False
 
@@ -442,6 +466,8 @@ class _Transaction(StoreContext):
             if error is None and store._spoiled:
                 raise StorageError(f"a write in this batch failed, so nothing of it was kept in {store.path}")
             if error is None:
+                with store._writing:
+                    store.events.flush()
                 store._commit()
         except BaseException:
             store._roll_back()

@@ -32,7 +32,11 @@ SELECT_HISTORY = f"SELECT {', '.join(HISTORY)} FROM transitions"
 
 def claim_columns(claim: Claim, closed: bool) -> dict[str, Any]:
     """The claims row of `claim`: plain columns for people and queries, and every detail as JSON."""
-    d = claim.to_dict()
+    return columns_of(claim.to_dict(), closed)
+
+
+def columns_of(d: Mapping[str, Any], closed: bool) -> dict[str, Any]:
+    """The claims row of a claim given as its `to_dict()`."""
     row = {c: d[c] for c in COLUMNS if c in d}
     row["closed"] = int(closed)
     row["details"] = encode(d)

@@ -29,7 +29,7 @@ from claimstate._errors import ClaimStateError, StorageError
 from claimstate._store.base import Store, StoreContext
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
-SCHEMA_VERSION = 2  # 1: claims and their append-only history; 2: the history's hash chain
+SCHEMA_VERSION = 3  # 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed
 Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -56,7 +56,19 @@ _SCHEMA = {
     "claims_open_deadlines": "index", "claims_one_open_per_order": "index",
     "transitions_idempotency": "index", "transitions_filing_keys": "index",
     "transitions_no_update": "trigger", "transitions_no_delete": "trigger",
+    "events": "table", "events_by_lane": "index", "events_by_claim": "index", "lanes": "table", "consumers": "table",
 }  # fmt: skip
+# The event feed (see _store.events). Positions never go back, even after pruning (AUTOINCREMENT).
+_FEED = (
+    "CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, lane INTEGER NOT NULL,"
+    " lane_seq INTEGER NOT NULL, claim_id TEXT NOT NULL, seq INTEGER NOT NULL, trigger TEXT NOT NULL, from_state TEXT,"
+    " to_state TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL, claim TEXT NOT NULL)",
+    "CREATE UNIQUE INDEX events_by_lane ON events (lane, lane_seq)",
+    "CREATE UNIQUE INDEX events_by_claim ON events (claim_id, seq)",
+    "CREATE TABLE lanes (lane INTEGER PRIMARY KEY, last INTEGER NOT NULL)",
+    "CREATE TABLE consumers (name TEXT NOT NULL, lane INTEGER NOT NULL, acked INTEGER NOT NULL,"
+    " leased_to INTEGER NOT NULL, holder TEXT, lease_until TEXT, PRIMARY KEY (name, lane))",
+)
 
 
 def _schema_v1(db: sqlite_utils.Database) -> None:
@@ -112,6 +124,13 @@ def _schema_v2(db: sqlite_utils.Database) -> None:
     """Each history row's hash (see _chain), and a table recording which kind of chain the file holds."""
     db.execute("ALTER TABLE transitions ADD COLUMN hash TEXT")
     db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+def _schema_v3(db: sqlite_utils.Database) -> None:
+    """The event feed: one event per transition from now on (history before it is not replayed into it),
+    the lanes' counters, and each consumer's progress."""
+    for sql in _FEED:
+        db.execute(sql)
 
 
 _MESSAGES = (  # words in SQLite's message, and what to tell a person instead
@@ -326,6 +345,8 @@ class SQLiteStore(Store):
             _schema_v2(self.db)
             self._chain_history()
             self._conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", self._chain.record().items())
+        if version < 3:
+            _schema_v3(self.db)
         self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -449,6 +470,9 @@ class SQLiteStore(Store):
 
     def lock_whole(self) -> None:
         """Nothing to do: BEGIN IMMEDIATE already keeps every other writer out."""
+
+    def _copied(self, table: str) -> None:
+        """Nothing to do: AUTOINCREMENT already counts on from the highest event position copied."""
 
     def _start(self) -> None:
         with self._errors:

@@ -1,0 +1,170 @@
+"""The event feed's rows: written with each transition, delivered to named consumers, pruned when read.
+
+Why lanes, and not "every event after the highest position I saw": on PostgreSQL a position comes from a
+sequence when the row is inserted, but transactions commit in another order, so a reader can see
+position 11 before 10 commits and then never ask for 10 again. Here each event also takes the next
+number of its claim's lane by updating the lane's counter row, which the writing transaction holds
+locked until it commits. A lane's numbers are therefore given out one committed transaction after
+another, with no gaps (a rolled-back number is given again): a consumer that has acknowledged lane
+number n and reads the ones above n cannot miss one. Within a lane, positions follow the same order,
+because an event's position is taken after its lane's lock. SQLite has one writer at a time, so the
+same rows hold there trivially; both backends run the same SQL.
+
+A consumer keeps, per lane, the last lane number it acknowledged (`acked`), the highest delivered
+(`leased_to`), and who holds the lane (`holder`, until `lease_until`). A worker takes one lane at a time,
+so a consumer group's workers never get the same claim's events at once; a lane whose holder died is
+taken by another once its lease has run out, and its unacknowledged events are delivered again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from claimstate._errors import InvalidInput
+from claimstate._feed import LANES, Event, lane_of
+from claimstate._json import decode, encode
+from claimstate._time import from_iso
+
+if TYPE_CHECKING:
+    from claimstate._store.base import Store
+
+COLUMNS = (
+    "position", "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "claim", "lane",
+    "lane_seq",
+)  # fmt: skip
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
+_NEXT_IN_LANE = "INSERT INTO lanes (lane, last) VALUES (?, 1) ON CONFLICT (lane) DO UPDATE SET last = lanes.last + 1"
+_INSERT = (
+    "INSERT INTO events (lane, lane_seq, claim_id, seq, trigger, from_state, to_state, actor, at, data, claim)"
+    " VALUES (?, (SELECT last FROM lanes WHERE lane = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The first unacknowledged event of a consumer's lane, by position (NULL when the lane is read up).
+_OLDEST = "(SELECT position FROM events e WHERE e.lane = c.lane AND e.lane_seq > c.acked ORDER BY e.lane_seq LIMIT 1)"
+_FREE_LANE = (
+    f"SELECT lane, acked FROM consumers c WHERE name = ? AND (holder IS NULL OR holder = ? OR lease_until <= ?)"
+    f" AND {_OLDEST} IS NOT NULL ORDER BY CASE WHEN holder = ? THEN 0 ELSE 1 END, {_OLDEST} LIMIT 1"
+)
+_LEASE = (
+    "UPDATE consumers SET holder = ?, lease_until = ?,"
+    " leased_to = CASE WHEN leased_to < ? THEN ? ELSE leased_to END WHERE name = ? AND lane = ?"
+)
+_ACK = (
+    "UPDATE consumers SET acked = ?,"
+    " lease_until = CASE WHEN holder = ? AND leased_to <= ? THEN NULL ELSE lease_until END,"
+    " holder = CASE WHEN holder = ? AND leased_to <= ? THEN NULL ELSE holder END"
+    " WHERE name = ? AND lane = ? AND acked < ?"
+)
+_NEW_CONSUMER = (  # workers starting together may both add it
+    "INSERT INTO consumers (name, lane, acked, leased_to) VALUES (?, ?, 0, 0) ON CONFLICT (name, lane) DO NOTHING"
+)
+_UNACKED = "e.lane_seq > coalesce((SELECT acked FROM consumers c WHERE c.name = ? AND c.lane = e.lane), 0)"
+
+
+class EventRows:
+    """The feed's statements, run on `store`'s connection inside its transactions."""
+
+    def __init__(self, store: Store, *, skip_locked: str) -> None:
+        self._store = store
+        self._skip_locked = skip_locked  # what makes a lane another worker is taking be passed over
+        self._pending: list[tuple[int, tuple[Any, ...]]] = []  # (lane, event row) of the open transaction
+
+    def append(self, history_row: tuple[Any, ...], claim: Mapping[str, Any]) -> None:
+        """The event of the history row just written (its first eight columns), with the claim's summary;
+        written by `flush`, when the transaction commits."""
+        lane = lane_of(history_row[0])
+        self._pending.append((lane, (lane, lane, *history_row[:8], encode(claim))))
+
+    def flush(self) -> None:
+        """Write the transaction's events, just before it commits: the lanes' locks are held only from here
+        to the COMMIT, and taken in lane order, so transactions writing several lanes (batches) never wait
+        for each other in a circle. A lane's events keep the order they were appended in (sorting is stable).
+        Sent, not waited for: on PostgreSQL they go to the server with the COMMIT."""
+        pending, self._pending = sorted(self._pending, key=lambda item: item[0]), []
+        for lane, row in pending:
+            self._store._send(_NEXT_IN_LANE, (lane,))
+            self._store._send(_INSERT, row)
+
+    def discard(self) -> None:
+        """Forget the events of a transaction that rolled back."""
+        self._pending.clear()
+
+    def deliver(self, consumer: str, *, worker: str, now: str, until: str, limit: int) -> list[Event]:
+        """In a write transaction: the next events of one lane for `worker` of `consumer`, leased to it until
+        `until`. The lane it already holds comes first, so a failed event is retried before any later one;
+        else the free lane whose oldest waiting event is oldest."""
+        store = self._store
+        if store._one("SELECT 1 FROM consumers WHERE name = ? LIMIT 1", (consumer,)) is None:
+            for lane in range(LANES):
+                store._send(_NEW_CONSUMER, (consumer, lane))
+        row = store._one(_FREE_LANE + self._skip_locked, (consumer, worker, now, worker))
+        if row is None:
+            return []
+        lane, acked = row
+        events = self._events(
+            f"{_SELECT} WHERE lane = ? AND lane_seq > ? ORDER BY lane_seq LIMIT ?", (lane, acked, limit)
+        )
+        last = events[-1].lane_seq
+        store._send(_LEASE, (worker, until, last, last, consumer, lane))
+        return events
+
+    def ack(self, consumer: str, event: Event, *, worker: str) -> None:
+        """In a write transaction: record `event`, and every event before it in its lane, as handled by
+        `consumer`; the lane is given back when all that was delivered is acknowledged."""
+        store = self._store
+        row = store._one("SELECT leased_to FROM consumers WHERE name = ? AND lane = ?", (consumer, event.lane))
+        if row is None:
+            raise InvalidInput(f"no consumer {consumer!r} has taken events yet", field="consumer")
+        if event.lane_seq > row[0]:
+            raise InvalidInput(
+                f"event {event.claim_id} seq {event.seq} was not delivered to {consumer!r}: only delivered events"
+                " are acknowledged",
+                field="up_to",
+            )
+        n = event.lane_seq
+        store._run(_ACK, (n, worker, n, worker, n, consumer, event.lane, n))
+
+    def release(self, consumer: str, *, worker: str) -> None:
+        """In a write transaction: give back every lane `worker` holds, unacknowledged events and all."""
+        self._store._run(
+            "UPDATE consumers SET holder = NULL, lease_until = NULL WHERE name = ? AND holder = ?", (consumer, worker)
+        )
+
+    def unacked(self, consumer: str | None, *, after: int, limit: int) -> list[Event]:
+        """Events after position `after`, in position order: all retained ones (`consumer` None), or those
+        `consumer` has not acknowledged. Reads only: nothing is leased."""
+        if consumer is None:
+            return self._events(f"{_SELECT} WHERE position > ? ORDER BY position LIMIT ?", (after, limit))
+        return self._events(
+            f"{_SELECT} e WHERE position > ? AND {_UNACKED} ORDER BY position LIMIT ?", (after, consumer, limit)
+        )
+
+    def consumers(self) -> list[str]:
+        return [row[0] for row in self._store._all("SELECT DISTINCT name FROM consumers ORDER BY name")]
+
+    def prune(self, older_than: str) -> int:
+        """In a write transaction: delete the events before `older_than` that every consumer has acknowledged
+        (none, while no consumer exists); how many."""
+        return self._store._run(
+            "DELETE FROM events WHERE at < ?"
+            " AND lane_seq <= (SELECT min(acked) FROM consumers c WHERE c.lane = events.lane)",
+            (older_than,),
+        )
+
+    def not_in_history(self) -> list[tuple[str, int]]:
+        """(claim id, seq) of each retained event whose history row is missing or says something else."""
+        rows = self._store._all(
+            "SELECT e.claim_id, e.seq FROM events e LEFT JOIN transitions t ON t.claim_id = e.claim_id"
+            " AND t.seq = e.seq WHERE t.claim_id IS NULL OR t.trigger <> e.trigger OR t.to_state <> e.to_state"
+            " OR t.from_state IS DISTINCT FROM e.from_state OR t.actor <> e.actor OR t.at <> e.at"
+            " OR t.data <> e.data ORDER BY e.claim_id, e.seq"
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def _events(self, sql: str, params: tuple[Any, ...]) -> list[Event]:
+        return [
+            Event(position, claim_id, seq, trigger, source, dest, actor, from_iso(at), decode(data), decode(claim),
+                  lane, lane_seq)
+            for position, claim_id, seq, trigger, source, dest, actor, at, data, claim, lane, lane_seq
+            in self._store._all(sql, params)
+        ]  # fmt: skip
