@@ -68,6 +68,7 @@ class EventRows:
         self._store = store
         self._skip_locked = skip_locked  # what makes a lane another worker is taking be passed over
         self._pending: list[tuple[int, tuple[Any, ...]]] = []  # (lane, event row) of the open transaction
+        self._known: set[str] = set()  # consumers whose rows exist (rows are never deleted)
 
     def append(self, history_row: tuple[Any, ...], claim: Mapping[str, Any]) -> None:
         """The event of the history row just written (its first eight columns), with the claim's summary;
@@ -94,12 +95,13 @@ class EventRows:
         `until`. The lane it already holds comes first, so a failed event is retried before any later one;
         else the free lane whose oldest waiting event is oldest."""
         store = self._store
-        if store._one("SELECT 1 FROM consumers WHERE name = ? LIMIT 1", (consumer,)) is None:
+        if consumer not in self._known:
             for lane in range(LANES):
                 store._send(_NEW_CONSUMER, (consumer, lane))
         row = store._one(_FREE_LANE + self._skip_locked, (consumer, worker, now, worker))
         if row is None:
             return []
+        self._known.add(consumer)
         lane, acked = row
         events = self._events(
             f"{_SELECT} WHERE lane = ? AND lane_seq > ? ORDER BY lane_seq LIMIT ?", (lane, acked, limit)

@@ -471,8 +471,8 @@ class _Errors(StoreContext):
             raise Race(f"another writer took {_RACING_KEYS[constraint]} first") from error
         if state == "55P03":  # lock_timeout: another writer holds the claim's row
             raise StorageError(
-                f"{store.path}: the claim is locked by another writer and stayed locked past the busy timeout"
-                f" ({store._timeout:g} s); nothing was applied, try again",
+                f"{store.path}: the claim (or its lane of the event feed) is locked by another writer and stayed"
+                f" locked past the busy timeout ({store._timeout:g} s); nothing was applied, try again",
                 path=store.path,
             ) from error
         if _lost(error, store._conn):
