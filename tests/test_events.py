@@ -27,6 +27,7 @@ from claimstate import (
     Engine,
     Event,
     InvalidInput,
+    StorageError,
     TransitionRefused,
     move_claims,
 )
@@ -362,23 +363,29 @@ def test_consume_gives_back_its_lane_when_it_stops(store_target: str) -> None:
 
 
 def test_prune_deletes_only_old_events_every_consumer_acknowledged(service: ClaimService) -> None:
-    """Nothing goes while no consumer exists or one still needs it; the history keeps every row."""
-    ids = [file_one(service, f"o-{n}") for n in range(3)]
+    """Nothing goes while no consumer exists or one still needs it, nor a lane's newest event (the lane's
+    next number counts on from it); the history keeps every row."""
+    ids = claims_in_distinct_lanes(3)
+    for n, claim_id in enumerate(ids):
+        service.file_claim(filing(order_id=f"o-{n}"), claim_id=claim_id, now=T0 + timedelta(minutes=n))
+        service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0 + timedelta(hours=1))
     later = T0 + timedelta(days=1)
     assert service.prune_events(later) == 0  # no consumer yet: nothing is acknowledged
     drain(service, "payments")
-    service.events("notifications")  # takes, but does not acknowledge, one lane
-    kept_for_notifications = len(service.feed("notifications"))
+    first = service.events("notifications")
+    assert [(e.claim_id, e.seq) for e in first] == [(ids[0], 1), (ids[0], 2)]
+    service.ack("notifications", first[-1])
+    assert [e.claim_id for e in service.events("notifications")] == [ids[1]] * 2  # taken, not acknowledged
     assert service.prune_events(T0) == 0  # none is older than T0
-    assert service.prune_events(later) == 3 - kept_for_notifications
-    assert len(service.feed()) == kept_for_notifications
+    assert service.prune_events(later) == 1  # ids[0]'s filing; its submission is its lane's newest
     drain(service, "notifications")
-    assert service.prune_events(later) == kept_for_notifications
-    assert service.feed() == []
-    assert [len(service.history(claim_id)) for claim_id in ids] == [1, 1, 1]
+    assert service.prune_events(later) == 2
+    assert sorted((e.claim_id, e.seq) for e in service.feed()) == sorted((claim_id, 2) for claim_id in ids)
+    assert [len(service.history(claim_id)) for claim_id in ids] == [2, 2, 2]
     assert service.verify() == []
     service.fire(ids[0], "withdraw", "buyer:alice", {"reason": "sorted"}, now=later)
-    assert [(e.claim_id, e.seq) for e in drain(service, "payments")] == [(ids[0], 2)]
+    assert [(e.claim_id, e.seq, e.lane_seq) for e in drain(service, "payments")] == [(ids[0], 3, 3)]
+    assert max(e.position for e in service.feed()) == 7
 
 
 # --- PostgreSQL: transactions that commit out of order -------------------------------------------------
@@ -479,7 +486,7 @@ def test_a_schema_2_file_gains_the_feed_from_the_upgrade_on(tmp_path: Path) -> N
     with ClaimService(db) as service:
         claim_id = file_one(service)
     conn = sqlite3.connect(db)
-    for table in ("events", "lanes", "consumers"):
+    for table in ("events", "consumers"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
@@ -493,7 +500,7 @@ def test_a_schema_2_file_gains_the_feed_from_the_upgrade_on(tmp_path: Path) -> N
 
 
 def test_moving_a_database_keeps_the_feed_and_each_consumers_progress(tmp_path: Path, postgres_url: str) -> None:
-    """migrate-store copies the events, the lanes' counters and the consumers: on PostgreSQL the consumer goes
+    """migrate-store copies the events and the consumers: on PostgreSQL the consumer goes
     on where it was on SQLite, and new events come after the copied ones."""
     with ClaimService(tmp_path / "claims.db") as source:
         ids = [file_one(source, f"o-{n}") for n in range(4)]
@@ -579,3 +586,22 @@ def test_verify_names_an_event_invented_or_changed(tmp_path: Path) -> None:
     with ClaimService(db) as service:
         found = [(m.claim_id, m.kind, m.seq) for m in service.verify()]
     assert found == [(claim_id, "event", 1), (claim_id, "event", 2)]
+
+
+def test_a_first_delivery_that_rolled_back_leaves_the_consumer_working(
+    service: ClaimService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer's rows are made in the delivery's transaction; if that transaction is lost, the next
+    delivery makes them again, rather than the consumer finding nothing for ever."""
+    file_one(service)
+    store = service._store
+    commit = store._commit
+
+    def fail_once() -> None:
+        monkeypatch.setattr(store, "_commit", commit)
+        raise StorageError("the disk is full")
+
+    monkeypatch.setattr(store, "_commit", fail_once)
+    with pytest.raises(StorageError):
+        service.events("billing")
+    assert [e.seq for e in service.events("billing")] == [1]

@@ -335,7 +335,7 @@ def test_a_history_key_is_bytes_of_some_length() -> None:
 def to_schema_1(path: Path) -> None:
     """Take a database back to what schema 1 wrote: no hash column, no meta table, no event feed."""
     with tampering(path, triggers=False) as conn:
-        for table in ("meta", "events", "lanes", "consumers"):
+        for table in ("meta", "events", "consumers"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("ALTER TABLE transitions DROP COLUMN hash")
         conn.execute("PRAGMA user_version = 1")

@@ -42,14 +42,12 @@ TABLES = {
     "claims": COLUMNS,
     "transitions": (*HISTORY, "idempotency_key", "request_hash"),
     "events": events.COLUMNS,
-    "lanes": ("lane", "last"),
     "consumers": ("name", "lane", "acked", "leased_to", "holder", "lease_until"),
 }
 _KEYS = {
     "claims": ("id",),
     "transitions": ("claim_id", "seq"),
     "events": ("position",),
-    "lanes": ("lane",),
     "consumers": ("name", "lane"),
 }
 _SELECT_COLUMNS = f"SELECT {', '.join(COLUMNS)} FROM claims WHERE id = ?"
@@ -82,6 +80,7 @@ class Store(abc.ABC):
 
     schema_version: int  # the backend's schema version, which opening the database migrates it to
     _SKIP_LOCKED = ""  # what a backend that locks rows adds to a query, to pass over rows others hold
+    _MANY_WRITERS = False  # whether writers run at once (then a lane's numbers come from a locked counter)
     _SELECT_LOADED = (
         "SELECT c.details, t.hash FROM claims c LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version"
         " WHERE c.id = ?"
@@ -96,7 +95,7 @@ class Store(abc.ABC):
         self._cannot_write: str | None = None
         self._writing = _Writing(self)
         self._transaction = _Transaction(self)
-        self.events = events.EventRows(self, skip_locked=self._SKIP_LOCKED)
+        self.events = events.EventRows(self, skip_locked=self._SKIP_LOCKED, many_writers=self._MANY_WRITERS)
 
     # --- what a backend supplies ---------------------------------------------------------------------
 

@@ -3,12 +3,12 @@
 Why lanes, and not "every event after the highest position I saw": on PostgreSQL a position comes from a
 sequence when the row is inserted, but transactions commit in another order, so a reader can see
 position 11 before 10 commits and then never ask for 10 again. Here each event also takes the next
-number of its claim's lane by updating the lane's counter row, which the writing transaction holds
-locked until it commits. A lane's numbers are therefore given out one committed transaction after
-another, with no gaps (a rolled-back number is given again): a consumer that has acknowledged lane
-number n and reads the ones above n cannot miss one. Within a lane, positions follow the same order,
-because an event's position is taken after its lane's lock. SQLite has one writer at a time, so the
-same rows hold there trivially; both backends run the same SQL.
+number of its claim's lane by updating the lane's counter row (table `lanes`), which the writing
+transaction holds locked until it commits. A lane's numbers are therefore given out one committed
+transaction after another, with no gaps (a rolled-back number is given again): a consumer that has
+acknowledged lane number n and reads the ones above n cannot miss one. SQLite has one writer at a
+time, so there the lane's highest number plus one is the same, without a counter row to write; pruning
+keeps each lane's newest event, so that number never goes back.
 
 A consumer keeps, per lane, the last lane number it acknowledged (`acked`), the highest delivered
 (`leased_to`), and who holds the lane (`holder`, until `lease_until`). A worker takes one lane at a time,
@@ -35,9 +35,16 @@ COLUMNS = (
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _NEXT_IN_LANE = "INSERT INTO lanes (lane, last) VALUES (?, 1) ON CONFLICT (lane) DO UPDATE SET last = lanes.last + 1"
-_INSERT = (
-    "INSERT INTO events (lane, lane_seq, claim_id, seq, trigger, from_state, to_state, actor, at, data, claim)"
-    " VALUES (?, (SELECT last FROM lanes WHERE lane = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_EVENT_COLUMNS = "claim_id, seq, trigger, from_state, to_state, actor, at, data, claim"
+# With one writer at a time (SQLite): the lane's next number is its highest plus one.
+_INSERT_ALONE = (
+    f"INSERT INTO events (lane, lane_seq, {_EVENT_COLUMNS})"
+    " VALUES (?, (SELECT coalesce(max(lane_seq), 0) + 1 FROM events WHERE lane = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# With many writers (PostgreSQL): the lane's counter row, locked until commit, then the event, in one statement.
+_INSERT_COUNTED = (
+    f"WITH next AS ({_NEXT_IN_LANE} RETURNING last) INSERT INTO events (lane, lane_seq, {_EVENT_COLUMNS})"
+    " SELECT ?, next.last, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM next"
 )
 # The first unacknowledged event of a consumer's lane, by position (NULL when the lane is read up).
 _OLDEST = "(SELECT position FROM events e WHERE e.lane = c.lane AND e.lane_seq > c.acked ORDER BY e.lane_seq LIMIT 1)"
@@ -55,8 +62,10 @@ _ACK = (
     " holder = CASE WHEN holder = ? AND leased_to <= ? THEN NULL ELSE holder END"
     " WHERE name = ? AND lane = ? AND acked < ?"
 )
-_NEW_CONSUMER = (  # workers starting together may both add it
-    "INSERT INTO consumers (name, lane, acked, leased_to) VALUES (?, ?, 0, 0) ON CONFLICT (name, lane) DO NOTHING"
+_NEW_CONSUMER = (  # every lane's row of a consumer, unless it has them (workers starting together may both try)
+    "INSERT INTO consumers (name, lane, acked, leased_to) VALUES "
+    + ", ".join(f"(?, {lane}, 0, 0)" for lane in range(LANES))
+    + " ON CONFLICT (name, lane) DO NOTHING"
 )
 _UNACKED = "e.lane_seq > coalesce((SELECT acked FROM consumers c WHERE c.name = ? AND c.lane = e.lane), 0)"
 
@@ -64,11 +73,11 @@ _UNACKED = "e.lane_seq > coalesce((SELECT acked FROM consumers c WHERE c.name = 
 class EventRows:
     """The feed's statements, run on `store`'s connection inside its transactions."""
 
-    def __init__(self, store: Store, *, skip_locked: str) -> None:
+    def __init__(self, store: Store, *, skip_locked: str, many_writers: bool) -> None:
         self._store = store
         self._skip_locked = skip_locked  # what makes a lane another worker is taking be passed over
+        self._insert = _INSERT_COUNTED if many_writers else _INSERT_ALONE
         self._pending: list[tuple[int, tuple[Any, ...]]] = []  # (lane, event row) of the open transaction
-        self._known: set[str] = set()  # consumers whose rows exist (rows are never deleted)
 
     def append(self, history_row: tuple[Any, ...], claim: Mapping[str, Any]) -> None:
         """The event of the history row just written (its first eight columns), with the claim's summary;
@@ -82,9 +91,8 @@ class EventRows:
         for each other in a circle. A lane's events keep the order they were appended in (sorting is stable).
         Sent, not waited for: on PostgreSQL they go to the server with the COMMIT."""
         pending, self._pending = sorted(self._pending, key=lambda item: item[0]), []
-        for lane, row in pending:
-            self._store._send(_NEXT_IN_LANE, (lane,))
-            self._store._send(_INSERT, row)
+        for _lane, row in pending:
+            self._store._send(self._insert, row)
 
     def discard(self) -> None:
         """Forget the events of a transaction that rolled back."""
@@ -95,13 +103,10 @@ class EventRows:
         `until`. The lane it already holds comes first, so a failed event is retried before any later one;
         else the free lane whose oldest waiting event is oldest."""
         store = self._store
-        if consumer not in self._known:
-            for lane in range(LANES):
-                store._send(_NEW_CONSUMER, (consumer, lane))
+        store._send(_NEW_CONSUMER, (consumer,) * LANES)  # goes with the next statement
         row = store._one(_FREE_LANE + self._skip_locked, (consumer, worker, now, worker))
         if row is None:
             return []
-        self._known.add(consumer)
         lane, acked = row
         events = self._events(
             f"{_SELECT} WHERE lane = ? AND lane_seq > ? ORDER BY lane_seq LIMIT ?", (lane, acked, limit)
@@ -146,20 +151,24 @@ class EventRows:
 
     def prune(self, older_than: str) -> int:
         """In a write transaction: delete the events before `older_than` that every consumer has acknowledged
-        (none, while no consumer exists); how many."""
+        (none, while no consumer exists), but never a lane's newest, which the next numbers count on from;
+        how many."""
         return self._store._run(
             "DELETE FROM events WHERE at < ?"
+            " AND lane_seq < (SELECT max(lane_seq) FROM events n WHERE n.lane = events.lane)"
             " AND lane_seq <= (SELECT min(acked) FROM consumers c WHERE c.lane = events.lane)",
             (older_than,),
         )
 
     def not_in_history(self) -> list[tuple[str, int]]:
-        """(claim id, seq) of each retained event whose history row is missing or says something else."""
+        """(claim id, seq) of each retained event whose history row is missing or says something else, or
+        that is there twice."""
         rows = self._store._all(
             "SELECT e.claim_id, e.seq FROM events e LEFT JOIN transitions t ON t.claim_id = e.claim_id"
             " AND t.seq = e.seq WHERE t.claim_id IS NULL OR t.trigger <> e.trigger OR t.to_state <> e.to_state"
             " OR t.from_state IS DISTINCT FROM e.from_state OR t.actor <> e.actor OR t.at <> e.at"
-            " OR t.data <> e.data ORDER BY e.claim_id, e.seq"
+            " OR t.data <> e.data UNION SELECT claim_id, seq FROM events GROUP BY claim_id, seq HAVING count(*) > 1"
+            " ORDER BY 1, 2"
         )
         return [(row[0], row[1]) for row in rows]
 

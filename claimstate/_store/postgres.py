@@ -49,7 +49,6 @@ _INDEXES = {
     "transitions_filing_keys": "CREATE UNIQUE INDEX transitions_filing_keys ON transitions (idempotency_key)"
     " WHERE idempotency_key IS NOT NULL AND seq = 1",
     "events_by_lane": "CREATE UNIQUE INDEX events_by_lane ON events (lane, lane_seq)",
-    "events_by_claim": "CREATE UNIQUE INDEX events_by_claim ON events (claim_id, seq)",
 }
 _TABLES = ("claims", "transitions", "meta", "events", "lanes", "consumers")
 _TRIGGERS = ("transitions_no_change", "transitions_no_truncate")
@@ -77,8 +76,7 @@ _SCHEMA_V2 = (  # the event feed (see _store.events); history before it is not r
     f" from_state {_TEXT}, to_state {_TEXT} NOT NULL, actor {_TEXT} NOT NULL, at {_TEXT} NOT NULL,"
     f" data {_TEXT} NOT NULL, claim {_TEXT} NOT NULL)",
     _INDEXES["events_by_lane"],
-    _INDEXES["events_by_claim"],
-    "CREATE TABLE lanes (lane INTEGER PRIMARY KEY, last BIGINT NOT NULL)",
+    "CREATE TABLE lanes (lane INTEGER PRIMARY KEY, last BIGINT NOT NULL)",  # each lane's last number given
     f"CREATE TABLE consumers (name {_TEXT} NOT NULL, lane INTEGER NOT NULL, acked BIGINT NOT NULL,"
     f" leased_to BIGINT NOT NULL, holder {_TEXT}, lease_until {_TEXT}, PRIMARY KEY (name, lane))",
 )
@@ -109,6 +107,7 @@ class PostgresStore(Store):
 
     schema_version = SCHEMA_VERSION
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    _MANY_WRITERS = True
     # The claim is locked on its own: a statement that waited for the lock reads the claims row again but
     # every other table as of its start, so a join would miss the history row the lock's holder just
     # committed. The last hash is read by the next statement, sent in the same round trip.
@@ -329,11 +328,15 @@ class PostgresStore(Store):
         self._run(f"LOCK TABLE {', '.join(TABLES)} IN SHARE ROW EXCLUSIVE MODE")
 
     def _copied(self, table: str) -> None:
-        """Events copied with their positions: the next one written must come after them."""
+        """Events copied with their positions and lane numbers: the next one written must come after them."""
         if table == "events":
             self._run(
                 "SELECT setval(pg_get_serial_sequence('events', 'position'), coalesce(max(position), 0) + 1, false)"
                 " FROM events"
+            )
+            self._run(
+                "INSERT INTO lanes (lane, last) SELECT lane, max(lane_seq) FROM events GROUP BY lane"
+                " ON CONFLICT (lane) DO UPDATE SET last = excluded.last"
             )
 
     def loaded(self, claim_id: str, *, skip_locked: bool = False) -> Loaded | None:

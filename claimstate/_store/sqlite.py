@@ -56,16 +56,15 @@ _SCHEMA = {
     "claims_open_deadlines": "index", "claims_one_open_per_order": "index",
     "transitions_idempotency": "index", "transitions_filing_keys": "index",
     "transitions_no_update": "trigger", "transitions_no_delete": "trigger",
-    "events": "table", "events_by_lane": "index", "events_by_claim": "index", "lanes": "table", "consumers": "table",
+    "events": "table", "events_by_lane": "index", "consumers": "table",
 }  # fmt: skip
-# The event feed (see _store.events). Positions never go back, even after pruning (AUTOINCREMENT).
+# The event feed (see _store.events). A position is the rowid: pruning keeps the newest event, so one is
+# never given twice (AUTOINCREMENT would cost a page written per fire).
 _FEED = (
-    "CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, lane INTEGER NOT NULL,"
+    "CREATE TABLE events (position INTEGER PRIMARY KEY, lane INTEGER NOT NULL,"
     " lane_seq INTEGER NOT NULL, claim_id TEXT NOT NULL, seq INTEGER NOT NULL, trigger TEXT NOT NULL, from_state TEXT,"
     " to_state TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL, claim TEXT NOT NULL)",
     "CREATE UNIQUE INDEX events_by_lane ON events (lane, lane_seq)",
-    "CREATE UNIQUE INDEX events_by_claim ON events (claim_id, seq)",
-    "CREATE TABLE lanes (lane INTEGER PRIMARY KEY, last INTEGER NOT NULL)",
     "CREATE TABLE consumers (name TEXT NOT NULL, lane INTEGER NOT NULL, acked INTEGER NOT NULL,"
     " leased_to INTEGER NOT NULL, holder TEXT, lease_until TEXT, PRIMARY KEY (name, lane))",
 )
@@ -128,7 +127,7 @@ def _schema_v2(db: sqlite_utils.Database) -> None:
 
 def _schema_v3(db: sqlite_utils.Database) -> None:
     """The event feed: one event per transition from now on (history before it is not replayed into it),
-    the lanes' counters, and each consumer's progress."""
+    and each consumer's progress."""
     for sql in _FEED:
         db.execute(sql)
 
@@ -472,7 +471,7 @@ class SQLiteStore(Store):
         """Nothing to do: BEGIN IMMEDIATE already keeps every other writer out."""
 
     def _copied(self, table: str) -> None:
-        """Nothing to do: AUTOINCREMENT already counts on from the highest event position copied."""
+        """Nothing to do: the next event's rowid follows the highest position copied."""
 
     def _start(self) -> None:
         with self._errors:

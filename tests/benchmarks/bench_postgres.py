@@ -61,7 +61,7 @@ def fresh(url: str, claims: int, first: int = 0) -> list[str]:
     ClaimService(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ALTER TABLE transitions DISABLE TRIGGER transitions_no_truncate")
-        conn.execute("TRUNCATE claims, transitions")
+        conn.execute("TRUNCATE claims, transitions, events, lanes, consumers")
         conn.execute("ALTER TABLE transitions ENABLE TRIGGER transitions_no_truncate")
         ids = []
         with conn.transaction(), conn.cursor() as cursor:
