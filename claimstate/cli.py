@@ -646,10 +646,13 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
 @click.option("--follow", is_flag=True, help="Keep printing new events as they come (needs --ack); Ctrl-C stops.")
 @click.option("--poll", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Seconds between looks for new events, with --follow.")  # fmt: skip
-def events(consumer: str | None, ack: bool, follow: bool, poll: float) -> None:
+@click.option("--lease", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="With --ack: seconds a batch stays this worker's (a killed one's return then).")  # fmt: skip
+def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: float) -> None:
     """Print transition events as JSON Lines, one per line, oldest first: every retained one, or with
-    --consumer the ones NAME has not acknowledged. With --ack each event is acknowledged only after it was
-    written out, so a pipeline gets every event at least once (dedupe on claim_id and seq)."""
+    --consumer the ones NAME has not acknowledged. With --ack each batch is acknowledged only once it was
+    written out (to the terminal, a file or a pipe's buffer), so a reader gets every event at least once:
+    dedupe on claim_id and seq."""
     if ack and consumer is None:
         raise click.UsageError("--ack needs --consumer NAME: progress is kept per consumer")
     if follow and not ack:
@@ -659,7 +662,8 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float) -> None:
         with settings.service(read_only=True) as service:
             after = 0
             while page := service.feed(consumer, after=after, limit=500):
-                _print_events(page)
+                if not _printed(page):
+                    return
                 after = page[-1].position
         return
     assert consumer is not None
@@ -667,26 +671,39 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float) -> None:
         if follow:
             stop = threading.Event()
             with _stopped_by_signals(stop):
-                service.consume(consumer, partial(_print_event, stop), stop=stop, poll=poll)
+                service.consume(consumer, partial(_print_event, stop), stop=stop, poll=poll, lease=lease)
             return
-        while batch := service.events(consumer, limit=500):
-            _print_events(batch)
+        while batch := service.events(consumer, limit=500, lease=lease):
+            if not _printed(batch):
+                return
             service.ack(consumer, batch[-1])
+        held = len(service.feed(consumer, limit=100_000))
+    if held:
+        click.echo(
+            f"note: {held} more event(s) of {consumer} are leased to another worker; they come to the next"
+            " run once its lease ends",
+            err=True,
+        )
 
 
-def _print_events(events: Sequence[Event]) -> None:
-    for event in events:
-        click.echo(json.dumps(event.to_dict(), ensure_ascii=False))
-    sys.stdout.flush()
+def _printed(events: Sequence[Event]) -> bool:
+    """Write the events out; False once nobody reads them (a closed pipe): then nothing more is printed
+    or acknowledged, and the command ends quietly with exit 0."""
+    try:
+        for event in events:
+            click.echo(json.dumps(event.to_dict(), ensure_ascii=False))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python exits
+        return False
+    return True
 
 
 def _print_event(stop: threading.Event, event: Event) -> None:
     """Write one event out; once nobody reads (a closed pipe), stop without acknowledging it."""
-    try:
-        _print_events([event])
-    except BrokenPipeError:
+    if not _printed([event]):
         stop.set()
-        raise
+        raise BrokenPipeError("the reader of the events went away")
 
 
 @contextmanager
