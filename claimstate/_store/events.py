@@ -77,21 +77,21 @@ class EventRows:
         self._store = store
         self._skip_locked = skip_locked  # what makes a lane another worker is taking be passed over
         self._insert = _INSERT_COUNTED if many_writers else _INSERT_ALONE
-        self._pending: list[tuple[int, tuple[Any, ...]]] = []  # (lane, event row) of the open transaction
+        self._pending: list[tuple[Any, ...]] = []  # the open transaction's event rows, their lane first
 
     def append(self, history_row: tuple[Any, ...], claim: Mapping[str, Any]) -> None:
         """The event of the history row just written (its first eight columns), with the claim's summary;
         written by `flush`, when the transaction commits."""
         lane = lane_of(history_row[0])
-        self._pending.append((lane, (lane, lane, *history_row[:8], encode(claim))))
+        self._pending.append((lane, lane, *history_row[:8], encode(claim)))
 
     def flush(self) -> None:
         """Write the transaction's events, just before it commits: the lanes' locks are held only from here
         to the COMMIT, and taken in lane order, so transactions writing several lanes (batches) never wait
         for each other in a circle. A lane's events keep the order they were appended in (sorting is stable).
         Sent, not waited for: on PostgreSQL they go to the server with the COMMIT."""
-        pending, self._pending = sorted(self._pending, key=lambda item: item[0]), []
-        for _lane, row in pending:
+        pending, self._pending = sorted(self._pending, key=lambda row: row[0]), []
+        for row in pending:
             self._store._send(self._insert, row)
 
     def discard(self) -> None:
