@@ -23,8 +23,8 @@ from claimstate._render_page import to_html, to_markdown
 FORMATS: dict[str, tuple[Callable[[Graph], str | bytes], str, str]] = {
     "mermaid": (to_mermaid, "lifecycle.mmd", "Mermaid stateDiagram-v2 text (GitHub and GitLab draw it)"),
     "dot": (to_dot, "lifecycle.dot", "Graphviz DOT text"),
-    "svg": (to_svg, "lifecycle.svg", "the picture, drawn by Graphviz"),
-    "png": (to_png, "lifecycle.png", "the same picture as an image"),
+    "svg": (to_svg, "lifecycle.svg", "the picture, drawn by Graphviz (built in: no program needed)"),
+    "png": (to_png, "lifecycle.png", "the same picture as an image (needs Graphviz's dot program)"),
     "md": (to_markdown, "lifecycle.md", "a page: the Mermaid diagram, then every state and transition in plain words"),
     "html": (to_html, "lifecycle.html", "a self-contained page to open or print: the picture and the same tables"),
 }
@@ -51,10 +51,10 @@ class Diagrams:
         return to_dot(self.graph)
 
     def svg(self) -> str:
-        """Needs Graphviz's dot; DiagramError says how to install it when it is missing."""
         return to_svg(self.graph)
 
     def png(self) -> bytes:
+        """Needs Graphviz's dot program; DiagramError says how to install it when it is missing."""
         return to_png(self.graph)
 
     def markdown(self) -> str:
@@ -72,7 +72,8 @@ class Diagrams:
     def write_all(self, folder: str | Path) -> list[Path]:
         """Write every format under the names committed in diagrams/, and a README saying what each file is.
 
-        Without Graphviz the text formats are still written, then a DiagramError names what was not.
+        Without Graphviz's dot program every other format is still written, then a DiagramError names the
+        one that was not (png).
         """
         folder = make_folder(Path(folder))
         written, missing = [], []
@@ -85,7 +86,10 @@ class Diagrams:
             written.append(write_file(folder / name, content))
         written.append(write_file(folder / "README.md", _readme()))
         if missing:
-            raise DiagramError(f"wrote the text formats but not {', '.join(missing)}: {INSTALL_HINT}", fmt=missing[0])
+            raise DiagramError(
+                f"wrote every format but {', '.join(missing)}, which needs Graphviz's dot program: {INSTALL_HINT}",
+                fmt=missing[0],
+            )
         return written
 
 

