@@ -109,14 +109,25 @@ class DeadlineRule:
     description: str
 
 
+def _title_of(state: State) -> str:
+    return state.name.replace("_", " ").capitalize()
+
+
+def _label_of(transition: Transition) -> str:
+    return transition.description
+
+
 @attrs.frozen(kw_only=True)
 class State:
-    """A state of the lifecycle: its stored `name`, what it means, and the deadline entering it sets."""
+    """A state of the lifecycle: its stored `name` (the identifier code uses), the `title` people read
+    (by default the name in words), what it means, and the deadline entering it sets."""
 
     name: str
     meaning: str
     final: bool = False
     deadline: DeadlineRule | None = None
+    title: str = attrs.field(default=attrs.Factory(_title_of, takes_self=True))
+    note: str = ""  # a rule people must see on the state itself in the pictures
 
 
 def _roles(actors: Iterable[str]) -> frozenset[str]:
@@ -141,6 +152,7 @@ class Transition:
     fields: tuple[Field, ...] = ()
     effect: Callable[[Context], Claim] | None = attrs.field(default=None, eq=False, repr=False)
     on_deadline: str | None = None
+    label: str = attrs.field(default=attrs.Factory(_label_of, takes_self=True))  # a few words for pictures
 
     @property
     def creates(self) -> bool:
@@ -382,7 +394,9 @@ class Definition:
             "states": [
                 {
                     "name": s.name,
+                    "title": s.title,
                     "meaning": s.meaning,
+                    "note": s.note,
                     "final": s.final,
                     "deadline": None
                     if s.deadline is None
@@ -401,6 +415,7 @@ class Definition:
                     "sources": list(t.sources),
                     "dest": t.dest,
                     "actors": sorted(t.actors, key=ROLES.index),
+                    "label": t.label,
                     "description": t.description,
                     "guards": [
                         {"code": g.code, "kind": g.kind, "description": g.description, "refusal": g.refusal}

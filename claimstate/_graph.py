@@ -29,6 +29,9 @@ class Node:
     deadline: str | None
     current: bool = False
     visited: bool = False
+    title: str = ""
+    note: str = ""
+    window: str | None = None  # the deadline's window in words (``7 days``), when the state sets one
 
 
 @attrs.frozen
@@ -50,6 +53,7 @@ class Edge:
     data: tuple[str, ...] = ()
     steps: tuple[int, ...] = ()
     faded: bool = False
+    action: str = ""  # the transition's label: a few plain words
 
     @property
     def numbers(self) -> str:
@@ -72,6 +76,7 @@ class Graph:
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
     claim_id: str | None = None
+    overview: bool = False  # the whole lifecycle at a glance: repeated arrows merged, loops told inside states
 
     def transition_rows(self) -> list[dict[str, str]]:
         """One row per transition of the definition, in plain words, for the pages' tables."""
@@ -140,6 +145,9 @@ def extract(
             else f"{s.deadline.name}: {s.deadline.description}, within {window_words(policy.window(s.deadline.name))}",
             current=claim is not None and claim.state == s.name,
             visited=s.name in visited,
+            title=s.title,
+            note=s.note,
+            window=None if s.deadline is None else window_words(policy.window(s.deadline.name)),
         )
         for s in definition.states
     )
@@ -162,20 +170,23 @@ def extract(
                     tuple(f.name if f.required else f"{f.name} (optional)" for f in t.fields),
                     taken,
                     faded=claim is not None and not taken,
+                    action=t.label,
                 )
             )
     title = f"The {definition.name} lifecycle"
     if claim is not None:
         title = f"Claim {claim.id}: now {claim.state}"
-    return Graph(title, nodes, tuple(edges), None if claim is None else claim.id)
+    return Graph(title, nodes, tuple(edges), None if claim is None else claim.id, overview=claim is None)
 
 
 def edge_kind(edge: Edge) -> str:
-    """How an arrow is drawn, besides its colour: by the clock, by the team, by a party."""
+    """How an arrow is drawn, besides its colour: by the clock, by the team, by one party, by either."""
     if SYSTEM in edge.actors:
         return "timer"
     if "agent" in edge.actors:
         return "agent"
     if edge.actors == ("supplier",):
         return "supplier"
-    return "buyer"
+    if edge.actors == ("buyer",):
+        return "buyer"
+    return "parties"

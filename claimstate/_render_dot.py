@@ -1,31 +1,206 @@
 """Graphviz DOT text. Arrows are told apart by line style and label, not by colour alone, so the
-picture reads in black and white: the clock dashed, the dispute team bold, the supplier dotted."""
+picture reads in black and white: the clock dashed, the dispute team bold, the supplier dotted, either
+party double.
+
+The overview leads with plain words: each state's title, its identifier small, the deadline its clock
+runs and what happens inside it (arrows that stay in the state are told there, not drawn as loops); an
+arrow from several states is drawn once (from a box around states that share several such arrows, or
+from a note naming the states); guards are numbered footnotes in the legend drawn under the picture.
+A claim's own diagram and the detail views draw every arrow.
+"""
 
 from __future__ import annotations
 
-from claimstate._graph import Edge, Graph, edge_kind
+from collections import Counter
+from collections.abc import Iterable
+
+import attrs
+
+from claimstate._graph import Edge, Graph, Node, edge_kind
 
 _STYLE = {
-    "timer": 'style=dashed, color="#6a1b9a", fontcolor="#6a1b9a"',
-    "agent": 'style=bold, penwidth=2, color="#0d47a1", fontcolor="#0d47a1"',
-    "supplier": 'style=dotted, penwidth=1.6, color="#bf360c", fontcolor="#bf360c"',
-    "buyer": 'style=solid, color="#1b5e20", fontcolor="#1b5e20"',
+    "timer": 'style=dashed, penwidth=1.6, color="#6a1b9a", fontcolor="#6a1b9a"',
+    "agent": 'style=bold, penwidth=2.4, color="#0d47a1", fontcolor="#0d47a1"',
+    "supplier": 'style=dotted, penwidth=2, color="#bf360c", fontcolor="#bf360c"',
+    "buyer": 'style=solid, penwidth=1.4, color="#1b5e20", fontcolor="#1b5e20"',
+    "parties": 'style=solid, penwidth=1.2, color="#00695c:#ffffff:#00695c", fontcolor="#00695c"',
 }
-# How to read the arrows, for the pages that show the drawing.
+# How to read the arrows: a sample line drawn in text, its colour, and what it means.
 LEGEND = (
-    ("dashed, purple", "the clock fires it when a deadline passes (system)"),
-    ("bold, blue", "the dispute team decides or asks (agent)"),
-    ("dotted, orange", "the supplier acts"),
-    ("solid, green", "the buyer acts (or either party, as the label says)"),
-    ("double border", "a final state: the claim is closed"),
+    ("timer", "- - - - -", "#6a1b9a", "the clock, when a deadline has passed"),
+    ("agent", "\u2501\u2501\u2501\u2501\u2501", "#0d47a1", "the dispute team decides or asks"),
+    ("supplier", "\u00b7 \u00b7 \u00b7 \u00b7 \u00b7 \u00b7", "#bf360c", "the supplier"),
+    ("buyer", "\u2500\u2500\u2500\u2500\u2500", "#1b5e20", "the buyer"),
+    ("parties", "\u2550\u2550\u2550\u2550\u2550", "#00695c", "either party (buyer or supplier)"),
 )
+FINAL_WORDS = "double border: a final state, the claim is closed"
 _FADED = 'color="#d0d0d0", fontcolor="#b0b0b0"'
 _TAKEN = "penwidth=3"
 _LOOP_PORTS = ("e", "w", "n", "s")
+_FONT = 'fontname="DejaVu Sans"'  # its own metrics are built into Graphviz: text fits its boxes anywhere
 
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def to_dot(graph: Graph) -> str:
+    """The lifecycle as DOT: the overview at a glance, or every arrow (a claim's path numbered and bold)."""
+    out = [
+        f"digraph {_quote(graph.title)} {{",
+        f"  graph [label={_quote(graph.title)}, labelloc=t, fontsize=22, {_FONT}, rankdir=TB, nodesep=0.6,"
+        " ranksep=0.7, newrank=true, compound=true];",
+        f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {_FONT}, fontsize=13, margin="0.15,0.08"];',
+        f"  edge [{_FONT}, fontsize=11];",
+        '  start [shape=circle, label="", width=0.25, style=filled, fillcolor="#000000"];',
+    ]
+    if graph.overview:
+        out += _overview(graph)
+    else:
+        out += _every_arrow(graph)
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# --- the overview ----------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Merged:
+    """How the overview draws arrows that leave several states: `groups` of states that several such arrows
+    leave together (boxed, each arrow drawn once from the box), and the other such arrows (`noted`: drawn
+    once from a note naming their states), by transition."""
+
+    groups: tuple[tuple[str, ...], ...]
+    noted: dict[int, tuple[str, ...]]
+    sources: dict[int, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, edges: Iterable[Edge]) -> _Merged:
+        sources: dict[int, list[str]] = {}
+        for edge in edges:
+            if edge.source is not None:
+                sources.setdefault(edge.transition, []).append(edge.source)
+        shared = Counter(tuple(s) for s in sources.values() if len(s) > 1)
+        groups = tuple(group for group, count in shared.items() if count > 1)
+        noted = {t: tuple(s) for t, s in sources.items() if len(s) > 1 and tuple(s) not in groups}
+        return cls(groups, noted, {t: tuple(s) for t, s in sources.items()})
+
+    def group_of(self, edge: Edge) -> int | None:
+        """The index of the group an arrow is drawn from, if it is."""
+        sources = self.sources.get(edge.transition)
+        return self.groups.index(sources) if sources in self.groups else None
+
+
+def _overview(graph: Graph) -> list[str]:
+    loops = [e for e in graph.edges if e.source == e.dest]
+    crossing = [e for e in graph.edges if e.source != e.dest]
+    merged = _Merged.of(crossing)
+    grouped = {state for group in merged.groups for state in group}
+
+    def box(node: Node) -> str:
+        return _state_label(node, [e for e in loops if e.dest == node.name])
+
+    out = [f"  {n.name} [{box(n)}];" for n in graph.nodes if not n.final and n.name not in grouped]
+    for number, members in enumerate(merged.groups):
+        out.append(f"  subgraph cluster_group_{number} {{")
+        out.append(f'    label="the dispute team may act from either"; style="rounded,dashed"; {_FONT};'
+                   ' fontsize=12; color="#0d47a1"; fontcolor="#0d47a1";')  # fmt: skip
+        out += [f"    {n.name} [{box(n)}];" for n in graph.nodes if n.name in members]
+        out.append("  }")
+    out.append("  subgraph cluster_final {")
+    out.append(f'    label="closed: final states"; style="rounded,dashed"; {_FONT}; fontsize=12; rank=same;')
+    out += [f"    {n.name} [peripheries=2, {_state_label(n, [])}];" for n in graph.nodes if n.final]
+    out.append("  }")
+    footnotes: dict[str, int] = {}
+    titles = {n.name: n.title for n in graph.nodes}
+    drawn: set[int] = set()
+    for edge in crossing:
+        attrs = f"{_STYLE[edge_kind(edge)]}, label={_edge_words(edge, footnotes)}"
+        group = merged.group_of(edge)
+        if edge.transition in merged.noted or group is not None:
+            if edge.transition in drawn:
+                continue
+            drawn.add(edge.transition)
+        if edge.transition in merged.noted:
+            note = f"note_{edge.transition}"
+            froms = ", ".join(titles[s].lower() for s in merged.noted[edge.transition])
+            out.append(f'  {note} [shape=note, style=filled, fillcolor="#f5f5f5", fontsize=12,'
+                       f" label={_quote(_wrapped('from any of: ' + froms, 40))}];")  # fmt: skip
+            out.append(f"  {note} -> {edge.dest} [{attrs}];")
+        elif group is not None:
+            out.append(f"  {merged.groups[group][0]} -> {edge.dest} [{attrs}, ltail=cluster_group_{group}];")
+        else:
+            out.append(f"  {'start' if edge.source is None else edge.source} -> {edge.dest} [{attrs}];")
+    out += _legend(footnotes, [n.name for n in graph.nodes if n.final])
+    return out
+
+
+def _state_label(node: Node, loops: Iterable[Edge]) -> str:
+    """A state's box: its title, its identifier, the deadline it runs, the rule it keeps, what happens in it.
+
+    Plain text lines: the built-in Graphviz has no HTML-like labels (it is built without expat)."""
+    lines = [node.title, f"({node.name})"]
+    if node.window:
+        lines.append(f"deadline: {node.window}")
+    if node.note:
+        lines.append(node.note.upper())
+    actions = list(dict.fromkeys(e.action for e in loops))
+    if actions:
+        lines.append("here: " + actions[0])
+        lines += [f"      {a}" for a in actions[1:]]
+    return f"label={_quote(chr(10).join(lines))}"
+
+
+def _edge_words(edge: Edge, footnotes: dict[str, int]) -> str:
+    """The arrow's action in words, the clock's window, and its guards as footnote numbers."""
+    numbers = [footnotes.setdefault(g, len(footnotes) + 1) for g in edge.guards]
+    words = edge.action + (f" ({edge.timer})" if edge.timer else "")
+    marks = f" [{', '.join(map(str, numbers))}]" if numbers else ""
+    return _quote(_wrapped(words + marks))
+
+
+def _wrapped(text: str, width: int = 26) -> str:
+    """Break a label into lines of about `width` characters, so arrows' labels stay narrow."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join([*lines, line])
+
+
+def _legend(footnotes: dict[str, int], finals: list[str]) -> list[str]:
+    """How to read the picture, drawn in it under the final states: a sample of each kind of line with
+    what it means, the final states' double border, and the numbered guards."""
+    out = ["  subgraph cluster_legend {", f'    label="How to read it"; style=rounded; color="#999999"; {_FONT};'
+           " fontsize=14; labeljust=l;"]  # fmt: skip
+    previous = None
+    for kind, _sample, _colour, meaning in LEGEND:
+        tail, head = f"legend_{kind}_from", f"legend_{kind}_to"
+        out.append(f'    {tail} [shape=point, width=0.05, color="#ffffff"]; {head} [shape=point, width=0.05,'
+                   f' color="#ffffff"]; {{ rank=same; {tail}; {head}; }}')  # fmt: skip
+        out.append(f"    {tail} -> {head} [{_STYLE[kind]}, label={_quote(meaning)}, minlen=4];")
+        if previous is not None:
+            out.append(f"    {previous} -> {tail} [style=invis];")
+        previous = tail
+    out.append(
+        f'    legend_final [shape=box, style="rounded", peripheries=2, fontsize=12, label={_quote(FINAL_WORDS)}];'
+    )
+    out.append(f"    {previous} -> legend_final [style=invis];")
+    if footnotes:
+        words = "".join(f"[{number}] {guard}\\l" for guard, number in footnotes.items())
+        out.append(f'    legend_guards [shape=box, style="rounded", color="#ffffff", fontsize=12,'
+                   f' label="Only when:\\l{words}"];')  # fmt: skip
+        out.append("    legend_final -> legend_guards [style=invis];")
+    out.append("  }")
+    out += [f"  {final} -> legend_{LEGEND[0][0]}_from [style=invis];" for final in finals[len(finals) // 2 :][:1]]
+    return out
+
+
+# --- every arrow (a claim's own diagram, the detail views) ----------------------------------------------
 
 
 def _label(edge: Edge) -> str:
@@ -36,26 +211,18 @@ def _label(edge: Edge) -> str:
     return "\n".join(lines)
 
 
-def to_dot(graph: Graph) -> str:
-    """The lifecycle as DOT: final states grouped and double-bordered; a claim's path numbered and bold."""
-    out = [
-        f"digraph {_quote(graph.title)} {{",
-        f'  graph [label={_quote(graph.title)}, labelloc=t, fontsize=20, fontname="DejaVu Sans", rankdir=TB,'
-        " nodesep=0.7, ranksep=0.8];",
-        '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="DejaVu Sans", fontsize=12];',
-        '  edge [fontname="DejaVu Sans", fontsize=9];',
-        '  start [shape=circle, label="", width=0.25, style=filled, fillcolor="#000000"];',
-    ]
+def _every_arrow(graph: Graph) -> list[str]:
+    out = []
     claim = graph.claim_id is not None
     for node in graph.nodes:
         if node.final:
             continue
-        out.append(f"  {node.name} [{_node_attrs(node.name, node.current, node.visited, claim)}];")
+        out.append(f"  {node.name} [{_node_attrs(node, claim)}];")
     out.append("  subgraph cluster_final {")
     out.append('    label="closed: final states (decisions are final)"; style="rounded,dashed"; fontsize=12;')
     for node in graph.nodes:
         if node.final:
-            out.append(f"    {node.name} [peripheries=2, {_node_attrs(node.name, node.current, node.visited, claim)}];")
+            out.append(f"    {node.name} [peripheries=2, {_node_attrs(node, claim)}];")
     out.append("  }")
     loops: dict[str, int] = {}
     for edge in graph.edges:
@@ -68,15 +235,15 @@ def to_dot(graph: Graph) -> str:
             loops[edge.dest] += 1
             attrs.append(f"tailport={port}, headport={port}")
         out.append(f"  {source} -> {edge.dest} [label={_quote(_label(edge))}, {', '.join(attrs)}];")
-    out.append("}")
-    return "\n".join(out) + "\n"
+    return out
 
 
-def _node_attrs(name: str, current: bool, visited: bool, claim: bool) -> str:
-    if current:
-        return f'label={_quote(name)}, fillcolor="#ffd54f", penwidth=4'
-    if visited:
-        return f'label={_quote(name)}, fillcolor="#fff3c4"'
+def _node_attrs(node: Node, claim: bool) -> str:
+    label = f"label={_quote(node.title + chr(10) + node.name)}"
+    if node.current:
+        return f'{label}, fillcolor="#ffd54f", penwidth=4'
+    if node.visited:
+        return f'{label}, fillcolor="#fff3c4"'
     if claim:
-        return f'label={_quote(name)}, color="#c0c0c0", fontcolor="#a0a0a0"'
-    return f"label={_quote(name)}"
+        return f'{label}, color="#c0c0c0", fontcolor="#a0a0a0"'
+    return label

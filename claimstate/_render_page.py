@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from claimstate._graph import Graph
-from claimstate._render_dot import LEGEND
+from claimstate._render_dot import FINAL_WORDS, LEGEND
 from claimstate._render_graphviz import to_svg
 from claimstate._render_mermaid import to_mermaid
 
@@ -27,6 +27,11 @@ _STATE_COLUMNS = (("state", "state"), ("meaning", "meaning"), ("final", "final")
 _INTRO = (
     "Generated from the lifecycle definition that the engine runs; never drawn by hand. "
     "Each arrow reads trigger [guard] (who may fire it)."
+)
+_OVERVIEW_INTRO = (
+    "Generated from the lifecycle definition that the engine runs; never drawn by hand. Each box is a state"
+    " (its title, its name in the code, the deadline its clock runs); each arrow says what happens, the"
+    " numbers in brackets are the conditions listed under Only when, and the line says who acts."
 )
 
 
@@ -51,14 +56,14 @@ _CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em; color: #111; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.5em; }
 .picture { overflow-x: auto; border: 1px solid #ddd; }
-.picture svg { width: 100%; min-width: 1600px; height: auto; }
+.picture svg { display: block; max-width: none; height: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9em; margin-bottom: 1em; }
 th, td { border: 1px solid #999; padding: 4px 6px; text-align: left; vertical-align: top; }
 th { background: #eee; }
 code { font-family: "DejaVu Sans Mono", monospace; }
 @media print {
   body { margin: 0; } .picture { border: none; page-break-after: always; }
-  .picture svg { min-width: 0; } tr { page-break-inside: avoid; }
+  .picture { overflow: visible; } .picture svg { width: 100%; } tr { page-break-inside: avoid; }
 }
 """
 
@@ -78,12 +83,18 @@ def to_html(graph: Graph) -> str:
     """One self-contained page: the SVG inline, a legend, the states and the transitions."""
     svg = to_svg(graph)
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline SVG needs neither
-    legend = "".join(f"<li><b>{html.escape(style)}</b>: {html.escape(meaning)}</li>" for style, meaning in LEGEND)
+    legend = (
+        "".join(
+            f'<li><b style="color:{colour}">{html.escape(sample)}</b> {html.escape(meaning)}</li>'
+            for _, sample, colour, meaning in LEGEND
+        )
+        + f"<li>{html.escape(FINAL_WORDS)}</li>"
+    )
     title = html.escape(graph.title)
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>\n'
-        f"<body><h1>{title}</h1><p>{html.escape(_INTRO)}</p>\n"
+        f"<body><h1>{title}</h1><p>{html.escape(_OVERVIEW_INTRO if graph.overview else _INTRO)}</p>\n"
         f'<div class="picture">{svg}</div>\n'
         f"<h2>How to read the arrows</h2><ul>{legend}</ul>\n"
         f"<h2>States</h2>{_html_table(graph.state_rows(), _STATE_COLUMNS, {'state'})}\n"
