@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import socket
 import sys
@@ -38,7 +37,7 @@ from claimstate._errors import (
     StorageError,
     TransitionRefused,
 )
-from claimstate._feed import Event, consume
+from claimstate._feed import Consumer, Event, consume
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._store import Synchronous, open_store
 from claimstate._time import aware, from_iso, to_iso
@@ -150,6 +149,7 @@ class ClaimService:
         self.path = self._store.path
         self._lock = threading.RLock()  # one connection: threads take turns, a batch keeps its turn
         self._worker = _worker_name()  # who holds the feed's lanes this service takes (see events)
+        self._workers: set[str] = set()  # the workers of this service that took lanes: close gives them back
 
     @property
     def definition(self) -> Definition:
@@ -161,7 +161,14 @@ class ClaimService:
         return self._store.schema_version
 
     def close(self) -> None:
-        self._store.close()
+        """Give back the feed's lanes this service's workers still hold, then close the database."""
+        try:
+            for worker in sorted(self._workers):
+                self._release(worker)
+        except ClaimStateError:
+            pass  # the leases lapse on their own
+        finally:
+            self._store.close()
 
     def __enter__(self) -> ClaimService:
         return self
@@ -318,7 +325,6 @@ class ClaimService:
 
     # --- the event feed --------------------------------------------------------------------------------
 
-    @_serialized
     def events(self, consumer: str, limit: int = 100, *, lease: float = 30.0) -> list[Event]:
         """The next events `consumer` has not acknowledged (at most `limit`), to handle and then `ack`.
 
@@ -329,36 +335,36 @@ class ClaimService:
         Asked again before acknowledging, it delivers the same events again, then the rest. Every name is a
         consumer of its own, reading the whole feed from its oldest retained event.
         """
-        return self._deliver(consumer, limit, lease, self._worker)
+        consumer, limit, seconds = identifier(consumer, "consumer"), whole_number(limit, "limit"), _seconds(lease)
+        return self._deliver(consumer, limit, seconds, self._worker)
 
     def _deliver(self, consumer: str, limit: int, lease: float, worker: str) -> list[Event]:
-        consumer, limit, seconds = identifier(consumer, "consumer"), whole_number(limit, "limit"), _seconds(lease)
         with self._lock:
-            now = self._clock()
+            now = self._now(None)
+            self._workers.add(worker)
             return self._store.write(
                 partial(
                     self._store.events.deliver,
                     consumer,
                     worker=worker,
                     now=to_iso(now),
-                    until=to_iso(now + timedelta(seconds=seconds)),
+                    until=to_iso(now + timedelta(seconds=lease)),
                     limit=limit,
                 )
             )
 
-    @_serialized
     def ack(self, consumer: str, up_to: Event) -> None:
         """Record that `consumer` has handled `up_to` and every event delivered before it in its lane.
 
         Durable once it returns. Acknowledging an event twice, or an older one, changes nothing; an event
         not yet delivered to `consumer` is refused (InvalidInput), because that would skip events.
         """
-        self._ack(consumer, up_to, self._worker)
-
-    def _ack(self, consumer: str, up_to: Event, worker: str) -> None:
         consumer = identifier(consumer, "consumer")
         if not isinstance(up_to, Event):
             raise InvalidInput(f"up_to must be an Event this feed delivered, not {type(up_to).__name__}", field="up_to")
+        self._ack(consumer, up_to, self._worker)
+
+    def _ack(self, consumer: str, up_to: Event, worker: str) -> None:
         with self._lock:
             self._store.write(partial(self._store.events.ack, consumer, up_to, worker=worker))
 
@@ -376,36 +382,62 @@ class ClaimService:
         """Call `handler(event)` for each event of `consumer`, acknowledging each once the handler returns,
         until `stop` is set (or the thread is interrupted); how many events were handled.
 
-        When the handler raises, the event is offered again after a pause that doubles up to `max_pause`
-        seconds, and the events after it in its lane wait. With nothing to do, it looks again every `poll`
-        seconds. A handler must finish a batch of `limit` events within `lease` seconds, or another worker
-        may be given them too. Each call is a worker of its own, so several threads or processes may consume
-        one name together; on stopping, the lane it holds is given back at once.
+        When the handler raises, that event's lane (its claims) is set aside for a pause that doubles up to
+        `max_pause` seconds, then the event is offered again; the claim's later events wait behind it,
+        and the consumer's other lanes go on meanwhile. With nothing to do, it looks again every `poll`
+        seconds. A batch (at most `limit` events) is handled within most of its `lease`: what is left is
+        taken again under a new lease, so no other worker gets it meanwhile. Each call is a worker of its
+        own, so several threads or processes may consume one name together; on stopping, the lane it
+        holds is given back at once.
         """
         consumer, limit = identifier(consumer, "consumer"), whole_number(limit, "limit")
         lease, poll, max_pause = _seconds(lease), _seconds(poll, "poll"), _seconds(max_pause, "max_pause")
+        if not callable(handler):
+            raise InvalidInput(f"the handler must be callable, not {type(handler).__name__}", field="handler")
+        if stop is not None and not isinstance(stop, threading.Event):
+            raise InvalidInput(f"stop must be a threading.Event, not {type(stop).__name__}", field="stop")
         worker = f"{self._worker}/{new_claim_id()}"
+
+        def set_aside(lane: int, pause: float) -> None:
+            until = to_iso(self._now(None) + timedelta(seconds=pause))
+            with self._lock:
+                self._store.write(partial(self._store.events.set_aside, consumer, lane, worker=worker, until=until))
+
         return consume(
-            partial(self._deliver, consumer, limit, lease, worker),
-            partial(self._ack, consumer, worker=worker),
-            partial(self._release, consumer, worker),
+            Consumer(
+                deliver=partial(self._deliver, consumer, limit, lease, worker),
+                ack=partial(self._ack, consumer, worker=worker),
+                set_aside=set_aside,
+                release=partial(self._release, worker, consumer),
+            ),
             handler,
             stop=threading.Event() if stop is None else stop,
+            lease=lease,
             poll=poll,
             max_pause=max_pause,
         )
 
-    def _release(self, consumer: str, worker: str) -> None:
+    def _release(self, worker: str, consumer: str | None = None) -> None:
         with self._lock:
-            self._store.write(partial(self._store.events.release, consumer, worker=worker))
+            self._store.write(partial(self._store.events.release, worker, consumer=consumer))
+
+    def forget_consumer(self, consumer: str) -> bool:
+        """Drop `consumer`'s progress, so that it no longer holds back `prune_events` (a name given by
+        mistake, a service retired); True if it had any. Used again, the name starts from the oldest
+        retained event."""
+        consumer = identifier(consumer, "consumer")
+        with self._lock:
+            return self._store.write(partial(self._store.events.forget, consumer)) > 0
 
     @_reading
     def feed(self, consumer: str | None = None, *, after: int = 0, limit: int = 100) -> list[Event]:
         """Events in position order after position `after`: every retained one, or (with `consumer`) those it
-        has not acknowledged. A look only: nothing is leased or acknowledged."""
+        has not acknowledged. A look only: nothing is leased or acknowledged. Not a way to follow the feed:
+        on PostgreSQL an event can commit after one with a higher position was read (`events` never
+        misses one)."""
         consumer = None if consumer is None else identifier(consumer, "consumer")
         after, limit = whole_number(after, "after", least=0), whole_number(limit, "limit")
-        return self._store.events.unacked(consumer, after=after, limit=limit)
+        return self._store.events.listed(consumer, after=after, limit=limit)
 
     @_serialized
     def prune_events(self, older_than: datetime) -> int:
@@ -627,10 +659,15 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_claim_id()}"
 
 
+_MOST_SECONDS = 366 * 86_400  # a lease, a poll or a pause longer than a year is a mistake
+
+
 def _seconds(value: object, field: str = "lease") -> float:
-    """A positive, finite number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InvalidInput(f"must be a positive number of seconds, not {value!r}", field=field)
+    """A positive number of seconds, at most a year."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MOST_SECONDS:
+        raise InvalidInput(
+            f"must be a number of seconds above 0 and at most {_MOST_SECONDS}, not {value!r}", field=field
+        )
     return float(value)
 
 

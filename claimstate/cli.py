@@ -657,6 +657,10 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: fl
         raise click.UsageError("--ack needs --consumer NAME: progress is kept per consumer")
     if follow and not ack:
         raise click.UsageError("--follow needs --consumer NAME and --ack: unacknowledged events would print again")
+    ctx = click.get_current_context()
+    for option, needs, given in (("--lease", "--ack", ack), ("--poll", "--follow", follow)):
+        if not given and ctx.get_parameter_source(option.strip("-")) is ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{option} goes with {needs}, which was not given")
     settings = _settings()
     if not ack:
         with settings.service(read_only=True) as service:
@@ -677,11 +681,11 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: fl
             if not _printed(batch):
                 return
             service.ack(consumer, batch[-1])
-        held = len(service.feed(consumer, limit=100_000))
-    if held:
+        left = bool(service.feed(consumer, limit=1))
+    if left:
         click.echo(
-            f"note: {held} more event(s) of {consumer} are leased to another worker; they come to the next"
-            " run once its lease ends",
+            f"note: events of {consumer} remain unacknowledged: leased to another worker (or set aside after a"
+            " failure) until its lease ends, or written meanwhile; run again to take them",
             err=True,
         )
 

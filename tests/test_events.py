@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from click.testing import CliRunner
 from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing
@@ -329,9 +330,10 @@ def test_bad_feed_calls_are_refused_by_name_and_change_nothing(
     assert (service.feed(), service.feed("payments")) == before
 
 
-def test_consume_retries_a_failing_handler_before_any_later_event_of_its_lane(service: ClaimService) -> None:
-    """The handler fails twice on one event: it is offered again (after a short pause) until it succeeds,
-    and the claim's later events come only after it; then the loop stops when told to."""
+def test_consume_retries_a_failing_handler_before_any_later_event_of_its_lane(store_target: str) -> None:
+    """The handler fails twice on one event: it is offered again (after a short pause, on the wall clock)
+    until it succeeds, and the claim's later events come only after it; then the loop stops when told to."""
+    service = ClaimService(store_target)
     claim_id = file_one(service)
     service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
     stop, seen, failures = threading.Event(), list[tuple[str, int]](), [2]
@@ -344,9 +346,10 @@ def test_consume_retries_a_failing_handler_before_any_later_event_of_its_lane(se
         if event.seq == 2:
             stop.set()
 
-    assert service.consume("payments", handler, stop=stop, poll=0.01) == 2
-    assert seen == [(claim_id, 1)] * 3 + [(claim_id, 2)]
-    assert service.feed("payments") == []
+    with service:
+        assert service.consume("payments", handler, stop=stop, poll=0.01) == 2
+        assert seen == [(claim_id, 1)] * 3 + [(claim_id, 2)]
+        assert service.feed("payments") == []
 
 
 def test_consume_gives_back_its_lane_when_it_stops(store_target: str) -> None:
@@ -605,3 +608,143 @@ def test_a_first_delivery_that_rolled_back_leaves_the_consumer_working(
     with pytest.raises(StorageError):
         service.events("billing")
     assert [e.seq for e in service.events("billing")] == [1]
+
+
+# --- what a review found -------------------------------------------------------------------------------
+
+
+def test_a_handler_failing_on_one_claim_holds_back_that_lane_alone(store_target: str) -> None:
+    """One claim's event keeps failing: it is offered again and again, its lane's later events wait, and
+    every other lane's events are handled meanwhile, by the same single worker."""
+    with ClaimService(store_target) as service:
+        stuck, *others = claims_in_distinct_lanes(6)
+        for n, claim_id in enumerate([stuck, *others]):
+            service.file_claim(filing(order_id=f"o-{n}"), claim_id=claim_id, now=T0)
+        service.fire(stuck, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+        stop, seen = threading.Event(), list[tuple[str, int]]()
+
+        def handler(event: Event) -> None:
+            seen.append((event.claim_id, event.seq))
+            if {c for c, _ in seen} >= set(others) and seen.count((stuck, 1)) >= 2:
+                stop.set()
+            if event.claim_id == stuck:
+                raise RuntimeError("the payments API refuses this one")
+
+        timer = threading.Timer(20, stop.set)  # a bound, should the loop never get there
+        timer.start()
+        try:
+            handled = service.consume("payments", handler, stop=stop, poll=0.01, max_pause=0.05)
+        finally:
+            timer.cancel()
+        assert handled == len(others)
+        assert (stuck, 2) not in seen  # behind the failing event of its claim
+        assert [e.claim_id for e in service.feed("payments")] == [stuck, stuck]
+
+
+def test_bad_consume_arguments_are_refused_by_name(service: ClaimService) -> None:
+    for call, field in [
+        (lambda: service.consume("p", None), "handler"),  # type: ignore[arg-type]
+        (lambda: service.consume("p", print, stop=True), "stop"),  # type: ignore[arg-type]
+        (lambda: service.consume("p", print, poll=1e300), "poll"),
+        (lambda: service.events("p", lease=1e12), "lease"),
+    ]:
+        with pytest.raises(InvalidInput) as error:
+            call()
+        assert error.value.field == field
+    file_one(service)
+    event = service.events("p")[0]
+    with pytest.raises(InvalidInput) as error:
+        service.ack("p", attrs.evolve(event, lane=99))
+    assert error.value.field == "up_to"
+
+
+def test_forgetting_a_consumer_lets_prune_go_on(service: ClaimService) -> None:
+    """A consumer named by mistake holds back pruning until it is forgotten."""
+    claim_id = file_one(service)
+    service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+    drain(service, "payments")
+    service.events("paymnets")  # a typo, never acknowledged
+    later = T0 + timedelta(days=1)
+    assert service.prune_events(later) == 0
+    assert service.forget_consumer("paymnets") is True
+    assert service.forget_consumer("paymnets") is False
+    assert service.prune_events(later) == 1
+
+
+def test_closing_a_service_gives_back_the_lanes_it_holds(store_target: str) -> None:
+    """A worker that closes its service without acknowledging leaves no lease behind: the next worker
+    gets the events at once, not after the lease."""
+    with ClaimService(store_target) as first:
+        file_one(first)
+        assert len(first.events("payments", lease=300)) == 1
+    with ClaimService(store_target) as second:
+        assert [e.seq for e in second.events("payments")] == [1]
+
+
+def test_consume_keeps_within_its_lease(service: ClaimService) -> None:
+    """A slow handler: the loop stops handling a batch once most of its lease is spent, acknowledges what
+    it handled, and takes the rest again under a new lease; every event is handled once, in order."""
+    ids = claims_in_one_lane(4)
+    for n, claim_id in enumerate(ids):
+        service.file_claim(filing(order_id=f"o-{n}"), claim_id=claim_id, now=T0)
+    stop, seen = threading.Event(), list[str]()
+    acked: list[int] = []
+    ack = service._ack
+
+    def counting_ack(consumer: str, up_to: Event, worker: str) -> None:
+        acked.append(up_to.lane_seq)
+        ack(consumer, up_to, worker)
+
+    def slow(event: Event) -> None:
+        seen.append(event.claim_id)
+        time.sleep(0.15)
+        if len(seen) == len(ids):
+            stop.set()
+
+    service._ack = counting_ack  # type: ignore[method-assign]
+    assert service.consume("payments", slow, stop=stop, lease=0.2, poll=0.01) == len(ids)
+    assert seen == ids
+    assert len(acked) > 1 and acked == sorted(acked)  # several batches, each within its lease
+
+
+def test_cli_events_refuses_options_it_would_ignore(tmp_path: Path) -> None:
+    db = str(tmp_path / "claims.db")
+    ClaimService(db).close()
+    for args, message in (
+        (["--consumer", "p", "--lease", "5"], "--lease goes with --ack"),
+        (["--consumer", "p", "--ack", "--poll", "5"], "--poll goes with --follow"),
+    ):
+        result = CliRunner().invoke(cli, ["--db", db, "events", *args])
+        assert result.exit_code == 2
+        assert message in result.stderr
+
+
+def test_postgres_a_delivery_does_not_wait_for_another_workers_open_acknowledgement(postgres_url: str) -> None:
+    """A worker acknowledges inside a batch that stays open (its handler's own writes, say): another
+    worker of the same consumer still gets its events at once, from another lane."""
+    first, second = claims_in_distinct_lanes(2)
+    with (
+        ClaimService(postgres_url) as one,
+        ClaimService(postgres_url, busy_timeout=2) as two,
+    ):
+        for n, claim_id in enumerate((first, second)):
+            one.file_claim(filing(order_id=f"o-{n}"), claim_id=claim_id, now=T0)
+        taken = one.events("payments")
+        with one.batch():
+            one.ack("payments", taken[-1])
+            other = two.events("payments")  # the consumer's rows one holds are not waited for
+        assert {e.claim_id for e in other} == {first, second} - {e.claim_id for e in taken}
+
+
+def test_postgres_an_older_schema_opened_read_only_says_it_needs_a_writable_open(postgres_url: str) -> None:
+    """A database from before the feed, opened only to read, is named as older, not as missing."""
+    import psycopg  # noqa: PLC0415
+
+    ClaimService(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE events, lanes, consumers")
+        conn.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
+    with pytest.raises(StorageError, match="has schema version 1; migrating it to 2 needs a writable open"):
+        ClaimService(postgres_url, read_only=True)
+    with ClaimService(postgres_url) as service:
+        assert service.schema_version == 2

@@ -4,7 +4,7 @@
 that hands events to a handler and acknowledges them. The rows themselves are the store's (`_store.events`).
 """
 
-from claimstate._feed.consumer import consume
+from claimstate._feed.consumer import Consumer, consume
 from claimstate._feed.event import LANES, Event, lane_of, summary
 
-__all__ = ["LANES", "Event", "consume", "lane_of", "summary"]
+__all__ = ["LANES", "Consumer", "Event", "consume", "lane_of", "summary"]

@@ -37,7 +37,8 @@ from claimstate._store.rows import (
 
 T = TypeVar("T")
 _KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
-# Every column of the two tables, as a copy writes them, and the key each is read in order of.
+# Every column of each table a copy moves (the lanes' counters are PostgreSQL's own, made again from the
+# events), as it writes them, and the key each is read in order of.
 TABLES = {
     "claims": COLUMNS,
     "transitions": (*HISTORY, "idempotency_key", "request_hash"),
@@ -326,7 +327,7 @@ class Store(abc.ABC):
         return 0 if row is None else int(row[0])
 
     def table_rows(self, table: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
-        """Every row of `table` ("claims" or "transitions") as stored, all of TABLES[table]'s columns, in key
+        """Every row of `table` (one of TABLES) as stored, all of TABLES[table]'s columns, in key
         order, a page at a time: what a copy to another store writes."""
         columns, key = TABLES[table], _KEYS[table]
         select = f"SELECT {', '.join(columns)} FROM {table}"

@@ -1,4 +1,4 @@
-"""The event feed's rows: written with each transition, delivered to named consumers, pruned when read.
+"""The event feed's rows: written with each transition, delivered to named consumers, pruned once read.
 
 Why lanes, and not "every event after the highest position I saw": on PostgreSQL a position comes from a
 sequence when the row is inserted, but transactions commit in another order, so a reader can see
@@ -11,9 +11,11 @@ time, so there the lane's highest number plus one is the same, without a counter
 keeps each lane's newest event, so that number never goes back.
 
 A consumer keeps, per lane, the last lane number it acknowledged (`acked`), the highest delivered
-(`leased_to`), and who holds the lane (`holder`, until `lease_until`). A worker takes one lane at a time,
-so a consumer group's workers never get the same claim's events at once; a lane whose holder died is
-taken by another once its lease has run out, and its unacknowledged events are delivered again.
+(`leased_to`), who holds the lane (`holder`), and until when no other worker may take it (`lease_until`).
+A worker takes one lane at a time, so a consumer group's workers never get the same claim's events at
+once; a lane whose holder died is taken by another once its lease has run out, and its unacknowledged
+events are delivered again. A lane whose event a handler failed on is set aside (no holder, but a
+`lease_until` ahead) for a pause, so the consumer's other lanes go on meanwhile.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ _INSERT_COUNTED = (
 # The first unacknowledged event of a consumer's lane, by position (NULL when the lane is read up).
 _OLDEST = "(SELECT position FROM events e WHERE e.lane = c.lane AND e.lane_seq > c.acked ORDER BY e.lane_seq LIMIT 1)"
 _FREE_LANE = (
-    f"SELECT lane, acked FROM consumers c WHERE name = ? AND (holder IS NULL OR holder = ? OR lease_until <= ?)"
+    f"SELECT lane, acked FROM consumers c WHERE name = ? AND (holder = ? OR lease_until IS NULL OR lease_until <= ?)"
     f" AND {_OLDEST} IS NOT NULL ORDER BY CASE WHEN holder = ? THEN 0 ELSE 1 END, {_OLDEST} LIMIT 1"
 )
 _LEASE = (
@@ -95,7 +97,7 @@ class EventRows:
             self._store._send(self._insert, row)
 
     def discard(self) -> None:
-        """Forget the events of a transaction that rolled back."""
+        """Forget pending events, as a transaction begins: any left are a rolled-back transaction's."""
         self._pending.clear()
 
     def deliver(self, consumer: str, *, worker: str, now: str, until: str, limit: int) -> list[Event]:
@@ -103,7 +105,9 @@ class EventRows:
         `until`. The lane it already holds comes first, so a failed event is retried before any later one;
         else the free lane whose oldest waiting event is oldest."""
         store = self._store
-        store._send(_NEW_CONSUMER, (consumer,) * LANES)  # goes with the next statement
+        made = store._one("SELECT count(*) FROM consumers WHERE name = ?", (consumer,))
+        if made is None or made[0] < LANES:  # a plain read first: the insert would wait on rows being leased
+            store._send(_NEW_CONSUMER, (consumer,) * LANES)
         row = store._one(_FREE_LANE + self._skip_locked, (consumer, worker, now, worker))
         if row is None:
             return []
@@ -119,6 +123,8 @@ class EventRows:
         """In a write transaction: record `event`, and every event before it in its lane, as handled by
         `consumer`; the lane is given back when all that was delivered is acknowledged."""
         store = self._store
+        if not 0 <= event.lane < LANES:
+            raise InvalidInput(f"the event's lane {event.lane} is not one of this feed's", field="up_to")
         row = store._one("SELECT leased_to FROM consumers WHERE name = ? AND lane = ?", (consumer, event.lane))
         if row is None:
             raise InvalidInput(f"no consumer {consumer!r} has taken events yet", field="consumer")
@@ -131,13 +137,26 @@ class EventRows:
         n = event.lane_seq
         store._run(_ACK, (n, worker, n, worker, n, consumer, event.lane, n))
 
-    def release(self, consumer: str, *, worker: str) -> None:
-        """In a write transaction: give back every lane `worker` holds, unacknowledged events and all."""
+    def release(self, worker: str, *, consumer: str | None = None) -> None:
+        """In a write transaction: give back every lane `worker` holds (of `consumer`, or of any),
+        unacknowledged events and all."""
+        where, params = (
+            ("holder = ?", (worker,)) if consumer is None else ("name = ? AND holder = ?", (consumer, worker))
+        )
+        self._store._run(f"UPDATE consumers SET holder = NULL, lease_until = NULL WHERE {where}", params)
+
+    def set_aside(self, consumer: str, lane: int, *, worker: str, until: str) -> None:
+        """In a write transaction: after a handler failed in `lane`, let no worker take it before `until`."""
         self._store._run(
-            "UPDATE consumers SET holder = NULL, lease_until = NULL WHERE name = ? AND holder = ?", (consumer, worker)
+            "UPDATE consumers SET holder = NULL, lease_until = ? WHERE name = ? AND lane = ? AND holder = ?",
+            (until, consumer, lane, worker),
         )
 
-    def unacked(self, consumer: str | None, *, after: int, limit: int) -> list[Event]:
+    def forget(self, consumer: str) -> int:
+        """In a write transaction: drop `consumer`'s progress (its rows); how many lanes it had."""
+        return self._store._run("DELETE FROM consumers WHERE name = ?", (consumer,))
+
+    def listed(self, consumer: str | None, *, after: int, limit: int) -> list[Event]:
         """Events after position `after`, in position order: all retained ones (`consumer` None), or those
         `consumer` has not acknowledged. Reads only: nothing is leased."""
         if consumer is None:
@@ -145,9 +164,6 @@ class EventRows:
         return self._events(
             f"{_SELECT} e WHERE position > ? AND {_UNACKED} ORDER BY position LIMIT ?", (after, consumer, limit)
         )
-
-    def consumers(self) -> list[str]:
-        return [row[0] for row in self._store._all("SELECT DISTINCT name FROM consumers ORDER BY name")]
 
     def prune(self, older_than: str) -> int:
         """In a write transaction: delete the events before `older_than` that every consumer has acknowledged
@@ -166,7 +182,7 @@ class EventRows:
         rows = self._store._all(
             "SELECT e.claim_id, e.seq FROM events e LEFT JOIN transitions t ON t.claim_id = e.claim_id"
             " AND t.seq = e.seq WHERE t.claim_id IS NULL OR t.trigger <> e.trigger OR t.to_state <> e.to_state"
-            " OR t.from_state IS DISTINCT FROM e.from_state OR t.actor <> e.actor OR t.at <> e.at"
+            " OR coalesce(t.from_state, '') <> coalesce(e.from_state, '') OR t.actor <> e.actor OR t.at <> e.at"
             " OR t.data <> e.data UNION SELECT claim_id, seq FROM events GROUP BY claim_id, seq HAVING count(*) > 1"
             " ORDER BY 1, 2"
         )

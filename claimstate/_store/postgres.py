@@ -48,8 +48,8 @@ _INDEXES = {
     " WHERE idempotency_key IS NOT NULL",
     "transitions_filing_keys": "CREATE UNIQUE INDEX transitions_filing_keys ON transitions (idempotency_key)"
     " WHERE idempotency_key IS NOT NULL AND seq = 1",
-    "events_by_lane": "CREATE UNIQUE INDEX events_by_lane ON events (lane, lane_seq)",
 }
+_FEED_INDEXES = {"events_by_lane": "CREATE UNIQUE INDEX events_by_lane ON events (lane, lane_seq)"}
 _TABLES = ("claims", "transitions", "meta", "events", "lanes", "consumers")
 _TRIGGERS = ("transitions_no_change", "transitions_no_truncate")
 _SCHEMA_V1 = (
@@ -62,7 +62,7 @@ _SCHEMA_V1 = (
     f" at {_TEXT} NOT NULL, data {_TEXT} NOT NULL, deadline_at {_TEXT}, idempotency_key {_TEXT},"
     f" request_hash {_TEXT}, hash {_TEXT}, PRIMARY KEY (claim_id, seq))",
     f"CREATE TABLE meta (name {_TEXT} PRIMARY KEY, value {_TEXT} NOT NULL)",
-    *(sql for name, sql in _INDEXES.items() if not name.startswith("events")),
+    *_INDEXES.values(),
     "CREATE FUNCTION claimstate_history_is_append_only() RETURNS trigger LANGUAGE plpgsql AS"
     " $$ BEGIN RAISE EXCEPTION 'the transition history is append-only'; END $$",
     "CREATE TRIGGER transitions_no_change BEFORE UPDATE OR DELETE ON transitions"
@@ -75,7 +75,7 @@ _SCHEMA_V2 = (  # the event feed (see _store.events); history before it is not r
     f" lane_seq BIGINT NOT NULL, claim_id {_TEXT} NOT NULL, seq BIGINT NOT NULL, trigger {_TEXT} NOT NULL,"
     f" from_state {_TEXT}, to_state {_TEXT} NOT NULL, actor {_TEXT} NOT NULL, at {_TEXT} NOT NULL,"
     f" data {_TEXT} NOT NULL, claim {_TEXT} NOT NULL)",
-    _INDEXES["events_by_lane"],
+    *_FEED_INDEXES.values(),
     "CREATE TABLE lanes (lane INTEGER PRIMARY KEY, last BIGINT NOT NULL)",  # each lane's last number given
     f"CREATE TABLE consumers (name {_TEXT} NOT NULL, lane INTEGER NOT NULL, acked BIGINT NOT NULL,"
     f" leased_to BIGINT NOT NULL, holder {_TEXT}, lease_until {_TEXT}, PRIMARY KEY (name, lane))",
@@ -393,9 +393,15 @@ class PostgresStore(Store):
                     path=self.path,
                 )
             if version < SCHEMA_VERSION:
-                if not create:
+                if not create and version == 0:
                     raise StorageError(
                         f"no claimstate database at {self.path}; create it with `claimstate init` or ClaimService(url)",
+                        path=self.path,
+                    )
+                if not create:
+                    raise StorageError(
+                        f"{self.path} has schema version {version}; migrating it to {SCHEMA_VERSION} needs a writable"
+                        " open (ClaimService(url), or `claimstate init`) once",
                         path=self.path,
                     )
                 for number in range(version + 1, SCHEMA_VERSION + 1):
@@ -428,7 +434,7 @@ class PostgresStore(Store):
             )
         }
         problems = [f"the table {name} is missing" for name in _TABLES if name not in tables]
-        for name, sql in _INDEXES.items():
+        for name, sql in {**_INDEXES, **_FEED_INDEXES}.items():
             if name not in indexes:
                 problems.append(f"the index {name} is missing")
             elif ("UNIQUE" in sql) != ("UNIQUE" in indexes[name]):
@@ -474,8 +480,9 @@ class _Errors(StoreContext):
             raise Race(f"another writer took {_RACING_KEYS[constraint]} first") from error
         if state == "55P03":  # lock_timeout: another writer holds the claim's row
             raise StorageError(
-                f"{store.path}: the claim (or its lane of the event feed) is locked by another writer and stayed"
-                f" locked past the busy timeout ({store._timeout:g} s); nothing was applied, try again",
+                f"{store.path}: a row this call needs (the claim, its lane of the event feed, or a consumer's"
+                f" progress) is locked by another writer and stayed locked past the busy timeout"
+                f" ({store._timeout:g} s); nothing was applied, try again",
                 path=store.path,
             ) from error
         if _lost(error, store._conn):
