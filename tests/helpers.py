@@ -11,6 +11,7 @@ import select
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -175,6 +176,16 @@ class ChildLines:
     def last_words(self) -> str:
         """What to show when the child did not report in time."""
         return repr(self.lines[-3:])
+
+    def reap(self) -> None:
+        """Kill the child if it still runs, wait for it, and close its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stdin):
+            if stream is not None:
+                with suppress(BrokenPipeError):  # a line a child that had exited never read
+                    stream.close()
 
 
 def pump(children: Sequence[ChildLines], deadline: float, until: Callable[[], bool]) -> None:

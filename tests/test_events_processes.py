@@ -77,15 +77,6 @@ class _Child(ChildLines):
         """[claim id, seq, lane, lane seq] of each event it printed as handled, in order."""
         return [line["handled"] for line in self.lines if "handled" in line]
 
-    def reap(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for stream in (self.proc.stdout, self.proc.stdin):
-            if stream is not None:
-                with suppress(BrokenPipeError):
-                    stream.close()
-
 
 @contextmanager
 def _children() -> Iterator[list[_Child]]:

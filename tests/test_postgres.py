@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -67,15 +67,6 @@ class _Child(ChildLines):
 
     def last_words(self) -> str:
         return f"{self.lines[-3:]!r}; stderr: {self.errors()[-2000:]}"
-
-    def reap(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for stream in (self.proc.stdout, self.proc.stdin):
-            if stream is not None:
-                with suppress(BrokenPipeError):  # a "go" a child that had exited never read
-                    stream.close()
 
 
 @contextmanager
