@@ -152,7 +152,9 @@ class Transition:
     fields: tuple[Field, ...] = ()
     effect: Callable[[Context], Claim] | None = attrs.field(default=None, eq=False, repr=False)
     on_deadline: str | None = None
-    label: str = attrs.field(default=attrs.Factory(_label_of, takes_self=True))  # a few words for pictures
+    # A few words for pictures, starting with who acts ("buyer", "supplier", "team", "either party", "the
+    # other party"), which a claim's own story replaces with the actor.
+    label: str = attrs.field(default=attrs.Factory(_label_of, takes_self=True))
 
     @property
     def creates(self) -> bool:

@@ -8,7 +8,7 @@ nothing of any syntax.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -17,6 +17,7 @@ from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import ROLES, Definition, Policy
 from claimstate._errors import InvalidInput
 from claimstate._lifecycle import CLAIM_LIFECYCLE
+from claimstate._time import to_iso
 
 
 @attrs.frozen
@@ -69,6 +70,19 @@ class Edge:
 
 
 @attrs.frozen
+class Step:
+    """One transition a claim took, told with its facts: who, what, when, and the data given."""
+
+    seq: int
+    source: str | None
+    dest: str
+    words: str  # ``supplier acme: either party offers a refund (kind partial_refund, amount 5.00), 5 Jan 11:00``
+    at: str
+    actor: str
+    trigger: str
+
+
+@attrs.frozen
 class Graph:
     """The whole picture: title, states, arrows, and whose claim it is if it is one claim's diagram."""
 
@@ -77,6 +91,8 @@ class Graph:
     edges: tuple[Edge, ...]
     claim_id: str | None = None
     overview: bool = False  # the whole lifecycle at a glance: repeated arrows merged, loops told inside states
+    steps: tuple[Step, ...] = ()  # a claim's path, in order
+    facts: str = ""  # a claim's order, parties, amount and running deadline, in words
 
     def transition_rows(self) -> list[dict[str, str]]:
         """One row per transition of the definition, in plain words, for the pages' tables."""
@@ -173,10 +189,41 @@ def extract(
                     action=t.label,
                 )
             )
-    title = f"The {definition.name} lifecycle"
-    if claim is not None:
-        title = f"Claim {claim.id}: now {claim.state}"
-    return Graph(title, nodes, tuple(edges), None if claim is None else claim.id, overview=claim is None)
+    if claim is None:
+        return Graph(f"The {definition.name} lifecycle", nodes, tuple(edges), overview=True)
+    titles = {s.name: s.title for s in definition.states}
+    labels = {(source, t.dest, t.trigger): t.label for t in definition.transitions for source in t.sources or (None,)}
+    story = tuple(
+        Step(r.seq, r.source, r.dest, _told(r, labels.get((r.source, r.dest, r.trigger), r.trigger)),
+             to_iso(r.at), str(r.actor), r.trigger)
+        for r in history
+    )  # fmt: skip
+    title = f"Claim on order {claim.order_id}: {claim.buyer_id} against {claim.supplier_id}, {claim.amount.format()}"
+    deadline = "" if claim.deadline is None else f"; its clock runs until {_when(claim.deadline.due)} UTC"
+    facts = f"Claim {claim.id}, now {titles.get(claim.state, claim.state)} ({claim.state}){deadline}."
+    return Graph(title, nodes, tuple(edges), claim.id, steps=story, facts=facts)
+
+
+def _when(at: datetime) -> str:
+    """``5 Jan 11:00``: enough of a time for a step's label."""
+    return f"{at.day} {at.strftime('%b %H:%M')}"
+
+
+# The words a transition's label starts with to say who acts; a step says who acted instead.
+_WHO = ("the other party ", "either party ", "buyer ", "supplier ", "team ")
+
+
+def _told(record: TransitionRecord, label: str) -> str:
+    """A step in words: who, what (the transition's label), the short data values given, when (a filing's
+    data is the page's title already)."""
+    given = ", ".join(
+        f"{k} {v}"
+        for k, v in record.data.items()
+        if record.seq > 1 and isinstance(v, str | int) and not isinstance(v, bool) and len(str(v)) <= 24
+    )
+    who = "the clock" if record.actor.role == SYSTEM else f"{record.actor.role} {record.actor.id}"
+    what = next((label.removeprefix(w) for w in _WHO if label.startswith(w)), label)
+    return f"{who}: {what}" + (f" ({given})" if given else "") + f", {_when(record.at)}"
 
 
 def edge_kind(edge: Edge) -> str:

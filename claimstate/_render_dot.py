@@ -56,6 +56,8 @@ def to_dot(graph: Graph) -> str:
     ]
     if graph.overview:
         out += _overview(graph)
+    elif graph.steps:
+        out += _story(graph)
     else:
         out += _every_arrow(graph)
     out.append("}")
@@ -200,7 +202,33 @@ def _legend(footnotes: dict[str, int], finals: list[str]) -> list[str]:
     return out
 
 
-# --- every arrow (a claim's own diagram, the detail views) ----------------------------------------------
+# --- a claim's own story -------------------------------------------------------------------------------
+
+_ROLE_STYLE = {"system": "timer", "agent": "agent", "supplier": "supplier", "buyer": "buyer"}
+
+
+def _story(graph: Graph) -> list[str]:
+    """A claim's path as a line from top to bottom: a box for each state it entered (one per visit, so
+    no arrow loops back), each arrow numbered and told with who acted, what, the data given and when."""
+    nodes = {n.name: n for n in graph.nodes}
+    out, previous = [], "start"
+    for number, step in enumerate(graph.steps, 1):
+        node = nodes.get(step.dest)
+        title = step.dest if node is None else node.title
+        last = number == len(graph.steps)
+        lines = [title, f"({step.dest})"] + (["now", *graph.facts.split("; ")[1:]] if last else [])
+        look = 'fillcolor="#ffd54f", penwidth=3' if last else 'fillcolor="#fff3c4"'
+        if node is not None and node.final:
+            look += ", peripheries=2"
+        out.append(f"  step_{number} [label={_quote(chr(10).join(lines).rstrip('.'))}, {look}];")
+        kind = _ROLE_STYLE.get(step.actor.split(":")[0], "buyer")
+        words = _quote(_wrapped(f"{number}. {step.words}", 34))
+        out.append(f"  {previous} -> step_{number} [{_STYLE[kind]}, label={words}];")
+        previous = f"step_{number}"
+    return out
+
+
+# --- every arrow (the detail views) ---------------------------------------------------------------------
 
 
 def _label(edge: Edge) -> str:

@@ -79,8 +79,13 @@ def _html_table(rows: list[dict[str, str]], columns: tuple[tuple[str, str], ...]
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+_STEP_COLUMNS = (("step", "step"), ("when", "when (UTC)"), ("who", "who"), ("trigger", "trigger"),
+                 ("from", "from"), ("to", "to"), ("what", "what happened"))  # fmt: skip
+
+
 def to_html(graph: Graph) -> str:
-    """One self-contained page: the SVG inline, a legend, the states and the transitions."""
+    """One self-contained page: the SVG inline, a legend, then the lifecycle's states and transitions, or
+    (a claim's own page) its facts and every step it took."""
     svg = to_svg(graph)
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline SVG needs neither
     legend = (
@@ -91,13 +96,23 @@ def to_html(graph: Graph) -> str:
         + f"<li>{html.escape(FINAL_WORDS)}</li>"
     )
     title = html.escape(graph.title)
+    if graph.steps:
+        rows = [{"step": str(s.seq), "when": s.at.replace("T", " ")[:16], "who": s.actor, "trigger": s.trigger,
+                 "from": s.source or "-", "to": s.dest, "what": s.words} for s in graph.steps]  # fmt: skip
+        intro = html.escape(graph.facts)
+        tables = f"<h2>Every step</h2>{_html_table(rows, _STEP_COLUMNS, {'trigger', 'from', 'to'})}\n"
+    else:
+        intro = html.escape(_OVERVIEW_INTRO if graph.overview else _INTRO)
+        tables = (
+            f"<h2>States</h2>{_html_table(graph.state_rows(), _STATE_COLUMNS, {'state'})}\n"
+            "<h2>Transitions</h2>"
+            f"{_html_table(graph.transition_rows(), _TRANSITION_COLUMNS, {'trigger', 'from', 'to'})}\n"
+        )
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>\n'
-        f"<body><h1>{title}</h1><p>{html.escape(_OVERVIEW_INTRO if graph.overview else _INTRO)}</p>\n"
+        f"<body><h1>{title}</h1><p>{intro}</p>\n"
         f'<div class="picture">{svg}</div>\n'
-        f"<h2>How to read the arrows</h2><ul>{legend}</ul>\n"
-        f"<h2>States</h2>{_html_table(graph.state_rows(), _STATE_COLUMNS, {'state'})}\n"
-        f"<h2>Transitions</h2>{_html_table(graph.transition_rows(), _TRANSITION_COLUMNS, {'trigger', 'from', 'to'})}\n"
+        f"<h2>How to read the arrows</h2><ul>{legend}</ul>\n{tables}"
         "</body></html>\n"
     )

@@ -189,7 +189,7 @@ def test_model_and_diagram(db: Path, tmp_path: Path) -> None:
         "path": str(out),
         "format": "dot",
     }
-    assert "(1) file_claim" in out.read_text()
+    assert "1. buyer alice: files a claim" in out.read_text()
     assert run(db, "diagram", "--claim", "nope").exit_code == 3
     assert CliRunner().invoke(cli, ["diagram", "--format", "gif"]).exit_code == 2
 

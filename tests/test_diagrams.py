@@ -257,33 +257,38 @@ def _claim_with_history(walker: Walker) -> tuple[Claim, list[TransitionRecord]]:
     return claim, records
 
 
-def test_a_claim_s_diagram_shows_exactly_its_numbered_path(walker: Walker) -> None:
-    """Full refund with a return: each taken arrow numbered in order, refunded_full highlighted, the rest faded."""
+def test_a_claim_s_diagram_tells_its_story_step_by_step(walker: Walker) -> None:
+    """Full refund with a return: one box per state the claim entered, in order, each arrow numbered and
+    told with who acted, what, the data given and when; the last box is now, highlighted; the title names
+    the order, the parties and the amount. The Mermaid text still numbers the path on every arrow."""
     claim, history = _claim_with_history(walker)
-    parsed = _dot_json(Diagrams(claim=claim, history=history).dot())
-    numbered = {}
-    for e in _parsed_edges(parsed):
-        taken = re.match(r"\(([\d, ]+)\) (\w+)", e["label"])
-        if taken:
-            steps, trigger = taken.groups()
-            for step in steps.split(", "):
-                numbered[int(step)] = (e["tail"], e["head"], trigger)
-            assert e["penwidth"] == "3"
-        else:
-            assert e["color"] == "#d0d0d0", e
-    expected = {r.seq: (r.source or "start", r.dest, r.trigger) for r in history}
-    assert numbered == expected
-    nodes = {o["name"]: o for o in parsed["objects"]}  # type: ignore[attr-defined]
-    assert nodes["refunded_full"]["fillcolor"] == "#ffd54f"
-    assert nodes["withdrawn"]["fontcolor"] == "#a0a0a0"
-    mermaid = Diagrams(claim=claim, history=history).mermaid()
+    diagrams = Diagrams(claim=claim, history=history)
+    parsed = _dot_json(diagrams.dot())
+    edges = _parsed_edges(parsed)
+    assert [e["head"] for e in edges] == [f"step_{n}" for n in range(1, len(history) + 1)]
+    told = [_texts(e) for e in edges]
+    assert told[0] == "1. buyer alice: files a claim, 2 Mar 09:00"
+    assert told[2] == "3. supplier acme: offers a refund (kind partial_refund, amount 5.00), 2 Mar 11:00"
+    assert told[4].startswith("5. agent kim: decides a full refund (rationale damaged)")
+    assert "tracking_number JD1" in told[6]
+    boxes = {o["name"]: o for o in parsed["objects"]}  # type: ignore[union-attr]
+    assert _texts(boxes[f"step_{len(history)}"]).startswith("Refunded in full (refunded_full) now")
+    assert boxes[f"step_{len(history)}"]["fillcolor"] == "#ffd54f"
+    assert parsed["label"] == "Claim on order o-1: alice against acme, 25.00 USD"
+    page = diagrams.html()
+    assert "Claim c-9, now Refunded in full (refunded_full)." in page
+    assert page.count("<tr><td>") == len(history)  # the steps table, one row per step
+    mermaid = diagrams.mermaid()
     assert "class refunded_full current" in mermaid
     assert "in_mediation --> in_mediation : (3) make_offer [" in mermaid
-    assert (
-        "in_mediation --> awaiting_return : (5) decide_full_refund [no return shipment is recorded yet] (agent)"
-        in mermaid
-    )
-    assert "awaiting_evidence --> withdrawn : withdraw\n" in mermaid  # not taken: the name alone
+
+
+@needs_chromium
+def test_a_claim_s_page_reads_at_a_glance_in_a_browser(tmp_path: Path, walker: Walker) -> None:
+    """The claim's own page passes the same checks as the overview: text large enough, nothing over
+    anything, nothing cut off."""
+    claim, history = _claim_with_history(walker)
+    _readable(_layout(Diagrams(claim=claim, history=history).html(), "claim", tmp_path))
 
 
 def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
