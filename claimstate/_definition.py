@@ -118,6 +118,16 @@ def _label_of(transition: Transition) -> str:
 
 
 @attrs.frozen(kw_only=True)
+class View:
+    """A detail picture of one phase of the lifecycle: every transition of `triggers` drawn, with the
+    states they touch. `name` names its files (``lifecycle-<name>.svg``); `title` heads it."""
+
+    name: str
+    title: str
+    triggers: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
 class State:
     """A state of the lifecycle: its stored `name` (the identifier code uses), the `title` people read
     (by default the name in words), what it means, and the deadline entering it sets."""
@@ -335,11 +345,14 @@ def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
 
 @attrs.frozen
 class Definition:
-    """A whole lifecycle: validated when built, raising one DefinitionError that lists every problem."""
+    """A whole lifecycle: validated when built, raising one DefinitionError that lists every problem.
+
+    `views` are the detail pictures drawn beside the overview, each a phase of the lifecycle."""
 
     name: str
     states: tuple[State, ...]
     transitions: tuple[Transition, ...]
+    views: tuple[View, ...] = ()
     _outgoing: Mapping[tuple[str, str], tuple[Transition, ...]] = attrs.field(init=False, repr=False, eq=False)
     _by_name: Mapping[str, State] = attrs.field(init=False, repr=False, eq=False)
     triggers: tuple[str, ...] = attrs.field(init=False, eq=False)
@@ -349,6 +362,13 @@ class Definition:
 
     def __attrs_post_init__(self) -> None:
         problems = list(_problems(self.states, self.transitions))
+        known = {t.trigger for t in self.transitions}
+        problems += [
+            f"view {v.name!r} names trigger {trigger!r}, which no transition has"
+            for v in self.views
+            for trigger in v.triggers
+            if trigger not in known
+        ]
         if problems:
             raise DefinitionError(problems)
         index: dict[tuple[str, str], list[Transition]] = defaultdict(list)

@@ -29,6 +29,7 @@ FORMATS: dict[str, tuple[Callable[[Graph], str | bytes], str, str]] = {
     "html": (to_html, "lifecycle.html", "a self-contained page to open or print: the picture and the same tables"),
 }
 REGENERATE = "claimstate diagram --all diagrams"
+VIEW_FORMATS = ("svg", "html")  # each detail view's files, beside the overview's
 
 
 class Diagrams:
@@ -41,8 +42,17 @@ class Diagrams:
         policy: Policy | None = None,
         claim: Claim | None = None,
         history: Sequence[TransitionRecord] = (),
+        view: str | None = None,
     ) -> None:
-        self.graph = extract(definition, policy=policy, claim=claim, history=history)
+        """`view` names one of the definition's detail views (``offers``, ``return``...) to draw instead."""
+        chosen = None
+        if view is not None:
+            chosen = next((v for v in definition.views if v.name == view), None)
+            if chosen is None:
+                known = ", ".join(v.name for v in definition.views) or "none"
+                raise InvalidInput(f"unknown view {view!r}; known: {known}", field="view")
+        self.definition = definition
+        self.graph = extract(definition, policy=policy, claim=claim, history=history, view=chosen)
 
     def mermaid(self) -> str:
         return to_mermaid(self.graph)
@@ -84,7 +94,11 @@ class Diagrams:
                 missing.append(fmt)
                 continue
             written.append(write_file(folder / name, content))
-        written.append(write_file(folder / "README.md", _readme()))
+        for view in self.definition.views:
+            detail = Diagrams(self.definition, view=view.name)
+            for fmt in VIEW_FORMATS:
+                written.append(write_file(folder / f"lifecycle-{view.name}.{fmt}", detail.render(fmt)))
+        written.append(write_file(folder / "README.md", _readme(self.definition)))
         if missing:
             raise DiagramError(
                 f"wrote every format but {', '.join(missing)}, which needs Graphviz's dot program: {INSTALL_HINT}",
@@ -93,8 +107,13 @@ class Diagrams:
         return written
 
 
-def _readme() -> str:
+def _readme(definition: Definition) -> str:
     rows = "\n".join(f"| `{name}` | {what} |" for _, name, what in FORMATS.values())
+    rows += "".join(
+        f"\n| `lifecycle-{v.name}.{fmt}` | the detail view {v.title.lower()!r}, every arrow of it ({fmt}) |"
+        for v in definition.views
+        for fmt in VIEW_FORMATS
+    )
     return (
         "# Diagrams of the claim lifecycle\n\n"
         "Every file here is generated from the lifecycle definition the engine runs "

@@ -14,7 +14,7 @@ import attrs
 
 from claimstate._actor import SYSTEM
 from claimstate._claim import Claim, TransitionRecord
-from claimstate._definition import ROLES, Definition, Policy
+from claimstate._definition import ROLES, Definition, Policy, View
 from claimstate._errors import InvalidInput
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._time import to_iso
@@ -92,6 +92,7 @@ class Graph:
     claim_id: str | None = None
     overview: bool = False  # the whole lifecycle at a glance: repeated arrows merged, loops told inside states
     steps: tuple[Step, ...] = ()  # a claim's path, in order
+    loops_drawn: bool = False  # a detail view: an arrow that stays in its state is drawn, not told inside it
     facts: str = ""  # a claim's order, parties, amount and running deadline, in words
 
     def transition_rows(self) -> list[dict[str, str]]:
@@ -142,8 +143,10 @@ def extract(
     policy: Policy | None = None,
     claim: Claim | None = None,
     history: Sequence[TransitionRecord] = (),
+    view: View | None = None,
 ) -> Graph:
-    """The graph of `definition` under `policy`; with a claim and its history, that claim's path on it."""
+    """The graph of `definition` under `policy`; with a claim and its history, that claim's path on it;
+    with a view, the detail of one phase."""
     policy = policy or definition.policy()
     if (claim is None) != (not history):
         raise InvalidInput("a claim's diagram needs both the claim and its history", field="history")
@@ -189,6 +192,11 @@ def extract(
                     action=t.label,
                 )
             )
+    if view is not None:
+        shown = [e for e in edges if e.trigger in view.triggers]
+        touched = {e.dest for e in shown} | {e.source for e in shown}
+        title = f"{view.title}: a detail of the {definition.name} lifecycle"
+        return Graph(title, tuple(n for n in nodes if n.name in touched), tuple(shown), overview=True, loops_drawn=True)
     if claim is None:
         return Graph(f"The {definition.name} lifecycle", nodes, tuple(edges), overview=True)
     titles = {s.name: s.title for s in definition.states}

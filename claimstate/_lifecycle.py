@@ -16,7 +16,7 @@ import attrs
 
 from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
 from claimstate._claim import ACCEPTED, OPEN, REJECTED, SUPERSEDED, VOIDED, Claim, Evidence, Offer, ReturnShipment
-from claimstate._definition import Context, DeadlineRule, Definition, Field, State, Transition, guard
+from claimstate._definition import Context, DeadlineRule, Definition, Field, State, Transition, View, guard
 from claimstate._errors import InvalidInput
 from claimstate._fields import checked_text, choice, currency, money, text
 from claimstate._money import Money
@@ -665,4 +665,31 @@ TRANSITIONS = (
     ),
 )  # fmt: skip
 
-CLAIM_LIFECYCLE = Definition("buyer claim", STATES, TRANSITIONS)
+# The detail pictures drawn beside the overview: every arrow of one phase, none merged or folded.
+VIEWS = (
+    View(
+        name="offers",
+        title="Offers and agreement",
+        triggers=("make_offer", "accept_offer", "reject_offer", "cancel_claim", "approve_cancellation",
+                  "reject_cancellation"),
+    ),
+    View(
+        name="return",
+        title="Return and refund",
+        triggers=("decide_full_refund", "approve_cancellation", "confirm_return_address", "ship_return",
+                  "confirm_return_received", "report_return_problem", "decide_partial_refund", "decide_for_supplier"),
+    ),
+    View(
+        name="deadlines",
+        title="Deadlines: what the clock does",
+        triggers=("evidence_deadline", "response_deadline", "return_deadline", "receipt_deadline"),
+    ),
+    View(
+        name="mediation",
+        title="Evidence, questions and appeals",
+        triggers=("file_claim", "submit_evidence", "request_buyer_response", "request_supplier_response", "respond",
+                  "appeal", "escalate"),
+    ),
+)  # fmt: skip
+
+CLAIM_LIFECYCLE = Definition("buyer claim", STATES, TRANSITIONS, VIEWS)

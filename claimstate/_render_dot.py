@@ -18,26 +18,37 @@ import attrs
 
 from claimstate._graph import Edge, Graph, Node, edge_kind
 
-_STYLE = {
-    "timer": 'style=dashed, penwidth=1.6, color="#6a1b9a", fontcolor="#6a1b9a"',
-    "agent": 'style=bold, penwidth=2.4, color="#0d47a1", fontcolor="#0d47a1"',
-    "supplier": 'style=dotted, penwidth=2, color="#bf360c", fontcolor="#bf360c"',
-    "buyer": 'style=solid, penwidth=1.4, color="#1b5e20", fontcolor="#1b5e20"',
-    "parties": 'style=solid, penwidth=1.2, color="#00695c:#ffffff:#00695c", fontcolor="#00695c"',
+_COLOUR = {"timer": "#6a1b9a", "agent": "#0d47a1", "supplier": "#bf360c", "buyer": "#1b5e20", "parties": "#00695c"}
+_LINE = {  # the line of each kind of arrow: it reads without its colour too
+    "timer": "style=dashed, penwidth=1.6",
+    "agent": "style=bold, penwidth=2.4",
+    "supplier": "style=dotted, penwidth=2",
+    "buyer": "style=solid, penwidth=1.4",
+    "parties": 'style=solid, penwidth=1.2, color="{c}:#ffffff:{c}"',  # two lines
 }
-# How to read the arrows: a sample line drawn in text, its colour, and what it means.
+_STYLE = {
+    kind: (line.format(c=_COLOUR[kind]) if "{c}" in line else f'{line}, color="{_COLOUR[kind]}"')
+    + f', fontcolor="{_COLOUR[kind]}"'
+    for kind, line in _LINE.items()
+}
+# How to read the arrows: the kind, a sample line drawn in text (for the HTML page), what it means.
 LEGEND = (
-    ("timer", "- - - - -", "#6a1b9a", "the clock, when a deadline has passed"),
-    ("agent", "\u2501\u2501\u2501\u2501\u2501", "#0d47a1", "the dispute team decides or asks"),
-    ("supplier", "\u00b7 \u00b7 \u00b7 \u00b7 \u00b7 \u00b7", "#bf360c", "the supplier"),
-    ("buyer", "\u2500\u2500\u2500\u2500\u2500", "#1b5e20", "the buyer"),
-    ("parties", "\u2550\u2550\u2550\u2550\u2550", "#00695c", "either party (buyer or supplier)"),
+    ("timer", "- - - - -", "the clock, when a deadline has passed"),
+    ("agent", "\u2501\u2501\u2501\u2501\u2501", "the dispute team decides or asks"),
+    ("supplier", "\u00b7 \u00b7 \u00b7 \u00b7 \u00b7 \u00b7", "the supplier"),
+    ("buyer", "\u2500\u2500\u2500\u2500\u2500", "the buyer"),
+    ("parties", "\u2550\u2550\u2550\u2550\u2550", "either party (buyer or supplier)"),
 )
 FINAL_WORDS = "double border: a final state, the claim is closed"
 _FADED = 'color="#d0d0d0", fontcolor="#b0b0b0"'
 _TAKEN = "penwidth=3"
 _LOOP_PORTS = ("e", "w", "n", "s")
 _FONT = 'fontname="DejaVu Sans"'  # its own metrics are built into Graphviz: text fits its boxes anywhere
+
+
+def colour_of(kind: str) -> str:
+    """The colour of a kind of arrow (see LEGEND)."""
+    return _COLOUR[kind]
 
 
 def _quote(text: str) -> str:
@@ -48,11 +59,15 @@ def to_dot(graph: Graph) -> str:
     """The lifecycle as DOT: the overview at a glance, or every arrow (a claim's path numbered and bold)."""
     out = [
         f"digraph {_quote(graph.title)} {{",
-        f"  graph [label={_quote(graph.title)}, labelloc=t, fontsize=22, {_FONT}, rankdir=TB, nodesep=0.6,"
-        " ranksep=0.7, newrank=true, compound=true];",
+        f"  graph [label={_quote(graph.title)}, labelloc=t, fontsize=22, {_FONT}, rankdir=TB,"
+        f" nodesep={1.0 if graph.loops_drawn else 0.6}, ranksep=0.7, newrank=true, compound=true];",
         f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {_FONT}, fontsize=13, margin="0.15,0.08"];',
         f"  edge [{_FONT}, fontsize=11];",
-        '  start [shape=circle, label="", width=0.25, style=filled, fillcolor="#000000"];',
+        *(
+            ['  start [shape=circle, label="", width=0.25, style=filled, fillcolor="#000000"];']
+            if _filed(graph)
+            else []
+        ),
     ]
     if graph.overview:
         out += _overview(graph)
@@ -62,6 +77,11 @@ def to_dot(graph: Graph) -> str:
         out += _every_arrow(graph)
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _filed(graph: Graph) -> bool:
+    """Whether the picture shows a claim being filed (then it starts at a black dot)."""
+    return bool(graph.steps) or any(e.source is None for e in graph.edges)
 
 
 # --- the overview ----------------------------------------------------------------------------------------
@@ -95,8 +115,8 @@ class _Merged:
 
 
 def _overview(graph: Graph) -> list[str]:
-    loops = [e for e in graph.edges if e.source == e.dest]
-    crossing = [e for e in graph.edges if e.source != e.dest]
+    loops = [] if graph.loops_drawn else [e for e in graph.edges if e.source == e.dest]
+    crossing = [e for e in graph.edges if e not in loops]
     merged = _Merged.of(crossing)
     grouped = {state for group in merged.groups for state in group}
 
@@ -132,6 +152,12 @@ def _overview(graph: Graph) -> list[str]:
             out.append(f"  {note} -> {edge.dest} [{attrs}];")
         elif group is not None:
             out.append(f"  {merged.groups[group][0]} -> {edge.dest} [{attrs}, ltail=cluster_group_{group}];")
+        elif edge.source == edge.dest:  # a detail view's loop: its words in a small box it points to
+            stay, kind = f"stay_{len(out)}", edge_kind(edge)
+            words = _wrapped(f"{edge.action}{_marks(edge, footnotes)}", 30) + f"\n(stays: {titles[edge.dest]})"
+            out.append(f'  {stay} [style="rounded,dashed", color="#999999", fontsize=11, fontcolor="{_COLOUR[kind]}",'
+                       f" label={_quote(words)}];")  # fmt: skip
+            out.append(f"  {edge.source} -> {stay} [{_STYLE[kind]}];")
         else:
             out.append(f"  {'start' if edge.source is None else edge.source} -> {edge.dest} [{attrs}];")
     out += _legend(footnotes, [n.name for n in graph.nodes if n.final])
@@ -156,10 +182,14 @@ def _state_label(node: Node, loops: Iterable[Edge]) -> str:
 
 def _edge_words(edge: Edge, footnotes: dict[str, int]) -> str:
     """The arrow's action in words, the clock's window, and its guards as footnote numbers."""
-    numbers = [footnotes.setdefault(g, len(footnotes) + 1) for g in edge.guards]
     words = edge.action + (f" ({edge.timer})" if edge.timer else "")
-    marks = f" [{', '.join(map(str, numbers))}]" if numbers else ""
-    return _quote(_wrapped(words + marks))
+    return _quote(_wrapped(words + _marks(edge, footnotes)))
+
+
+def _marks(edge: Edge, footnotes: dict[str, int]) -> str:
+    """`` [1, 4]``: the numbers of the edge's guards among the footnotes (numbering new ones)."""
+    numbers = [footnotes.setdefault(g, len(footnotes) + 1) for g in edge.guards]
+    return f" [{', '.join(map(str, numbers))}]" if numbers else ""
 
 
 def _wrapped(text: str, width: int = 26) -> str:
@@ -180,7 +210,7 @@ def _legend(footnotes: dict[str, int], finals: list[str]) -> list[str]:
     out = ["  subgraph cluster_legend {", f'    label="How to read it"; style=rounded; color="#999999"; {_FONT};'
            " fontsize=14; labeljust=l;"]  # fmt: skip
     previous = None
-    for kind, _sample, _colour, meaning in LEGEND:
+    for kind, _sample, meaning in LEGEND:
         tail, head = f"legend_{kind}_from", f"legend_{kind}_to"
         out.append(f'    {tail} [shape=point, width=0.05, color="#ffffff"]; {head} [shape=point, width=0.05,'
                    f' color="#ffffff"]; {{ rank=same; {tail}; {head}; }}')  # fmt: skip

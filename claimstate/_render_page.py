@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from claimstate._graph import Graph
-from claimstate._render_dot import FINAL_WORDS, LEGEND
+from claimstate._render_dot import FINAL_WORDS, LEGEND, colour_of
 from claimstate._render_graphviz import to_svg
 from claimstate._render_mermaid import to_mermaid
 
@@ -90,8 +90,8 @@ def to_html(graph: Graph) -> str:
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline SVG needs neither
     legend = (
         "".join(
-            f'<li><b style="color:{colour}">{html.escape(sample)}</b> {html.escape(meaning)}</li>'
-            for _, sample, colour, meaning in LEGEND
+            f'<li><b style="color:{colour_of(kind)}">{html.escape(sample)}</b> {html.escape(meaning)}</li>'
+            for kind, sample, meaning in LEGEND
         )
         + f"<li>{html.escape(FINAL_WORDS)}</li>"
     )

@@ -20,6 +20,7 @@ from claimstate._definition import (
     Policy,
     State,
     Transition,
+    View,
     guard,
 )
 from claimstate._fields import choice, currency, money, text
@@ -41,6 +42,7 @@ __all__ = [
     "Policy",
     "State",
     "Transition",
+    "View",
     "choice",
     "currency",
     "guard",

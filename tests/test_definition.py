@@ -12,9 +12,9 @@ from helpers import STATE_NAMES, T0, filing
 
 import claimstate
 from claimstate import CLAIM_LIFECYCLE, ClaimStateError, DefinitionError, InvalidInput
-from claimstate.definition import ROLES, DeadlineRule, Definition, Field, Guard, State, Transition
+from claimstate.definition import ROLES, DeadlineRule, Definition, Field, Guard, State, Transition, View
 
-STATES, TRANSITIONS = CLAIM_LIFECYCLE.states, CLAIM_LIFECYCLE.transitions
+STATES, TRANSITIONS, VIEWS = CLAIM_LIFECYCLE.states, CLAIM_LIFECYCLE.transitions, CLAIM_LIFECYCLE.views
 
 # --- small hand-made definitions ----------------------------------------------------------------------
 
@@ -340,9 +340,16 @@ def test_definition_error_is_a_claimstate_error_listing_problems_in_its_message(
 
 
 def test_rebuilding_the_builtin_tables_gives_an_equal_definition():
-    """The built-in STATES and TRANSITIONS tables build a definition equal to CLAIM_LIFECYCLE."""
-    rebuilt = Definition(CLAIM_LIFECYCLE.name, STATES, TRANSITIONS)
+    """The built-in STATES, TRANSITIONS and VIEWS tables build a definition equal to CLAIM_LIFECYCLE."""
+    rebuilt = Definition(CLAIM_LIFECYCLE.name, STATES, TRANSITIONS, VIEWS)
     assert rebuilt == CLAIM_LIFECYCLE
+
+
+def test_a_view_naming_an_unknown_trigger_is_refused() -> None:
+    """A detail view must draw transitions the definition has."""
+    bad = View(name="typo", title="Typo", triggers=("make_ofer",))
+    with pytest.raises(DefinitionError, match="view 'typo' names trigger 'make_ofer', which no transition has"):
+        Definition(CLAIM_LIFECYCLE.name, STATES, TRANSITIONS, (bad,))
 
 
 def test_dropping_a_builtin_transition_is_caught():

