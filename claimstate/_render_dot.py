@@ -51,15 +51,15 @@ def colour_of(kind: str) -> str:
     return _COLOUR[kind]
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def to_dot(graph: Graph) -> str:
     """The lifecycle as DOT: the overview at a glance, or every arrow (a claim's path numbered and bold)."""
     out = [
-        f"digraph {_quote(graph.title)} {{",
-        f"  graph [label={_quote(graph.title)}, labelloc=t, fontsize=22, {_FONT}, rankdir=TB,"
+        f"digraph {quote(graph.title)} {{",
+        f"  graph [label={quote(graph.title)}, labelloc=t, fontsize=22, {_FONT}, rankdir=TB,"
         f" nodesep={1.0 if graph.loops_drawn else 0.6}, ranksep=0.7, newrank=true, compound=true];",
         f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {_FONT}, fontsize=13, margin="0.15,0.08"];',
         f"  edge [{_FONT}, fontsize=11];",
@@ -148,7 +148,7 @@ def _overview(graph: Graph) -> list[str]:
             note = f"note_{edge.transition}"
             froms = ", ".join(titles[s].lower() for s in merged.noted[edge.transition])
             out.append(f'  {note} [shape=note, style=filled, fillcolor="#f5f5f5", fontsize=12,'
-                       f" label={_quote(_wrapped('from any of: ' + froms, 40))}];")  # fmt: skip
+                       f" label={quote(_wrapped('from any of: ' + froms, 40))}];")  # fmt: skip
             out.append(f"  {note} -> {edge.dest} [{attrs}];")
         elif group is not None:
             out.append(f"  {merged.groups[group][0]} -> {edge.dest} [{attrs}, ltail=cluster_group_{group}];")
@@ -156,7 +156,7 @@ def _overview(graph: Graph) -> list[str]:
             stay, kind = f"stay_{len(out)}", edge_kind(edge)
             words = _wrapped(f"{edge.action}{_marks(edge, footnotes)}", 30) + f"\n(stays: {titles[edge.dest]})"
             out.append(f'  {stay} [style="rounded,dashed", color="#999999", fontsize=11, fontcolor="{_COLOUR[kind]}",'
-                       f" label={_quote(words)}];")  # fmt: skip
+                       f" label={quote(words)}];")  # fmt: skip
             out.append(f"  {edge.source} -> {stay} [{_STYLE[kind]}];")
         else:
             out.append(f"  {'start' if edge.source is None else edge.source} -> {edge.dest} [{attrs}];")
@@ -177,13 +177,13 @@ def _state_label(node: Node, loops: Iterable[Edge]) -> str:
     if actions:
         lines.append("here: " + actions[0])
         lines += [f"      {a}" for a in actions[1:]]
-    return f"label={_quote(chr(10).join(lines))}"
+    return f"label={quote(chr(10).join(lines))}"
 
 
 def _edge_words(edge: Edge, footnotes: dict[str, int]) -> str:
     """The arrow's action in words, the clock's window, and its guards as footnote numbers."""
     words = edge.action + (f" ({edge.timer})" if edge.timer else "")
-    return _quote(_wrapped(words + _marks(edge, footnotes)))
+    return quote(_wrapped(words + _marks(edge, footnotes)))
 
 
 def _marks(edge: Edge, footnotes: dict[str, int]) -> str:
@@ -214,12 +214,12 @@ def _legend(footnotes: dict[str, int], finals: list[str]) -> list[str]:
         tail, head = f"legend_{kind}_from", f"legend_{kind}_to"
         out.append(f'    {tail} [shape=point, width=0.05, color="#ffffff"]; {head} [shape=point, width=0.05,'
                    f' color="#ffffff"]; {{ rank=same; {tail}; {head}; }}')  # fmt: skip
-        out.append(f"    {tail} -> {head} [{_STYLE[kind]}, label={_quote(meaning)}, minlen=4];")
+        out.append(f"    {tail} -> {head} [{_STYLE[kind]}, label={quote(meaning)}, minlen=4];")
         if previous is not None:
             out.append(f"    {previous} -> {tail} [style=invis];")
         previous = tail
     out.append(
-        f'    legend_final [shape=box, style="rounded", peripheries=2, fontsize=12, label={_quote(FINAL_WORDS)}];'
+        f'    legend_final [shape=box, style="rounded", peripheries=2, fontsize=12, label={quote(FINAL_WORDS)}];'
     )
     out.append(f"    {previous} -> legend_final [style=invis];")
     if footnotes:
@@ -250,9 +250,9 @@ def _story(graph: Graph) -> list[str]:
         look = 'fillcolor="#ffd54f", penwidth=3' if last else 'fillcolor="#fff3c4"'
         if node is not None and node.final:
             look += ", peripheries=2"
-        out.append(f"  step_{number} [label={_quote(chr(10).join(lines).rstrip('.'))}, {look}];")
+        out.append(f"  step_{number} [label={quote(chr(10).join(lines).rstrip('.'))}, {look}];")
         kind = _ROLE_STYLE.get(step.actor.split(":")[0], "buyer")
-        words = _quote(_wrapped(f"{number}. {step.words}", 34))
+        words = quote(_wrapped(f"{number}. {step.words}", 34))
         out.append(f"  {previous} -> step_{number} [{_STYLE[kind]}, label={words}];")
         previous = f"step_{number}"
     return out
@@ -292,12 +292,12 @@ def _every_arrow(graph: Graph) -> list[str]:
             port = _LOOP_PORTS[loops.setdefault(edge.dest, 0) % len(_LOOP_PORTS)]
             loops[edge.dest] += 1
             attrs.append(f"tailport={port}, headport={port}")
-        out.append(f"  {source} -> {edge.dest} [label={_quote(_label(edge))}, {', '.join(attrs)}];")
+        out.append(f"  {source} -> {edge.dest} [label={quote(_label(edge))}, {', '.join(attrs)}];")
     return out
 
 
 def _node_attrs(node: Node, claim: bool) -> str:
-    label = f"label={_quote(node.title + chr(10) + node.name)}"
+    label = f"label={quote(node.title + chr(10) + node.name)}"
     if node.current:
         return f'{label}, fillcolor="#ffd54f", penwidth=4'
     if node.visited:

@@ -42,6 +42,8 @@ from claimstate._feed import Event
 from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
 from claimstate._move import move_claims
+from claimstate._render_diff import to_html as diff_html
+from claimstate._render_diff import to_markdown as diff_markdown
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
 from claimstate._time import from_iso, to_iso
@@ -557,9 +559,29 @@ def verify() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
 @click.option("--all", "folder", type=click.Path(file_okay=False, path_type=Path),
               help=f"Write the lifecycle in every format into this folder (`{REGENERATE}`).")  # fmt: skip
-def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | None) -> None:
-    """Draw the lifecycle, or one claim's path through it, generated from the model."""
+@click.option("--view", type=click.Choice([v.name for v in CLAIM_LIFECYCLE.views]),
+              help="Draw this detail view (a phase, every arrow of it) instead of the overview.")  # fmt: skip
+@click.option("--diff", nargs=2, type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="OLD NEW",
+              help="What changed between two exported definitions (`model --json`): --format md or html.")  # fmt: skip
+def diagram(
+    fmt: str,
+    claim_id: str | None,
+    output: Path | None,
+    folder: Path | None,
+    view: str | None,
+    diff: tuple[Path, Path] | None,
+) -> None:
+    """Draw the lifecycle, a detail view of it, or one claim's path through it, generated from the model;
+    or, for review, what changed between two exported definitions."""
     settings = _settings()
+    if diff:
+        drawn_diff = _diagram_diff(diff, fmt)
+        if output is None:
+            click.echo(drawn_diff, nl=False)
+            return
+        write_file(output, drawn_diff)
+        _emit({"path": str(output), "format": fmt}, lambda: str(output))
+        return
     if claim_id is None and settings.db_given:
         _refuse("takes no --db without --claim: the lifecycle is drawn from the definition, not a database")
     if settings.json and output is None and folder is None:
@@ -571,7 +593,7 @@ def diagram(fmt: str, claim_id: str | None, output: Path | None, folder: Path | 
         _emit(paths, lambda: "\n".join(paths))
         return
     if claim_id is None:
-        drawn = Diagrams().render(fmt)
+        drawn = Diagrams(view=view).render(fmt)
     else:
         with settings.service(read_only=True) as service:
             drawn = Diagrams(claim=service.get(claim_id), history=service.history(claim_id)).render(fmt)
@@ -688,6 +710,26 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: fl
             " failure) until its lease ends, or written meanwhile; run again to take them",
             err=True,
         )
+
+
+def _diagram_diff(paths: tuple[Path, Path], fmt: str) -> str:
+    """The review of a change from one exported definition to another, in Markdown or HTML."""
+    if click.get_current_context().get_parameter_source("fmt") is ParameterSource.DEFAULT:
+        fmt = "md"
+    if fmt not in ("md", "html"):
+        raise InvalidInput(f"--diff draws md or html, not {fmt}", field="--format")
+    old, new = (_definition_json(path) for path in paths)
+    return diff_markdown(old, new) if fmt == "md" else diff_html(old, new)
+
+
+def _definition_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InvalidInput(f"{path} is not a JSON file: {error}", field="--diff") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} holds no exported definition (not a JSON object)", field="--diff")
+    return data
 
 
 def _printed(events: Sequence[Event]) -> bool:

