@@ -820,8 +820,9 @@ def demo(folder: Path) -> None:
             written = sorted(pictures.iterdir())
             click.echo(f"note: {error}", err=True)
         for _, claim, claim_history in walked:
-            page = Diagrams(claim=claim, history=claim_history).markdown()
-            written.append(write_file(pictures / f"claim-{claim.id}.md", page))
+            pages = Diagrams(claim=claim, history=claim_history)
+            written.append(write_file(pictures / f"claim-{claim.id}.md", pages.markdown()))
+            written.append(write_file(pictures / f"claim-{claim.id}.html", pages.html()))
         problems = service.verify()
     if settings.json:
         claims = [{"title": t, "claim": c.to_dict(), "history": [r.to_dict() for r in h]} for t, c, h in walked]
@@ -836,7 +837,10 @@ def demo(folder: Path) -> None:
             click.echo(f"  {line}")
     click.echo(f"\ndatabase: {service.path} (verify: {'clean' if not problems else f'{len(problems)} problem(s)'})")
     click.echo(f"  look inside: claimstate --db {service.path} list")
-    click.echo(f"diagrams: {pictures}/ (lifecycle.html to open in a browser, claim-<id>.md for each claim)")
+    click.echo(
+        f"diagrams: {pictures}/ (lifecycle.html to open in a browser, the phases in lifecycle-<phase>.html,"
+        " each claim's story in claim-<id>.html)"
+    )
 
 
 def main() -> None:
