@@ -9,7 +9,7 @@ from importlib.metadata import version as _version
 
 from claimstate._actor import Actor
 from claimstate._claim import Claim, Deadline, Evidence, Offer, ReturnShipment, TransitionRecord
-from claimstate._diagram import Diagrams
+from claimstate._diagrams import Diagrams
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import (
     ClaimNotFound,

@@ -28,7 +28,7 @@ from click.core import ParameterSource
 
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._demo import DEMO_START, SCENARIOS, format_history, walk
-from claimstate._diagram import FORMATS, REGENERATE, Diagrams
+from claimstate._diagrams import FORMATS, REGENERATE, Diagrams, diff_html, diff_markdown
 from claimstate._errors import (
     ClaimNotFound,
     ClaimStateError,
@@ -42,8 +42,6 @@ from claimstate._feed import Event
 from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
 from claimstate._move import move_claims
-from claimstate._render_diff import to_html as diff_html
-from claimstate._render_diff import to_markdown as diff_markdown
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
 from claimstate._time import from_iso, to_iso

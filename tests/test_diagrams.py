@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from helpers import EVIDENCE, T0, Walker, filing
 
 from claimstate import CLAIM_LIFECYCLE, Claim, DiagramError, Diagrams, InvalidInput, TransitionRecord
-from claimstate._diagram import FORMATS, REGENERATE, VIEW_FORMATS
+from claimstate._diagrams import FORMATS, REGENERATE, VIEW_FORMATS
 from claimstate.cli import cli
 from claimstate.definition import DeadlineRule, Definition, State, Transition
 

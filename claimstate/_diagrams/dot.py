@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from claimstate._graph import Edge, Graph, Node, edge_kind
+from claimstate._diagrams.graph import Edge, Graph, Node, edge_kind
 
 _COLOUR = {"timer": "#6a1b9a", "agent": "#0d47a1", "supplier": "#bf360c", "buyer": "#1b5e20", "parties": "#00695c"}
 _LINE = {  # the line of each kind of arrow: it reads without its colour too

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import html
 
-from claimstate._graph import Graph
-from claimstate._render_dot import FINAL_WORDS, LEGEND, colour_of
-from claimstate._render_graphviz import to_svg
-from claimstate._render_mermaid import to_mermaid
+from claimstate._diagrams.dot import FINAL_WORDS, LEGEND, colour_of
+from claimstate._diagrams.graph import Graph
+from claimstate._diagrams.graphviz import to_svg
+from claimstate._diagrams.mermaid import to_mermaid
 
 _TRANSITION_COLUMNS = (
     ("trigger", "trigger"),

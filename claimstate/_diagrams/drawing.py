@@ -10,14 +10,14 @@ from pathlib import Path
 
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition, Policy
+from claimstate._diagrams.dot import to_dot
+from claimstate._diagrams.graph import Graph, extract
+from claimstate._diagrams.graphviz import INSTALL_HINT, to_png, to_svg
+from claimstate._diagrams.mermaid import to_mermaid
+from claimstate._diagrams.page import to_html, to_markdown
 from claimstate._errors import DiagramError, InvalidInput
 from claimstate._files import make_folder, write_file
-from claimstate._graph import Graph, extract
 from claimstate._lifecycle import CLAIM_LIFECYCLE
-from claimstate._render_dot import to_dot
-from claimstate._render_graphviz import INSTALL_HINT, to_png, to_svg
-from claimstate._render_mermaid import to_mermaid
-from claimstate._render_page import to_html, to_markdown
 
 # format -> (renderer, file name in diagrams/, what the file is, for diagrams/README.md)
 FORMATS: dict[str, tuple[Callable[[Graph], str | bytes], str, str]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from claimstate._graph import Graph
+from claimstate._diagrams.graph import Graph
 
 _CLASSES = (
     "classDef final fill:#e8e8e8,stroke:#333,stroke-width:3px",
