@@ -8,6 +8,7 @@ The other modules are private.
 from importlib.metadata import version as _version
 
 from claimstate._actor import Actor
+from claimstate._check import PROPERTIES, Property, Report, Violation, check
 from claimstate._claim import Claim, Deadline, Evidence, Offer, ReturnShipment, TransitionRecord
 from claimstate._diagrams import Diagrams
 from claimstate._engine import Availability, Engine, Fired
@@ -32,6 +33,7 @@ __version__ = _version("claimstate")
 
 __all__ = [
     "CLAIM_LIFECYCLE",
+    "PROPERTIES",
     "Actor",
     "Availability",
     "Claim",
@@ -53,11 +55,15 @@ __all__ = [
     "Money",
     "Moved",
     "Offer",
+    "Property",
     "Refusal",
+    "Report",
     "ReturnShipment",
     "StorageError",
     "TransitionRecord",
     "TransitionRefused",
+    "Violation",
     "__version__",
+    "check",
     "move_claims",
 ]

@@ -50,6 +50,8 @@ class Guard:
     `uses_data` marks guards that judge the trigger's data, which "what can I do now?" cannot know yet.
     `kind` is "permission" for guards about who fires (the other party of an offer), else "guard".
     `explain`, when given, words the refusal with the facts of one claim (which deadline, due when).
+    `defensive` marks a guard no claim the lifecycle made can fail (only a damaged or hand-edited one):
+    `claimstate check` does not expect to see it refuse.
     """
 
     code: str
@@ -59,6 +61,7 @@ class Guard:
     uses_data: bool = False
     kind: RefusalKind = "guard"
     explain: Callable[[Context], str] | None = attrs.field(default=None, eq=False, repr=False)
+    defensive: bool = False
 
     def refused(self, context: Context) -> Refusal:
         """Why this guard refuses in `context`, as data."""
@@ -74,13 +77,14 @@ def guard(
     uses_data: bool = False,
     kind: RefusalKind = "guard",
     explain: Callable[[Context], str] | None = None,
+    defensive: bool = False,
 ) -> Callable[[Callable[[Context], bool]], Guard]:
     """Declare a guard from its predicate, with what it means in plain words (see `Guard`)."""
 
     def make(check: Callable[[Context], bool]) -> Guard:
         return Guard(
             code=code, description=description, refusal=refusal, check=check, uses_data=uses_data, kind=kind,
-            explain=explain,
+            explain=explain, defensive=defensive,
         )  # fmt: skip
 
     return make

@@ -141,7 +141,7 @@ def deadline_reached(ctx: Context) -> bool:
     return deadline is not None and ctx.now >= deadline.due
 
 
-@guard("no_evidence", "the buyer presented no evidence", "the buyer has presented evidence")
+@guard("no_evidence", "the buyer presented no evidence", "the buyer has presented evidence", defensive=True)
 def no_evidence(ctx: Context) -> bool:
     return not ctx.current.evidence
 
@@ -693,3 +693,34 @@ VIEWS = (
 )  # fmt: skip
 
 CLAIM_LIFECYCLE = Definition("buyer claim", STATES, TRANSITIONS, VIEWS)
+
+_PROOF = [{"kind": "photo", "description": "the screen is cracked"}]
+_FILING = {"order_id": "o-1", "buyer_id": "alice", "supplier_id": "acme", "currency": "USD", "amount": "25.00",
+           "reason": "arrived broken"}  # fmt: skip
+# Representative data for each trigger, for `claimstate check` to fire (money as {below}, {order} or
+# {above} the order amount): valid data and the edge cases the guards judge.
+EXAMPLES: dict[str, tuple[dict[str, object], ...]] = {
+    "file_claim": ({**_FILING, "resolution": "full_refund"},
+                   {**_FILING, "resolution": "partial_refund", "refund_amount": "10.00"},
+                   {**_FILING, "resolution": "partial_refund", "refund_amount": "25.00"},
+                   {**_FILING, "resolution": "full_refund", "amount": "0.00"},
+                   {**_FILING, "resolution": "full_refund", "supplier_id": "alice"}),
+    "submit_evidence": ({"evidence": _PROOF}, {"evidence": []}),
+    "make_offer": ({"kind": "partial_refund", "amount": "{below}"}, {"kind": "full_refund", "amount": "{order}"},
+                   {"kind": "partial_refund", "amount": "{above}"}),
+    "reject_offer": ({"note": "too low"},),
+    "reject_cancellation": ({"reason": "the amounts do not match"},),
+    "request_buyer_response": ({"question": "can you send a photo?"},),
+    "request_supplier_response": ({"question": "what is the tracking number?"},),
+    "respond": ({"message": "here it is", "evidence": _PROOF}, {"message": ""}),
+    "appeal": ({"evidence": [{"kind": "shipping", "description": "delivered intact, signed"}]},),
+    "escalate": ({"note": "no answer"},),
+    "decide_full_refund": ({"rationale": "damaged in transit"},),
+    "decide_partial_refund": ({"amount": "{below}", "rationale": "cosmetic"}, {"amount": "{order}", "rationale": "x"},
+                              {"amount": "{above}", "rationale": "x"}),
+    "decide_for_supplier": ({"rationale": "as described"},),
+    "confirm_return_address": ({"address": "1 Dock Rd, Shenzhen"},),
+    "ship_return": ({"carrier": "DHL", "tracking_number": "JD0001"}, {"carrier": "DHL", "tracking_number": " "}),
+    "report_return_problem": ({"description": "box empty", "evidence": _PROOF}, {"description": " ", "evidence": []}),
+    "withdraw": ({"reason": "sorted it out"},),
+}  # fmt: skip

@@ -26,6 +26,7 @@ import attrs
 import click
 from click.core import ParameterSource
 
+from claimstate._check import check as run_check
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._demo import DEMO_START, SCENARIOS, format_history, walk
 from claimstate._diagrams import FORMATS, REGENERATE, Diagrams, diff_html, diff_markdown
@@ -40,7 +41,7 @@ from claimstate._errors import (
 )
 from claimstate._feed import Event
 from claimstate._files import make_folder, write_file
-from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
+from claimstate._lifecycle import CLAIM_LIFECYCLE, EXAMPLES, RESOLUTIONS
 from claimstate._move import move_claims
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
@@ -759,6 +760,36 @@ def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@command(
+    no_db="it explores the definition, not a database",
+    no_now="it explores every time that matters: before and at each deadline",
+)
+def check() -> None:
+    """Explore every reachable situation of the lifecycle and check its rules; exit 1 if one fails,
+    printing the shortest path that breaks it."""
+    report = run_check(CLAIM_LIFECYCLE, EXAMPLES)
+
+    def human() -> str:
+        lines = [
+            f"explored {report.situations} situations and {report.transitions} transitions in"
+            f" {report.seconds:.1f} s" + ("" if report.complete else " (stopped at the bound: not complete)")
+        ]
+        for result in report.results:
+            lines.append(f"{'held' if result.held else 'VIOLATED'}  {result.prop.name}: {result.prop.description}")
+            if result.violation is not None:
+                lines.append(f"    {result.violation.reason}")
+                for n, s in enumerate(result.path, 1):
+                    source = s.before.state if s.before else "(new)"
+                    lines.append(
+                        f"    {n}. {s.actor} fires {s.trigger} at {s.at:%d %b %H:%M}: {source} -> {s.after.state}"
+                    )
+        return "\n".join(lines)
+
+    _emit(report.to_dict(), human)
+    if not report.held:
+        sys.exit(1)
 
 
 @command(

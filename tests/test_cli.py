@@ -411,6 +411,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "demo": (["--dir", "demo"], set()),
         "migrate-store": ([str(db), str(tmp_path / "moved" / "moved-{n}.db")], {"--db", "--now"}),
         "events": ([], {"--now"}),
+        "check": ([], {"--db", "--now"}),
     }
     assert set(commands) == set(cli.commands)
     options = {"--db": ["--db", str(db)], "--json": ["--json"], "--now": ["--now", LATER]}
