@@ -27,6 +27,9 @@ import click
 from click.core import ParameterSource
 
 from claimstate._check import check as run_check
+from claimstate._check.scenarios import scenarios
+from claimstate._check.stories import to_html as stories_html
+from claimstate._check.stories import to_markdown as stories_markdown
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._demo import DEMO_START, SCENARIOS, format_history, walk
 from claimstate._diagrams import FORMATS, REGENERATE, Diagrams, diff_html, diff_markdown
@@ -766,10 +769,23 @@ def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
     no_db="it explores the definition, not a database",
     no_now="it explores every time that matters: before and at each deadline",
 )
-def check() -> None:
+@click.option("--stories", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write the stories page (stories.md, stories.html) into this folder.")  # fmt: skip
+@click.option("--scripts", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write each scenario (the shortest path into every state and through every transition)"
+              " as a JSON Lines file `claimstate script` runs.")  # fmt: skip
+def check(folder: Path | None, scripts: Path | None) -> None:
     """Explore every reachable situation of the lifecycle and check its rules; exit 1 if one fails,
     printing the shortest path that breaks it."""
     report = run_check(CLAIM_LIFECYCLE, EXAMPLES)
+    if scripts is not None:
+        make_folder(scripts)
+        for number, scenario in enumerate(scenarios(report.exploration), 1):
+            write_file(scripts / f"scenario-{number:02d}-{scenario.ends_in}.jsonl", scenario.script())
+    if folder is not None:
+        make_folder(folder)
+        write_file(folder / "stories.md", stories_markdown(report.exploration))
+        write_file(folder / "stories.html", stories_html(report.exploration))
 
     def human() -> str:
         lines = [

@@ -4,15 +4,21 @@ fault in a broken definition is found, with a shortest counterexample."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 from click.testing import CliRunner
 
-from claimstate import CLAIM_LIFECYCLE, DefinitionError
-from claimstate._check import PROPERTIES, check
+from claimstate import CLAIM_LIFECYCLE, ClaimService, DefinitionError
+from claimstate._check import PROPERTIES, Exploration, check
+from claimstate._check.scenarios import scenarios
+from claimstate._check.stories import to_html as stories_html
+from claimstate._check.stories import to_markdown as stories_markdown
+from claimstate._diagrams.drawing import STORIES
 from claimstate._lifecycle import EXAMPLES
+from claimstate._script import run_script
 from claimstate.cli import cli
 from claimstate.definition import Definition, Transition, guard
 
@@ -105,3 +111,39 @@ def test_the_command_prints_each_rule_and_exits_by_the_verdict() -> None:
     human = CliRunner().invoke(cli, ["check"])
     assert human.exit_code == 0 and "held  no_trap" in human.stdout
     assert CliRunner().invoke(cli, ["check", "--db", "x.db"]).exit_code == 2
+
+
+# --- scenarios and stories ------------------------------------------------------------------------------
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def explored() -> Exploration:
+    return check(CLAIM_LIFECYCLE, EXAMPLES).exploration
+
+
+def test_every_scenario_script_runs_green_and_reaches_its_state(explored: Exploration, tmp_path: Path) -> None:
+    """The shortest path into every state and through every transition, as a `claimstate script`, runs
+    against a fresh SQLite store line by line and leaves the claim in the state the scenario claims."""
+    found = scenarios(explored)
+    rows = {(t.trigger, s, t.dest) for t in CLAIM_LIFECYCLE.transitions for s in t.sources or (None,)}
+    covered = {(s.trigger, None if s.before is None else s.before.state, s.after.state) for x in found for s in x.steps}
+    assert covered == rows
+    assert {x.ends_in for x in found} | {s.after.state for x in found for s in x.steps} >= {
+        s.name for s in CLAIM_LIFECYCLE.states
+    }
+    for number, scenario in enumerate(found):
+        with ClaimService(tmp_path / f"s{number}.db") as service:
+            report = run_script(service, scenario.script().splitlines(), atomic=False, keep_going=False, now=None)
+            assert not report.failures, (scenario.title, report.failures[0].error)
+            (claim,) = service.list_claims()
+            assert claim.state == scenario.ends_in, scenario.title
+
+
+def test_the_committed_stories_page_is_fresh(explored: Exploration) -> None:
+    """diagrams/stories.md and .html are what the exploration tells now: one story per outcome."""
+    assert (ROOT / "diagrams" / "stories.md").read_text() == stories_markdown(explored), f"run `{STORIES}`"
+    assert (ROOT / "diagrams" / "stories.html").read_text() == stories_html(explored), f"run `{STORIES}`"
+    finals = [s.title for s in CLAIM_LIFECYCLE.states if s.final]
+    assert [line[3:] for line in stories_markdown(explored).splitlines() if line.startswith("## ")] == finals

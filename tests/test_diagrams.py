@@ -117,8 +117,9 @@ def test_the_committed_readme_says_what_each_file_is() -> None:
     assert REGENERATE in readme
     views = [f"lifecycle-{v.name}.{fmt}" for v in CLAIM_LIFECYCLE.views for fmt in VIEW_FORMATS]
     assert all(f"`{name}`" in readme for name in views)
+    stories = ["stories.md", "stories.html"]  # written by `claimstate check --stories` (tests/test_check.py)
     assert sorted(p.name for p in (ROOT / "diagrams").iterdir()) == sorted(
-        ["README.md", *(name for _, name, _ in FORMATS.values()), *views]
+        ["README.md", *(name for _, name, _ in FORMATS.values()), *views, *stories]
     )
 
 

@@ -47,6 +47,7 @@ class Report:
     seconds: float
     complete: bool
     results: tuple[Checked, ...]
+    exploration: Exploration = attrs.field(eq=False, repr=False)  # for the scenarios and the stories
 
     @property
     def held(self) -> bool:
@@ -78,7 +79,7 @@ def check(
         violation = prop.check(found)
         path = () if violation is None or violation.step is None else tuple(found.path_to(violation.step))
         results.append(Checked(prop, violation, path))
-    return Report(len(found.claims), len(found.steps), found.seconds, found.complete, tuple(results))
+    return Report(len(found.claims), len(found.steps), found.seconds, found.complete, tuple(results), found)
 
 
 def _step_dict(step: Step) -> dict[str, Any]:

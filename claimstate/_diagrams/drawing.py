@@ -30,6 +30,7 @@ FORMATS: dict[str, tuple[Callable[[Graph], str | bytes], str, str]] = {
 }
 REGENERATE = "claimstate diagram --all diagrams"
 VIEW_FORMATS = ("svg", "html")  # each detail view's files, beside the overview's
+STORIES = "claimstate check --stories diagrams"  # writes stories.md and stories.html beside them
 
 
 class Diagrams:
@@ -113,6 +114,9 @@ def _readme(definition: Definition) -> str:
         f"\n| `lifecycle-{v.name}.{fmt}` | the detail view {v.title.lower()!r}, every arrow of it ({fmt}) |"
         for v in definition.views
         for fmt in VIEW_FORMATS
+    )
+    rows += "".join(
+        f"\n| `stories.{fmt}` | one story per outcome, from `{STORIES}` ({fmt}) |" for fmt in ("md", "html")
     )
     return (
         "# Diagrams of the claim lifecycle\n\n"

@@ -221,6 +221,11 @@ def _when(at: datetime) -> str:
 _WHO = ("the other party ", "either party ", "buyer ", "supplier ", "team ")
 
 
+def action(label: str) -> str:
+    """A transition's label without the words that say who acts (a story says who acted)."""
+    return next((label.removeprefix(w) for w in _WHO if label.startswith(w)), label)
+
+
 def _told(record: TransitionRecord, label: str) -> str:
     """A step in words: who, what (the transition's label), the short data values given, when (a filing's
     data is the page's title already)."""
@@ -230,8 +235,7 @@ def _told(record: TransitionRecord, label: str) -> str:
         if record.seq > 1 and isinstance(v, str | int) and not isinstance(v, bool) and len(str(v)) <= 24
     )
     who = "the clock" if record.actor.role == SYSTEM else f"{record.actor.role} {record.actor.id}"
-    what = next((label.removeprefix(w) for w in _WHO if label.startswith(w)), label)
-    return f"{who}: {what}" + (f" ({given})" if given else "") + f", {_when(record.at)}"
+    return f"{who}: {action(label)}" + (f" ({given})" if given else "") + f", {_when(record.at)}"
 
 
 def edge_kind(edge: Edge) -> str:
