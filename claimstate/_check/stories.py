@@ -51,6 +51,7 @@ def to_markdown(found: Exploration) -> str:
 
 
 def to_html(found: Exploration) -> str:
+    intro = html.escape(_INTRO).replace("`claimstate check`", "<code>claimstate check</code>")
     parts = []
     for story in outcomes(found):
         svg = Diagrams(claim=story.steps[-1].after, history=[s.record for s in story.steps]).svg()
@@ -61,7 +62,7 @@ def to_html(found: Exploration) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>What can happen to a claim</title>'
         '<style>body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em; } .picture { overflow-x: auto; }'
         " .picture svg { display: block; max-width: none; height: auto; }</style></head>\n"
-        f"<body><h1>What can happen to a claim: one story per outcome</h1><p>{html.escape(_INTRO).replace("`claimstate check`", "<code>claimstate check</code>")}</p>\n"
+        f"<body><h1>What can happen to a claim: one story per outcome</h1><p>{intro}</p>\n"
         + "\n".join(parts)
         + "\n</body></html>\n"
     )
