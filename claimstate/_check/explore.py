@@ -32,17 +32,21 @@ FILER = "buyer:alice"
 
 
 def situation(claim: Claim) -> Hashable:
-    """The claim as the guards see it (see the module's doc): equal situations allow the same moves."""
-    offer, agreement = claim.open_offer, claim.agreement
+    """The claim as the guards and the properties see it (see the module's doc). Left out: how many
+    evidence items and offers there are, which only the abuse limits read (at 100 and 50), and ids,
+    texts and times, which only the deadline reads, and the exploration fires before and at it."""
+    order = claim.amount.minor
+    offer, agreement, shipment = claim.open_offer, claim.agreement, claim.shipment
     return (
         claim.state,
         claim.resolution,
-        None if offer is None else (offer.kind, offer.by, _compared(offer.amount.minor, claim.amount.minor)),
-        None if agreement is None else agreement.kind,
+        None if claim.refund_amount is None else _compared(claim.refund_amount.minor, order),
+        None if offer is None else (offer.kind, offer.by, _compared(offer.amount.minor, order)),
+        None if agreement is None else (agreement.kind, _compared(agreement.amount.minor, order)),
         frozenset(e.by for e in claim.evidence),
         claim.return_address is not None,
-        claim.shipment is not None and bool(claim.shipment.tracking_number.strip()),
-        None if claim.refund is None else _compared(claim.refund.minor, claim.amount.minor),
+        None if shipment is None else bool(shipment.tracking_number.strip()),
+        None if claim.refund is None else _compared(claim.refund.minor, order),
         None if claim.deadline is None else claim.deadline.trigger,
     )
 
@@ -150,7 +154,7 @@ def explore(
                             fired = engine.fire(claim, trigger, actor, filled, at)
                         except (TransitionRefused, InvalidInput):
                             continue
-                        reach(index, claim, fired, trigger=trigger, actor=actor, data=data, at=at)
+                        reach(index, claim, fired, trigger=trigger, actor=actor, data=filled, at=at)
     return Exploration(
         definition,
         tuple(claims),

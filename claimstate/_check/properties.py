@@ -11,10 +11,16 @@ from collections.abc import Callable
 
 import attrs
 
-from claimstate._actor import Actor
+from claimstate._actor import SYSTEM, Actor
 from claimstate._check.explore import Exploration
 
-SYSTEM_ROLE = "system"
+# The moves that are the parties' own: the team never makes them (the FAQ: the team mediates and
+# decides; offers, answers, returns, appeals and withdrawals are the buyer's and the supplier's).
+PARTY_MOVES = frozenset({
+    "file_claim", "submit_evidence", "make_offer", "accept_offer", "reject_offer", "cancel_claim", "respond",
+    "appeal", "escalate", "confirm_return_address", "ship_return", "confirm_return_received",
+    "report_return_problem", "withdraw",
+})  # fmt: skip
 
 
 @attrs.frozen
@@ -70,9 +76,14 @@ def clock_only_when_due(found: Exploration) -> Violation | None:
 
     def broken(i: int) -> str | None:
         step = found.steps[i]
-        if step.trigger in deadline_triggers and Actor.parse(step.actor).role != SYSTEM_ROLE:
+        if step.trigger not in deadline_triggers:
+            return None
+        if Actor.parse(step.actor).role != SYSTEM:
             return f"{step.actor} fired the deadline trigger {step.trigger}"
-        if step.trigger in deadline_triggers and (step.deadline_due is None or step.at < step.deadline_due):
+        running = None if step.before is None else step.before.deadline
+        if running is None or running.trigger != step.trigger:
+            return f"{step.trigger} fired while its deadline was not the one running"
+        if step.at < running.due:
             return f"{step.trigger} fired before its deadline"
         return None
 
@@ -86,8 +97,7 @@ def parties_act_on_their_own(found: Exploration) -> Violation | None:
         claim = step.before or step.after
         if actor.role in ("buyer", "supplier") and not claim.is_party(actor):
             return f"{step.actor} fired {step.trigger} on a claim that is not theirs"
-        rows = found.definition.candidates(None if step.before is None else step.before.state, step.trigger)
-        if actor.role == "agent" and not any("agent" in t.actors for t in rows):
+        if actor.role == "agent" and step.trigger in PARTY_MOVES:
             return f"the team fired {step.trigger}, a party's move"
         return None
 
@@ -95,7 +105,10 @@ def parties_act_on_their_own(found: Exploration) -> Violation | None:
 
 
 def no_trap(found: Exploration) -> Violation | None:
-    """Every situation reaches a final state; a final state accepts nothing."""
+    """Every situation reaches a final state; a final state accepts nothing (building the definition
+    already refuses a final state with a way out: this proves the engine keeps to it)."""
+    if not found.complete:
+        return Violation("the exploration stopped at its bound, so traps cannot be judged")
     finals = {s.name for s in found.definition.states if s.final}
     for index, step in enumerate(found.steps):
         if step.before is not None and step.before.state in finals:
