@@ -26,7 +26,7 @@ from helpers import EVIDENCE, T0, Walker, filing
 from claimstate import CLAIM_LIFECYCLE, Claim, DiagramError, Diagrams, InvalidInput, TransitionRecord
 from claimstate._diagrams import FORMATS, REGENERATE, VIEW_FORMATS
 from claimstate.cli import cli
-from claimstate.definition import DeadlineRule, Definition, State, Transition
+from claimstate.definition import DeadlineRule, Definition, State, Transition, guard
 
 ROOT = Path(__file__).parent.parent
 GOLDEN = Path(__file__).parent / "golden"
@@ -223,7 +223,7 @@ def test_the_overview_draws_an_arrow_from_many_states_once() -> None:
     edges = _parsed_edges(_dot_json(Diagrams().dot()))
     withdraw = next(t for t in CLAIM_LIFECYCLE.transitions if t.trigger == "withdraw")
     into_withdrawn = [e for e in edges if e["head"] == withdraw.dest]
-    assert len(into_withdrawn) == 1 and into_withdrawn[0]["tail"].startswith("note_")
+    assert len(into_withdrawn) == 1 and into_withdrawn[0]["tail"].startswith(":note_")
     decisions = [e for e in edges if _texts(e).startswith("team decides for the supplier")]
     assert len(decisions) == 1 and decisions[0]["ltail"].startswith("cluster_group")
 
@@ -237,7 +237,7 @@ def test_arrows_differ_by_line_style_not_colour_alone() -> None:
     assert by_words["supplier confirms receipt"]["style"] == "dotted"
     assert by_words["buyer ships the return"]["style"] == "solid"
     legend = {
-        _texts(e): e["style"] for e in _parsed_edges(_dot_json(Diagrams().dot())) if e["tail"].startswith("legend_")
+        _texts(e): e["style"] for e in _parsed_edges(_dot_json(Diagrams().dot())) if e["tail"].startswith(":legend_")
     }
     assert legend["either party (buyer or supplier)"] == "solid" and legend["the supplier"] == "dotted"
     assert legend["the clock, when a deadline has passed"] == "dashed"
@@ -249,7 +249,7 @@ def test_the_svg_parses_and_shows_every_state() -> None:
     ns = {"svg": "http://www.w3.org/2000/svg"}
     groups = svg.findall(".//svg:g[@class='node']", ns)
     titles = {g.find("svg:title", ns).text for g in groups}  # type: ignore[union-attr]
-    assert {s.name for s in CLAIM_LIFECYCLE.states} | {"legend_final", "legend_guards"} <= titles
+    assert {s.name for s in CLAIM_LIFECYCLE.states} | {":legend_final", ":legend_guards"} <= titles
     words = " ".join(t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text"))
     assert all(s.title in words for s in CLAIM_LIFECYCLE.states)
     assert "How to read it" in words
@@ -303,15 +303,15 @@ def test_a_claim_s_diagram_tells_its_story_step_by_step(walker: Walker) -> None:
     diagrams = Diagrams(claim=claim, history=history)
     parsed = _dot_json(diagrams.dot())
     edges = _parsed_edges(parsed)
-    assert [e["head"] for e in edges] == [f"step_{n}" for n in range(1, len(history) + 1)]
+    assert [e["head"] for e in edges] == [f":step_{n}" for n in range(1, len(history) + 1)]
     told = [_texts(e) for e in edges]
     assert told[0] == "1. buyer alice: files a claim, 2 Mar 09:00"
     assert told[2] == "3. supplier acme: offers a refund (kind partial_refund, amount 5.00), 2 Mar 11:00"
     assert told[4].startswith("5. agent kim: decides a full refund (rationale damaged)")
     assert "tracking_number JD1" in told[6]
     boxes = {o["name"]: o for o in parsed["objects"]}  # type: ignore[union-attr]
-    assert _texts(boxes[f"step_{len(history)}"]).startswith("Refunded in full (refunded_full) now")
-    assert boxes[f"step_{len(history)}"]["fillcolor"] == "#ffd54f"
+    assert _texts(boxes[f":step_{len(history)}"]).startswith("Refunded in full (refunded_full) now")
+    assert boxes[f":step_{len(history)}"]["fillcolor"] == "#ffd54f"
     assert parsed["label"] == "Claim on order o-1: alice against acme, 25.00 USD"
     page = diagrams.html()
     assert "Claim c-9, now Refunded in full (refunded_full)." in page
@@ -496,3 +496,22 @@ def test_a_diff_lists_what_was_added_removed_and_changed(tmp_path: Path) -> None
     (tmp_path / "list.json").write_text("[1, 2]")
     wrong = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "list.json")])
     assert wrong.exit_code == 2 and "holds no exported definition" in wrong.stderr
+
+
+def test_state_names_dot_reserves_and_quoted_words_draw_like_any_other() -> None:
+    """States named node and start, and words holding quotes, draw: every state a box of its own."""
+    creation = CLAIM_LIFECYCLE.creation
+    quoted = guard("said", 'the agent said "yes"', "not said")(lambda _ctx: True)
+    definition = Definition(
+        "reserved",
+        (State(name="node", meaning="one"), State(name="start", meaning="two", final=True)),
+        (
+            Transition(trigger=creation.trigger, sources=(), dest="node", actors=creation.actors, description="file",
+                       fields=creation.fields, effect=creation.effect),
+            Transition(trigger="close", sources=("node",), dest="start", actors="agent", description='a "close"',
+                       guards=(quoted,)),
+        ),
+    )  # fmt: skip
+    svg = ET.fromstring(Diagrams(definition).svg())
+    titles = {g.find("{http://www.w3.org/2000/svg}title").text for g in svg.iter("{http://www.w3.org/2000/svg}g")}  # type: ignore[union-attr]
+    assert {"node", "start", ":start"} <= titles

@@ -43,6 +43,7 @@ FINAL_WORDS = "double border: a final state, the claim is closed"
 _FADED = 'color="#d0d0d0", fontcolor="#b0b0b0"'
 _TAKEN = "penwidth=3"
 _LOOP_PORTS = ("e", "w", "n", "s")
+START = '":start"'  # the black dot a filing starts from (see _own)
 _FONT = 'fontname="DejaVu Sans"'  # its own metrics are built into Graphviz: text fits its boxes anywhere
 
 
@@ -51,8 +52,24 @@ def colour_of(kind: str) -> str:
     return _COLOUR[kind]
 
 
+def _id(state: str) -> str:
+    """A state's node id: quoted, so a name DOT reserves (node, graph, edge...) is an id like any other."""
+    return quote(state)
+
+
+def _own(name: str) -> str:
+    """The id of a node of the picture's own (the start dot, the legend, notes, boxes): it starts with a
+    colon, which no state name holds, so none can be taken for a state."""
+    return quote(f":{name}")
+
+
 def quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return f'"{_escaped(text)}"'
+
+
+def _escaped(text: str) -> str:
+    """Text inside a DOT string: backslashes and quotes escaped, line ends as \\n."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def to_dot(graph: Graph) -> str:
@@ -64,7 +81,7 @@ def to_dot(graph: Graph) -> str:
         f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {_FONT}, fontsize=13, margin="0.15,0.08"];',
         f"  edge [{_FONT}, fontsize=11];",
         *(
-            ['  start [shape=circle, label="", width=0.25, style=filled, fillcolor="#000000"];']
+            [f'  {START} [shape=circle, label="", width=0.25, style=filled, fillcolor="#000000"];']
             if _filed(graph)
             else []
         ),
@@ -123,16 +140,16 @@ def _overview(graph: Graph) -> list[str]:
     def box(node: Node) -> str:
         return _state_label(node, [e for e in loops if e.dest == node.name])
 
-    out = [f"  {n.name} [{box(n)}];" for n in graph.nodes if not n.final and n.name not in grouped]
+    out = [f"  {_id(n.name)} [{box(n)}];" for n in graph.nodes if not n.final and n.name not in grouped]
     for number, members in enumerate(merged.groups):
         out.append(f"  subgraph cluster_group_{number} {{")
         out.append(f'    label="the dispute team may act from either"; style="rounded,dashed"; {_FONT};'
                    ' fontsize=12; color="#0d47a1"; fontcolor="#0d47a1";')  # fmt: skip
-        out += [f"    {n.name} [{box(n)}];" for n in graph.nodes if n.name in members]
+        out += [f"    {_id(n.name)} [{box(n)}];" for n in graph.nodes if n.name in members]
         out.append("  }")
     out.append("  subgraph cluster_final {")
     out.append(f'    label="closed: final states"; style="rounded,dashed"; {_FONT}; fontsize=12; rank=same;')
-    out += [f"    {n.name} [peripheries=2, {_state_label(n, [])}];" for n in graph.nodes if n.final]
+    out += [f"    {_id(n.name)} [peripheries=2, {_state_label(n, [])}];" for n in graph.nodes if n.final]
     out.append("  }")
     footnotes: dict[str, int] = {}
     titles = {n.name: n.title for n in graph.nodes}
@@ -145,21 +162,21 @@ def _overview(graph: Graph) -> list[str]:
                 continue
             drawn.add(edge.transition)
         if edge.transition in merged.noted:
-            note = f"note_{edge.transition}"
+            note = _own(f"note_{edge.transition}")
             froms = ", ".join(titles[s].lower() for s in merged.noted[edge.transition])
             out.append(f'  {note} [shape=note, style=filled, fillcolor="#f5f5f5", fontsize=12,'
                        f" label={quote(_wrapped('from any of: ' + froms, 40))}];")  # fmt: skip
-            out.append(f"  {note} -> {edge.dest} [{attrs}];")
+            out.append(f"  {note} -> {_id(edge.dest)} [{attrs}];")
         elif group is not None:
-            out.append(f"  {merged.groups[group][0]} -> {edge.dest} [{attrs}, ltail=cluster_group_{group}];")
+            out.append(f"  {_id(merged.groups[group][0])} -> {_id(edge.dest)} [{attrs}, ltail=cluster_group_{group}];")
         elif edge.source == edge.dest:  # a detail view's loop: its words in a small box it points to
-            stay, kind = f"stay_{len(out)}", edge_kind(edge)
+            stay, kind = _own(f"stay_{len(out)}"), edge_kind(edge)
             words = _wrapped(f"{edge.action}{_marks(edge, footnotes)}", 30) + f"\n(stays: {titles[edge.dest]})"
             out.append(f'  {stay} [style="rounded,dashed", color="#999999", fontsize=11, fontcolor="{_COLOUR[kind]}",'
                        f" label={quote(words)}];")  # fmt: skip
-            out.append(f"  {edge.source} -> {stay} [{_STYLE[kind]}];")
+            out.append(f"  {_id(edge.dest)} -> {stay} [{_STYLE[kind]}];")
         else:
-            out.append(f"  {'start' if edge.source is None else edge.source} -> {edge.dest} [{attrs}];")
+            out.append(f"  {START if edge.source is None else _id(edge.source)} -> {_id(edge.dest)} [{attrs}];")
     out += _legend(footnotes, [n.name for n in graph.nodes if n.final])
     return out
 
@@ -211,7 +228,7 @@ def _legend(footnotes: dict[str, int], finals: list[str]) -> list[str]:
            " fontsize=14; labeljust=l;"]  # fmt: skip
     previous = None
     for kind, _sample, meaning in LEGEND:
-        tail, head = f"legend_{kind}_from", f"legend_{kind}_to"
+        tail, head = _own(f"legend_{kind}_from"), _own(f"legend_{kind}_to")
         out.append(f'    {tail} [shape=point, width=0.05, color="#ffffff"]; {head} [shape=point, width=0.05,'
                    f' color="#ffffff"]; {{ rank=same; {tail}; {head}; }}')  # fmt: skip
         out.append(f"    {tail} -> {head} [{_STYLE[kind]}, label={quote(meaning)}, minlen=4];")
@@ -219,16 +236,18 @@ def _legend(footnotes: dict[str, int], finals: list[str]) -> list[str]:
             out.append(f"    {previous} -> {tail} [style=invis];")
         previous = tail
     out.append(
-        f'    legend_final [shape=box, style="rounded", peripheries=2, fontsize=12, label={quote(FINAL_WORDS)}];'
+        f'    {_own("legend_final")} [shape=box, style="rounded", peripheries=2, fontsize=12,'
+        f" label={quote(FINAL_WORDS)}];"
     )
-    out.append(f"    {previous} -> legend_final [style=invis];")
+    out.append(f"    {previous} -> {_own('legend_final')} [style=invis];")
     if footnotes:
-        words = "".join(f"[{number}] {guard}\\l" for guard, number in footnotes.items())
-        out.append(f'    legend_guards [shape=box, style="rounded", color="#ffffff", fontsize=12,'
+        words = "".join(f"[{number}] {_escaped(guard)}\\l" for guard, number in footnotes.items())
+        out.append(f'    {_own("legend_guards")} [shape=box, style="rounded", color="#ffffff", fontsize=12,'
                    f' label="Only when:\\l{words}"];')  # fmt: skip
-        out.append("    legend_final -> legend_guards [style=invis];")
+        out.append(f"    {_own('legend_final')} -> {_own('legend_guards')} [style=invis];")
     out.append("  }")
-    out += [f"  {final} -> legend_{LEGEND[0][0]}_from [style=invis];" for final in finals[len(finals) // 2 :][:1]]
+    first = _own(f"legend_{LEGEND[0][0]}_from")
+    out += [f"  {_id(final)} -> {first} [style=invis];" for final in finals[len(finals) // 2 :][:1]]
     return out
 
 
@@ -241,7 +260,7 @@ def _story(graph: Graph) -> list[str]:
     """A claim's path as a line from top to bottom: a box for each state it entered (one per visit, so
     no arrow loops back), each arrow numbered and told with who acted, what, the data given and when."""
     nodes = {n.name: n for n in graph.nodes}
-    out, previous = [], "start"
+    out, previous = [], START
     for number, step in enumerate(graph.steps, 1):
         node = nodes.get(step.dest)
         title = step.dest if node is None else node.title
@@ -250,11 +269,12 @@ def _story(graph: Graph) -> list[str]:
         look = 'fillcolor="#ffd54f", penwidth=3' if last else 'fillcolor="#fff3c4"'
         if node is not None and node.final:
             look += ", peripheries=2"
-        out.append(f"  step_{number} [label={quote(chr(10).join(lines).rstrip('.'))}, {look}];")
+        box = _own(f"step_{number}")
+        out.append(f"  {box} [label={quote(chr(10).join(lines).rstrip('.'))}, {look}];")
         kind = _ROLE_STYLE.get(step.actor.split(":")[0], "buyer")
         words = quote(_wrapped(f"{number}. {step.words}", 34))
-        out.append(f"  {previous} -> step_{number} [{_STYLE[kind]}, label={words}];")
-        previous = f"step_{number}"
+        out.append(f"  {previous} -> {box} [{_STYLE[kind]}, label={words}];")
+        previous = box
     return out
 
 
@@ -275,16 +295,16 @@ def _every_arrow(graph: Graph) -> list[str]:
     for node in graph.nodes:
         if node.final:
             continue
-        out.append(f"  {node.name} [{_node_attrs(node, claim)}];")
+        out.append(f"  {_id(node.name)} [{_node_attrs(node, claim)}];")
     out.append("  subgraph cluster_final {")
     out.append('    label="closed: final states (decisions are final)"; style="rounded,dashed"; fontsize=12;')
     for node in graph.nodes:
         if node.final:
-            out.append(f"    {node.name} [peripheries=2, {_node_attrs(node, claim)}];")
+            out.append(f"    {_id(node.name)} [peripheries=2, {_node_attrs(node, claim)}];")
     out.append("  }")
     loops: dict[str, int] = {}
     for edge in graph.edges:
-        source = "start" if edge.source is None else edge.source
+        source = START if edge.source is None else _id(edge.source)
         attrs = [_FADED if edge.faded else _STYLE[edge_kind(edge)]]
         if edge.steps:
             attrs.append(_TAKEN)
@@ -292,7 +312,7 @@ def _every_arrow(graph: Graph) -> list[str]:
             port = _LOOP_PORTS[loops.setdefault(edge.dest, 0) % len(_LOOP_PORTS)]
             loops[edge.dest] += 1
             attrs.append(f"tailport={port}, headport={port}")
-        out.append(f"  {source} -> {edge.dest} [label={quote(_label(edge))}, {', '.join(attrs)}];")
+        out.append(f"  {source} -> {_id(edge.dest)} [label={quote(_label(edge))}, {', '.join(attrs)}];")
     return out
 
 

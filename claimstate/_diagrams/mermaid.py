@@ -34,7 +34,8 @@ def to_mermaid(graph: Graph) -> str:
             lines.append(f"    {node.name} --> [*]")
     lines.extend(f"    {c}" for c in _CLASSES)
     finals = [n.name for n in graph.nodes if n.final]
-    lines.append(f"    class {','.join(finals)} final")
+    if finals:  # a detail view may hold none
+        lines.append(f"    class {','.join(finals)} final")
     if graph.claim_id is not None:
         for style, names in (
             ("faded", [n.name for n in graph.nodes if not n.visited]),
