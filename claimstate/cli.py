@@ -576,6 +576,12 @@ def diagram(
     """Draw the lifecycle, a detail view of it, or one claim's path through it, generated from the model;
     or, for review, what changed between two exported definitions."""
     settings = _settings()
+    if diff and (claim_id or folder or view or settings.db_given or settings.json):
+        raise click.UsageError(
+            "--diff compares two exported definitions; it takes no --claim, --all, --view, --db or --json"
+        )
+    if view and (claim_id or folder):
+        raise click.UsageError("--view draws one detail view of the lifecycle; it takes no --claim or --all")
     if diff:
         drawn_diff = _diagram_diff(diff, fmt)
         if output is None:

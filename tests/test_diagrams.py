@@ -485,7 +485,9 @@ def test_a_diff_lists_what_was_added_removed_and_changed(tmp_path: Path) -> None
     assert (
         "## Removed" in review.stdout and "`report_return_problem: return_in_transit -> under_review`" in review.stdout
     )
-    assert "  - deadline: return_deadline after 10 days -> return_deadline after 7 days" in review.stdout
+    assert "  - deadline: return_due: return_deadline after 10 days -> return_due: return_deadline after 7 days" in (
+        review.stdout
+    )
     page = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new), "--format", "html"])
     assert page.exit_code == 0 and "<svg" in page.stdout and "(removed)" in page.stdout
     same = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(old)])
@@ -493,6 +495,16 @@ def test_a_diff_lists_what_was_added_removed_and_changed(tmp_path: Path) -> None
     for args in (["--format", "png"], []):
         bad = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "nope.json"), *args])
         assert bad.exit_code == 2
+    odd = _changed_definition()
+    odd["transitions"][1]["guards"] = [{"description": "no code"}]
+    odd["transitions"][2]["sources"] = "in_mediation"
+    (tmp_path / "odd.json").write_text(json.dumps(odd))
+    refused = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "odd.json")])
+    assert refused.exit_code == 2 and "not an exported definition" in refused.stderr
+    for extra in (["--view", "offers"], ["--json"], ["--claim", "c-1"]):
+        ignored = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new), *extra])
+        assert ignored.exit_code == 2 and "--diff compares two exported definitions" in ignored.stderr
+    assert CliRunner().invoke(cli, ["diagram", "--view", "offers", "--all", str(tmp_path / "x")]).exit_code == 2
     (tmp_path / "list.json").write_text("[1, 2]")
     wrong = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "list.json")])
     assert wrong.exit_code == 2 and "holds no exported definition" in wrong.stderr

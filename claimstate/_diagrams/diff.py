@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import attrs
 
 from claimstate._diagrams.dot import quote
+from claimstate._diagrams.graph import window_words
 from claimstate._diagrams.graphviz import draw_svg
 from claimstate._errors import InvalidInput
 
@@ -32,7 +34,15 @@ class Change:
 
 
 def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    """Every state and transition added, removed or changed from `old` to `new` (two `to_dict()` exports)."""
+    """Every state and transition added, removed or changed from `old` to `new` (two `to_dict()` exports);
+    InvalidInput names a file that is not one."""
+    try:
+        return _changes(old, new)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise InvalidInput(f"not an exported definition: {error!r}", field="definition") from None
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     found: list[Change] = []
     old_states, new_states = _states(old), _states(new)
     for name in old_states.keys() - new_states.keys():
@@ -64,9 +74,16 @@ def _states(definition: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 def _transitions(definition: Mapping[str, Any]) -> dict[Key, Mapping[str, Any]]:
     try:
-        return {(t["trigger"], tuple(t["sources"]), t["dest"]): t for t in definition["transitions"]}
+        moves = {(str(t["trigger"]), tuple(t["sources"]), str(t["dest"])): t for t in definition["transitions"]}
     except (KeyError, TypeError) as error:
         raise InvalidInput(f"not an exported definition (no transitions list): {error!r}", field="definition") from None
+    if not all(isinstance(s, str) for key in moves for s in key[1]) or any(
+        isinstance(t["sources"], str) for t in definition["transitions"]
+    ):
+        raise InvalidInput(
+            "not an exported definition: a transition's sources are not a list of names", field="definition"
+        )
+    return moves
 
 
 def _named(key: Key) -> str:
@@ -80,7 +97,7 @@ def _state_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[
         if old.get(field) != new.get(field):
             said.append(f"{field}: {old.get(field)!r} -> {new.get(field)!r}")
     before, after = old.get("deadline") or {}, new.get("deadline") or {}
-    if before.get("window_seconds") != after.get("window_seconds") or before.get("trigger") != after.get("trigger"):
+    if any(before.get(k) != after.get(k) for k in ("window_seconds", "trigger", "name")):
         said.append(f"deadline: {_deadline(before)} -> {_deadline(after)}")
     return tuple(said)
 
@@ -88,9 +105,8 @@ def _state_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[
 def _deadline(deadline: Mapping[str, Any]) -> str:
     if not deadline:
         return "none"
-    seconds = int(deadline.get("window_seconds", 0))
-    window = f"{seconds // 86_400} days" if seconds % 86_400 == 0 else f"{seconds // 3_600} hours"
-    return f"{deadline.get('trigger')} after {window}"
+    window = window_words(timedelta(seconds=int(deadline.get("window_seconds", 0))))
+    return f"{deadline.get('name')}: {deadline.get('trigger')} after {window}"
 
 
 def _transition_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
@@ -101,8 +117,14 @@ def _transition_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> t
     after = {g["code"]: g["description"] for g in new.get("guards", ())}
     said += [f"guard removed: {before[code]}" for code in before.keys() - after.keys()]
     said += [f"guard added: {after[code]}" for code in after.keys() - before.keys()]
-    if old.get("label") != new.get("label"):
-        said.append(f"words: {old.get('label')!r} -> {new.get('label')!r}")
+    said += [f"guard {code}: {before[code]!r} -> {after[code]!r}" for code in before.keys() & after.keys()
+             if before[code] != after[code]]  # fmt: skip
+    for field in ("label", "description", "on_deadline"):
+        if old.get(field) != new.get(field):
+            said.append(f"{field}: {old.get(field)!r} -> {new.get(field)!r}")
+    fields = [[f.get("name"), f.get("required")] for f in old.get("data", ())]
+    if fields != [[f.get("name"), f.get("required")] for f in new.get("data", ())]:
+        said.append("data it takes: " + ", ".join(str(f.get("name")) for f in new.get("data", ())))
     return tuple(sorted(said))
 
 
