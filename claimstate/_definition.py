@@ -394,6 +394,10 @@ class Definition:
         """The transitions `trigger` may take from `state` (None: filing), in definition order."""
         return self._outgoing.get((state or "", trigger), ())
 
+    def label(self, source: str | None, trigger: str, dest: str) -> str:
+        """The plain words of the transition `trigger` takes from `source` to `dest` (its name if none)."""
+        return next((t.label for t in self.candidates(source, trigger) if t.dest == dest), trigger)
+
     def fields(self, trigger: str) -> tuple[Field, ...]:
         """The data `trigger` takes (the same from every state: building the definition checks it)."""
         return next((t.fields for t in self.transitions if t.trigger == trigger), ())

@@ -694,6 +694,16 @@ VIEWS = (
 
 CLAIM_LIFECYCLE = Definition("buyer claim", STATES, TRANSITIONS, VIEWS)
 
+# What `claimstate check` proves of this lifecycle, in its own names (see _check.properties): the state
+# a full refund ends in, the one a partial refund ends in, and the moves that are the parties' own,
+# which the team never makes (the FAQ: the team mediates and decides).
+FULL_REFUND, PARTIAL_REFUND = "refunded_full", "refunded_partial"
+PARTY_MOVES = frozenset({
+    "file_claim", "submit_evidence", "make_offer", "accept_offer", "reject_offer", "cancel_claim", "respond",
+    "appeal", "escalate", "confirm_return_address", "ship_return", "confirm_return_received",
+    "report_return_problem", "withdraw",
+})  # fmt: skip
+
 _PROOF = [{"kind": "photo", "description": "the screen is cracked"}]
 _FILING = {"order_id": "o-1", "buyer_id": "alice", "supplier_id": "acme", "currency": "USD", "amount": "25.00",
            "reason": "arrived broken"}  # fmt: skip

@@ -19,16 +19,20 @@ from typing import Any
 
 import attrs
 
-from claimstate._actor import Actor
+from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Context, Definition
 from claimstate._engine import Engine, Fired
 from claimstate._errors import InvalidInput, TransitionRefused
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # any fixed time: the exploration is relative to it
-# Who fires: the claim's own parties, strangers in each party's role, the team, the clock.
-ACTORS = ("buyer:alice", "supplier:acme", "buyer:mallory", "supplier:rival", "agent:kim", "system")
-FILER = "buyer:alice"
+STRANGER, TEAM_MEMBER = "mallory", "kim"  # the ids of a party to no claim, and of the team's agent
+
+
+def _actors(claim: Claim) -> tuple[str, ...]:
+    """Who fires on `claim`: its own parties, a stranger in each party's role, the team, the clock."""
+    return (f"{BUYER}:{claim.buyer_id}", f"{SUPPLIER}:{claim.supplier_id}", f"{BUYER}:{STRANGER}",
+            f"{SUPPLIER}:{STRANGER}", f"{AGENT}:{TEAM_MEMBER}", SYSTEM)  # fmt: skip
 
 
 def situation(claim: Claim) -> Hashable:
@@ -126,7 +130,7 @@ def explore(
         steps.append(step)
 
     for data in examples.get(creation.trigger, ({},)):
-        for filer in (FILER, "buyer:mallory"):
+        for filer in (f"{BUYER}:{data.get('buyer_id')}", f"{BUYER}:{STRANGER}"):  # the buyer named, another
             for open_order in (False, True):
                 _judge(
                     engine, None, creation.trigger, filer, data, at=START, seen=(passed, refused), open_order=open_order
@@ -145,7 +149,7 @@ def explore(
         for trigger in definition.triggers:
             if trigger == creation.trigger:
                 continue
-            for actor in ACTORS:
+            for actor in _actors(claim):
                 for data in examples.get(trigger, ({},)):
                     for at in moments:
                         filled = _filled(data, claim)

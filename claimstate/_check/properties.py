@@ -11,16 +11,9 @@ from collections.abc import Callable
 
 import attrs
 
-from claimstate._actor import SYSTEM, Actor
+from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
 from claimstate._check.explore import Exploration
-
-# The moves that are the parties' own: the team never makes them (the FAQ: the team mediates and
-# decides; offers, answers, returns, appeals and withdrawals are the buyer's and the supplier's).
-PARTY_MOVES = frozenset({
-    "file_claim", "submit_evidence", "make_offer", "accept_offer", "reject_offer", "cancel_claim", "respond",
-    "appeal", "escalate", "confirm_return_address", "ship_return", "confirm_return_received",
-    "report_return_problem", "withdraw",
-})  # fmt: skip
+from claimstate._lifecycle import FULL_REFUND, PARTIAL_REFUND, PARTY_MOVES
 
 
 @attrs.frozen
@@ -52,7 +45,7 @@ def full_refund_needs_shipment(found: Exploration) -> Violation | None:
     def broken(i: int) -> str | None:
         after = found.steps[i].after
         shipped = after.shipment is not None and bool(after.shipment.tracking_number.strip())
-        return None if after.state != "refunded_full" or shipped else "refunded in full with no return shipment"
+        return None if after.state != FULL_REFUND or shipped else "refunded in full with no return shipment"
 
     return _first(found, broken)
 
@@ -64,7 +57,7 @@ def refund_within_order(found: Exploration) -> Violation | None:
             return None
         if after.refund.minor > after.amount.minor:
             return f"refund {after.refund.format()} is above the order amount {after.amount.format()}"
-        if after.state == "refunded_partial" and not 0 < after.refund.minor < after.amount.minor:
+        if after.state == PARTIAL_REFUND and not 0 < after.refund.minor < after.amount.minor:
             return f"partial refund {after.refund.format()} is not below the order amount {after.amount.format()}"
         return None
 
@@ -95,9 +88,9 @@ def parties_act_on_their_own(found: Exploration) -> Violation | None:
         step = found.steps[i]
         actor = Actor.parse(step.actor)
         claim = step.before or step.after
-        if actor.role in ("buyer", "supplier") and not claim.is_party(actor):
+        if actor.role in (BUYER, SUPPLIER) and not claim.is_party(actor):
             return f"{step.actor} fired {step.trigger} on a claim that is not theirs"
-        if actor.role == "agent" and step.trigger in PARTY_MOVES:
+        if actor.role == AGENT and step.trigger in PARTY_MOVES:
             return f"the team fired {step.trigger}, a party's move"
         return None
 

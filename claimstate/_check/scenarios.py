@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from claimstate._actor import SYSTEM
 from claimstate._check.explore import Exploration, Step
 from claimstate._time import to_iso
 
@@ -30,7 +31,7 @@ class Scenario:
         first, *rest = self.steps
         lines = [{"cmd": "file", "as": "c", "actor": first.actor, "data": dict(first.data), "now": to_iso(first.at)}]
         for step in rest:
-            if step.actor == "system":
+            if step.actor == SYSTEM:
                 lines.append({"cmd": "tick", "now": to_iso(step.at)})
             else:
                 lines.append({"cmd": "fire", "claim": "@c", "trigger": step.trigger, "actor": step.actor,

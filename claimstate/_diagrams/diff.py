@@ -18,6 +18,7 @@ import attrs
 from claimstate._diagrams.dot import quote
 from claimstate._diagrams.graph import window_words
 from claimstate._diagrams.graphviz import draw_svg
+from claimstate._diagrams.page import html_page, picture
 from claimstate._errors import InvalidInput
 
 Key = tuple[str, tuple[str, ...], str]  # a transition: trigger, sources, destination
@@ -150,22 +151,17 @@ def to_html(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     and struck), then the same list as the Markdown."""
     found = changes(old, new)
     svg = draw_svg(_dot(old, new, found))
-    svg = svg[svg.index("<svg") :]
     items = "".join(
         f"<li><b>{c.kind}</b> {c.what} <code>{html.escape(c.name)}</code>"
         + ("<ul>" + "".join(f"<li>{html.escape(d)}</li>" for d in c.details) + "</ul>" if c.details else "")
         + "</li>"
         for c in found
     )
-    title = html.escape(f"Lifecycle changes: {old.get('name')} -> {new.get('name')}")
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>'
-        'body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em; } .picture { overflow-x: auto; }'
-        " .picture svg { display: block; max-width: none; height: auto; }</style></head>\n"
-        f"<body><h1>{title}</h1><p>Green and bold: added. Grey, dashed and struck: removed. Orange: changed.</p>\n"
-        f'<div class="picture">{svg}</div>\n<h2>Every change</h2><ul>{items or "<li>none</li>"}</ul>\n'
-        "</body></html>\n"
+    body = f"{picture(svg)}<h2>Every change</h2><ul>{items or '<li>none</li>'}</ul>\n"
+    return html_page(
+        f"Lifecycle changes: {old.get('name')} -> {new.get('name')}",
+        "Green and bold: added. Grey, dashed and struck: removed. Orange: changed.",
+        body,
     )
 
 

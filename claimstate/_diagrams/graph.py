@@ -200,9 +200,8 @@ def extract(
     if claim is None:
         return Graph(f"The {definition.name} lifecycle", nodes, tuple(edges), overview=True)
     titles = {s.name: s.title for s in definition.states}
-    labels = {(source, t.dest, t.trigger): t.label for t in definition.transitions for source in t.sources or (None,)}
     story = tuple(
-        Step(r.seq, r.source, r.dest, _told(r, labels.get((r.source, r.dest, r.trigger), r.trigger)),
+        Step(r.seq, r.source, r.dest, _told(r, definition.label(r.source, r.trigger, r.dest)),
              to_iso(r.at), str(r.actor), r.trigger)
         for r in history
     )  # fmt: skip

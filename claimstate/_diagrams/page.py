@@ -83,11 +83,25 @@ _STEP_COLUMNS = (("step", "step"), ("when", "when (UTC)"), ("who", "who"), ("tri
                  ("from", "from"), ("to", "to"), ("what", "what happened"))  # fmt: skip
 
 
+def html_page(title: str, intro: str, body: str) -> str:
+    """A self-contained page (no script, font or file loaded from anywhere; it prints): the house style,
+    `title` and `intro` as text, then `body`, which is HTML."""
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>\n'
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>\n{body}</body></html>\n"
+    )
+
+
+def picture(svg: str) -> str:
+    """An SVG to put in a page: without its XML prolog and DOCTYPE (inline SVG needs neither), in a box that
+    scrolls rather than cut it off."""
+    return f'<div class="picture">{svg[svg.index("<svg") :]}</div>\n'
+
+
 def to_html(graph: Graph) -> str:
     """One self-contained page: the SVG inline, a legend, then the lifecycle's states and transitions, or
     (a claim's own page) its facts and every step it took."""
-    svg = to_svg(graph)
-    svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline SVG needs neither
     legend = (
         "".join(
             f'<li><b style="color:{colour_of(kind)}">{html.escape(sample)}</b> {html.escape(meaning)}</li>'
@@ -95,24 +109,17 @@ def to_html(graph: Graph) -> str:
         )
         + f"<li>{html.escape(FINAL_WORDS)}</li>"
     )
-    title = html.escape(graph.title)
     if graph.steps:
         rows = [{"step": str(s.seq), "when": s.at.replace("T", " ")[:16], "who": s.actor, "trigger": s.trigger,
                  "from": s.source or "-", "to": s.dest, "what": s.words} for s in graph.steps]  # fmt: skip
-        intro = html.escape(graph.facts)
+        intro = graph.facts
         tables = f"<h2>Every step</h2>{_html_table(rows, _STEP_COLUMNS, {'trigger', 'from', 'to'})}\n"
     else:
-        intro = html.escape(_OVERVIEW_INTRO if graph.overview else _INTRO)
+        intro = _OVERVIEW_INTRO if graph.overview else _INTRO
         tables = (
             f"<h2>States</h2>{_html_table(graph.state_rows(), _STATE_COLUMNS, {'state'})}\n"
             "<h2>Transitions</h2>"
             f"{_html_table(graph.transition_rows(), _TRANSITION_COLUMNS, {'trigger', 'from', 'to'})}\n"
         )
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>\n'
-        f"<body><h1>{title}</h1><p>{intro}</p>\n"
-        f'<div class="picture">{svg}</div>\n'
-        f"<h2>How to read the arrows</h2><ul>{legend}</ul>\n{tables}"
-        "</body></html>\n"
-    )
+    body = f"{picture(to_svg(graph))}<h2>How to read the arrows</h2><ul>{legend}</ul>\n{tables}"
+    return html_page(graph.title, intro, body)
