@@ -19,12 +19,15 @@ from claimstate._errors import (
     DefinitionError,
     DiagramError,
     InvalidInput,
+    LifecycleChanged,
+    PlanRefused,
     Refusal,
     StorageError,
     TransitionRefused,
 )
 from claimstate._feed import Event
 from claimstate._lifecycle import CLAIM_LIFECYCLE
+from claimstate._migration import Migration, Move, Outdated
 from claimstate._money import Money
 from claimstate._move import Moved, move_claims
 from claimstate._service import ClaimService, Difference, Mismatch
@@ -51,10 +54,15 @@ __all__ = [
     "Evidence",
     "Fired",
     "InvalidInput",
+    "LifecycleChanged",
+    "Migration",
     "Mismatch",
     "Money",
+    "Move",
     "Moved",
     "Offer",
+    "Outdated",
+    "PlanRefused",
     "Property",
     "Refusal",
     "Report",

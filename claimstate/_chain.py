@@ -24,7 +24,8 @@ _ENCODING = "claimstate-history-1"  # the first item hashed: a later encoding ca
 _KEY_CHECK = b"claimstate key check"
 # Sorted keys, no spaces, ASCII only: the bytes hashed, fixed for good (a file's chain is checked against them).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
-# What a row's hash covers, in this order, after the previous row's hash.
+# What a row's hash covers, in this order, after the previous row's hash; then, where the row records one
+# (schema 4 on), the fingerprint of the definition it was decided under, so rows hashed before still check.
 LINKED = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at")
 
 
@@ -48,11 +49,14 @@ class Chain:
         return {"chain": self.kind, "key_fingerprint": self._fingerprint}
 
     def link(self, previous: str | None, row: Mapping[str, Any]) -> str:
-        """The hash of `row` (its LINKED values, data decoded) after the claim's previous hash (None at seq 1).
+        """The hash of `row` (its LINKED values, data decoded, and its definition) after the claim's previous
+        hash (None at seq 1).
 
         Raises TypeError or ValueError for a value JSON cannot carry (only a damaged row holds one).
         """
         values = [_ENCODING, previous or "", *(row[name] for name in LINKED)]
+        if row.get("definition") is not None:
+            values.append(row["definition"])
         text = _CANONICAL.encode(values).encode("ascii")
         if self._key is None:
             return hashlib.sha256(text).hexdigest()

@@ -7,6 +7,8 @@ problem is reported at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +23,13 @@ from claimstate._claim import Claim
 from claimstate._errors import DefinitionError, InvalidInput, Refusal, RefusalKind
 
 ROLES = (*PEOPLE_ROLES, SYSTEM)
+MIGRATE = "migrate"  # the trigger of the history row a lifecycle migration writes (claimstate's own)
+# What decides a claim's path, by the export's keys: a fingerprint covers these and nothing else, so
+# rewording a title or a description is no change of the rules.
+_STATE_RULES = ("name", "final", "deadline")
+_DEADLINE_RULES = ("name", "trigger", "window_seconds")
+_TRANSITION_RULES = ("trigger", "sources", "dest", "actors", "guards", "data", "on_deadline")
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 @attrs.frozen
@@ -279,6 +288,8 @@ def _naming_problems(states: tuple[State, ...], transitions: tuple[Transition, .
             yield f"transition {t.trigger} names unknown actor role {role!r}"
         if not t.actors:
             yield f"transition {t.trigger} permits no actor"
+        if t.trigger == MIGRATE:
+            yield f"trigger {MIGRATE} is claimstate's own: it records a lifecycle migration in the history"
         field_names = tuple(f.name for f in t.fields)
         if fields_of.setdefault(t.trigger, field_names) != field_names:
             yield f"transitions of trigger {t.trigger} declare different data fields"
@@ -351,12 +362,15 @@ def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
 class Definition:
     """A whole lifecycle: validated when built, raising one DefinitionError that lists every problem.
 
-    `views` are the detail pictures drawn beside the overview, each a phase of the lifecycle."""
+    `views` are the detail pictures drawn beside the overview, each a phase of the lifecycle. `earlier`
+    are the definitions this one replaced (kept in code, like old migrations), so that the steps claims
+    took under them can still be replayed by `verify`; they are no part of this one's rules."""
 
     name: str
     states: tuple[State, ...]
     transitions: tuple[Transition, ...]
     views: tuple[View, ...] = ()
+    earlier: tuple[Definition, ...] = attrs.field(default=(), converter=tuple, eq=False, repr=False)
     _outgoing: Mapping[tuple[str, str], tuple[Transition, ...]] = attrs.field(init=False, repr=False, eq=False)
     _by_name: Mapping[str, State] = attrs.field(init=False, repr=False, eq=False)
     triggers: tuple[str, ...] = attrs.field(init=False, eq=False)
@@ -414,9 +428,16 @@ class Definition:
                                    f" days, not {window!r}")  # fmt: skip
         return Policy({**defaults, **windows}, limits or Limits())
 
+    def fingerprint(self, policy: Policy | None = None) -> str:
+        """The hash of this definition's rules under `policy` (default windows if None): see `fingerprint_of`."""
+        return fingerprint_of(self.to_dict(policy))
+
     def to_dict(self, policy: Policy | None = None) -> dict[str, Any]:
-        """The definition as plain JSON-ready data, for tools and diagrams."""
-        policy = policy or self.policy()
+        """The definition as plain JSON-ready data, for tools and diagrams, with the `fingerprint` of its rules."""
+        body = self._export(policy or self.policy())
+        return {**body, "fingerprint": fingerprint_of(body)}
+
+    def _export(self, policy: Policy) -> dict[str, Any]:
         return {
             "name": self.name,
             "roles": list(ROLES),
@@ -457,3 +478,32 @@ class Definition:
                 for t in self.transitions
             ],
         }
+
+
+def rules_of(exported: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of an export (`Definition.to_dict`) that decides a claim's path: states with their
+    finality and deadlines (window included), transitions with who fires them, their guards by code, their
+    data and the deadline they stand for. Not the words (titles, meanings, labels), not the limits (abuse
+    bounds, checked at each fire and never replayed), not the state order. KeyError or TypeError: not an
+    export."""
+    states = []
+    for state in exported["states"]:
+        rule = {key: state[key] for key in _STATE_RULES}
+        if rule["deadline"] is not None:
+            rule["deadline"] = {key: state["deadline"][key] for key in _DEADLINE_RULES}
+        states.append(rule)
+    transitions = []
+    for t in exported["transitions"]:
+        rule = {key: t[key] for key in _TRANSITION_RULES}
+        rule["sources"] = sorted(rule["sources"])
+        rule["guards"] = [g["code"] for g in t["guards"]]
+        rule["data"] = [{"name": f["name"], "required": f["required"]} for f in t["data"]]
+        transitions.append(rule)
+    return {"states": sorted(states, key=lambda s: str(s["name"])), "transitions": transitions}
+
+
+def fingerprint_of(exported: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of an export's rules (`rules_of`): equal for two definitions exactly
+    when they decide every claim alike. A guard is known by its code: one whose meaning changes needs a
+    new code. Transition order stays in (the first of several that pass is taken)."""
+    return hashlib.sha256(_CANONICAL.encode(["claimstate-definition-1", rules_of(exported)]).encode()).hexdigest()

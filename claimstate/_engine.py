@@ -94,6 +94,8 @@ class Engine:
         unknown = set(self.policy.windows) ^ set(defaults.windows)
         if unknown:
             raise InvalidInput(f"the policy does not fit the definition: {', '.join(sorted(unknown))}")
+        self.fingerprint = definition.fingerprint(self.policy)
+        """The hash of the rules this engine decides by (see `claimstate.definition.fingerprint_of`)."""
         self._machine = Machine(
             model=None,
             states=[_FILING, *(s.name for s in definition.states)],

@@ -36,8 +36,9 @@ class ClaimStateError(Exception):
 
 
 def _plain(value: object) -> Any:
-    if isinstance(value, Refusal):
-        return value.to_dict()
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):  # a Refusal, or a report value (Outdated)
+        return to_dict()
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
@@ -120,6 +121,31 @@ class StorageError(ClaimStateError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class LifecycleChanged(ClaimStateError):
+    """Open claims were decided under another lifecycle definition than the service's (`definition`, a
+    fingerprint): `outdated` lists, per earlier definition, how many open claims sit in each state and
+    which of those states and transitions the current one lacks. Nothing was changed; move them with a
+    plan (`ClaimService.migrate`), or run the definition they were decided under."""
+
+    def __init__(self, message: str, *, definition: str, outdated: Sequence[Any], claim_id: str | None = None) -> None:
+        self.definition = definition
+        self.outdated = tuple(outdated)
+        self.claim_id = claim_id
+        super().__init__(message)
+
+
+class PlanRefused(InvalidInput):
+    """A migration plan does not fit the open claims or the new definition; `problems` lists every problem,
+    and nothing was written."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(
+            f"the migration plan has {len(self.problems)} problem(s):\n" + "\n".join(f"- {p}" for p in self.problems),
+            field="plan",
+        )
 
 
 class DiagramError(ClaimStateError):

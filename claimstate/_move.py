@@ -26,8 +26,8 @@ class Moved:
 
 
 def move_claims(source: ClaimService, target: ClaimService) -> Moved:
-    """Copy every claim, its whole history and the event feed (with each consumer's progress) from `source`
-    into the empty `target`, then verify `target`.
+    """Copy every claim, its whole history, the definitions they were decided under and the event feed (with
+    each consumer's progress) from `source` into the empty `target`, then verify `target`.
 
     Refused, writing nothing, when the target holds claims or keeps another kind of hash chain (another
     history key) than the source.
@@ -46,4 +46,7 @@ def move_claims(source: ClaimService, target: ClaimService) -> Moved:
                 f"{target.path} is not empty: claims are copied only into an empty database", path=target.path
             )
         copied = theirs.read(lambda: {table: ours.insert_rows(table, theirs.table_rows(table)) for table in TABLES})
+        baseline = theirs.read(theirs.baseline)
+        if baseline is not None:  # the definition of the rows written before rows recorded one
+            ours.set_baseline(baseline)
     return Moved(copied["claims"], copied["transitions"], tuple(target.verify()), copied["events"])

@@ -21,27 +21,29 @@ from functools import partial, update_wrapper
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import attrs
-
 from claimstate._actor import SYSTEM, Actor
 from claimstate._chain import Chain
 from claimstate._checks import identifier, plain_data, valid_text, whole_number
 from claimstate._claim import Claim, TransitionRecord
-from claimstate._definition import UNBOUNDED, Definition, Policy
+from claimstate._definition import Definition, Policy, fingerprint_of
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import (
     ClaimNotFound,
     ClaimStateError,
     ConcurrentModification,
     InvalidInput,
+    LifecycleChanged,
     StorageError,
     TransitionRefused,
 )
 from claimstate._feed import Consumer, Event, consume
+from claimstate._json import decode, encode
 from claimstate._lifecycle import CLAIM_LIFECYCLE
-from claimstate._store import Synchronous, open_store
+from claimstate._migration import Migration, Outdated, Target, changed_error, moved, outdated, plan_of, planned, short
+from claimstate._replayers import Replayers
+from claimstate._store import Loaded, Rules, Synchronous, open_store
 from claimstate._time import aware, from_iso, to_iso
-from claimstate._verify import Difference, Mismatch, check_history, claim_differences, replay
+from claimstate._verify import Difference, EngineOf, Mismatch, check_history, claim_differences, replay
 
 __all__ = ["ClaimService", "Difference", "Mismatch"]  # verify's report is part of the service's API
 
@@ -118,6 +120,11 @@ class ClaimService:
     owner out; every write is a StorageError. `history_key` (at least 16 bytes, kept by the deploying
     service, never stored) chains the history with HMAC-SHA256 instead of plain SHA-256, so that only
     its holder can append rows that verify; a service with a key writes to and accepts no other chain.
+
+    Every claim and history row records the fingerprint of the definition (under the policy's windows)
+    it was decided under. A writable open refuses (LifecycleChanged, listing them) while open claims were
+    decided under another definition; `migrating=True` opens anyway, to `migrate` them, and meanwhile
+    refuses every fire on such a claim.
     """
 
     def __init__(
@@ -132,12 +139,14 @@ class ClaimService:
         create: bool = True,
         read_only: bool = False,
         history_key: bytes | None = None,
+        migrating: bool = False,
     ) -> None:
         self.engine = Engine(definition, policy)
         # Replays what was accepted when it happened: limits lowered since then do not make history invalid.
-        self._replayer = Engine(definition, attrs.evolve(self.engine.policy, limits=UNBOUNDED))
+        self._replayers = Replayers(definition, self.engine.policy)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._chain = Chain(history_key)
+        export = definition.to_dict(self.engine.policy)
         self._store = open_store(
             path,
             synchronous=synchronous,
@@ -145,11 +154,18 @@ class ClaimService:
             create=create,
             read_only=read_only,
             chain=self._chain,
+            rules=Rules(self.engine.fingerprint, definition.name, encode(export)),
         )
         self.path = self._store.path
         self._lock = threading.RLock()  # one connection: threads take turns, a batch keeps its turn
         self._worker = _worker_name()  # who holds the feed's lanes this service takes (see events)
         self._workers: set[str] = set()  # the workers of this service that took lanes: close gives them back
+        if not read_only:
+            try:
+                self._adopt(migrating)
+            except BaseException:
+                self._store.close()
+                raise
 
     @property
     def definition(self) -> Definition:
@@ -159,6 +175,92 @@ class ClaimService:
     def schema_version(self) -> int:
         """The version of the database's schema (each backend numbers its own), which opening migrated it to."""
         return self._store.schema_version
+
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of the definition (under the policy's windows) this service decides by."""
+        return self.engine.fingerprint
+
+    def _adopt(self, migrating: bool) -> None:
+        """Refuse to open while open claims were decided under another definition (unless `migrating`);
+        keep this service's definition among the database's, so its claims' rules can always be shown."""
+        if not migrating:
+            found = self.outdated()
+            if found:
+                raise changed_error(self.path, self.fingerprint, found)
+        if self.fingerprint not in self._store.read(self._store.definitions):
+            with self._lock:
+                self._store.write(partial(self._store.register, to_iso(self._now(None))))
+
+    @_reading
+    def outdated(self) -> tuple[Outdated, ...]:
+        """Per earlier definition, the open claims decided under it: how many in each state, and which of
+        those states and of the transitions out of them this service's definition lacks (empty: none)."""
+        rows = self._store.outdated()
+        return outdated(rows, self._bodies(), self.definition) if rows else ()
+
+    @_reading
+    def open_claims(self, definition: str | None = None) -> dict[str, int]:
+        """How many open claims decided under `definition` (a fingerprint; default this service's) sit in each state."""
+        return self._store.open_states(self.fingerprint if definition is None else identifier(definition, "definition"))
+
+    @_reading
+    def definitions(self) -> dict[str, dict[str, Any]]:
+        """Every definition the database has seen, by fingerprint: its export (`Definition.to_dict`), as
+        kept when first seen, with `first_seen` added."""
+        return {
+            fp: {**self._body(fp, body), "first_seen": seen}
+            for fp, (_, body, seen) in self._store.definitions().items()
+        }
+
+    def _bodies(self) -> dict[str, dict[str, Any]]:
+        return {fp: self._body(fp, body) for fp, (_, body, _seen) in self._store.definitions().items()}
+
+    def _body(self, fingerprint: str, body: str) -> dict[str, Any]:
+        try:
+            found = decode(body)
+        except (TypeError, ValueError, RecursionError):
+            found = None
+        if not isinstance(found, dict):
+            raise StorageError(f"the stored definition {short(fingerprint)} in {self.path} is damaged", path=self.path)
+        return found
+
+    @_serialized
+    def migrate(self, plan: Mapping[str, Any], *, dry_run: bool = False, now: datetime | None = None) -> Migration:
+        """Move every open claim decided under another definition onto this one, as `plan` says (see the
+        README, Changing the lifecycle): checked whole against every such claim first (PlanRefused lists
+        each problem, and nothing is written), then one transaction writing, per claim, a history row
+        (trigger ``migrate``, actor system) and its event. Run again, it finds nothing left to move.
+        `dry_run` only reports what would move, writing nothing (a read-only service can do it)."""
+        rules, at = plan_of(plan), self._now(now)
+
+        def moves(claims: list[Loaded]) -> Migration:
+            target = Target(self.definition, self.engine.policy, self.fingerprint, at)
+            found = planned(rules, [(c.claim, c.definition) for c in claims], self._bodies(), target)
+            return Migration(self.fingerprint, found, dry_run)
+
+        if dry_run:
+            return self._store.read(lambda: moves(self._outdated_claims(lock=False)))
+
+        def apply() -> Migration:
+            claims = self._outdated_claims(lock=True)
+            migration = moves(claims)
+            before = {c.claim.id: c for c in claims}
+            for move in migration.moves:
+                loaded = before[move.claim_id]
+                after, record = moved(loaded.claim, move, self.definition, self.fingerprint, at)
+                if not self._store.update(loaded, after, record, closed=False, key=None, digest=None):
+                    raise ConcurrentModification(move.claim_id, loaded.claim.version, None)
+            return migration
+
+        return self._store.write(apply)
+
+    def _outdated_claims(self, *, lock: bool) -> list[Loaded]:
+        """The open claims decided under another definition; `lock`: each read for a write (locked where the
+        store locks rows, and read again once locked)."""
+        read = self._store.loaded if lock else self._store.loaded_for_reading
+        found = (read(claim_id) for claim_id in self._store.outdated_ids())
+        return [c for c in found if c is not None and c.definition != self.fingerprint]
 
     def close(self) -> None:
         """Give back the feed's lanes this service's workers still hold, then close the database."""
@@ -257,6 +359,8 @@ class ClaimService:
                 return retried
             if loaded is None:
                 raise self._missing(claim_id)
+            if loaded.definition != self.fingerprint:
+                raise self._decided_elsewhere(claim_id, loaded.definition)
             claim = loaded.claim
             if expected_version is not None and expected_version != claim.version:
                 raise ConcurrentModification(claim_id, expected_version, claim.version)
@@ -311,6 +415,8 @@ class ClaimService:
             deadline = None if loaded is None else loaded.claim.deadline
             if loaded is None or deadline is None or deadline.trigger != trigger or deadline.due > at:
                 return None  # another tick fired it first
+            if loaded.definition != self.fingerprint:
+                return None  # decided under another definition: fired once migrated
             if loaded.claim.updated_at > at:
                 return None  # changed since this tick began: the next tick judges it
             try:
@@ -464,7 +570,11 @@ class ClaimService:
     @_reading
     def available(self, claim_id: str, actor: Actor | str, now: datetime | None = None) -> tuple[Availability, ...]:
         """Every trigger, allowed or refused for `actor` now, with the reasons."""
-        return self.engine.available(self._load(identifier(claim_id, "claim_id")), actor, self._now(now))
+        claim = self._load(identifier(claim_id, "claim_id"))
+        decided = self._store.loaded_for_reading(claim.id)
+        if decided is not None and decided.definition != self.fingerprint:
+            raise self._decided_elsewhere(claim.id, decided.definition)
+        return self.engine.available(claim, actor, self._now(now))
 
     @_reading
     def list_claims(
@@ -544,8 +654,10 @@ class ClaimService:
         if unchecked is not None:
             found.append(Mismatch(None, f"the hash chain is not checked: {unchecked}", kind="chain_key"))
         try:
+            engine_of, baseline = self._engine_of(found), self._store.baseline()
             for claim_id, rows in self._store.histories():
-                found += self._verify_claim(claim_id, rows, None if unchecked else self._chain)
+                chain = None if unchecked else self._chain
+                found += self._verify_claim(claim_id, rows, chain, engine_of, baseline)
             unkeyed = self._store.unkeyed_history_rows()
             if unkeyed:
                 found.append(Mismatch(None, f"{unkeyed} history row(s) have no claim id or seq", kind="claim_missing"))
@@ -561,8 +673,34 @@ class ClaimService:
             found.append(Mismatch(None, f"not every row could be read: {error}", kind="integrity"))
         return sorted(found, key=lambda m: (m.claim_id is not None, m.claim_id or ""))
 
-    def _verify_claim(self, claim_id: str, rows: list[dict[str, Any]], chain: Chain | None) -> list[Mismatch]:
-        found, replayed = check_history(claim_id, rows, engine=self._replayer, chain=chain)
+    def _engine_of(self, found: list[Mismatch] | None = None) -> EngineOf:
+        """The engine replaying a step decided under a definition (by fingerprint; None: the database's
+        baseline, for steps written before they recorded one). Stored definitions that are not their
+        fingerprint's are added to `found` and not used."""
+        bodies = {}
+        for fingerprint, (_name, text, _seen) in self._store.definitions().items():
+            try:
+                body = self._body(fingerprint, text)
+                sound = fingerprint_of(body) == fingerprint
+            except (StorageError, KeyError, TypeError, ValueError):
+                sound = False
+            if sound:
+                bodies[fingerprint] = body
+            elif found is not None:
+                problem = f"the stored definition {short(fingerprint)} is not the one its fingerprint names: changed"
+                found.append(Mismatch(None, problem, kind="definition"))
+        baseline = self._store.baseline()
+
+        def engine_of(fingerprint: str | None) -> Engine:
+            fingerprint = fingerprint or baseline
+            return self._replayers.find(fingerprint, bodies.get(fingerprint or ""))
+
+        return engine_of
+
+    def _verify_claim(
+        self, claim_id: str, rows: list[dict[str, Any]], chain: Chain | None, engine_of: EngineOf, baseline: str | None
+    ) -> list[Mismatch]:
+        found, replayed = check_history(claim_id, rows, engine_of=engine_of, chain=chain)
         try:
             stored = self._store.claim(claim_id)
         except StorageError as error:
@@ -577,6 +715,14 @@ class ClaimService:
                 ),
                 *found,
             ]
+        decided = self._store.loaded_for_reading(claim_id)
+        last = rows[-1].get("definition") or baseline
+        if decided is not None and decided.definition != last:
+            problem = (
+                f"the claims row records definition {short(decided.definition)}, but its last step was decided"
+                f" under {short(last)}"
+            )
+            found.append(Mismatch(claim_id, problem, kind="definition"))
         if replayed is None:
             return found
         differs = claim_differences(claim_id, stored, replayed)
@@ -601,6 +747,15 @@ class ClaimService:
         if claim is None:
             raise self._missing(claim_id)
         return claim
+
+    def _decided_elsewhere(self, claim_id: str, definition: str | None) -> LifecycleChanged:
+        return LifecycleChanged(
+            f"claim {claim_id!r} was decided under definition {short(definition)}, not this service's"
+            f" {short(self.fingerprint)}: migrate it first (see the README, Changing the lifecycle)",
+            definition=self.fingerprint,
+            outdated=(),
+            claim_id=claim_id,
+        )
 
     def _missing(self, claim_id: str) -> ClaimStateError:
         """Why there is no claim `claim_id`: none was filed, or its row is gone (damage)."""
@@ -650,7 +805,7 @@ class ClaimService:
             )
         rows = self._store.history(first_id)[:seq]
         with self._damaged(first_id):
-            *_, last = replay(self._replayer, first_id, rows)
+            *_, last = replay(self._engine_of(), first_id, rows)
             return Fired(last.claim, _record(rows[-1]))
 
 

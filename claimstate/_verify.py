@@ -7,16 +7,21 @@ each claim's history against the lifecycle and the hash chain, so every store is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
 
 from claimstate._chain import Chain
 from claimstate._claim import Claim
+from claimstate._definition import MIGRATE
 from claimstate._engine import Engine, Fired
 from claimstate._errors import ClaimStateError
+from claimstate._migration import replayed
+from claimstate._replayers import Unreplayable
 from claimstate._time import from_iso
+
+EngineOf = Callable[[str | None], Engine]  # the engine replaying a step decided under a definition (fingerprint)
 
 MismatchKind = Literal[
     # the database as a whole (claim_id None)
@@ -36,6 +41,8 @@ MismatchKind = Literal[
     "columns",  # the claims row's plain columns differ from its claim
     "open_twice",  # an order has more than one open claim
     "event",  # a retained event is not its history row's (invented, or changed)
+    "definition",  # a step's definition cannot be replayed, a stored definition is not its fingerprint's, or
+    # the claims row records another definition than its last step
 ]
 
 
@@ -79,18 +86,23 @@ class Mismatch:
         }
 
 
-def replay(engine: Engine, claim_id: str, rows: Sequence[Mapping[str, Any]]) -> Iterator[Fired]:
-    """Each step of the claim its history rows (data decoded) rebuild, fired through `engine` from the filing on.
+def replay(engine_of: EngineOf, claim_id: str, rows: Sequence[Mapping[str, Any]]) -> Iterator[Fired]:
+    """Each step of the claim its history rows (data decoded) rebuild, from the filing on, each fired through
+    the engine of the definition it was decided under (a migration's row applied as it says).
 
     Each deadline is the one recorded when it was set, so a later change of policy does not rewrite the
     past: retries return what was stored, and verify judges by the windows then in force. Raises
-    TransitionRefused or InvalidInput at a row that does not replay.
+    TransitionRefused or InvalidInput at a row that does not replay, Unreplayable at one whose definition
+    the service does not have.
     """
     claim = None
     for row in rows:
+        engine = engine_of(row.get("definition"))
         at = from_iso(row["at"], field="at")
         if claim is None:
             fired = engine.file_claim(claim_id, row["actor"], row["data"], at)
+        elif row["trigger"] == MIGRATE:
+            fired = Fired(*replayed(claim, row, engine.definition))
         else:
             fired = engine.fire(claim, row["trigger"], row["actor"], row["data"], at)
         claim = fired.claim
@@ -100,7 +112,7 @@ def replay(engine: Engine, claim_id: str, rows: Sequence[Mapping[str, Any]]) -> 
 
 
 def check_history(
-    claim_id: str, rows: Sequence[Mapping[str, Any]], *, engine: Engine, chain: Chain | None
+    claim_id: str, rows: Sequence[Mapping[str, Any]], *, engine_of: EngineOf, chain: Chain | None
 ) -> tuple[list[Mismatch], Claim | None]:
     """What is wrong with one claim's history rows as stored (data as JSON text), and the claim they rebuild
     (None when they do not replay). `chain` None: the chain is not checked (the database's report says why)."""
@@ -127,29 +139,35 @@ def check_history(
             )
         )
     first = decoded[0]
-    if first["trigger"] != engine.definition.creation.trigger or first["from_state"] is not None:
+    try:
+        filing = engine_of(first.get("definition")).definition.creation.trigger
+    except Unreplayable as error:
+        return [*found, Mismatch(claim_id, str(error), kind="definition", seq=_seq(first))], None
+    if first["trigger"] != filing or first["from_state"] is not None:
         found.append(
             Mismatch(
                 claim_id,
                 f"the first history row is {first['trigger']!r} from {first['from_state']!r}, not the filing"
-                f" ({engine.definition.creation.trigger!r} from nothing)",
+                f" ({filing!r} from nothing)",
                 kind="filing",
                 seq=_seq(first),
             )
         )
     if found and found[0].kind == "sequence":
         return found, None  # a history with gaps or repeats does not replay to anything meaningful
-    return _replayed(claim_id, decoded, engine, found)
+    return _replayed(claim_id, decoded, engine_of, found)
 
 
 def _replayed(
-    claim_id: str, rows: list[dict[str, Any]], engine: Engine, found: list[Mismatch]
+    claim_id: str, rows: list[dict[str, Any]], engine_of: EngineOf, found: list[Mismatch]
 ) -> tuple[list[Mismatch], Claim | None]:
     claim, states = None, None
-    steps = replay(engine, claim_id, rows)
+    steps = replay(engine_of, claim_id, rows)
     for row in rows:
         try:
             fired = next(steps)
+        except Unreplayable as error:
+            return [*found, Mismatch(claim_id, str(error), kind="definition", seq=_seq(row))], None
         except (ClaimStateError, KeyError, TypeError, ValueError) as error:  # a damaged row: never a traceback
             refused = Mismatch(claim_id, f"the history does not replay: {error}", kind="replay", seq=_seq(row))
             return [*found, refused], None

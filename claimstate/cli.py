@@ -7,6 +7,7 @@ on stdout with `--json`) and the exit code below, never a traceback or click's u
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import logging
@@ -31,14 +32,17 @@ from claimstate._check.scenarios import scenarios
 from claimstate._check.stories import to_html as stories_html
 from claimstate._check.stories import to_markdown as stories_markdown
 from claimstate._claim import Claim, TransitionRecord
+from claimstate._definition import Definition, fingerprint_of
 from claimstate._demo import DEMO_START, SCENARIOS, format_history, walk
 from claimstate._diagrams import FORMATS, REGENERATE, Diagrams, diff_html, diff_markdown
+from claimstate._diagrams.diff import changes
 from claimstate._errors import (
     ClaimNotFound,
     ClaimStateError,
     ConcurrentModification,
     DiagramError,
     InvalidInput,
+    LifecycleChanged,
     StorageError,
     TransitionRefused,
 )
@@ -57,11 +61,13 @@ EXIT_CODES: dict[type[ClaimStateError], int] = {
     ConcurrentModification: 4,
     StorageError: 5,
     DiagramError: 6,
+    LifecycleChanged: 7,
 }
 EXIT_HELP = (
     "Exit codes: 0 done; 1 transition refused (each reason printed); 2 usage or invalid input; "
     "3 claim not found; 4 concurrent modification; 5 storage error, or verify found damage; "
-    "6 a drawing tool (Graphviz) is missing."
+    "6 a drawing tool (Graphviz) is missing; 7 open claims were decided under another lifecycle definition "
+    "(migrate them)."
 )
 
 P = ParamSpec("P")
@@ -79,25 +85,56 @@ class Settings:
     db_given: bool = False  # --db was typed, not taken from the default or $CLAIMSTATE_DB
     json: bool = False
     now: datetime | None = None
+    definition: Definition = CLAIM_LIFECYCLE
+    definition_given: bool = False  # --definition or $CLAIMSTATE_DEFINITION named one
 
-    def service(self, *, create: bool = False, read_only: bool = False) -> ClaimService:
+    def service(self, *, create: bool = False, read_only: bool = False, migrating: bool = False) -> ClaimService:
         """The service on --db; only the commands meant to start a database may create the file, and the
         commands that only read open it read-only, so another OS user's reads never lock its owner out.
 
         $CLAIMSTATE_HISTORY_KEY, when set, is the secret that chains the history (HMAC-SHA256); it is read
         from the environment only, so it never shows in a process list.
         """
-        return _open(self.db, create=create, read_only=read_only)
+        return _open(self.db, create=create, read_only=read_only, definition=self.definition, migrating=migrating)
 
 
-def _open(db: str, *, create: bool = False, read_only: bool = False) -> ClaimService:
+def _open(
+    db: str,
+    *,
+    create: bool = False,
+    read_only: bool = False,
+    definition: Definition = CLAIM_LIFECYCLE,
+    migrating: bool = False,
+) -> ClaimService:
     key = os.environ.get(HISTORY_KEY_VARIABLE)
     return ClaimService(
         db,
         create=create,
         read_only=read_only,
+        definition=definition,
+        migrating=migrating,
         history_key=None if key is None else key.encode("utf-8", "surrogateescape"),
     )
+
+
+def load_definition(target: str) -> Definition:
+    """The Definition `target` names as MODULE:NAME (MODULE imported, the current folder first on the path)."""
+    module_name, _, name = target.partition(":")
+    if not module_name or not name:
+        raise InvalidInput(f"give MODULE:NAME (like mylifecycle:LIFECYCLE), not {target!r}", field="--definition")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found = getattr(importlib.import_module(module_name), name)
+    except ImportError as error:
+        raise InvalidInput(f"cannot import {module_name}: {error}", field="--definition") from None
+    except AttributeError:
+        raise InvalidInput(f"{module_name} has no {name}", field="--definition") from None
+    except ClaimStateError as error:
+        raise InvalidInput(f"{module_name} does not load: {error}", field="--definition") from None
+    if not isinstance(found, Definition):
+        raise InvalidInput(f"{target} is a {type(found).__name__}, not a Definition", field="--definition")
+    return found
 
 
 def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -110,6 +147,17 @@ def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> N
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         ctx.ensure_object(Settings).json = True
+
+
+def _set_definition(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    settings = ctx.ensure_object(Settings)
+    try:
+        settings.definition = load_definition(value)
+        settings.definition_given = ctx.get_parameter_source("definition") is ParameterSource.COMMANDLINE
+    except InvalidInput as error:
+        raise click.BadParameter(error.reason) from None
 
 
 def _set_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -139,6 +187,11 @@ def _global_options(*, group: bool, hidden: Collection[str] = ()) -> Callable[[C
         click.option(
             "--now", metavar="ISO-8601", expose_value=False, callback=_set_now, is_eager=group,
             hidden="--now" in hidden, help="The time to act at, with its offset (default: the clock).",
+        ),
+        click.option(
+            "--definition", metavar="MODULE:NAME", envvar="CLAIMSTATE_DEFINITION" if group else None,
+            expose_value=False, callback=_set_definition, is_eager=group, hidden="--definition" in hidden,
+            help="The lifecycle Definition to decide by (default the built-in one, or $CLAIMSTATE_DEFINITION).",
         ),
     ]  # fmt: skip
 
@@ -330,10 +383,10 @@ class _TriggerHelp:
         return f"{self.name}  ({'; '.join(groups)})"
 
 
-def _triggers_help() -> list[_TriggerHelp]:
+def _triggers_help(definition: Definition) -> list[_TriggerHelp]:
     """Every trigger once, gathered over its transitions from the definition's `to_dict()` (never by hand)."""
     triggers: dict[str, _TriggerHelp] = {}
-    for transition in CLAIM_LIFECYCLE.to_dict()["transitions"]:
+    for transition in definition.to_dict()["transitions"]:
         trigger = triggers.setdefault(transition["trigger"], _TriggerHelp(transition["trigger"]))
         sources = trigger.sources_by_actors.setdefault(tuple(transition["actors"]), [])
         sources += [s for s in transition["sources"] if s not in sources]
@@ -342,10 +395,12 @@ def _triggers_help() -> list[_TriggerHelp]:
     return list(triggers.values())
 
 
-def _write_triggers(formatter: click.HelpFormatter, heading: str, *, with_filing: bool) -> None:
+def _write_triggers(
+    formatter: click.HelpFormatter, heading: str, *, with_filing: bool, definition: Definition = CLAIM_LIFECYCLE
+) -> None:
     """A block per trigger: its heading (continued lines indented deeper), then its fields as a definition list."""
     with formatter.section(heading):
-        for trigger in _triggers_help():
+        for trigger in _triggers_help(definition):
             if trigger.files_a_claim and not with_filing:
                 continue
             indent = " " * formatter.current_indent
@@ -389,12 +444,14 @@ def command(
     *,
     no_now: str | None = None,
     no_db: str | None = None,
+    no_definition: str | None = None,
     cls: type[click.Command] = click.Command,
 ) -> Callable[[Callable[P, R]], click.Command]:
     """A subcommand with the global options, the exit codes in its help, and errors handled.
 
-    `no_now` and `no_db` say why the command refuses --now or --db, which its help then leaves out: a
-    global option given (before or after the name) is used or refused, never silently ignored.
+    `no_now`, `no_db` and `no_definition` say why the command refuses --now, --db or --definition, which
+    its help then leaves out: a global option given (before or after the name) is used or refused, never
+    silently ignored.
     """
 
     def decorate(function: Callable[P, R]) -> click.Command:
@@ -405,9 +462,12 @@ def command(
                 _refuse(f"takes no --now: {no_now}")
             if no_db is not None and settings.db_given:
                 _refuse(f"takes no --db: {no_db}")
+            if no_definition is not None and settings.definition_given:
+                _refuse(f"takes no --definition: {no_definition}")
             return function(*args, **kwargs)
 
-        refused = {option for option, why in (("--now", no_now), ("--db", no_db)) if why is not None}
+        options = (("--now", no_now), ("--db", no_db), ("--definition", no_definition))
+        refused = {option for option, why in options if why is not None}
         with_options = _global_options(group=False, hidden=refused)(handles_errors(run))
         return cli.command(name, cls=cls, epilog=EXIT_HELP)(with_options)
 
@@ -597,14 +657,15 @@ def diagram(
     if folder is not None:
         if claim_id is not None or output is not None:
             raise InvalidInput("--all writes the lifecycle in every format; it takes no --claim or -o", field="--all")
-        paths = [str(p) for p in Diagrams().write_all(folder)]
+        paths = [str(p) for p in Diagrams(settings.definition).write_all(folder)]
         _emit(paths, lambda: "\n".join(paths))
         return
     if claim_id is None:
-        drawn = Diagrams(view=view).render(fmt)
+        drawn = Diagrams(settings.definition, view=view).render(fmt)
     else:
         with settings.service(read_only=True) as service:
-            drawn = Diagrams(claim=service.get(claim_id), history=service.history(claim_id)).render(fmt)
+            claim, history = service.get(claim_id), service.history(claim_id)
+            drawn = Diagrams(settings.definition, claim=claim, history=history).render(fmt)
     if output is None:
         click.echo(drawn, nl=False)  # click writes bytes to the binary stream
         return
@@ -614,11 +675,20 @@ def diagram(
 
 @command(
     no_now="the definition is the same at any time",
-    no_db="it prints the built-in definition and reads no database",
+    no_db="it prints the definition and reads no database",
 )
-def model() -> None:
-    """Print the lifecycle definition: states, transitions, guards, actors, deadline windows, each trigger's data."""
-    data = CLAIM_LIFECYCLE.to_dict()
+@click.option("--export", "path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the definition as JSON (with its fingerprint) to this file, for `diff`.")  # fmt: skip
+def model(path: Path | None) -> None:
+    """Print the lifecycle definition: states, transitions, guards, actors, deadline windows, each trigger's data,
+    and its fingerprint (what claims record they were decided under)."""
+    definition = _settings().definition
+    data = definition.to_dict()
+    if path is not None:
+        write_file(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        _emit({"path": str(path), "fingerprint": data["fingerprint"]},
+              lambda: f"{path}: definition {data['name']}, fingerprint {data['fingerprint']}")  # fmt: skip
+        return
 
     def human() -> str:
         states = [(s["name"], "final" if s["final"] else "", (s["deadline"] or {}).get("name", ""), s["meaning"])
@@ -626,8 +696,11 @@ def model() -> None:
         transitions = [(t["trigger"], ", ".join(t["sources"]) or "(new)", t["dest"], ", ".join(t["actors"]),
                         "; ".join(g["description"] for g in t["guards"])) for t in data["transitions"]]  # fmt: skip
         triggers = click.HelpFormatter()
-        _write_triggers(triggers, "Triggers, who may fire them, and their data", with_filing=True)
-        return (_table(states, ("state", "final", "deadline", "meaning")) + "\n\n"
+        _write_triggers(
+            triggers, "Triggers, who may fire them, and their data", with_filing=True, definition=definition
+        )
+        return (f"{data['name']}, fingerprint {data['fingerprint']}\n\n"
+                + _table(states, ("state", "final", "deadline", "meaning")) + "\n\n"
                 + _table(transitions, ("trigger", "from", "to", "who", "only when")) + "\n\n"
                 + triggers.getvalue().rstrip())  # fmt: skip
 
@@ -730,14 +803,22 @@ def _diagram_diff(paths: tuple[Path, Path], fmt: str) -> str:
     return diff_markdown(old, new) if fmt == "md" else diff_html(old, new)
 
 
-def _definition_json(path: Path) -> dict[str, Any]:
+def _definition_json(path: Path, field: str = "--diff") -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InvalidInput(f"{path} is not a JSON file: {error}", field="--diff") from None
+        raise InvalidInput(f"{path} is not a JSON file: {error}", field=field) from None
     if not isinstance(data, dict):
-        raise InvalidInput(f"{path} holds no exported definition (not a JSON object)", field="--diff")
+        raise InvalidInput(f"{path} holds no exported definition (not a JSON object)", field=field)
     return data
+
+
+def fingerprint_of_export(exported: dict[str, Any]) -> str:
+    """The fingerprint of an exported definition's rules (recomputed: the file's own field may be stale)."""
+    try:
+        return fingerprint_of(exported)
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidInput(f"not an exported definition: {error!r}", field="OLD.json") from None
 
 
 def _printed(events: Sequence[Event]) -> bool:
@@ -783,7 +864,7 @@ def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
 def check(folder: Path | None, scripts: Path | None) -> None:
     """Explore every reachable situation of the lifecycle and check its rules; exit 1 if one fails,
     printing the shortest path that breaks it."""
-    report = run_check(CLAIM_LIFECYCLE, EXAMPLES)
+    report = run_check(_settings().definition, EXAMPLES)
     if scripts is not None:
         make_folder(scripts)
         for number, scenario in enumerate(scenarios(report.exploration), 1):
@@ -824,7 +905,11 @@ def check(folder: Path | None, scripts: Path | None) -> None:
 def migrate_store(source: str, target: str) -> None:
     """Copy every claim and its whole history from SOURCE (a SQLite file) into the empty TARGET (a
     postgresql:// URL, or another file), then verify TARGET (exit 5 if it finds anything)."""
-    with _open(source, read_only=True) as old, _open(target, create=True) as new:
+    definition = _settings().definition
+    with (
+        _open(source, read_only=True, definition=definition) as old,
+        _open(target, create=True, definition=definition, migrating=True) as new,
+    ):
         moved = move_claims(old, new)
     done = (
         f"copied {moved.claims} claim(s), {moved.transitions} history row(s) and {moved.events} event(s) from"
@@ -842,6 +927,66 @@ def migrate_store(source: str, target: str) -> None:
 
 
 @command()
+@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="The plan, a JSON file (- reads stdin): the states to map, and the deadlines to keep or"
+              " recompute.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Only print what would move; write nothing.")
+def migrate(plan_path: str, dry_run: bool) -> None:
+    """Move the open claims decided under another lifecycle definition onto this one (--definition), as the
+    plan says: checked whole first (exit 2 naming every problem, nothing written), then one transaction."""
+    settings = _settings()
+    plan = json_object(_read(plan_path, "--plan"), "plan")
+    with settings.service(read_only=dry_run, migrating=not dry_run) as service:
+        migration = service.migrate(plan, dry_run=dry_run, now=settings.now)
+
+    def human() -> str:
+        verb = "would move" if dry_run else "moved"
+        head = f"{verb} {len(migration.moves)} open claim(s) onto definition {migration.definition[:12]}"
+        if not migration.moves:
+            return head + ": nothing to move"
+        rows = [(m.claim_id, m.source, m.dest, _when(m.due_before), _when(m.due_after), m.how) for m in migration.moves]
+        return head + "\n" + _table(rows, ("claim", "from", "to", "deadline before", "deadline after", "deadline"))
+
+    _emit(migration.to_dict(), human)
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else to_iso(at)
+
+
+@command(no_now="it compares two definitions, and counts claims as they are now")
+@click.argument("old_path", metavar="OLD.json", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("new_path", metavar="NEW.json", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def diff(old_path: Path, new_path: Path) -> None:
+    """What changed from one exported definition (`model --export`) to another: each state and transition
+    added, removed or changed; with --db, how many open claims decided under OLD each change touches."""
+    settings = _settings()
+    old, new = _definition_json(old_path, "OLD.json"), _definition_json(new_path, "NEW.json")
+    found = changes(old, new)
+    counts: dict[str, int] | None = None
+    if settings.db_given:
+        with settings.service(read_only=True) as service:
+            counts = service.open_claims(fingerprint_of_export(old))
+    listed = [
+        {**attrs.asdict(c), "details": list(c.details), "touches": list(c.touches),
+         **({} if counts is None else {"open_claims": sum(counts.get(s, 0) for s in c.touches)})}
+        for c in found
+    ]  # fmt: skip
+
+    def human() -> str:
+        if not found:
+            return "no change to states or transitions"
+        lines = []
+        for change, item in zip(found, listed, strict=True):
+            touched = "" if counts is None else f"  [{item['open_claims']} open claim(s)]"
+            lines.append(f"{change.kind} {change.what} {change.name}{touched}")
+            lines += [f"    {detail}" for detail in change.details]
+        return "\n".join(lines)
+
+    _emit(listed, human)
+
+
+@command(no_definition="the demo walks the built-in lifecycle's own stories")
 @click.option(
     "--dir",
     "folder",

@@ -21,6 +21,7 @@ from claimstate._definition import (
     State,
     Transition,
     View,
+    fingerprint_of,
     guard,
 )
 from claimstate._fields import choice, currency, money, text
@@ -45,6 +46,7 @@ __all__ = [
     "View",
     "choice",
     "currency",
+    "fingerprint_of",
     "guard",
     "money",
     "text",

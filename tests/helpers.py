@@ -8,16 +8,19 @@ from __future__ import annotations
 import json
 import os
 import select
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from claimstate import Claim, Engine
+from claimstate._chain import Chain
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ACTORS = {"buyer": "buyer:alice", "supplier": "supplier:acme", "agent": "agent:kim", "system": "system"}
@@ -198,3 +201,26 @@ def pump(children: Sequence[ChildLines], deadline: float, until: Callable[[], bo
         for child in children:
             if child.fd in ready:
                 child.read()
+
+
+def forget_definitions(path: str | Path) -> None:
+    """Take a SQLite database back to before schema 4: no definitions kept or recorded, and each history row
+    hashed without one (as schema 3 hashed it). The caller sets the schema version it stands for."""
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE definitions")
+    conn.execute("DROP INDEX claims_open_by_definition")
+    conn.execute("DROP TRIGGER transitions_no_update")
+    conn.execute("ALTER TABLE transitions DROP COLUMN definition")
+    conn.execute("ALTER TABLE claims DROP COLUMN definition")
+    previous: dict[str, str] = {}
+    columns = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at")
+    for values in conn.execute(f"SELECT {', '.join(columns)} FROM transitions ORDER BY claim_id, seq").fetchall():
+        row = {**dict(zip(columns, values, strict=True)), "data": json.loads(values[7])}
+        digest = previous[row["claim_id"]] = Chain().link(previous.get(row["claim_id"]), row)
+        conn.execute("UPDATE transitions SET hash = ? WHERE claim_id = ? AND seq = ?", (digest, *values[:2]))
+    conn.execute(
+        "CREATE TRIGGER transitions_no_update BEFORE UPDATE ON transitions"
+        " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END"
+    )
+    conn.commit()
+    conn.close()

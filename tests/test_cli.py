@@ -99,7 +99,7 @@ def one_line(text: str) -> str:
 
 def test_file_fire_show_history_list_and_can(db: Path) -> None:
     """The everyday commands print JSON with the stable keys of a claim and of a history entry."""
-    assert ok(db, "init") == {"db": str(db), "schema_version": 3}
+    assert ok(db, "init") == {"db": str(db), "schema_version": 4}
     claim_id = filed(db)
     fired = ok(db, "fire", claim_id, "submit_evidence", "--actor", "buyer:alice", "--data",
                json.dumps({"evidence": EVIDENCE}), "--now", LATER)  # fmt: skip
@@ -298,7 +298,7 @@ def test_every_command_has_help_and_is_in_the_readme(name: str, command: click.C
 
 def test_the_exit_codes_of_the_help_match_the_code() -> None:
     """The documented codes are the ones the CLI uses."""
-    assert sorted(EXIT_CODES.values()) == [1, 2, 3, 4, 5, 6]
+    assert sorted(EXIT_CODES.values()) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_only_the_cli_imports_click() -> None:
@@ -387,13 +387,17 @@ def test_each_command_shows_in_its_help_only_the_global_options_it_uses() -> Non
 def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--db, --json and --now work before or after every command's name, or are refused there in one line,
-    never ignored; $CLAIMSTATE_DB is only a default, which commands that read no database leave alone."""
+    """--db, --json, --now and --definition work before or after every command's name, or are refused there in
+    one line, never ignored; $CLAIMSTATE_DB is only a default, which commands that read no database leave
+    alone."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CLAIMSTATE_DB", str(tmp_path / "env.db"))
     db = tmp_path / "walk.db"
     claim_id = agreed_claim(db)
     (tmp_path / "moved").mkdir()  # migrate-store's targets, apart from the databases counted at the end
+    (tmp_path / "samelife.py").write_text("from claimstate import CLAIM_LIFECYCLE as LIFE\n")
+    (tmp_path / "plan.json").write_text("{}")
+    (tmp_path / "old.json").write_text(json.dumps(CLAIM_LIFECYCLE.to_dict()))
     evidence = json.dumps({"evidence": EVIDENCE})
     commands: dict[str, tuple[list[str], set[str]]] = {  # the command's arguments, the options it refuses
         "init": ([], {"--now"}),
@@ -408,13 +412,18 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "diagram": (["--claim", claim_id, "--format", "dot", "-o", "claim.dot"], {"--now"}),
         "model": ([], {"--db", "--now"}),
         "script": (["-"], set()),
-        "demo": (["--dir", "demo"], set()),
+        "demo": (["--dir", "demo"], {"--definition"}),
+        "migrate": (["--plan", "plan.json", "--dry-run"], set()),
+        "diff": (["old.json", "old.json"], {"--now"}),
         "migrate-store": ([str(db), str(tmp_path / "moved" / "moved-{n}.db")], {"--db", "--now"}),
         "events": ([], {"--now"}),
         "check": ([], {"--db", "--now"}),
     }
     assert set(commands) == set(cli.commands)
-    options = {"--db": ["--db", str(db)], "--json": ["--json"], "--now": ["--now", LATER]}
+    options = {
+        "--db": ["--db", str(db)], "--json": ["--json"], "--now": ["--now", LATER],
+        "--definition": ["--definition", "samelife:LIFE"],
+    }  # fmt: skip
     script = json.dumps({"cmd": "show", "claim": claim_id})
     for name, (args, refused) in commands.items():
         used = [word for option, words in options.items() if option not in refused for word in words]
@@ -555,7 +564,7 @@ def test_model_and_fire_help_say_who_fires_each_trigger_from_where_with_what_dat
             assert f"by {', '.join(transition['actors'])} " in block
             assert all(state in block for state in transition["sources"])
             assert all(field in block for field in fields), (block, fields)
-    assert fire_help.stdout.rstrip().endswith("6 a drawing tool (Graphviz) is missing.")
+    assert fire_help.stdout.rstrip().endswith("(migrate them).")
 
 
 def test_can_shows_why_not_and_needs_in_their_own_columns(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import pytest
 from click.testing import CliRunner
-from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing
+from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing, forget_definitions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -488,6 +488,7 @@ def test_a_schema_2_file_gains_the_feed_from_the_upgrade_on(tmp_path: Path) -> N
     db = tmp_path / "claims.db"
     with ClaimService(db) as service:
         claim_id = file_one(service)
+    forget_definitions(db)
     conn = sqlite3.connect(db)
     for table in ("events", "consumers"):
         conn.execute(f"DROP TABLE {table}")
@@ -495,7 +496,7 @@ def test_a_schema_2_file_gains_the_feed_from_the_upgrade_on(tmp_path: Path) -> N
     conn.commit()
     conn.close()
     with ClaimService(db) as service:
-        assert service.schema_version == 3
+        assert service.schema_version == 4
         assert service.feed() == []
         service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
         assert [(e.claim_id, e.seq) for e in drain(service, "payments")] == [(claim_id, 2)]
@@ -742,9 +743,12 @@ def test_postgres_an_older_schema_opened_read_only_says_it_needs_a_writable_open
 
     ClaimService(postgres_url).close()
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE events, lanes, consumers")
+        conn.execute("DROP TABLE events, lanes, consumers, definitions")
+        conn.execute("DROP INDEX claims_open_by_definition")
+        conn.execute("ALTER TABLE claims DROP COLUMN definition")
+        conn.execute("ALTER TABLE transitions DROP COLUMN definition")
         conn.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
-    with pytest.raises(StorageError, match="has schema version 1; migrating it to 2 needs a writable open"):
+    with pytest.raises(StorageError, match="has schema version 1; migrating it to 3 needs a writable open"):
         ClaimService(postgres_url, read_only=True)
     with ClaimService(postgres_url) as service:
-        assert service.schema_version == 2
+        assert service.schema_version == 3

@@ -236,11 +236,12 @@ def test_processes_creating_one_schema_at_once_migrate_it_once(
         for url in urls:
             with psycopg.connect(url, autocommit=True) as conn:
                 meta = conn.execute("SELECT name, value FROM meta ORDER BY name").fetchall()
-                assert meta == sorted([*Chain().record().items(), ("schema_version", "2")])
+                assert meta == sorted([*Chain().record().items(), ("schema_version", "3")])
                 tables = conn.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
                 ).fetchall()
-                assert tables == [(t,) for t in ("claims", "consumers", "events", "lanes", "meta", "transitions")]
+                tables_made = ("claims", "consumers", "definitions", "events", "lanes", "meta", "transitions")
+                assert tables == [(t,) for t in tables_made]
                 functions = conn.execute(
                     "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
                 ).fetchall()

@@ -22,6 +22,7 @@ from claimstate import (
     ConcurrentModification,
     Fired,
     InvalidInput,
+    LifecycleChanged,
     StorageError,
     TransitionRefused,
 )
@@ -73,7 +74,7 @@ def test_the_file_reads_plainly_with_sqlite_utils(service: ClaimService, db_path
     indexes = {i.name for i in db["claims"].indexes}
     assert {"claims_by_state", "claims_by_buyer", "claims_by_supplier", "claims_by_order"} <= indexes
     assert {"claims_open_deadlines", "claims_one_open_per_order"} <= indexes
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3  # the schema this version writes
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4  # the schema this version writes
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -95,7 +96,7 @@ def test_one_open_claim_per_order(service: ClaimService, db_path: Path) -> None:
     assert [r.code for r in refused.value.reasons] == ["no_open_claim_on_order"]
     twin = (
         "INSERT INTO claims SELECT 'twin', state, version, closed, order_id, buyer_id, supplier_id, amount, currency,"
-        " resolution, filed_at, updated_at, deadline_at, deadline_trigger, details FROM claims"
+        " resolution, filed_at, updated_at, deadline_at, deadline_trigger, details, definition FROM claims"
     )
     conn = sqlite3.connect(db_path)
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
@@ -304,7 +305,10 @@ def test_a_new_policy_does_not_rewrite_the_past(db_path: Path) -> None:
     with ClaimService(db_path) as service:
         first = file_and_evidence(service)
     shorter = CLAIM_LIFECYCLE.policy(evidence_due=timedelta(days=3))
-    with ClaimService(db_path, policy=shorter) as service:
+    with pytest.raises(LifecycleChanged):  # new windows are new rules: the open claim waits for a plan
+        ClaimService(db_path, policy=shorter)
+    with ClaimService(db_path, policy=shorter, migrating=True) as service:
+        assert len(service.migrate({}, now=T0 + timedelta(days=6)).moves) == 1
         assert file_and_evidence(service) == first
         assert service.verify() == []
         assert service.file_claim(filing(order_id="o-2"), now=T0).claim.deadline.due == T0 + timedelta(days=3)
@@ -590,7 +594,7 @@ def test_a_read_only_open_needs_a_database_at_this_schema(tmp_path: Path) -> Non
         (tmp_path / "none.db", "no database at"),
         (tmp_path / "empty.db", "is empty"),
         (":memory:", "in-memory database cannot be opened read-only"),
-        (old, "has schema version 1; migrating it to 3 needs a writable open"),
+        (old, "has schema version 1; migrating it to 4 needs a writable open"),
     ]:
         with pytest.raises(StorageError, match=message):
             ClaimService(path, read_only=True)

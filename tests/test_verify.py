@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import EVIDENCE, T0, filing
 
-from claimstate import ClaimService, Difference, Engine, InvalidInput, Mismatch, StorageError
+from claimstate import CLAIM_LIFECYCLE, ClaimService, Difference, Engine, InvalidInput, Mismatch, StorageError
 from claimstate._chain import Chain
 from claimstate._store.rows import COLUMNS as _COLUMNS
 from claimstate._store.rows import claim_columns
@@ -56,11 +56,11 @@ def tampering(path: Path, *, triggers: bool = True) -> Iterator[sqlite3.Connecti
 def rechain(conn: sqlite3.Connection, claim_id: str, chain: Chain) -> None:
     """What a forger who knows the algorithm does: recompute every hash of the claim with `chain`."""
     rows = conn.execute(
-        "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at FROM transitions"
-        " WHERE claim_id = ? ORDER BY seq",
+        "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at, definition"
+        " FROM transitions WHERE claim_id = ? ORDER BY seq",
         (claim_id,),
     ).fetchall()
-    names = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at")
+    names = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "definition")
     previous = None
     for row in rows:
         linked = {**dict(zip(names, row, strict=True)), "data": json.loads(row[7])}
@@ -111,7 +111,7 @@ def test_history_rows_of_a_claim_that_never_was_are_reported(db: Path) -> None:
     """Rows copied under the id 'ghost', which has no claims row, are orphans."""
     with tampering(db, triggers=False) as conn:
         conn.execute("INSERT INTO transitions SELECT 'ghost', seq, trigger, from_state, to_state, actor, at, data,"
-                     " deadline_at, NULL, NULL, hash FROM transitions WHERE claim_id = 'c-1'")  # fmt: skip
+                     " deadline_at, NULL, NULL, hash, definition FROM transitions WHERE claim_id = 'c-1'")  # fmt: skip
     found = verify(db)
     assert ("ghost", "claim_missing") in kinds(found)
     assert {m.claim_id for m in found} == {"ghost"}
@@ -172,9 +172,10 @@ def test_a_second_open_claim_on_an_order_is_reported(db: Path) -> None:
     with tampering(db) as conn:
         conn.execute("DROP INDEX claims_one_open_per_order")
         twin = claim_columns(Engine().file_claim("c-9", "buyer:alice", filing(order_id="o-2"), T0).claim, False)
-        conn.execute(f"INSERT INTO claims VALUES ({', '.join('?' * len(_COLUMNS))})", [twin[c] for c in _COLUMNS])
+        conn.execute(f"INSERT INTO claims VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})",
+                     [*(twin[c] for c in _COLUMNS), CLAIM_LIFECYCLE.fingerprint()])  # fmt: skip
         conn.execute("INSERT INTO transitions SELECT 'c-9', seq, trigger, from_state, to_state, actor, at, data,"
-                     " deadline_at, NULL, NULL, NULL FROM transitions WHERE claim_id = 'c-2'")  # fmt: skip
+                     " deadline_at, NULL, NULL, NULL, definition FROM transitions WHERE claim_id = 'c-2'")  # fmt: skip
         rechain(conn, "c-9", Chain())
     found = verify(db)
     assert kinds(found) == [(None, "schema"), ("c-9", "open_twice")]
@@ -244,8 +245,9 @@ def forge(path: Path, chain: Chain | None) -> None:
     row = claim_columns(fired.claim, True)
     with tampering(path) as conn:
         conn.execute(
-            "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, hash)"
-            " VALUES ('c-1', 3, 'decide_for_supplier', 'in_mediation', 'payment_released', 'agent:evil', ?, ?, ?)",
+            "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, hash, definition)"
+            " SELECT 'c-1', 3, 'decide_for_supplier', 'in_mediation', 'payment_released', 'agent:evil', ?, ?, ?,"
+            " definition FROM claims WHERE id = 'c-1'",
             (fired.record.to_dict()["at"], json.dumps({"rationale": "as described"}), "0" * 64),
         )
         conn.execute(
@@ -333,11 +335,15 @@ def test_a_history_key_is_bytes_of_some_length() -> None:
 
 
 def to_schema_1(path: Path) -> None:
-    """Take a database back to what schema 1 wrote: no hash column, no meta table, no event feed."""
+    """Take a database back to what schema 1 wrote: no hash column, no meta table, no event feed, no
+    definitions recorded."""
     with tampering(path, triggers=False) as conn:
-        for table in ("meta", "events", "consumers"):
+        for table in ("meta", "events", "consumers", "definitions"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("ALTER TABLE transitions DROP COLUMN hash")
+        conn.execute("DROP INDEX claims_open_by_definition")
+        conn.execute("ALTER TABLE transitions DROP COLUMN definition")
+        conn.execute("ALTER TABLE claims DROP COLUMN definition")
         conn.execute("PRAGMA user_version = 1")
 
 
@@ -353,15 +359,22 @@ def hashes(path: Path) -> list[tuple[str, int, str]]:
 def test_migrating_schema_1_chains_the_existing_history(db: Path, key: bytes | None) -> None:
     """Opening a schema 1 file chains every history row in the migration, under the opener's key if it has one:
     the hashes are the ones the rows would have had if written chained, and the file verifies clean."""
-    written = hashes(db)  # chained without a key when the fixture wrote them
     to_schema_1(db)
     with ClaimService(db, history_key=key) as service:
         assert service.verify() == []
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (4,)
     assert dict(conn.execute("SELECT name, value FROM meta").fetchall())["chain"] == Chain(key).kind
     conn.close()
-    assert (hashes(db) == written) is (key is None)
+    migrated = hashes(db)
+    with tampering(db) as conn:  # a schema 1 row records no definition, so its hash covers none
+        for claim_id in ("c-1", "c-2"):
+            rechain(conn, claim_id, Chain(key))
+    assert hashes(db) == migrated
+    with tampering(db) as conn:
+        for claim_id in ("c-1", "c-2"):
+            rechain(conn, claim_id, Chain())
+    assert (hashes(db) == migrated) is (key is None)
     assert kinds(verify(db, None if key else KEY)) == [(None, "chain_key")]
 
 

@@ -26,12 +26,14 @@ Key = tuple[str, tuple[str, ...], str]  # a transition: trigger, sources, destin
 
 @attrs.frozen
 class Change:
-    """What changed in one state or transition: `kind` is added, removed or changed; `details` say how."""
+    """What changed in one state or transition: `kind` is added, removed or changed; `details` say how;
+    `touches` are the states whose claims it concerns (the state itself, or the transition's sources)."""
 
     kind: str
     what: str  # "state" or "transition"
     name: str
     details: tuple[str, ...] = ()
+    touches: tuple[str, ...] = ()
 
 
 def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
@@ -47,22 +49,22 @@ def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     found: list[Change] = []
     old_states, new_states = _states(old), _states(new)
     for name in old_states.keys() - new_states.keys():
-        found.append(Change("removed", "state", name))
+        found.append(Change("removed", "state", name, touches=(name,)))
     for name in new_states.keys() - old_states.keys():
         found.append(Change("added", "state", name))
     for name in old_states.keys() & new_states.keys():
         details = _state_differences(old_states[name], new_states[name])
         if details:
-            found.append(Change("changed", "state", name, details))
+            found.append(Change("changed", "state", name, details, (name,)))
     old_moves, new_moves = _transitions(old), _transitions(new)
     for key in old_moves.keys() - new_moves.keys():
-        found.append(Change("removed", "transition", _named(key)))
+        found.append(Change("removed", "transition", _named(key), touches=key[1]))
     for key in new_moves.keys() - old_moves.keys():
-        found.append(Change("added", "transition", _named(key)))
+        found.append(Change("added", "transition", _named(key), touches=key[1]))
     for key in old_moves.keys() & new_moves.keys():
         details = _transition_differences(old_moves[key], new_moves[key])
         if details:
-            found.append(Change("changed", "transition", _named(key), details))
+            found.append(Change("changed", "transition", _named(key), details, key[1]))
     return sorted(found, key=lambda c: (("added", "removed", "changed").index(c.kind), c.what, c.name))
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from claimstate._chain import Chain
 from claimstate._errors import StorageError
-from claimstate._store.base import Loaded, Store
+from claimstate._store.base import Loaded, Rules, Store
 from claimstate._store.sqlite import SQLiteStore, Synchronous
 
-__all__ = ["POSTGRES_SCHEMES", "Loaded", "Store", "Synchronous", "open_store"]
+__all__ = ["POSTGRES_SCHEMES", "Loaded", "Rules", "Store", "Synchronous", "open_store"]
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -23,6 +23,7 @@ def open_store(
     target: str | Path | Any,
     *,
     chain: Chain,
+    rules: Rules,
     synchronous: Synchronous = "NORMAL",
     busy_timeout: float = 5.0,
     create: bool = True,
@@ -50,9 +51,16 @@ def open_store(
             create=create,
             read_only=read_only,
             chain=chain,
+            rules=rules,
         )
     return SQLiteStore(
-        target, synchronous=synchronous, busy_timeout=busy_timeout, create=create, read_only=read_only, chain=chain
+        target,
+        synchronous=synchronous,
+        busy_timeout=busy_timeout,
+        create=create,
+        read_only=read_only,
+        chain=chain,
+        rules=rules,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -34,33 +35,49 @@ from claimstate._store.rows import (
     linked,
     stored,
 )
+from claimstate._time import to_iso
 
 T = TypeVar("T")
 _KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
 # Every column of each table a copy moves (the lanes' counters are PostgreSQL's own, made again from the
 # events), as it writes them, and the key each is read in order of.
 TABLES = {
-    "claims": COLUMNS,
+    "definitions": ("fingerprint", "name", "body", "first_seen"),
+    "claims": (*COLUMNS, "definition"),
     "transitions": (*HISTORY, "idempotency_key", "request_hash"),
     "events": events.COLUMNS,
     "consumers": ("name", "lane", "acked", "leased_to", "holder", "lease_until"),
 }
 _KEYS = {
+    "definitions": ("fingerprint",),
     "claims": ("id",),
     "transitions": ("claim_id", "seq"),
     "events": ("position",),
     "consumers": ("name", "lane"),
 }
+_MERGED = {"definitions"}  # tables a copy adds to, keeping the rows the target has (each store records its own)
+BASELINE = "baseline_definition"  # meta: the definition of the history rows written before rows recorded one
 _SELECT_COLUMNS = f"SELECT {', '.join(COLUMNS)} FROM claims WHERE id = ?"
 _ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQL), before giving up
 
 
 @attrs.frozen
 class Loaded:
-    """A claim as read for a write, with the hash of its last history row, which the next row chains to."""
+    """A claim as read for a write, with the hash of its last history row, which the next row chains to,
+    and the fingerprint of the definition it was last decided under."""
 
     claim: Claim
     last_hash: str | None
+    definition: str | None = None
+
+
+@attrs.frozen
+class Rules:
+    """The definition a store writes under: its fingerprint, its name and its export as JSON text."""
+
+    fingerprint: str
+    name: str
+    body: str
 
 
 class Race(ConcurrentModification):
@@ -76,19 +93,21 @@ class Store(abc.ABC):
     """Claims and their append-only history in one database. `path` names it for messages.
 
     `chain` hashes the history rows this store appends; a store whose chain cannot extend the database's
-    (no key, or the wrong one) refuses every write, as does a `read_only` store.
+    (no key, or the wrong one) refuses every write, as does a `read_only` store. Every claims row and
+    history row it writes records the fingerprint of `rules`, the definition the service decides with.
     """
 
     schema_version: int  # the backend's schema version, which opening the database migrates it to
     _SKIP_LOCKED = ""  # what a backend that locks rows adds to a query, to pass over rows others hold
     _MANY_WRITERS = False  # whether writers run at once (then a lane's numbers come from a locked counter)
     _SELECT_LOADED = (
-        "SELECT c.details, t.hash FROM claims c LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version"
-        " WHERE c.id = ?"
+        "SELECT c.details, t.hash, c.definition FROM claims c"
+        " LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version WHERE c.id = ?"
     )
 
-    def __init__(self, path: str, *, chain: Chain, read_only: bool) -> None:
+    def __init__(self, path: str, *, chain: Chain, rules: Rules, read_only: bool) -> None:
         self.path = path
+        self.rules = rules
         self._chain = chain
         self._read_only = read_only
         self._depth = 0  # open transactions: 0 none, 1 one, more when calls join a batch
@@ -183,7 +202,12 @@ class Store(abc.ABC):
         returns None instead of waiting for a row another transaction holds.
         """
         row = self._one(self._SELECT_LOADED, (claim_id,))
-        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1])
+        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1], row[2])
+
+    def loaded_for_reading(self, claim_id: str) -> Loaded | None:
+        """The claim as `loaded` gives it, without locking anything (for reads, and a dry run)."""
+        row = self._one(Store._SELECT_LOADED, (claim_id,))
+        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1], row[2])
 
     def _decoded(self, text: str, claim_id: str) -> Any:
         try:
@@ -345,13 +369,91 @@ class Store(abc.ABC):
                 return
             after = tuple(rows[-1][columns.index(k)] for k in key)
 
+    # --- definitions ---------------------------------------------------------------------------------
+
+    def definitions(self) -> dict[str, tuple[str, str, str]]:
+        """Every definition the database has seen: (name, export as JSON text, first seen) by fingerprint."""
+        rows = self._all("SELECT fingerprint, name, body, first_seen FROM definitions ORDER BY first_seen, fingerprint")
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def baseline(self) -> str | None:
+        """The definition the history rows that record none were decided under (see `adopt`)."""
+        row = self._one("SELECT value FROM meta WHERE name = ?", (BASELINE,))
+        return None if row is None else str(row[0])
+
+    def outdated(self) -> list[tuple[str | None, str, int]]:
+        """(definition, state, how many) of the open claims decided under another definition than `rules`.
+
+        Three seeks of the index of open claims by definition answer "none" (what every open finds) without
+        reading the claims; only when there are some are they counted."""
+        probe = " UNION ALL ".join(
+            f"SELECT 1 FROM (SELECT 1 FROM claims WHERE closed = 0 AND {where} LIMIT 1) AS probe"
+            for where in ("definition < ?", "definition > ?", "definition IS NULL")
+        )
+        if not self._all(probe, (self.rules.fingerprint, self.rules.fingerprint)):
+            return []
+        rows = self._all(
+            "SELECT definition, state, count(*) FROM claims WHERE closed = 0"
+            " AND (definition IS NULL OR definition <> ?) GROUP BY definition, state ORDER BY definition, state",
+            (self.rules.fingerprint,),
+        )
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    def outdated_ids(self) -> list[str]:
+        """The ids of the open claims decided under another definition than `rules`, in id order."""
+        rows = self._all(
+            "SELECT id FROM claims WHERE closed = 0 AND (definition IS NULL OR definition <> ?) ORDER BY id",
+            (self.rules.fingerprint,),
+        )
+        return [row[0] for row in rows]
+
+    def open_states(self, fingerprint: str) -> dict[str, int]:
+        """How many open claims decided under `fingerprint` sit in each state."""
+        rows = self._all(
+            "SELECT state, count(*) FROM claims WHERE closed = 0 AND definition = ? GROUP BY state", (fingerprint,)
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def register(self, first_seen: str) -> None:
+        """In a write transaction: keep `rules` among the definitions, unless the database has it."""
+        self._send(
+            "INSERT INTO definitions (fingerprint, name, body, first_seen) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (fingerprint) DO NOTHING",
+            (self.rules.fingerprint, self.rules.name, self.rules.body, first_seen),
+        )
+
+    def set_baseline(self, fingerprint: str) -> None:
+        """In a write transaction: record the definition of the history rows that record none."""
+        self._send(
+            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (BASELINE, fingerprint),
+        )
+
+    def _adopt(self) -> None:
+        """Upgrading a database written before claims recorded their definition: its claims were decided under
+        `rules` (the opener's), unless one sits in a state `rules` lacks; the history keeps no definition,
+        and the meta row `baseline_definition` says which one it was."""
+        known = {state["name"] for state in decode(self.rules.body)["states"]}
+        strange = sorted({row[0] for row in self._all("SELECT DISTINCT state FROM claims")} - known)
+        if strange:
+            raise StorageError(
+                f"{self.path} holds claims in states this lifecycle lacks ({', '.join(strange)}): upgrade the"
+                " database by opening it once with the definition its claims were decided under, then change the"
+                " lifecycle (see the README: Changing the lifecycle)",
+                path=self.path,
+            )
+        self._run("UPDATE claims SET definition = ? WHERE definition IS NULL", (self.rules.fingerprint,))
+        if self._one("SELECT 1 FROM transitions LIMIT 1") is not None:
+            self.set_baseline(self.rules.fingerprint)
+        self.register(to_iso(datetime.now(UTC)))
+
     @abc.abstractmethod
     def lock_whole(self) -> None:
         """In a write transaction: keep every other writer out until it ends (for a copy into this store)."""
 
     def is_empty(self) -> bool:
-        """Whether the database holds no claim, history row, event or consumer."""
-        return all(self._one(f"SELECT 1 FROM {table} LIMIT 1") is None for table in TABLES)
+        """Whether the database holds no claim, history row, event or consumer (definitions do not count)."""
+        return all(self._one(f"SELECT 1 FROM {table} LIMIT 1") is None for table in TABLES if table not in _MERGED)
 
     # --- writes (inside `transaction()`) -------------------------------------------------------------
 
@@ -359,6 +461,8 @@ class Store(abc.ABC):
         """Write rows read by another store's `table_rows`, unchanged (hashes included); how many."""
         columns = TABLES[table]
         sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        if table in _MERGED:
+            sql += f" ON CONFLICT ({', '.join(_KEYS[table])}) DO NOTHING"
         count = 0
         with self._writing:
             for row in rows:
@@ -378,7 +482,7 @@ class Store(abc.ABC):
         d = claim.to_dict()
         row = columns_of(d, closed)
         with self._writing:
-            self._run(INSERT_CLAIM, [row[c] for c in COLUMNS])
+            self._run(INSERT_CLAIM, [*(row[c] for c in COLUMNS), self.rules.fingerprint])
             self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=None)
 
     def update(
@@ -396,7 +500,11 @@ class Store(abc.ABC):
         d = claim.to_dict()
         row = columns_of(d, closed)
         with self._writing:
-            if self._run(UPDATE_CLAIM, [*(row[c] for c in CHANGING), claim.id, before.claim.version]) != 1:
+            moving = before.definition != self.rules.fingerprint  # only a migration fires across definitions
+            changing = [row[c] for c in CHANGING]
+            changing += [1] if closed else []
+            changing += [self.rules.fingerprint] if moving else []
+            if self._run(UPDATE_CLAIM[closed, moving], [*changing, claim.id, before.claim.version]) != 1:
                 return False
             self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=before.last_hash)
         return True
@@ -413,9 +521,9 @@ class Store(abc.ABC):
     ) -> None:
         """The history row of `record`, chained to `previous`, the hash of the claim's row before it; and its
         event, with `claim`'s summary, in the same transaction, so neither is ever kept without the other."""
-        values = linked(record, deadline_at)
+        values = linked(record, deadline_at, self.rules.fingerprint)
         row = stored(values, key, digest)
-        self._send(INSERT_RECORD, (*row, self._chain.link(previous, values)))
+        self._send(INSERT_RECORD, (*row, self._chain.link(previous, values), self.rules.fingerprint))
         self.events.append(row, claim)
 
 

@@ -23,9 +23,10 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from claimstate._chain import Chain
 from claimstate._errors import StorageError
-from claimstate._store.base import TABLES, Loaded, Race, Store, StoreContext
+from claimstate._store.base import TABLES, Loaded, Race, Rules, Store, StoreContext
 
-SCHEMA_VERSION = 2  # 1: claims, their append-only hash-chained history, and meta; 2: the event feed
+# 1: claims, their append-only hash-chained history, and meta; 2: the event feed; 3: definitions
+SCHEMA_VERSION = 3
 T = TypeVar("T")
 _MIGRATION_LOCK = int.from_bytes(b"ClSt-mig", "big") >> 1  # the advisory lock migrations hold (a signed bigint)
 _RACES = {"40001": "a serialization failure", "40P01": "a deadlock"}
@@ -50,7 +51,10 @@ _INDEXES = {
     " WHERE idempotency_key IS NOT NULL AND seq = 1",
 }
 _FEED_INDEXES = {"events_by_lane": "CREATE UNIQUE INDEX events_by_lane ON events (lane, lane_seq)"}
-_TABLES = ("claims", "transitions", "meta", "events", "lanes", "consumers")
+_DEFINITION_INDEXES = {
+    "claims_open_by_definition": "CREATE INDEX claims_open_by_definition ON claims (definition) WHERE closed = 0"
+}
+_TABLES = ("claims", "transitions", "meta", "events", "lanes", "consumers", "definitions")
 _TRIGGERS = ("transitions_no_change", "transitions_no_truncate")
 _SCHEMA_V1 = (
     f"CREATE TABLE claims (id {_TEXT} PRIMARY KEY, state {_TEXT} NOT NULL, version BIGINT NOT NULL,"
@@ -80,7 +84,14 @@ _SCHEMA_V2 = (  # the event feed (see _store.events); history before it is not r
     f"CREATE TABLE consumers (name {_TEXT} NOT NULL, lane INTEGER NOT NULL, acked BIGINT NOT NULL,"
     f" leased_to BIGINT NOT NULL, holder {_TEXT}, lease_until {_TEXT}, PRIMARY KEY (name, lane))",
 )
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_SCHEMA_V3 = (  # which definition decided each claim and history row (its fingerprint), and every one seen
+    f"ALTER TABLE claims ADD COLUMN definition {_TEXT}",
+    f"ALTER TABLE transitions ADD COLUMN definition {_TEXT}",
+    f"CREATE TABLE definitions (fingerprint {_TEXT} PRIMARY KEY, name {_TEXT} NOT NULL, body {_TEXT} NOT NULL,"
+    f" first_seen {_TEXT} NOT NULL)",
+    *_DEFINITION_INDEXES.values(),
+)
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 def shown(target: str) -> str:
@@ -111,16 +122,23 @@ class PostgresStore(Store):
     # The claim is locked on its own: a statement that waited for the lock reads the claims row again but
     # every other table as of its start, so a join would miss the history row the lock's holder just
     # committed. The last hash is read by the next statement, sent in the same round trip.
-    _LOCK = "SELECT details FROM claims WHERE id = ? FOR UPDATE"
+    _LOCK = "SELECT details, definition FROM claims WHERE id = ? FOR UPDATE"
     _LOCK_SKIPPING = _LOCK + " SKIP LOCKED"
     _LAST_HASH = "SELECT hash FROM transitions WHERE claim_id = ? ORDER BY seq DESC LIMIT 1"
 
     def __init__(
-        self, target: str | ConnectionPool[Any], *, busy_timeout: float, create: bool, read_only: bool, chain: Chain
+        self,
+        target: str | ConnectionPool[Any],
+        *,
+        busy_timeout: float,
+        create: bool,
+        read_only: bool,
+        chain: Chain,
+        rules: Rules,
     ) -> None:
         own = not isinstance(target, ConnectionPool)
         conninfo_text = target if isinstance(target, str) else str(target.conninfo)
-        super().__init__(shown(conninfo_text), chain=chain, read_only=read_only)
+        super().__init__(shown(conninfo_text), chain=chain, rules=rules, read_only=read_only)
         self._timeout = busy_timeout
         # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock.
         self._lock_timeout = f"SET LOCAL lock_timeout = {max(1, round(busy_timeout * 1000))}"
@@ -347,7 +365,9 @@ class PostgresStore(Store):
             if self._pipeline is not None:
                 self._sync()
             row, head = locked.fetchone(), last.fetchone()
-        return None if row is None else Loaded(self._claim_of(row[0], claim_id), None if head is None else head[0])
+        if row is None:
+            return None
+        return Loaded(self._claim_of(row[0], claim_id), None if head is None else head[0], row[1])
 
     # --- schema --------------------------------------------------------------------------------------
 
@@ -386,27 +406,13 @@ class PostgresStore(Store):
             if create:
                 self._one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             version = self._version()
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path} has schema version {version}, newer than this claimstate knows ({SCHEMA_VERSION}):"
-                    " upgrade claimstate",
-                    path=self.path,
-                )
+            self._check_version(version, create=create)
             if version < SCHEMA_VERSION:
-                if not create and version == 0:
-                    raise StorageError(
-                        f"no claimstate database at {self.path}; create it with `claimstate init` or ClaimService(url)",
-                        path=self.path,
-                    )
-                if not create:
-                    raise StorageError(
-                        f"{self.path} has schema version {version}; migrating it to {SCHEMA_VERSION} needs a writable"
-                        " open (ClaimService(url), or `claimstate init`) once",
-                        path=self.path,
-                    )
                 for number in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[number]:
                         self._run(statement)
+                if 0 < version < 3:
+                    self._adopt()
                 if version == 0:
                     for name, value in self._chain.record().items():
                         self._run("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
@@ -419,6 +425,26 @@ class PostgresStore(Store):
             raise
         finally:
             self._depth = 0
+
+    def _check_version(self, version: int, *, create: bool) -> None:
+        """Refuse a schema newer than this code, and one that needs migrating by an open that may not."""
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path} has schema version {version}, newer than this claimstate knows ({SCHEMA_VERSION}):"
+                " upgrade claimstate",
+                path=self.path,
+            )
+        if version < SCHEMA_VERSION and not create and version == 0:
+            raise StorageError(
+                f"no claimstate database at {self.path}; create it with `claimstate init` or ClaimService(url)",
+                path=self.path,
+            )
+        if version < SCHEMA_VERSION and not create:
+            raise StorageError(
+                f"{self.path} has schema version {version}; migrating it to {SCHEMA_VERSION} needs a writable"
+                " open (ClaimService(url), or `claimstate init`) once",
+                path=self.path,
+            )
 
     def schema_problems(self) -> list[str]:
         tables = {row[0] for row in self._all("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
@@ -434,7 +460,7 @@ class PostgresStore(Store):
             )
         }
         problems = [f"the table {name} is missing" for name in _TABLES if name not in tables]
-        for name, sql in {**_INDEXES, **_FEED_INDEXES}.items():
+        for name, sql in {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES}.items():
             if name not in indexes:
                 problems.append(f"the index {name} is missing")
             elif ("UNIQUE" in sql) != ("UNIQUE" in indexes[name]):

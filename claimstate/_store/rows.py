@@ -13,19 +13,31 @@ from claimstate._chain import LINKED
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._json import encode
 
-# The claims table's columns, and the ones a transition changes (the rest are fixed at filing).
+# The claims table's columns, and the ones every transition sets (the rest are fixed at filing).
 COLUMNS = (
     "id", "state", "version", "closed", "order_id", "buyer_id", "supplier_id", "amount", "currency", "resolution",
     "filed_at", "updated_at", "deadline_at", "deadline_trigger", "details",
 )  # fmt: skip
-CHANGING = ("state", "version", "closed", "updated_at", "deadline_at", "deadline_trigger", "details")
-HISTORY = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "hash")
+CHANGING = ("state", "version", "updated_at", "deadline_at", "deadline_trigger", "details")
+HISTORY = (
+    "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "hash", "definition",
+)  # fmt: skip
 
-INSERT_CLAIM = f"INSERT INTO claims ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-UPDATE_CLAIM = f"UPDATE claims SET {', '.join(f'{c} = ?' for c in CHANGING)} WHERE id = ? AND version = ?"
+# Each row also records the fingerprint of the definition it was decided under (`definition`).
+INSERT_CLAIM = f"INSERT INTO claims ({', '.join(COLUMNS)}, definition) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
+# A fire sets `closed` only when it closes the claim, and `definition` only when a migration moves it: an
+# index is rewritten whenever the UPDATE names one of its columns, and the partial indexes on open claims
+# (one per order, by definition) name both.
+UPDATE_CLAIM = {
+    (closing, moving): "UPDATE claims SET " + ", ".join(
+        f"{c} = ?" for c in (*CHANGING, *(("closed",) if closing else ()), *(("definition",) if moving else ()))
+    ) + " WHERE id = ? AND version = ?"
+    for closing in (False, True)
+    for moving in (False, True)
+}  # fmt: skip
 INSERT_RECORD = (
     "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
-    " idempotency_key, request_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " idempotency_key, request_hash, hash, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SELECT_HISTORY = f"SELECT {', '.join(HISTORY)} FROM transitions"
 
@@ -43,10 +55,10 @@ def columns_of(d: Mapping[str, Any], closed: bool) -> dict[str, Any]:
     return row
 
 
-def linked(r: TransitionRecord, deadline_at: str | None) -> dict[str, Any]:
+def linked(r: TransitionRecord, deadline_at: str | None, definition: str) -> dict[str, Any]:
     """The record's values as its history row stores them, data still decoded: what the chain hashes."""
     d = r.to_dict()
-    return {**{name: d.get(name) for name in LINKED}, "deadline_at": deadline_at}
+    return {**{name: d.get(name) for name in LINKED}, "deadline_at": deadline_at, "definition": definition}
 
 
 def stored(values: Mapping[str, Any], key: str | None, digest: str | None) -> tuple[Any, ...]:

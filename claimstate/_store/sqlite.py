@@ -26,10 +26,11 @@ import sqlite_utils
 
 from claimstate._chain import Chain
 from claimstate._errors import ClaimStateError, StorageError
-from claimstate._store.base import Store, StoreContext
+from claimstate._store.base import Rules, Store, StoreContext
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
-SCHEMA_VERSION = 3  # 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed
+# 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed; 4: definitions
+SCHEMA_VERSION = 4
 Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -49,6 +50,7 @@ _PARTIAL_INDEXES_AND_TRIGGERS = {
     " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
     "transitions_no_delete": "CREATE TRIGGER transitions_no_delete BEFORE DELETE ON transitions"
     " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
+    "claims_open_by_definition": "CREATE INDEX claims_open_by_definition ON claims (definition) WHERE closed = 0",
 }
 _SCHEMA = {
     "claims": "table", "transitions": "table", "meta": "table",
@@ -56,8 +58,10 @@ _SCHEMA = {
     "claims_open_deadlines": "index", "claims_one_open_per_order": "index",
     "transitions_idempotency": "index", "transitions_filing_keys": "index",
     "transitions_no_update": "trigger", "transitions_no_delete": "trigger",
-    "events": "table", "events_by_lane": "index", "consumers": "table",
+    "events": "table", "events_by_lane": "index", "consumers": "table", "definitions": "table",
+    "claims_open_by_definition": "index",
 }  # fmt: skip
+_SCHEMA_V4_INDEXES = ("claims_open_by_definition",)  # made by schema 4, with the column it indexes
 # The event feed (see _store.events). A position is the rowid: pruning keeps the newest event, so one is
 # never given twice (AUTOINCREMENT would cost a page written per fire).
 _FEED = (
@@ -115,8 +119,9 @@ def _schema_v1(db: sqlite_utils.Database) -> None:
     db.table("claims").create_index(["buyer_id"], index_name="claims_by_buyer")
     db.table("claims").create_index(["supplier_id"], index_name="claims_by_supplier")
     db.table("claims").create_index(["order_id"], index_name="claims_by_order")
-    for sql in _PARTIAL_INDEXES_AND_TRIGGERS.values():  # sqlite-utils' create_index has no WHERE clause
-        db.execute(sql)
+    for name, sql in _PARTIAL_INDEXES_AND_TRIGGERS.items():  # sqlite-utils' create_index has no WHERE clause
+        if name not in _SCHEMA_V4_INDEXES:
+            db.execute(sql)
 
 
 def _schema_v2(db: sqlite_utils.Database) -> None:
@@ -130,6 +135,18 @@ def _schema_v3(db: sqlite_utils.Database) -> None:
     and each consumer's progress."""
     for sql in _FEED:
         db.execute(sql)
+
+
+def _schema_v4(db: sqlite_utils.Database) -> None:
+    """Which definition decided each claim and each history row (its fingerprint), and every definition seen."""
+    db.execute("ALTER TABLE claims ADD COLUMN definition TEXT")
+    db.execute("ALTER TABLE transitions ADD COLUMN definition TEXT")
+    db.execute(
+        "CREATE TABLE definitions (fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL, body TEXT NOT NULL,"
+        " first_seen TEXT NOT NULL)"
+    )
+    for name in _SCHEMA_V4_INDEXES:
+        db.execute(_PARTIAL_INDEXES_AND_TRIGGERS[name])
 
 
 _MESSAGES = (  # words in SQLite's message, and what to tell a person instead
@@ -207,8 +224,9 @@ class SQLiteStore(Store):
         create: bool = True,
         read_only: bool = False,
         chain: Chain,
+        rules: Rules,
     ) -> None:
-        super().__init__(str(path), chain=chain, read_only=read_only)
+        super().__init__(str(path), chain=chain, rules=rules, read_only=read_only)
         self._busy_timeout = busy_timeout
         self._stamp: tuple[int, int, int, int] | None = None  # of the file, while read directly (immutable)
         self._errors = _Errors(self)
@@ -338,14 +356,14 @@ class SQLiteStore(Store):
 
     def _migrate(self, version: int) -> None:
         """From schema `version` to SCHEMA_VERSION, in the caller's transaction: all of it, or nothing."""
-        if version < 1:
-            _schema_v1(self.db)
-        if version < 2:
-            _schema_v2(self.db)
+        for number, schema in enumerate((_schema_v1, _schema_v2, _schema_v3, _schema_v4), 1):
+            if version < number:
+                schema(self.db)
+        if version < 2:  # with every column in place, as the history is read the way it is now
             self._chain_history()
             self._conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", self._chain.record().items())
-        if version < 3:
-            _schema_v3(self.db)
+        if 0 < version < 4:
+            self._adopt()
         self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -512,8 +530,8 @@ class SQLiteStore(Store):
                 problems.append(f"the {kind} {name} is missing")
             elif found[name][0] != kind or found[name][1] != _PARTIAL_INDEXES_AND_TRIGGERS.get(name, found[name][1]):
                 problems.append(f"the {kind} {name} is not the one claimstate made: {found[name][1]}")
-        if "transitions" in found and "hash" not in columns:
-            problems.append("the table transitions has no hash column")
+        if "transitions" in found and not {"hash", "definition"} <= columns:
+            problems.append("the table transitions lacks its hash or definition column")
         added = sorted(name for name, (kind, _sql) in found.items() if kind == "trigger" and name not in _SCHEMA)
         problems += [f"the trigger {name} is not claimstate's: {found[name][1]}" for name in added]
         return problems

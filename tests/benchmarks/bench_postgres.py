@@ -25,20 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from bench_store import PATH, T0, planned_steps, seed, seed_rows, service_walk
+from bench_store import FINGERPRINT, PATH, T0, planned_steps, seed, seed_rows, service_walk
 
 from claimstate import ClaimService
 from claimstate._store.rows import INSERT_CLAIM, INSERT_RECORD
 from claimstate._time import to_iso
 
 SERVER = os.environ.get("CLAIMSTATE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-_UPDATE = (
-    "UPDATE claims SET state = %s, version = %s, closed = %s, updated_at = %s, deadline_at = %s,"
-    " deadline_trigger = %s, details = %s WHERE id = %s AND version = %s"
-)
+_UPDATE = {  # `closed` set only by the step that closes the claim, as the store sets it
+    closing: "UPDATE claims SET state = %s, version = %s, updated_at = %s, deadline_at = %s, deadline_trigger = %s,"
+    " details = %s" + (", closed = 1" if closing else "") + " WHERE id = %s AND version = %s"
+    for closing in (False, True)
+}
 _INSERT = (
     "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
-    " idempotency_key, request_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, %s)"
+    " idempotency_key, request_hash, hash, definition) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, %s,"
+    " %s)"
 )
 
 
@@ -88,14 +90,14 @@ def raw_walk(url: str, ids: list[str], *, batched: bool) -> float:
                 if not batched:
                     conn.execute("BEGIN")
                 conn.execute(
-                    _UPDATE,
-                    (s.dest, s.version, s.closed, at, s.deadline_at, s.deadline_trigger, details, claim_id,
-                     s.version - 1),
-                )  # fmt: skip
+                    _UPDATE[bool(s.closed)],
+                    (s.dest, s.version, at, s.deadline_at, s.deadline_trigger, details, claim_id, s.version - 1),
+                )
                 conn.execute(
                     _INSERT,
-                    (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, at, s.data, s.deadline_at, "0" * 64),
-                )
+                    (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, at, s.data, s.deadline_at, "0" * 64,
+                     FINGERPRINT),
+                )  # fmt: skip
                 if not batched:
                     conn.execute("COMMIT")
         if batched:

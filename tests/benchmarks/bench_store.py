@@ -91,10 +91,10 @@ def seed_rows(
             if record.seq == 1:
                 record = attrs.evolve(record, data={**record.data, "order_id": claim.order_id})
             deadline_at = (row if step is steps[-1] else step.claim.to_dict())["deadline_at"]
-            values = linked(record, deadline_at)
+            values = linked(record, deadline_at, FINGERPRINT)
             previous = chain.link(previous, values)
-            history.append((*stored(values, None, None), previous))
-        yield claim_id, [row[c] for c in COLUMNS], history
+            history.append((*stored(values, None, None), previous, FINGERPRINT))
+        yield claim_id, [*(row[c] for c in COLUMNS), FINGERPRINT], history
 
 
 # The path each claim walks from awaiting_evidence, five transitions to a closed claim.
@@ -144,15 +144,17 @@ def planned_steps() -> list[Step]:
     return steps
 
 
-_FLOOR_UPDATE = (
-    "UPDATE claims SET state = ?, version = ?, closed = ?, updated_at = ?, deadline_at = ?, deadline_trigger = ?,"
-    " details = ? WHERE id = ? AND version = ?"
-)
+_FLOOR_UPDATE = {  # `closed` set only by the step that closes the claim, as the store sets it
+    closing: "UPDATE claims SET state = ?, version = ?, updated_at = ?, deadline_at = ?, deadline_trigger = ?,"
+    " details = ?" + (", closed = 1" if closing else "") + " WHERE id = ? AND version = ?"
+    for closing in (False, True)
+}
 _FLOOR_INSERT = (
     "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
-    " idempotency_key, request_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)"
+    " idempotency_key, request_hash, hash, definition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)"
 )
 _AT = to_iso(T0)
+FINGERPRINT = CLAIM_LIFECYCLE.fingerprint()  # what every claims row and history row records
 _NO_HASH = "0" * 64
 
 
@@ -183,14 +185,15 @@ def _walk(conn: sqlite3.Connection, ids: list[str], batched: bool, step: Callabl
 def _write(conn: sqlite3.Connection, claim_id: str, s: Step, state: str, details: dict[str, Any], text: str) -> None:
     """The claims row's UPDATE (state, version and deadline as `details` has them) and the history row."""
     conn.execute(
-        _FLOOR_UPDATE,
+        _FLOOR_UPDATE[bool(s.closed)],
         (
-            state, details["version"], s.closed, _AT, details["deadline_at"], details["deadline_trigger"], text,
-            claim_id, details["version"] - 1,
+            state, details["version"], _AT, details["deadline_at"], details["deadline_trigger"], text, claim_id,
+            details["version"] - 1,
         ),
     )  # fmt: skip
     conn.execute(
-        _FLOOR_INSERT, (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, _AT, s.data, s.deadline_at, _NO_HASH)
+        _FLOOR_INSERT,
+        (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, _AT, s.data, s.deadline_at, _NO_HASH, FINGERPRINT),
     )
 
 
