@@ -98,7 +98,7 @@ def changed_error(where: str, current: str, found: tuple[Outdated, ...]) -> Life
         f"{where} holds {sum(o.claims for o in found)} open claim(s) decided under another lifecycle definition"
         f" than this service's ({short(current)}):\n{lines}\nMove them with a plan (ClaimService(...,"
         " migrating=True).migrate(plan), or `claimstate migrate --plan PLAN.json`), or run the definition they"
-        " were decided under.",
+        " were decided under (`--definition MODULE:NAME`, or $CLAIMSTATE_DEFINITION).",
         definition=current,
         outdated=found,
     )
@@ -206,22 +206,26 @@ def planned(
     claims: Iterable[tuple[Claim, str | None]],
     bodies: Mapping[str, Mapping[str, Any]],
     target: Target,
+    problems: Iterable[str] = (),
 ) -> tuple[Move, ...]:
-    """Every claim's move under `plan` onto `definition`, or PlanRefused listing every problem at once.
+    """Every claim's move under `plan` onto `definition`, or PlanRefused listing every problem at once
+    (`problems`: those the caller found already).
 
     `claims` are the open claims decided under other definitions, each with its definition's fingerprint;
     `bodies` the stored exports by fingerprint (the old windows come from there).
     """
-    claims, definition, at = list(claims), target.definition, target.at
-    problems: list[str] = []
+    claims, definition, at, problems = list(claims), target.definition, target.at, list(problems)
     if plan.definition is not None and not target.fingerprint.startswith(plan.definition):
         problems.append(
             f"the plan was written for definition {short(plan.definition)}, not this service's"
             f" {short(target.fingerprint)}"
         )
-    old_states = {s["name"] for body in bodies.values() for s in body.get("states", ())}
-    problems += [f"states maps {old!r}, which is no state of an earlier definition" for old in plan.states
-                 if claims and old not in old_states]  # fmt: skip
+    old_states = {s["name"]: bool(s.get("final")) for body in bodies.values() for s in body.get("states", ())}
+    for mapped in plan.states if claims else ():
+        if mapped not in old_states:
+            problems.append(f"states maps {mapped!r}, which is no state of an earlier definition")
+        elif old_states[mapped]:
+            problems.append(f"states maps {mapped!r}, a final state: closed claims are never moved")
     for source, dest in sorted(plan.states.items()):
         problems += _target_problems(definition, dest, f"states maps {source!r} to")
     deadline_names = {s.deadline.name for s in definition.states if s.deadline}

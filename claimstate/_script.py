@@ -60,7 +60,8 @@ def json_object(text: str, field: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise InvalidInput(f"not JSON: {error.msg} at column {error.colno}", field=field) from None
+        where = f"line {error.lineno}, column {error.colno}" if "\n" in text.strip() else f"column {error.colno}"
+        raise InvalidInput(f"not JSON: {error.msg} at {where}", field=field) from None
     except RecursionError:
         raise InvalidInput("nested too deeply to read", field=field) from None
     if not isinstance(value, dict):

@@ -40,7 +40,7 @@ from claimstate._feed import Consumer, Event, consume
 from claimstate._json import decode, encode
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._migration import Migration, Outdated, Target, changed_error, moved, outdated, plan_of, planned, short
-from claimstate._replayers import Replayers
+from claimstate._replayers import Replayers, Unreplayable
 from claimstate._store import Loaded, Rules, Synchronous, open_store
 from claimstate._time import aware, from_iso, to_iso
 from claimstate._verify import Difference, EngineOf, Mismatch, check_history, claim_differences, replay
@@ -235,8 +235,10 @@ class ClaimService:
         rules, at = plan_of(plan), self._now(now)
 
         def moves(claims: list[Loaded]) -> Migration:
-            target = Target(self.definition, self.engine.policy, self.fingerprint, at)
-            found = planned(rules, [(c.claim, c.definition) for c in claims], self._bodies(), target)
+            target, bodies = Target(self.definition, self.engine.policy, self.fingerprint, at), self._bodies()
+            found = planned(
+                rules, [(c.claim, c.definition) for c in claims], bodies, target, self._unreplayable(claims, bodies)
+            )
             return Migration(self.fingerprint, found, dry_run)
 
         if dry_run:
@@ -254,6 +256,21 @@ class ClaimService:
             return migration
 
         return self._store.write(apply)
+
+    def _unreplayable(self, claims: list[Loaded], bodies: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """The old definitions of `claims` this service could not replay: once moved, verify could not check
+        their earlier steps, so the plan is refused until the definition lists them in `earlier`."""
+        problems = []
+        for old in sorted({c.definition for c in claims if c.definition is not None}):
+            try:
+                self._replayers.find(old, bodies.get(old))
+            except Unreplayable:
+                name = bodies.get(old, {}).get("name", "not stored")
+                problems.append(
+                    f"the claims decided under definition {short(old)} ({name}) could not be verified once moved:"
+                    " list that definition in this one's `earlier`, so their past steps can be replayed"
+                )
+        return problems
 
     def _outdated_claims(self, *, lock: bool) -> list[Loaded]:
         """The open claims decided under another definition; `lock`: each read for a write (locked where the

@@ -85,8 +85,18 @@ class Settings:
     db_given: bool = False  # --db was typed, not taken from the default or $CLAIMSTATE_DB
     json: bool = False
     now: datetime | None = None
-    definition: Definition = CLAIM_LIFECYCLE
-    definition_given: bool = False  # --definition or $CLAIMSTATE_DEFINITION named one
+    definition_name: str | None = None  # MODULE:NAME from --definition or $CLAIMSTATE_DEFINITION
+    definition_given: bool = False  # --definition was typed, not taken from $CLAIMSTATE_DEFINITION
+    _definition: Definition | None = attrs.field(default=None, init=False)
+
+    @property
+    def definition(self) -> Definition:
+        """The definition named, imported when a command first needs it (so one that does not, never fails on
+        it); the built-in lifecycle when none is named."""
+        if self._definition is None:
+            named = self.definition_name
+            self._definition = CLAIM_LIFECYCLE if named is None else load_definition(named, self.definition_given)
+        return self._definition
 
     def service(self, *, create: bool = False, read_only: bool = False, migrating: bool = False) -> ClaimService:
         """The service on --db; only the commands meant to start a database may create the file, and the
@@ -117,23 +127,26 @@ def _open(
     )
 
 
-def load_definition(target: str) -> Definition:
-    """The Definition `target` names as MODULE:NAME (MODULE imported, the current folder first on the path)."""
+def load_definition(target: str, typed: bool = True) -> Definition:
+    """The Definition `target` names as MODULE:NAME (MODULE imported, the current folder first on the path);
+    `typed`: named by --definition, else by $CLAIMSTATE_DEFINITION (what an error names)."""
+    field = "--definition" if typed else "$CLAIMSTATE_DEFINITION"
     module_name, _, name = target.partition(":")
     if not module_name or not name:
-        raise InvalidInput(f"give MODULE:NAME (like mylifecycle:LIFECYCLE), not {target!r}", field="--definition")
+        raise InvalidInput(f"give MODULE:NAME (like mylifecycle:LIFECYCLE), not {target!r}", field=field)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        found = getattr(importlib.import_module(module_name), name)
-    except ImportError as error:
-        raise InvalidInput(f"cannot import {module_name}: {error}", field="--definition") from None
-    except AttributeError:
-        raise InvalidInput(f"{module_name} has no {name}", field="--definition") from None
-    except ClaimStateError as error:
-        raise InvalidInput(f"{module_name} does not load: {error}", field="--definition") from None
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise InvalidInput(f"cannot import {module_name}: {error}", field=field) from None
+    except Exception as error:
+        raise InvalidInput(f"{module_name} fails as it loads: {type(error).__name__}: {error}", field=field) from None
+    if not hasattr(module, name):
+        raise InvalidInput(f"{module_name} has no {name}", field=field)
+    found = getattr(module, name)
     if not isinstance(found, Definition):
-        raise InvalidInput(f"{target} is a {type(found).__name__}, not a Definition", field="--definition")
+        raise InvalidInput(f"{target} is a {type(found).__name__}, not a Definition", field=field)
     return found
 
 
@@ -150,14 +163,10 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 
 
 def _set_definition(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is None:
-        return
-    settings = ctx.ensure_object(Settings)
-    try:
-        settings.definition = load_definition(value)
+    if value is not None:
+        settings = ctx.ensure_object(Settings)
+        settings.definition_name = value
         settings.definition_given = ctx.get_parameter_source("definition") is ParameterSource.COMMANDLINE
-    except InvalidInput as error:
-        raise click.BadParameter(error.reason) from None
 
 
 def _set_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -418,7 +427,13 @@ class _FireCommand(click.Command):
     """`fire`, whose help ends with every trigger it can fire and the --data each takes."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        _write_triggers(formatter, "Triggers, who may fire them, and their --data fields", with_filing=False)
+        settings = ctx.find_object(Settings)
+        try:
+            definition = CLAIM_LIFECYCLE if settings is None else settings.definition
+        except InvalidInput:
+            definition = CLAIM_LIFECYCLE  # the command itself will say what is wrong with it
+        heading = "Triggers, who may fire them, and their --data fields"
+        _write_triggers(formatter, heading, with_filing=False, definition=definition)
         super().format_epilog(ctx, formatter)
 
 
@@ -436,7 +451,8 @@ def _progress(length: int, label: str) -> Iterator[Callable[[int], None]]:
 @click.version_option(package_name="claimstate")
 @_global_options(group=True)
 def cli() -> None:
-    """claimstate: buyer claims (disputes) as an explicit, declarative state machine, kept in SQLite."""
+    """claimstate: buyer claims (disputes) as an explicit, declarative state machine, kept in SQLite or
+    PostgreSQL."""
 
 
 def command(
@@ -774,7 +790,7 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: fl
                 after = page[-1].position
         return
     assert consumer is not None
-    with settings.service() as service:
+    with settings.service(migrating=True) as service:  # it fires nothing: a change awaiting its plan stops no feed
         if follow:
             stop = threading.Event()
             with _stopped_by_signals(stop):
@@ -813,12 +829,18 @@ def _definition_json(path: Path, field: str = "--diff") -> dict[str, Any]:
     return data
 
 
-def fingerprint_of_export(exported: dict[str, Any]) -> str:
-    """The fingerprint of an exported definition's rules (recomputed: the file's own field may be stale)."""
+def _exported(path: Path, field: str) -> dict[str, Any]:
+    """An exported definition (`model --export`) read from `path`, its rules checked readable."""
+    data = _definition_json(path, field)
     try:
-        return fingerprint_of(exported)
-    except (KeyError, TypeError, ValueError) as error:
-        raise InvalidInput(f"not an exported definition: {error!r}", field="OLD.json") from None
+        fingerprint_of(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InvalidInput(
+            f"{path} is not an exported definition (`claimstate model --export`): its states and transitions"
+            " do not read",
+            field=field,
+        ) from None
+    return data
 
 
 def _printed(events: Sequence[Event]) -> bool:
@@ -954,19 +976,22 @@ def _when(at: datetime | None) -> str:
     return "-" if at is None else to_iso(at)
 
 
-@command(no_now="it compares two definitions, and counts claims as they are now")
+@command(
+    no_now="it compares two definitions, and counts claims as they are now",
+    no_definition="it compares the two exported definitions it is given",
+)
 @click.argument("old_path", metavar="OLD.json", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.argument("new_path", metavar="NEW.json", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 def diff(old_path: Path, new_path: Path) -> None:
     """What changed from one exported definition (`model --export`) to another: each state and transition
     added, removed or changed; with --db, how many open claims decided under OLD each change touches."""
     settings = _settings()
-    old, new = _definition_json(old_path, "OLD.json"), _definition_json(new_path, "NEW.json")
+    old, new = _exported(old_path, "OLD.json"), _exported(new_path, "NEW.json")
     found = changes(old, new)
     counts: dict[str, int] | None = None
-    if settings.db_given:
+    if settings.db_given or os.environ.get("CLAIMSTATE_DB"):
         with settings.service(read_only=True) as service:
-            counts = service.open_claims(fingerprint_of_export(old))
+            counts = service.open_claims(fingerprint_of(old))
     listed = [
         {**attrs.asdict(c), "details": list(c.details), "touches": list(c.touches),
          **({} if counts is None else {"open_claims": sum(counts.get(s, 0) for s in c.touches)})}

@@ -8,20 +8,22 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from claimstate import Claim, Engine
 from claimstate._chain import Chain
 
+C = TypeVar("C", bound="ChildLines")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ACTORS = {"buyer": "buyer:alice", "supplier": "supplier:acme", "agent": "agent:kim", "system": "system"}
 # The specification's states (the README's lifecycle section), written out by hand so that tests compare
@@ -189,6 +191,45 @@ class ChildLines:
             if stream is not None:
                 with suppress(BrokenPipeError):  # a line a child that had exited never read
                     stream.close()
+
+
+class ChildProcess(ChildLines):
+    """A child process started from `argv` (stdin a pipe, $CLAIMSTATE_DB unset), its stdout read as JSON lines
+    without blocking, its stderr kept in the file `stderr`."""
+
+    def __init__(self, argv: Sequence[str], stderr: Path) -> None:
+        self.stderr = stderr
+        env = {k: v for k, v in os.environ.items() if k != "CLAIMSTATE_DB"}
+        with stderr.open("wb") as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env)
+        super().__init__(proc)
+
+    def kill(self) -> None:
+        """SIGKILL, and wait for it: whatever it printed before is still read."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        assert self.proc.wait(timeout=10) == -signal.SIGKILL
+
+    def finish(self, deadline: float) -> int:
+        """Read the rest of its output; its exit code."""
+        pump([self], deadline, lambda: False)
+        return self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
+
+    def errors(self) -> str:
+        return self.stderr.read_text()
+
+    def last_words(self) -> str:
+        return f"{self.lines[-3:]!r}; stderr: {self.errors()[-2000:]}"
+
+
+@contextmanager
+def child_processes(_kind: type[C] = ChildProcess) -> Iterator[list[C]]:  # type: ignore[assignment]
+    """A list to start children (of `_kind`) into; whatever happens in the test, none outlives the block."""
+    started: list[C] = []
+    try:
+        yield started
+    finally:
+        for child in started:
+            child.reap()
 
 
 def pump(children: Sequence[ChildLines], deadline: float, until: Callable[[], bool]) -> None:

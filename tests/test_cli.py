@@ -414,7 +414,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "script": (["-"], set()),
         "demo": (["--dir", "demo"], {"--definition"}),
         "migrate": (["--plan", "plan.json", "--dry-run"], set()),
-        "diff": (["old.json", "old.json"], {"--now"}),
+        "diff": (["old.json", "old.json"], {"--now", "--definition"}),
         "migrate-store": ([str(db), str(tmp_path / "moved" / "moved-{n}.db")], {"--db", "--now"}),
         "events": ([], {"--now"}),
         "check": ([], {"--db", "--now"}),

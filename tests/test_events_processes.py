@@ -11,23 +11,21 @@ from __future__ import annotations
 import fcntl
 import itertools
 import json
-import os
 import select
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _events_child import STEPS
-from helpers import EVIDENCE, ChildLines, filing, pump
+from helpers import EVIDENCE, ChildLines, ChildProcess, child_processes, filing, pump
 
 from claimstate import ClaimService, Event
 from claimstate._feed import LANES, lane_of
@@ -42,51 +40,17 @@ Key = tuple[str, int]  # (claim id, seq): one transition, and its event
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-class _Child(ChildLines):
-    """A child process (of _events_child.py, or any command), its stdout read without blocking as JSON lines."""
-
-    def __init__(self, argv: Sequence[str], stderr: Path) -> None:
-        self.stderr = stderr
-        env = {k: v for k, v in os.environ.items() if k != "CLAIMSTATE_DB"}
-        with stderr.open("wb") as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env)
-        super().__init__(proc)
+class _Child(ChildProcess):
+    """A child process (of _events_child.py, or any command), told what to do on its stdin."""
 
     def say(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{line}\n".encode())
         self.proc.stdin.flush()
 
-    def kill(self) -> None:
-        """SIGKILL, and wait for it: whatever it printed before is still read."""
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert self.proc.wait(timeout=10) == -signal.SIGKILL
-
-    def finish(self, deadline: float) -> int:
-        """Read the rest of its output; its exit code."""
-        pump([self], deadline, lambda: False)
-        return self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
-
-    def errors(self) -> str:
-        return self.stderr.read_text()
-
-    def last_words(self) -> str:
-        return f"{self.lines[-3:]!r}; stderr: {self.errors()[-2000:]}"
-
     def handled(self) -> list[list[Any]]:
         """[claim id, seq, lane, lane seq] of each event it printed as handled, in order."""
         return [line["handled"] for line in self.lines if "handled" in line]
-
-
-@contextmanager
-def _children() -> Iterator[list[_Child]]:
-    """A list to start children into (with `_start`); whatever happens in the test, none outlives the block."""
-    started: list[_Child] = []
-    try:
-        yield started
-    finally:
-        for child in started:
-            child.reap()
 
 
 def _start(started: list[_Child], tmp_path: Path, mode: str, **args: Any) -> _Child:
@@ -179,7 +143,7 @@ def test_a_consumer_killed_before_acknowledging_gets_its_events_again_and_its_ac
     worker is given other lanes, not that one; once it has run out, a new process gets exactly the five it
     left, in lane order, and every other event once. Nothing is lost, and no acknowledged event comes back."""
     lane = 5
-    with ClaimService(store_target) as service, _children() as started:
+    with ClaimService(store_target) as service, child_processes(_Child) as started:
         kill_lane = _in_lane(lane, 3, "pay")
         others = [_in_lane(other, 1, "other")[0] for other in (1, 9, 14)]
         for n, claim_id in enumerate(kill_lane):  # the oldest events are this lane's: a worker takes it first
@@ -235,7 +199,7 @@ def test_a_writer_killed_mid_transaction_leaves_events_and_history_equal(
     transaction; each lane's numbers still run 1..n with no gap, and go on from n; verify is clean; and a
     consumer reading the feed from the start gets each stored transition exactly once."""
     held = how == "holding_a_batch"
-    with _children() as started:
+    with child_processes(_Child) as started:
         args: dict[str, Any] = {"target": store_target, "seed": 7, "prefix": "w"}
         writer = _start(started, tmp_path, "stream", **args, **({"hold": 6, "hold_after": 7} if held else {}))
         deadline = time.monotonic() + 60
@@ -305,7 +269,7 @@ def test_a_consumer_group_of_three_processes_handles_every_event_once_one_lane_a
     once); each claim's events are handled in seq order; and on PostgreSQL every worker took part."""
     claims = _group_size(backend)
     total = claims * 5
-    with ClaimService(store_target) as service, _children() as started:
+    with ClaimService(store_target) as service, child_processes(_Child) as started:
         common = {"target": store_target, "consumer": "warehouse", "lease": 30.0, "limit": 100, "poll": 0.02}
         workers = [_start(started, tmp_path, "worker", **common, worker=w) for w in range(3)]
         deadline = time.monotonic() + 240
@@ -352,7 +316,7 @@ def test_a_consumer_group_handles_every_event_at_least_once_when_a_worker_dies_m
     handled without acknowledging among them, each after the dead one was done with it (no lane is ever in
     two workers' hands at once), and each claim's events in seq order."""
     total = 100 * 5
-    with ClaimService(store_target) as service, _children() as started:
+    with ClaimService(store_target) as service, child_processes(_Child) as started:
         with service.batch():  # ids of our own: the lanes (so the first delivery's size) are always the same
             ids = [service.file_claim(filing(order_id=f"d-{n}"), claim_id=f"d-{n}").claim.id for n in range(100)]
             for trigger, actor, data in STEPS:
@@ -446,7 +410,7 @@ def test_a_cli_follower_stopped_by_sigterm_exits_0_having_acknowledged_all_it_pr
     600 a writer adds meanwhile, and gets SIGTERM in the middle of a batch, while its output waits to be
     read. It finishes the event it is printing, exits 0, and printed no event twice; a later `claimstate
     events --consumer shipping` prints exactly the events it did not print."""
-    with ClaimService(store_target) as service, _children() as started:
+    with ClaimService(store_target) as service, child_processes(_Child) as started:
         _seed_events(service, 100, "before")
         before = set(_keys(_everything(service)))
         follower = _follow(started, tmp_path, store_target)
@@ -473,7 +437,7 @@ def test_a_cli_follower_killed_by_sigkill_loses_no_event(store_target: str, tmp_
     """The same follower SIGKILLed in the middle of a batch of the 900 events there are, while its output waits
     to be read: every event is either printed by a later `claimstate events --consumer shipping` or was
     printed before it was acknowledged; at most the one batch (100) it was printing is printed both times."""
-    with ClaimService(store_target) as service, _children() as started:
+    with ClaimService(store_target) as service, child_processes(_Child) as started:
         _seed_events(service, 300, "o")
         follower = _follow(started, tmp_path, store_target)
         deadline = time.monotonic() + 90

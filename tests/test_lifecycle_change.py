@@ -506,3 +506,87 @@ def test_moving_a_database_keeps_its_definitions_and_its_baseline(tmp_path: Path
         assert moved.mismatches == ()
         assert set(target.definitions()) == {CLAIM_LIFECYCLE.fingerprint(), INSPECTION.fingerprint()}
         assert target.outdated() == ()
+
+
+def test_a_definition_that_does_not_list_the_old_one_cannot_migrate(
+    store_target: str, old_claims: dict[str, str]
+) -> None:
+    """Moving claims onto a definition that could not replay their past would leave verify unable to check
+    them: the plan is refused, saying what to add."""
+    forgetful = attrs.evolve(INSPECTION, earlier=())
+    with (
+        ClaimService(store_target, definition=forgetful, migrating=True) as service,
+        pytest.raises(PlanRefused) as refused,
+    ):
+        service.migrate(PLAN, now=MOVED_AT)
+    assert refused.value.problems == (
+        "the claims decided under definition 1c3d3b8a9f70 (buyer claim) could not be verified once moved: list"
+        " that definition in this one's `earlier`, so their past steps can be replayed",
+    )
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+
+def _claimstate(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), **(env or {})}
+    environment.pop("CLAIMSTATE_DB", None)
+    return subprocess.run([sys.executable, "-m", "claimstate", *args], cwd=folder, env=environment,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_a_definition_module_that_fails_is_one_line_naming_it(tmp_path: Path) -> None:
+    """A module that raises as it loads, a name it lacks, a value that is not a Definition: one line, exit 2,
+    naming where it came from; a bad $CLAIMSTATE_DEFINITION does not stop the demo, which never uses it."""
+    (tmp_path / "raising.py").write_text("raise RuntimeError('half written')\n")
+    (tmp_path / "typo.py").write_text("from claimstate import CLAIM_LIFECYCLE\nLIFE = CLAIM_LIFECYCLE.stats\n")
+    (tmp_path / "number.py").write_text("LIFE = 3\n")
+    for target, said in [
+        ("raising:LIFE", "error: --definition: raising fails as it loads: RuntimeError: half written"),
+        ("typo:LIFE", "error: --definition: typo fails as it loads: AttributeError: 'Definition' object has no"
+                      " attribute 'stats'"),
+        ("number:NOPE", "error: --definition: number has no NOPE"),
+        ("number:LIFE", "error: --definition: number:LIFE is a int, not a Definition"),
+        ("nosuch:LIFE", "error: --definition: cannot import nosuch: No module named 'nosuch'"),
+    ]:  # fmt: skip
+        ran = _claimstate(tmp_path, "--definition", target, "model")
+        assert (ran.returncode, ran.stderr.strip()) == (2, said)
+    from_env = _claimstate(tmp_path, "model", env={"CLAIMSTATE_DEFINITION": "raising:LIFE"})
+    assert from_env.returncode == 2 and from_env.stderr.startswith("error: $CLAIMSTATE_DEFINITION: raising fails")
+    demo = _claimstate(tmp_path, "demo", "--dir", "d", env={"CLAIMSTATE_DEFINITION": "raising:LIFE"})
+    assert demo.returncode == 0, demo.stderr
+
+
+def test_the_commands_speak_of_the_definition_given(tmp_path: Path) -> None:
+    """`fire --help` lists the triggers of the definition given; `diff` names a file that is not an export;
+    a plan that is not JSON is named with its line; `model --export` writes the export with its fingerprint."""
+    changed = ["--definition", "changed_lifecycle:INSPECTION"]
+    fire_help = _claimstate(tmp_path, *changed, "fire", "--help").stdout
+    assert "pass_inspection" in fire_help and "cancel_claim" not in fire_help
+    assert "cancel_claim" in _claimstate(tmp_path, "fire", "--help").stdout
+    exported = _claimstate(tmp_path, *changed, "model", "--export", "new.json")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((tmp_path / "new.json").read_text())["fingerprint"] == INSPECTION.fingerprint()
+    (tmp_path / "other.json").write_text('{"states": 3}')
+    wrong = _claimstate(tmp_path, "diff", "other.json", "new.json")
+    assert (wrong.returncode, wrong.stderr.strip()) == (
+        2, "error: OLD.json: other.json is not an exported definition (`claimstate model --export`): its states"
+        " and transitions do not read",
+    )  # fmt: skip
+    (tmp_path / "plan.json").write_text('{\n  "states": {}\n  "deadlines": "keep"\n}\n')
+    with ClaimService(str(tmp_path / "claims.db")) as service:
+        put_claims(service)
+    bad_plan = _claimstate(tmp_path, *changed, "migrate", "--plan", "plan.json")
+    assert (bad_plan.returncode, bad_plan.stderr.strip()) == (
+        2, "error: plan: not JSON: Expecting ',' delimiter at line 3, column 3",
+    )  # fmt: skip
+    (tmp_path / "plan.json").write_text('{"states": {"withdrawn": "in_mediation"}, "deadlines": "keep"}')
+    closed = _claimstate(tmp_path, *changed, "--json", "migrate", "--plan", "plan.json", "--dry-run")
+    assert closed.returncode == 2
+    assert json.loads(closed.stdout)["problems"] == [
+        "states maps 'withdrawn', a final state: closed claims are never moved",
+        "1 open claim(s) in cancellation_pending (definition 1c3d3b8a9f70) have no state to go to in the new"
+        " definition: map 'cancellation_pending' in the plan's states",
+    ]
+    refused = _claimstate(tmp_path, *changed, "tick")
+    assert refused.returncode == 7 and "8 open claim(s)" in refused.stderr and "Traceback" not in refused.stderr

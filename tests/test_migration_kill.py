@@ -13,15 +13,11 @@ database, through the service and its tables directly.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,7 @@ from typing import Any
 import pytest
 from _migration_child import MOVES, PLAN
 from changed_lifecycle import INSPECTION
-from helpers import EVIDENCE, T0, ChildLines, filing, offer, pump
+from helpers import EVIDENCE, T0, ChildProcess, child_processes, filing, offer, pump
 
 from claimstate import ClaimService
 from claimstate._errors import LifecycleChanged
@@ -45,49 +41,11 @@ FINISH_WITHIN = 180.0  # seconds a child may take to migrate everything
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-class _Child(ChildLines):
-    """A _migration_child.py process, its stdout read without blocking as JSON lines, its stderr in a file."""
-
-    def __init__(self, args: dict[str, Any], stderr: Path) -> None:
-        self.stderr = stderr
-        env = {k: v for k, v in os.environ.items() if k != "CLAIMSTATE_DB"}
-        with stderr.open("wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, CHILD, json.dumps(args)], stdout=subprocess.PIPE, stderr=err, env=env
-            )
-        super().__init__(proc)
-
-    def kill(self) -> None:
-        """SIGKILL, and wait for it: whatever it printed before is still read."""
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert self.proc.wait(timeout=10) == -signal.SIGKILL
-
-    def finish(self, deadline: float) -> int:
-        """Read the rest of its output; its exit code."""
-        pump([self], deadline, lambda: False)
-        return self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
-
-    def errors(self) -> str:
-        return self.stderr.read_text()
-
-    def last_words(self) -> str:
-        return f"{self.lines[-3:]!r}; stderr: {self.errors()[-2000:]}"
-
-
-@contextmanager
-def _children() -> Iterator[list[_Child]]:
-    """A list to start children into; whatever happens in the test, none outlives the block."""
-    started: list[_Child] = []
-    try:
-        yield started
-    finally:
-        for child in started:
-            child.reap()
-
-
-def _start(started: list[_Child], tmp_path: Path, target: str, at: datetime, stop: int | str | None) -> _Child:
+def _start(
+    started: list[ChildProcess], tmp_path: Path, target: str, at: datetime, stop: int | str | None
+) -> ChildProcess:
     args = {"target": target, "now": at.isoformat(), "stop": stop}
-    child = _Child(args, tmp_path / f"stderr-migrate-{len(started)}")
+    child = ChildProcess([sys.executable, CHILD, json.dumps(args)], tmp_path / f"stderr-migrate-{len(started)}")
     started.append(child)
     return child
 
@@ -191,7 +149,7 @@ def test_a_migration_killed_midway_moves_nothing_and_a_rerun_moves_everything(
     writes = len(before["transitions"])
     assert len(before["events"]) == writes
 
-    with _children() as started:
+    with child_processes() as started:
         # 1. killed in the middle of the one transaction
         killed = _start(started, tmp_path, store_target, last_write + timedelta(hours=1), stop)
         pump([killed], time.monotonic() + KILL_WITHIN, lambda: any("halfway" in line for line in killed.lines))
