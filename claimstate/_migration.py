@@ -19,7 +19,7 @@ import attrs
 
 from claimstate._actor import SYSTEM, Actor
 from claimstate._claim import Claim, Deadline, TransitionRecord
-from claimstate._definition import MIGRATE, Definition, Policy
+from claimstate._definition import MIGRATE, DeadlineRule, Definition, Policy
 from claimstate._errors import InvalidInput, LifecycleChanged, PlanRefused
 from claimstate._time import from_iso, to_iso
 
@@ -28,6 +28,11 @@ How = Literal["kept", "recomputed", "started", "none"]
 CHOICES: tuple[Choice, ...] = ("keep", "recompute")
 _PLAN_KEYS = ("definition", "states", "deadlines")
 _SHOWN = 12  # hex digits of a fingerprint shown to people
+_DIGITS = 64  # hex digits of a whole fingerprint (SHA-256)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def short(fingerprint: str | None) -> str:
@@ -118,19 +123,10 @@ class Plan:
     def choice(self, deadline: str) -> Choice | None:
         return self.deadlines.get(deadline, self.default)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "definition": self.definition,
-            "states": dict(self.states),
-            "deadlines": self.default if not self.deadlines else {**self.deadlines},
-        }
-
 
 def plan_of(data: object) -> Plan:
     """A plan from its JSON form: ``{"states": {old: new}, "deadlines": "keep" | "recompute" | {name:
     choice}, "definition": fingerprint}``, every key but states optional; PlanRefused lists what is wrong."""
-    if isinstance(data, Plan):
-        return data
     if not isinstance(data, Mapping):
         raise PlanRefused([f"a plan is a JSON object, not {type(data).__name__}"])
     problems = [f"unknown key {key!r} (a plan has {', '.join(_PLAN_KEYS)})" for key in data if key not in _PLAN_KEYS]
@@ -147,8 +143,13 @@ def plan_of(data: object) -> Plan:
         if choice not in CHOICES:
             problems.append(f'deadlines: {name}: {choice!r} is not "keep" or "recompute"')
     definition = data.get("definition")
-    if definition is not None and (not isinstance(definition, str) or len(definition) < _SHOWN):
-        problems.append(f"definition must be the new definition's fingerprint (at least {_SHOWN} hex digits)")
+    if definition is not None and (
+        not isinstance(definition, str) or not _SHOWN <= len(definition) <= _DIGITS or not _is_hex(definition)
+    ):
+        problems.append(
+            f"definition must be the new definition's fingerprint ({_SHOWN} to {_DIGITS} hex digits), not"
+            f" {_shown(str(definition))}"
+        )
     if problems:
         raise PlanRefused(problems)
     return Plan(dict(states), dict(deadlines), cast(Choice | None, default), definition)
@@ -201,9 +202,19 @@ class Target:
     at: datetime
 
 
+@attrs.frozen
+class Moving:
+    """An open claim to move: the fingerprint of the definition it was decided under, and when the clock of
+    its running deadline started (the step that entered its state, or the migration that started it)."""
+
+    claim: Claim
+    definition: str | None
+    started: datetime | None
+
+
 def planned(
     plan: Plan,
-    claims: Iterable[tuple[Claim, str | None]],
+    claims: Iterable[Moving],
     bodies: Mapping[str, Mapping[str, Any]],
     target: Target,
     problems: Iterable[str] = (),
@@ -211,8 +222,8 @@ def planned(
     """Every claim's move under `plan` onto `definition`, or PlanRefused listing every problem at once
     (`problems`: those the caller found already).
 
-    `claims` are the open claims decided under other definitions, each with its definition's fingerprint;
-    `bodies` the stored exports by fingerprint (the old windows come from there).
+    `claims` are the open claims decided under other definitions; `bodies` the stored exports by
+    fingerprint (the old windows come from there).
     """
     claims, definition, at, problems = list(claims), target.definition, target.at, list(problems)
     if plan.definition is not None and not target.fingerprint.startswith(plan.definition):
@@ -220,30 +231,32 @@ def planned(
             f"the plan was written for definition {short(plan.definition)}, not this service's"
             f" {short(target.fingerprint)}"
         )
-    old_states = {s["name"]: bool(s.get("final")) for body in bodies.values() for s in body.get("states", ())}
+    olds = [bodies.get(m.definition or "", {}) for m in claims]
+    old_states = {s["name"]: bool(s.get("final")) for body in olds for s in body.get("states", ())}
     for mapped in plan.states if claims else ():
         if mapped not in old_states:
-            problems.append(f"states maps {mapped!r}, which is no state of an earlier definition")
+            problems.append(f"states maps {_shown(mapped)}, which is no state of the definitions claims are moved from")
         elif old_states[mapped]:
-            problems.append(f"states maps {mapped!r}, a final state: closed claims are never moved")
+            problems.append(f"states maps {_shown(mapped)}, a final state: closed claims are never moved")
     for source, dest in sorted(plan.states.items()):
-        problems += _target_problems(definition, dest, f"states maps {source!r} to")
+        problems += _target_problems(definition, dest, f"states maps {_shown(source)} to")
     deadline_names = {s.deadline.name for s in definition.states if s.deadline}
-    problems += [f"deadlines names {name!r}, which the new definition has no deadline of" for name in plan.deadlines
-                 if name not in deadline_names]  # fmt: skip
+    problems += [f"deadlines names {_shown(name)}, which the new definition has no deadline of"
+                 for name in plan.deadlines if name not in deadline_names]  # fmt: skip
     moves: list[Move] = []
     unplaced: dict[tuple[str, str | None], int] = defaultdict(int)
     undecided: dict[str, int] = defaultdict(int)
-    for claim, old in claims:
+    for moving in claims:
+        claim = moving.claim
         dest = plan.states.get(claim.state, claim.state)
         if _target_problems(definition, dest, ""):
             if claim.state not in plan.states:  # else the mapping's own problem is listed
-                unplaced[(claim.state, old)] += 1
+                unplaced[(claim.state, moving.definition)] += 1
             continue
         if claim.updated_at > at:
             problems.append(f"claim {claim.id} was changed at {to_iso(claim.updated_at)}, after the migration's time")
             continue
-        move = _move(claim, old, dest, plan.choice, bodies.get(old or "", {}), target)
+        move = _move(moving, dest, plan.choice, bodies.get(moving.definition or "", {}), target)
         if move is None:
             undecided[claim.deadline.name if claim.deadline else ""] += 1
         else:
@@ -266,17 +279,23 @@ def planned(
 def _target_problems(definition: Definition, state: str, said: str) -> list[str]:
     names = {s.name: s for s in definition.states}
     if state not in names:
-        return [f"{said} {state!r}, which the new definition has no state of".strip()]
+        return [f"{said} {_shown(state)}, which the new definition has no state of".strip()]
     if names[state].final:
-        return [f"{said} {state!r}, a final state: a migration moves open claims; close one by its own transition"]
+        return [f"{said} {_shown(state)}, a final state: a migration moves open claims; close one by its own"
+                " transition"]  # fmt: skip
     return []
 
 
-def _move(  # noqa: PLR0917  (one claim's move: each argument is needed)
-    claim: Claim, old: str | None, dest: str, choice_of: Callable[[str], Choice | None], body: Mapping[str, Any],
-    target: Target,
-) -> Move | None:  # fmt: skip
+def _shown(name: str) -> str:
+    """A name from a plan, quoted, and cut short if it is long."""
+    return repr(name if len(name) <= 80 else name[:77] + "...")
+
+
+def _move(
+    moving: Moving, dest: str, choice_of: Callable[[str], Choice | None], body: Mapping[str, Any], target: Target
+) -> Move | None:
     """The claim's move to `dest`, its deadline set as the plan says; None when the plan must say and does not."""
+    claim, old = moving.claim, moving.definition
     at, rule = target.at, target.definition.state(dest).deadline
     due = None if claim.deadline is None else claim.deadline.due
     if rule is None:
@@ -291,9 +310,23 @@ def _move(  # noqa: PLR0917  (one claim's move: each argument is needed)
     choice = choice_of(rule.name)
     if choice == "keep":
         return Move(claim.id, old, claim.state, dest, due, due, "kept")
-    if choice == "recompute" and before is not None:
-        return Move(claim.id, old, claim.state, dest, due, due - before + window, "recomputed")
+    started = moving.started if moving.started is not None else None if before is None else due - before
+    if choice == "recompute" and started is not None:
+        return Move(claim.id, old, claim.state, dest, due, started + window, "recomputed")
     return None
+
+
+def clock_started(rows: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """When the clock of a claim's running deadline started, from its history rows (data decoded): the last
+    step that entered a state (a deadline is set on entering one), or the migration that started it."""
+    started = None
+    for row in rows:
+        data = row["data"] if isinstance(row["data"], Mapping) else {}
+        if row["trigger"] == MIGRATE and data.get("deadline") in ("kept", "recomputed"):
+            continue
+        if row["trigger"] == MIGRATE or row["from_state"] != row["to_state"]:
+            started = None if row["deadline_at"] is None else from_iso(row["at"], field="at")
+    return started
 
 
 def _old_window(body: Mapping[str, Any], deadline: str) -> timedelta | None:
@@ -317,19 +350,38 @@ def moved(
     return after, record
 
 
-def replayed(claim: Claim, row: Mapping[str, Any], definition: Definition) -> tuple[Claim, TransitionRecord]:
-    """A `migrate` history row applied to the claim before it: what the row says, checked against `definition`
-    (the row's own); InvalidInput when it cannot be a migration's row."""
-    if row["actor"] != str(SYSTEM):
-        raise InvalidInput(f"a migration is the system's, not {row['actor']}'s", field="actor")
-    if row["from_state"] != claim.state:
-        raise InvalidInput(f"the migration moves from {row['from_state']}, but the claim is in {claim.state}")
-    problems = _target_problems(definition, str(row["to_state"]), "it moves to")
-    if problems:
-        raise InvalidInput(problems[0])
-    due = None if row["deadline_at"] is None else from_iso(row["deadline_at"], field="deadline_at")
-    at = from_iso(row["at"], field="at")
+def replayed(
+    claim: Claim, row: Mapping[str, Any], definition: Definition, *, before: str, after: str
+) -> tuple[Claim, TransitionRecord]:
+    """A `migrate` history row applied to the claim before it, checked to be a migration's: by the system,
+    from the claim's state to an open state of `definition` (the row's own, fingerprint `after`), from
+    another definition (`before`, the previous step's) that its data names with this one, with a deadline
+    exactly where the new state sets one and as its data says it became. InvalidInput when it is not."""
     data = row["data"] if isinstance(row["data"], Mapping) else {}
-    move = Move(claim.id, data.get("from_definition"), claim.state, row["to_state"], None, due, "kept")
-    after, record = moved(claim, move, definition, str(data.get("to_definition")), at)
-    return after, attrs.evolve(record, data=row["data"])
+    problems = _target_problems(definition, str(row["to_state"]), "it moves to")
+    if row["actor"] != str(SYSTEM):
+        problems.append(f"a migration is the system's, not {row['actor']}'s")
+    if row["from_state"] != claim.state:
+        problems.append(f"it moves from {row['from_state']}, but the claim is in {claim.state}")
+    if before == after or (data.get("from_definition"), data.get("to_definition")) != (before, after):
+        problems.append(f"it does not move the claim from definition {short(before)} to another")
+    rule = None if problems else definition.state(str(row["to_state"])).deadline
+    due = None if row["deadline_at"] is None else from_iso(row["deadline_at"], field="deadline_at")
+    if not problems and (rule is None) != (due is None):
+        problems.append(f"its deadline ({row['deadline_at']}) does not fit state {row['to_state']}")
+    if not problems and data.get("deadline") != _how(claim, rule, due):
+        problems.append(f"it says the deadline was {data.get('deadline')!r}, but it was {_how(claim, rule, due)!r}")
+    if problems:
+        raise InvalidInput(f"not a migration: {problems[0]}", field="data")
+    move = Move(claim.id, before, claim.state, row["to_state"], None, due, "kept")
+    after_claim, record = moved(claim, move, definition, after, from_iso(row["at"], field="at"))
+    return after_claim, attrs.evolve(record, data=row["data"])
+
+
+def _how(claim: Claim, rule: DeadlineRule | None, due: datetime | None) -> How:
+    """What became of the claim's deadline, from what it was and what the new state's rule and due time are."""
+    if rule is None:
+        return "none"
+    if claim.deadline is None or claim.deadline.name != rule.name:
+        return "started"
+    return "kept" if claim.deadline.due == due else "recomputed"

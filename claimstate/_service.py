@@ -39,7 +39,19 @@ from claimstate._errors import (
 from claimstate._feed import Consumer, Event, consume
 from claimstate._json import decode, encode
 from claimstate._lifecycle import CLAIM_LIFECYCLE
-from claimstate._migration import Migration, Outdated, Target, changed_error, moved, outdated, plan_of, planned, short
+from claimstate._migration import (
+    Migration,
+    Moving,
+    Outdated,
+    Target,
+    changed_error,
+    clock_started,
+    moved,
+    outdated,
+    plan_of,
+    planned,
+    short,
+)
 from claimstate._replayers import Replayers, Unreplayable
 from claimstate._store import Loaded, Rules, Synchronous, open_store
 from claimstate._time import aware, from_iso, to_iso
@@ -183,21 +195,29 @@ class ClaimService:
 
     def _adopt(self, migrating: bool) -> None:
         """Refuse to open while open claims were decided under another definition (unless `migrating`);
-        keep this service's definition among the database's, so its claims' rules can always be shown."""
+        keep this service's definition among the database's, so its claims' rules can always be shown, and
+        make it the one claims are filed under: a service still running another files no more."""
         if not migrating:
             found = self.outdated()
             if found:
                 raise changed_error(self.path, self.fingerprint, found)
-        if self.fingerprint not in self._store.read(self._store.definitions):
-            with self._lock:
-                self._store.write(partial(self._store.register, to_iso(self._now(None))))
+        known = self._store.read(lambda: (self._store.definitions(), self._store.current()))
+        if self.fingerprint in known[0] and known[1] == self.fingerprint:
+            return
+
+        def adopt() -> None:
+            self._store.register(to_iso(self._now(None)))
+            self._store.make_current()
+
+        with self._lock:
+            self._store.write(adopt)
 
     @_reading
     def outdated(self) -> tuple[Outdated, ...]:
         """Per earlier definition, the open claims decided under it: how many in each state, and which of
         those states and of the transitions out of them this service's definition lacks (empty: none)."""
         rows = self._store.outdated()
-        return outdated(rows, self._bodies(), self.definition) if rows else ()
+        return outdated(rows, self._sound_bodies(), self.definition) if rows else ()
 
     @_reading
     def open_claims(self, definition: str | None = None) -> dict[str, int]:
@@ -212,9 +232,6 @@ class ClaimService:
             fp: {**self._body(fp, body), "first_seen": seen}
             for fp, (_, body, seen) in self._store.definitions().items()
         }
-
-    def _bodies(self) -> dict[str, dict[str, Any]]:
-        return {fp: self._body(fp, body) for fp, (_, body, _seen) in self._store.definitions().items()}
 
     def _body(self, fingerprint: str, body: str) -> dict[str, Any]:
         try:
@@ -235,10 +252,9 @@ class ClaimService:
         rules, at = plan_of(plan), self._now(now)
 
         def moves(claims: list[Loaded]) -> Migration:
-            target, bodies = Target(self.definition, self.engine.policy, self.fingerprint, at), self._bodies()
-            found = planned(
-                rules, [(c.claim, c.definition) for c in claims], bodies, target, self._unreplayable(claims, bodies)
-            )
+            target, bodies = Target(self.definition, self.engine.policy, self.fingerprint, at), self._sound_bodies()
+            moving = [Moving(c.claim, c.definition, self._clock_started(c.claim)) for c in claims]
+            found = planned(rules, moving, bodies, target, self._unreplayable(claims, bodies))
             return Migration(self.fingerprint, found, dry_run)
 
         if dry_run:
@@ -272,12 +288,15 @@ class ClaimService:
                 )
         return problems
 
+    def _clock_started(self, claim: Claim) -> datetime | None:
+        return None if claim.deadline is None else clock_started(self._store.history(claim.id))
+
     def _outdated_claims(self, *, lock: bool) -> list[Loaded]:
         """The open claims decided under another definition; `lock`: each read for a write (locked where the
-        store locks rows, and read again once locked)."""
+        store locks rows, and read again once locked: one closed or moved meanwhile is left out)."""
         read = self._store.loaded if lock else self._store.loaded_for_reading
         found = (read(claim_id) for claim_id in self._store.outdated_ids())
-        return [c for c in found if c is not None and c.definition != self.fingerprint]
+        return [c for c in found if c is not None and not c.closed and c.definition != self.fingerprint]
 
     def close(self) -> None:
         """Give back the feed's lanes this service's workers still hold, then close the database."""
@@ -330,6 +349,15 @@ class ClaimService:
             retried = self._retried(None, idempotency_key, digest)
             if retried is not None:
                 return retried
+            current = self._store.current()
+            if current is not None and current != self.fingerprint:
+                raise LifecycleChanged(
+                    f"{self.path} files claims under definition {short(current)} now (a service running it opened"
+                    f" the database since this one did); this service runs {short(self.fingerprint)} and files"
+                    " none: restart it with that definition",
+                    definition=self.fingerprint,
+                    outdated=(),
+                )
             new_id = claim_id or new_claim_id()
             if self._store.claim(new_id) is not None:
                 raise InvalidInput(f"a claim with id {new_id!r} exists already", field="claim_id")
@@ -690,10 +718,9 @@ class ClaimService:
             found.append(Mismatch(None, f"not every row could be read: {error}", kind="integrity"))
         return sorted(found, key=lambda m: (m.claim_id is not None, m.claim_id or ""))
 
-    def _engine_of(self, found: list[Mismatch] | None = None) -> EngineOf:
-        """The engine replaying a step decided under a definition (by fingerprint; None: the database's
-        baseline, for steps written before they recorded one). Stored definitions that are not their
-        fingerprint's are added to `found` and not used."""
+    def _sound_bodies(self, found: list[Mismatch] | None = None) -> dict[str, dict[str, Any]]:
+        """The stored definitions by fingerprint, each checked to be the one its fingerprint names: one
+        changed since it was stored is left out (and reported in `found`), so nothing reads its rules."""
         bodies = {}
         for fingerprint, (_name, text, _seen) in self._store.definitions().items():
             try:
@@ -706,7 +733,12 @@ class ClaimService:
             elif found is not None:
                 problem = f"the stored definition {short(fingerprint)} is not the one its fingerprint names: changed"
                 found.append(Mismatch(None, problem, kind="definition"))
-        baseline = self._store.baseline()
+        return bodies
+
+    def _engine_of(self, found: list[Mismatch] | None = None) -> EngineOf:
+        """The engine replaying a step decided under a definition (by fingerprint; None: the database's
+        baseline, for steps written before they recorded one)."""
+        bodies, baseline = self._sound_bodies(found), self._store.baseline()
 
         def engine_of(fingerprint: str | None) -> Engine:
             fingerprint = fingerprint or baseline

@@ -95,17 +95,17 @@ def replay(engine_of: EngineOf, claim_id: str, rows: Sequence[Mapping[str, Any]]
     TransitionRefused or InvalidInput at a row that does not replay, Unreplayable at one whose definition
     the service does not have.
     """
-    claim = None
+    claim, previous = None, None
     for row in rows:
         engine = engine_of(row.get("definition"))
         at = from_iso(row["at"], field="at")
         if claim is None:
             fired = engine.file_claim(claim_id, row["actor"], row["data"], at)
-        elif row["trigger"] == MIGRATE:
-            fired = Fired(*replayed(claim, row, engine.definition))
+        elif row["trigger"] == MIGRATE and previous is not None:
+            fired = Fired(*replayed(claim, row, engine.definition, before=previous, after=engine.fingerprint))
         else:
             fired = engine.fire(claim, row["trigger"], row["actor"], row["data"], at)
-        claim = fired.claim
+        claim, previous = fired.claim, engine.fingerprint
         if claim.deadline is not None and row["deadline_at"] is not None:
             claim = attrs.evolve(claim, deadline=attrs.evolve(claim.deadline, due=from_iso(row["deadline_at"])))
         yield Fired(claim, fired.record)

@@ -824,6 +824,8 @@ def _definition_json(path: Path, field: str = "--diff") -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise InvalidInput(f"{path} is not a JSON file: {error}", field=field) from None
+    except RecursionError:
+        raise InvalidInput(f"{path} is nested too deeply to be an exported definition", field=field) from None
     if not isinstance(data, dict):
         raise InvalidInput(f"{path} holds no exported definition (not a JSON object)", field=field)
     return data

@@ -244,6 +244,35 @@ def pump(children: Sequence[ChildLines], deadline: float, until: Callable[[], bo
                 child.read()
 
 
+def rechain(conn: sqlite3.Connection, claim_id: str, chain: Chain) -> None:
+    """What a forger who knows the algorithm does: recompute every hash of the claim with `chain`."""
+    rows = conn.execute(
+        "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at, definition"
+        " FROM transitions WHERE claim_id = ? ORDER BY seq",
+        (claim_id,),
+    ).fetchall()
+    names = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "definition")
+    previous = None
+    for row in rows:
+        linked = {**dict(zip(names, row, strict=True)), "data": json.loads(row[7])}
+        previous = chain.link(previous, linked)
+        conn.execute("UPDATE transitions SET hash = ? WHERE claim_id = ? AND seq = ?", (previous, claim_id, row[1]))
+
+
+def query(target: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql`, read from a store's tables directly (not through claimstate): a SQLite file or a URL."""
+    if target.startswith("postgresql://"):
+        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
+
+        with psycopg.connect(target) as server:
+            return server.execute(sql).fetchall()
+    conn = sqlite3.connect(target)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
 def forget_definitions(path: str | Path) -> None:
     """Take a SQLite database back to before schema 4: no definitions kept or recorded, and each history row
     hashed without one (as schema 3 hashed it). The caller sets the schema version it stands for."""

@@ -13,7 +13,6 @@ import itertools
 import json
 import select
 import signal
-import sqlite3
 import sys
 import time
 from collections import Counter, defaultdict
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 from _events_child import STEPS
-from helpers import EVIDENCE, ChildLines, ChildProcess, child_processes, filing, pump
+from helpers import EVIDENCE, ChildLines, ChildProcess, child_processes, filing, pump, query
 
 from claimstate import ClaimService, Event
 from claimstate._feed import LANES, lane_of
@@ -80,20 +79,6 @@ def _pump_checking(
         for child in children:
             if child.fd in ready:
                 child.read()
-
-
-def _query(target: str, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of `sql`, read from the store's tables directly (not through claimstate)."""
-    if target.startswith("postgresql://"):
-        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
-
-        with psycopg.connect(target) as server:
-            return server.execute(sql).fetchall()
-    conn = sqlite3.connect(target)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _keys(events: Sequence[Event]) -> list[Key]:
@@ -215,8 +200,8 @@ def test_a_writer_killed_mid_transaction_leaves_events_and_history_equal(
     assert len(committed) >= 5 and (len(holding) == 7 if held else not holding)
 
     columns = "claim_id, seq, trigger, from_state, to_state, actor, at"
-    history = _query(store_target, f"SELECT {columns} FROM transitions")
-    events = _query(store_target, f"SELECT {columns}, lane, lane_seq FROM events")
+    history = query(store_target, f"SELECT {columns} FROM transitions")
+    events = query(store_target, f"SELECT {columns}, lane, lane_seq FROM events")
     assert Counter(row[:7] for row in events) == Counter(history)  # the same rows, each once
     stored = {(row[0], row[1]) for row in history}
     assert committed <= stored
@@ -231,7 +216,7 @@ def test_a_writer_killed_mid_transaction_leaves_events_and_history_equal(
         assert sorted(row[8] for row in events if row[7] == lane) == list(range(1, counts[lane] + 1)), lane
     assert all(lane_of(row[0]) == row[7] for row in events)
     if backend == "postgres":  # where writers run at once, a counter row per lane gives the numbers out
-        assert dict(_query(store_target, "SELECT lane, last FROM lanes")) == dict(counts)
+        assert dict(query(store_target, "SELECT lane, last FROM lanes")) == dict(counts)
 
     with ClaimService(store_target) as service:
         assert service.verify() == []

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import pytest
 from changed_lifecycle import INSPECTION
-from helpers import EVIDENCE, T0, filing, forget_definitions, offer
+from helpers import EVIDENCE, T0, filing, forget_definitions, offer, query, rechain
 
 from claimstate import (
     CLAIM_LIFECYCLE,
@@ -30,9 +30,11 @@ from claimstate import (
     InvalidInput,
     LifecycleChanged,
     PlanRefused,
+    StorageError,
     TransitionRefused,
     move_claims,
 )
+from claimstate._chain import Chain
 from claimstate.definition import Definition, fingerprint_of
 
 PLAN = {"states": {"cancellation_pending": "in_mediation"}, "deadlines": "recompute"}
@@ -93,16 +95,7 @@ def old_claims(store_target: str) -> Iterator[dict[str, str]]:
 def rows(target: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table claimstate keeps, to show that something wrote nothing."""
     tables = ("claims", "transitions", "events", "consumers", "definitions", "meta")
-    if target.startswith("postgresql://"):
-        import psycopg  # noqa: PLC0415
-
-        with psycopg.connect(target) as conn:
-            return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
-    conn = sqlite3.connect(target)
-    try:
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
-    finally:
-        conn.close()
+    return {t: sorted(query(target, f"SELECT * FROM {t}"), key=repr) for t in tables}
 
 
 # --- the fingerprint ---------------------------------------------------------------------------------
@@ -204,10 +197,12 @@ def test_a_claim_of_another_definition_is_not_fired_until_migrated(
         assert service.get(claim_id).state == "return_in_transit"
         assert len(service.history(claim_id)) == 5
     assert rows(store_target) == after_open
-    # opening to migrate only added the new definition to those the database keeps
-    assert {k: v for k, v in after_open.items() if k != "definitions"} == {
-        k: v for k, v in before.items() if k != "definitions"
+    # opening to migrate only added the new definition to those the database keeps, and made it the one
+    # claims are filed under
+    assert {k: v for k, v in after_open.items() if k not in ("definitions", "meta")} == {
+        k: v for k, v in before.items() if k not in ("definitions", "meta")
     }
+    assert ("definition", INSPECTION.fingerprint()) in after_open["meta"]
     with ClaimService(store_target, read_only=True, definition=INSPECTION) as reader:  # a reader is not refused
         assert reader.get(claim_id).state == "return_in_transit"
 
@@ -232,7 +227,7 @@ def test_a_claim_of_another_definition_is_not_fired_until_migrated(
             " claims; close one by its own transition",
         ]),
         ({**PLAN, "states": {**PLAN["states"], "cancelation_pending": "in_mediation"}}, [
-            "states maps 'cancelation_pending', which is no state of an earlier definition",
+            "states maps 'cancelation_pending', which is no state of the definitions claims are moved from",
         ]),
         ({**PLAN, "deadlines": {"return_due": "stretch", "due_soon": "keep"}}, [
             "deadlines: return_due: 'stretch' is not \"keep\" or \"recompute\"",
@@ -429,9 +424,23 @@ def test_an_older_database_is_not_adopted_by_a_definition_lacking_its_states(tmp
         put_claims(service)
     to_schema_3(db)
     before = Path(db).read_bytes()
-    with pytest.raises(Exception, match=r"states this lifecycle lacks \(cancellation_pending\)"):
+    lacking = r"this lifecycle lacks \(cancellation_pending, cancel_claim: in_mediation -> cancellation_pending\)"
+    with pytest.raises(StorageError, match=lacking):
         ClaimService(db, definition=INSPECTION)
     assert Path(db).read_bytes() == before
+
+
+def test_an_older_database_is_not_adopted_by_a_definition_lacking_its_past_transitions(tmp_path: Path) -> None:
+    """A claim closed through a transition the opener lacks would not replay under it: refused too."""
+    db = str(tmp_path / "claims.db")
+    with ClaimService(db) as service:
+        claim = service.file_claim(filing(), now=T0).claim
+        for trigger, actor, data in PATHS["cancellation_pending"]:
+            service.fire(claim.id, trigger, actor, data, now=T0)
+        assert service.fire(claim.id, "approve_cancellation", "agent:kim", now=T0).claim.state == "refunded_partial"
+    to_schema_3(db)
+    with pytest.raises(StorageError, match=r"approve_cancellation: cancellation_pending -> refunded_partial"):
+        ClaimService(db, definition=INSPECTION)
 
 
 # --- the README's walk through a change ---------------------------------------------------------------
@@ -590,3 +599,82 @@ def test_the_commands_speak_of_the_definition_given(tmp_path: Path) -> None:
     ]
     refused = _claimstate(tmp_path, *changed, "tick")
     assert refused.returncode == 7 and "8 open claim(s)" in refused.stderr and "Traceback" not in refused.stderr
+
+
+# --- what a review found --------------------------------------------------------------------------------
+
+
+def test_a_forged_migration_row_does_not_verify(tmp_path: Path) -> None:
+    """A `migrate` row that stays within one definition (skipping the steps the rules require), or whose
+    deadline does not fit its state, is caught by the replay, even with the hash chain recomputed."""
+    db = str(tmp_path / "claims.db")
+    with ClaimService(db) as service:
+        ids = put_claims(service)
+    fingerprint = CLAIM_LIFECYCLE.fingerprint()
+    data = {"from_definition": fingerprint, "to_definition": fingerprint, "deadline": "started"}
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER transitions_no_update")
+    conn.execute(
+        "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
+        " definition) VALUES (?, 2, 'migrate', 'awaiting_evidence', 'awaiting_return', 'system', ?, ?, ?, ?)",
+        (ids["awaiting_evidence"], "2026-03-02T10:00:00.000000+00:00", json.dumps(data),
+         "2027-01-01T00:00:00.000000+00:00", fingerprint),
+    )  # fmt: skip
+    rechain(conn, ids["awaiting_evidence"], Chain())  # a forger who knows the algorithm recomputes the chain
+    conn.commit()
+    conn.close()
+    with ClaimService(db, read_only=True) as service:
+        found = [m for m in service.verify() if m.claim_id == ids["awaiting_evidence"]]
+    assert found[0].kind == "replay" and found[0].seq == 2
+    assert "not a migration: it does not move the claim from definition 1c3d3b8a9f70 to another" in found[0].problem
+
+
+def test_a_claim_closed_meanwhile_is_not_moved(
+    store_target: str, old_claims: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim listed as open but closed by another writer before the migration locked it is left alone
+    (here, the listing is made to include the closed claim)."""
+    with ClaimService(store_target, definition=INSPECTION, migrating=True) as service:
+        listed = service._store.outdated_ids()
+        monkeypatch.setattr(service._store, "outdated_ids", lambda: [*listed, old_claims["withdrawn"]])
+        moved = service.migrate(PLAN, now=MOVED_AT)
+        assert old_claims["withdrawn"] not in {m.claim_id for m in moved.moves}
+        assert service.get(old_claims["withdrawn"]).state == "withdrawn"
+        assert service.verify() == []
+
+
+def test_recompute_counts_from_when_the_clock_started_after_an_earlier_keep(tmp_path: Path) -> None:
+    """10 days kept through one change (7 days), then recomputed to 5 days by the next: due 5 days after the
+    claim entered its state, not 5 days before the kept due time."""
+    db = str(tmp_path / "claims.db")
+    with ClaimService(db) as service:
+        claim_id = put_claims(service)["awaiting_return"]
+        entered = service.history(claim_id)[-1].at
+    with ClaimService(db, definition=INSPECTION, migrating=True) as service:
+        service.migrate({**PLAN, "deadlines": "keep"}, now=MOVED_AT)
+        assert service.get(claim_id).deadline.due == entered + timedelta(days=10)  # type: ignore[union-attr]
+    shorter = tuple(
+        attrs.evolve(s, deadline=attrs.evolve(s.deadline, window=timedelta(days=5)))
+        if s.deadline is not None and s.deadline.name == "return_due" else s
+        for s in INSPECTION.states
+    )  # fmt: skip
+    third = attrs.evolve(INSPECTION, states=shorter, earlier=(INSPECTION,))
+    with ClaimService(db, definition=third, migrating=True) as service:
+        service.migrate({"deadlines": "recompute"}, now=MOVED_AT + timedelta(hours=1))
+        assert service.get(claim_id).deadline.due == entered + timedelta(days=5)  # type: ignore[union-attr]
+        assert service.verify() == []
+
+
+def test_a_service_left_running_on_the_old_definition_files_no_more(store_target: str) -> None:
+    """Once a service with a changed definition opens, one still running the old one is refused a filing
+    (and, claim by claim, every fire on a claim moved), rather than filing under superseded rules."""
+    with ClaimService(store_target) as old:
+        old.file_claim(filing(order_id="o-1"), now=T0)
+        with ClaimService(store_target, definition=INSPECTION, migrating=True) as new:
+            new.migrate(PLAN, now=MOVED_AT)
+            with pytest.raises(LifecycleChanged, match="files claims under definition 871106216cd0 now"):
+                old.file_claim(filing(order_id="o-2"), now=MOVED_AT)
+            (moved,) = new.list_claims()
+            with pytest.raises(LifecycleChanged, match="migrate it first"):
+                old.fire(moved.id, "withdraw", "buyer:alice", now=MOVED_AT)
+            assert new.file_claim(filing(order_id="o-2"), now=MOVED_AT).claim.state == "awaiting_evidence"

@@ -13,7 +13,6 @@ database, through the service and its tables directly.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 from _migration_child import MOVES, PLAN
 from changed_lifecycle import INSPECTION
-from helpers import EVIDENCE, T0, ChildProcess, child_processes, filing, offer, pump
+from helpers import EVIDENCE, T0, ChildProcess, child_processes, filing, offer, pump, query
 
 from claimstate import ClaimService
 from claimstate._errors import LifecycleChanged
@@ -50,20 +49,6 @@ def _start(
     return child
 
 
-def _query(target: str, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of `sql`, read from the store's tables directly (not through claimstate)."""
-    if target.startswith("postgresql://"):
-        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
-
-        with psycopg.connect(target) as server:
-            return server.execute(sql).fetchall()
-    conn = sqlite3.connect(target)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def _tables(target: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the tables a migration writes: claims, their history, the events (and on PostgreSQL the
     lanes' counters)."""
@@ -74,7 +59,7 @@ def _tables(target: str) -> dict[str, list[tuple[Any, ...]]]:
     }
     if target.startswith("postgresql://"):
         tables["lanes"] = "SELECT * FROM lanes ORDER BY lane"
-    return {name: _query(target, sql) for name, sql in tables.items()}
+    return {name: query(target, sql) for name, sql in tables.items()}
 
 
 def _seed(target: str) -> tuple[dict[str, str], datetime]:
@@ -145,7 +130,7 @@ def test_a_migration_killed_midway_moves_nothing_and_a_rerun_moves_everything(
         dues = _dues(service)
         assert service.verify() == []
     before = _tables(store_target)
-    assert {row[0] for row in _query(store_target, "SELECT DISTINCT definition FROM claims")} == {old}
+    assert {row[0] for row in query(store_target, "SELECT DISTINCT definition FROM claims")} == {old}
     writes = len(before["transitions"])
     assert len(before["events"]) == writes
 
@@ -163,10 +148,10 @@ def test_a_migration_killed_midway_moves_nothing_and_a_rerun_moves_everything(
         assert not any("moved" in line for line in killed.lines)
 
         # nothing of it was kept
-        assert _query(store_target, "SELECT count(*) FROM transitions WHERE trigger = 'migrate'") == [(0,)]
-        assert _query(store_target, "SELECT count(*) FROM events WHERE trigger = 'migrate'") == [(0,)]
-        assert _query(store_target, "SELECT DISTINCT definition FROM claims") == [(old,)]
-        assert _query(store_target, "SELECT DISTINCT definition FROM transitions") == [(old,)]
+        assert query(store_target, "SELECT count(*) FROM transitions WHERE trigger = 'migrate'") == [(0,)]
+        assert query(store_target, "SELECT count(*) FROM events WHERE trigger = 'migrate'") == [(0,)]
+        assert query(store_target, "SELECT DISTINCT definition FROM claims") == [(old,)]
+        assert query(store_target, "SELECT DISTINCT definition FROM transitions") == [(old,)]
         assert _tables(store_target) == before  # row for row
         with ClaimService(store_target) as service:  # opens: no claim is under another definition
             assert service.outdated() == ()
@@ -204,21 +189,21 @@ def test_a_migration_killed_midway_moves_nothing_and_a_rerun_moves_everything(
             history = service.history(claim_id)
             assert [r.trigger for r in history[-1:]] == ["migrate"] and history[-1].actor.role == "system"
 
-        assert _query(store_target, "SELECT DISTINCT definition FROM claims") == [(new,)]
-        migrate_rows = _query(
+        assert query(store_target, "SELECT DISTINCT definition FROM claims") == [(new,)]
+        migrate_rows = query(
             store_target, "SELECT claim_id, seq, actor, definition FROM transitions WHERE trigger = 'migrate'"
         )
         assert Counter(row[0] for row in migrate_rows) == dict.fromkeys(states, 1)  # one move per open claim
         assert {row[2:] for row in migrate_rows} == {("system", new)}
-        migrate_events = _query(store_target, "SELECT claim_id, seq FROM events WHERE trigger = 'migrate'")
+        migrate_events = query(store_target, "SELECT claim_id, seq FROM events WHERE trigger = 'migrate'")
         assert sorted(migrate_events) == sorted(row[:2] for row in migrate_rows)  # each move's event, once
         kept = "SELECT * FROM transitions WHERE trigger <> 'migrate' ORDER BY claim_id, seq"
-        assert _query(store_target, kept) == before["transitions"]  # the history before it is untouched
-        assert _query(store_target, "SELECT count(*) FROM events") == [(writes + CLAIMS,)]
+        assert query(store_target, kept) == before["transitions"]  # the history before it is untouched
+        assert query(store_target, "SELECT count(*) FROM events") == [(writes + CLAIMS,)]
 
         # 3. the same plan again: nothing left to move
         again = service.migrate(PLAN, now=last_write + timedelta(hours=3))
         assert again.moves == ()
-    assert _query(store_target, "SELECT count(*) FROM transitions") == [(writes + CLAIMS,)]
+    assert query(store_target, "SELECT count(*) FROM transitions") == [(writes + CLAIMS,)]
     with pytest.raises(LifecycleChanged):  # and now the built-in definition is the one out of date
         ClaimService(store_target)

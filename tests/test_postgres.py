@@ -28,7 +28,7 @@ import pytest
 from helpers import EVIDENCE, T0, ChildLines, filing, pump
 from psycopg_pool import ConnectionPool
 
-from claimstate import ClaimService, StorageError
+from claimstate import CLAIM_LIFECYCLE, ClaimService, StorageError
 from claimstate._chain import Chain
 
 CHILD = str(Path(__file__).with_name("_postgres_child.py"))
@@ -236,7 +236,9 @@ def test_processes_creating_one_schema_at_once_migrate_it_once(
         for url in urls:
             with psycopg.connect(url, autocommit=True) as conn:
                 meta = conn.execute("SELECT name, value FROM meta ORDER BY name").fetchall()
-                assert meta == sorted([*Chain().record().items(), ("schema_version", "3")])
+                current = ("definition", CLAIM_LIFECYCLE.fingerprint())
+                made = [*Chain().record().items(), current, ("schema_version", "3")]
+                assert meta == sorted(made)
                 tables = conn.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
                 ).fetchall()

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import EVIDENCE, T0, filing
+from helpers import EVIDENCE, T0, filing, rechain
 
 from claimstate import CLAIM_LIFECYCLE, ClaimService, Difference, Engine, InvalidInput, Mismatch, StorageError
 from claimstate._chain import Chain
@@ -51,21 +51,6 @@ def tampering(path: Path, *, triggers: bool = True) -> Iterator[sqlite3.Connecti
             conn.execute(_PARTIAL_INDEXES_AND_TRIGGERS[name])
     finally:
         conn.close()
-
-
-def rechain(conn: sqlite3.Connection, claim_id: str, chain: Chain) -> None:
-    """What a forger who knows the algorithm does: recompute every hash of the claim with `chain`."""
-    rows = conn.execute(
-        "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at, definition"
-        " FROM transitions WHERE claim_id = ? ORDER BY seq",
-        (claim_id,),
-    ).fetchall()
-    names = ("claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "definition")
-    previous = None
-    for row in rows:
-        linked = {**dict(zip(names, row, strict=True)), "data": json.loads(row[7])}
-        previous = chain.link(previous, linked)
-        conn.execute("UPDATE transitions SET hash = ? WHERE claim_id = ? AND seq = ?", (previous, claim_id, row[1]))
 
 
 def verify(path: Path, key: bytes | None = None) -> list[Mismatch]:

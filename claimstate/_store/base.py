@@ -57,6 +57,7 @@ _KEYS = {
 }
 _MERGED = {"definitions"}  # tables a copy adds to, keeping the rows the target has (each store records its own)
 BASELINE = "baseline_definition"  # meta: the definition of the history rows written before rows recorded one
+CURRENT = "definition"  # meta: the definition the last writable service to open decides by; only it files claims
 _SELECT_COLUMNS = f"SELECT {', '.join(COLUMNS)} FROM claims WHERE id = ?"
 _ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQL), before giving up
 
@@ -69,6 +70,7 @@ class Loaded:
     claim: Claim
     last_hash: str | None
     definition: str | None = None
+    closed: bool = False
 
 
 @attrs.frozen
@@ -101,7 +103,7 @@ class Store(abc.ABC):
     _SKIP_LOCKED = ""  # what a backend that locks rows adds to a query, to pass over rows others hold
     _MANY_WRITERS = False  # whether writers run at once (then a lane's numbers come from a locked counter)
     _SELECT_LOADED = (
-        "SELECT c.details, t.hash, c.definition FROM claims c"
+        "SELECT c.details, t.hash, c.definition, c.closed FROM claims c"
         " LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version WHERE c.id = ?"
     )
 
@@ -202,12 +204,12 @@ class Store(abc.ABC):
         returns None instead of waiting for a row another transaction holds.
         """
         row = self._one(self._SELECT_LOADED, (claim_id,))
-        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1], row[2])
+        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
 
     def loaded_for_reading(self, claim_id: str) -> Loaded | None:
         """The claim as `loaded` gives it, without locking anything (for reads, and a dry run)."""
         row = self._one(Store._SELECT_LOADED, (claim_id,))
-        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1], row[2])
+        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
 
     def _decoded(self, text: str, claim_id: str) -> Any:
         try:
@@ -424,22 +426,41 @@ class Store(abc.ABC):
 
     def set_baseline(self, fingerprint: str) -> None:
         """In a write transaction: record the definition of the history rows that record none."""
+        self._set_meta(BASELINE, fingerprint)
+
+    def current(self) -> str | None:
+        """The definition the last writable service to open decides by (None before any recorded one)."""
+        row = self._one("SELECT value FROM meta WHERE name = ?", (CURRENT,))
+        return None if row is None else str(row[0])
+
+    def make_current(self) -> None:
+        """In a write transaction: record `rules` as the definition claims are now filed under."""
+        self._set_meta(CURRENT, self.rules.fingerprint)
+
+    def _set_meta(self, name: str, value: str) -> None:
         self._send(
             "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (BASELINE, fingerprint),
+            (name, value),
         )
 
     def _adopt(self) -> None:
         """Upgrading a database written before claims recorded their definition: its claims were decided under
         `rules` (the opener's), unless one sits in a state `rules` lacks; the history keeps no definition,
         and the meta row `baseline_definition` says which one it was."""
-        known = {state["name"] for state in decode(self.rules.body)["states"]}
+        rules = decode(self.rules.body)
+        known = {state["name"] for state in rules["states"]}
+        moves = {(t["trigger"], source, t["dest"]) for t in rules["transitions"] for source in t["sources"] or [None]}
         strange = sorted({row[0] for row in self._all("SELECT DISTINCT state FROM claims")} - known)
+        strange += sorted(
+            f"{trigger}: {source or '(new claim)'} -> {dest}"
+            for trigger, source, dest in self._all("SELECT DISTINCT trigger, from_state, to_state FROM transitions")
+            if (trigger, source, dest) not in moves
+        )
         if strange:
             raise StorageError(
-                f"{self.path} holds claims in states this lifecycle lacks ({', '.join(strange)}): upgrade the"
-                " database by opening it once with the definition its claims were decided under, then change the"
-                " lifecycle (see the README: Changing the lifecycle)",
+                f"{self.path} holds claims in states, or history through transitions, this lifecycle lacks"
+                f" ({', '.join(strange)}): upgrade the database by opening it once with the definition its claims"
+                " were decided under, then change the lifecycle (see the README: Changing the lifecycle)",
                 path=self.path,
             )
         self._run("UPDATE claims SET definition = ? WHERE definition IS NULL", (self.rules.fingerprint,))

@@ -122,7 +122,7 @@ class PostgresStore(Store):
     # The claim is locked on its own: a statement that waited for the lock reads the claims row again but
     # every other table as of its start, so a join would miss the history row the lock's holder just
     # committed. The last hash is read by the next statement, sent in the same round trip.
-    _LOCK = "SELECT details, definition FROM claims WHERE id = ? FOR UPDATE"
+    _LOCK = "SELECT details, definition, closed FROM claims WHERE id = ? FOR UPDATE"
     _LOCK_SKIPPING = _LOCK + " SKIP LOCKED"
     _LAST_HASH = "SELECT hash FROM transitions WHERE claim_id = ? ORDER BY seq DESC LIMIT 1"
 
@@ -367,7 +367,7 @@ class PostgresStore(Store):
             row, head = locked.fetchone(), last.fetchone()
         if row is None:
             return None
-        return Loaded(self._claim_of(row[0], claim_id), None if head is None else head[0], row[1])
+        return Loaded(self._claim_of(row[0], claim_id), None if head is None else head[0], row[1], bool(row[2]))
 
     # --- schema --------------------------------------------------------------------------------------
 
