@@ -262,10 +262,16 @@ def service_walk(path: Path | str, ids: list[str], *, batched: bool, keyed: bool
         return time.perf_counter() - start
 
 
-def tick_cost(folder: Path, claims: int, due: int, rounds: int) -> float:
-    """Median time of tick() firing `due` deadlines among `claims` claims (a fresh copy each round)."""
+def tick_cost(folder: Path, claims: int, due: int, rounds: int) -> tuple[float, float]:
+    """Median time of tick() firing `due` deadlines among `claims` claims (a fresh copy each round), and of
+    opening a writable service on them (which checks for claims of other definitions)."""
     path = folder / f"tick-{claims}.db"
     seed(path, claims, due=due)
+    opens = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        ClaimService(path).close()
+        opens.append(time.perf_counter() - start)
     master = path.read_bytes()
     times = []
     for _ in range(rounds):
@@ -279,7 +285,7 @@ def tick_cost(folder: Path, claims: int, due: int, rounds: int) -> float:
             times.append(time.perf_counter() - start)
             assert len(fired) == due, len(fired)
     path.unlink()
-    return statistics.median(times)
+    return statistics.median(times), statistics.median(opens)
 
 
 def peak_memory(folder: Path, claims: int) -> float:
@@ -363,11 +369,14 @@ def main() -> None:
             f"{ratio(batch, 'contender', 'raw'):.2f}", "")  # fmt: skip
         row(f"ClaimService.batch() of {label}", f"{us['service']:.1f} us", f"{fire:.2f}", goal(fire, 5.0))
         small, large = 10_000, 100_000 if quick else 1_000_000
-        tick_small = tick_cost(folder, small, 100, 5)
-        tick_large = tick_cost(folder, large, 100, 5)
+        tick_small, open_small = tick_cost(folder, small, 100, 5)
+        tick_large, open_large = tick_cost(folder, large, 100, 5)
         row(f"tick: 100 due among {small:,}", f"{tick_small * 1e3:.1f} ms", "1.00", "")
         grown = tick_large / tick_small
         row(f"tick: 100 due among {large:,}", f"{tick_large * 1e3:.1f} ms", f"{grown:.2f}", goal(grown, 2.0))
+        row(f"opening a service on {small:,} claims", f"{open_small * 1e3:.1f} ms", "1.00", "")
+        grown = open_large / open_small
+        row(f"opening a service on {large:,} claims", f"{open_large * 1e3:.1f} ms", f"{grown:.2f}", goal(grown, 2.0))
         few, many = (2_000, 20_000) if quick else (10_000, 100_000)
         mem_few, mem_many = peak_memory(folder, few), peak_memory(folder, many)
         row(f"peak memory firing on {few:,} claims", f"{mem_few:.2f} MiB", "1.00", "")
