@@ -507,3 +507,13 @@ def fingerprint_of(exported: Mapping[str, Any]) -> str:
     when they decide every claim alike. A guard is known by its code: one whose meaning changes needs a
     new code. Transition order stays in (the first of several that pass is taken)."""
     return hashlib.sha256(_CANONICAL.encode(["claimstate-definition-1", rules_of(exported)]).encode()).hexdigest()
+
+
+def windows_of(exported: Mapping[str, Any]) -> dict[str, timedelta]:
+    """Each deadline's window in an export (`Definition.to_dict`), by deadline name. KeyError or TypeError:
+    not an export."""
+    return {
+        state["deadline"]["name"]: timedelta(seconds=int(state["deadline"]["window_seconds"]))
+        for state in exported["states"]
+        if state.get("deadline")
+    }

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, cast
 
 import attrs
 
 from claimstate._actor import SYSTEM, Actor
 from claimstate._claim import Claim, Deadline, TransitionRecord
-from claimstate._definition import MIGRATE, DeadlineRule, Definition, Policy
+from claimstate._definition import MIGRATE, DeadlineRule, Definition, Policy, windows_of
 from claimstate._errors import InvalidInput, LifecycleChanged, PlanRefused
 from claimstate._time import from_iso, to_iso
 
@@ -304,7 +304,7 @@ def _move(
     if claim.deadline is None or claim.deadline.name != rule.name:
         return Move(claim.id, old, claim.state, dest, due, at + window, "started")
     assert due is not None
-    before = _old_window(body, rule.name)
+    before = windows_of(body).get(rule.name) if body else None
     if before == window:
         return Move(claim.id, old, claim.state, dest, due, due, "kept")
     choice = choice_of(rule.name)
@@ -327,15 +327,6 @@ def clock_started(rows: Iterable[Mapping[str, Any]]) -> datetime | None:
         if row["trigger"] == MIGRATE or row["from_state"] != row["to_state"]:
             started = None if row["deadline_at"] is None else from_iso(row["at"], field="at")
     return started
-
-
-def _old_window(body: Mapping[str, Any], deadline: str) -> timedelta | None:
-    """The window deadline `deadline` had in a stored export (None: not known)."""
-    for state in body.get("states", ()):
-        rule = state.get("deadline") or {}
-        if rule.get("name") == deadline:
-            return timedelta(seconds=int(rule["window_seconds"]))
-    return None
 
 
 def moved(

@@ -9,12 +9,11 @@ of that fingerprint records, so one deployed with its own policy is still found.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
 from typing import Any
 
 import attrs
 
-from claimstate._definition import UNBOUNDED, Definition, Policy
+from claimstate._definition import UNBOUNDED, Definition, Policy, windows_of
 from claimstate._engine import Engine
 from claimstate._errors import InvalidInput, StorageError
 from claimstate._migration import short
@@ -34,6 +33,10 @@ class Replayers:
         self._engines = {current.fingerprint: current}
         self._candidates = tuple(dict.fromkeys(_lineage(definition)))
 
+    def knows(self, fingerprint: str | None) -> bool:
+        """Whether the engine of `fingerprint` is at hand, with no stored definition to read for it."""
+        return fingerprint in self._engines
+
     def find(self, fingerprint: str | None, body: Mapping[str, Any] | None) -> Engine:
         """The engine of `fingerprint`, whose stored export is `body` (None: not stored); Unreplayable if none."""
         if fingerprint in self._engines:
@@ -44,7 +47,7 @@ class Replayers:
             raise Unreplayable(f"the step was decided under definition {short(fingerprint)}, which is not stored")
         for definition in self._candidates:
             try:
-                policy = definition.policy(limits=UNBOUNDED, **_windows(body))
+                policy = definition.policy(limits=UNBOUNDED, **windows_of(body))
             except (InvalidInput, KeyError, TypeError, ValueError):
                 continue
             if definition.fingerprint(policy) == fingerprint:
@@ -52,7 +55,8 @@ class Replayers:
                 return engine
         raise Unreplayable(
             f"the step was decided under definition {short(fingerprint)} ({body.get('name', '?')}), which this"
-            " service cannot replay: give that definition in the current one's `earlier`"
+            " service cannot replay: give that definition in the current one's `earlier` (or verify with a newer"
+            " definition, one that lists this service's)"
         )
 
 
@@ -61,11 +65,3 @@ def _lineage(definition: Definition) -> Iterator[Definition]:
     yield definition
     for earlier in definition.earlier:
         yield from _lineage(earlier)
-
-
-def _windows(body: Mapping[str, Any]) -> dict[str, timedelta]:
-    return {
-        state["deadline"]["name"]: timedelta(seconds=int(state["deadline"]["window_seconds"]))
-        for state in body["states"]
-        if state.get("deadline")
-    }

@@ -7,6 +7,7 @@ processes share the file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -201,8 +202,7 @@ class ClaimService:
             found = self.outdated()
             if found:
                 raise changed_error(self.path, self.fingerprint, found)
-        known = self._store.read(lambda: (self._store.definitions(), self._store.current()))
-        if self.fingerprint in known[0] and known[1] == self.fingerprint:
+        if self._store.read(lambda: self._store.knows() and self._store.current() == self.fingerprint):
             return
 
         def adopt() -> None:
@@ -615,11 +615,13 @@ class ClaimService:
     @_reading
     def available(self, claim_id: str, actor: Actor | str, now: datetime | None = None) -> tuple[Availability, ...]:
         """Every trigger, allowed or refused for `actor` now, with the reasons."""
-        claim = self._load(identifier(claim_id, "claim_id"))
-        decided = self._store.loaded_for_reading(claim.id)
-        if decided is not None and decided.definition != self.fingerprint:
-            raise self._decided_elsewhere(claim.id, decided.definition)
-        return self.engine.available(claim, actor, self._now(now))
+        claim_id = identifier(claim_id, "claim_id")
+        decided = self._store.loaded_for_reading(claim_id)  # the claim and its definition, in one read
+        if decided is None:
+            raise self._missing(claim_id)
+        if decided.definition != self.fingerprint:
+            raise self._decided_elsewhere(claim_id, decided.definition)
+        return self.engine.available(decided.claim, actor, self._now(now))
 
     @_reading
     def list_claims(
@@ -699,7 +701,7 @@ class ClaimService:
         if unchecked is not None:
             found.append(Mismatch(None, f"the hash chain is not checked: {unchecked}", kind="chain_key"))
         try:
-            engine_of, baseline = self._engine_of(found), self._store.baseline()
+            engine_of, baseline = self._engine_of(self._sound_bodies(found)), self._store.baseline()
             for claim_id, rows in self._store.histories():
                 chain = None if unchecked else self._chain
                 found += self._verify_claim(claim_id, rows, chain, engine_of, baseline)
@@ -735,14 +737,18 @@ class ClaimService:
                 found.append(Mismatch(None, problem, kind="definition"))
         return bodies
 
-    def _engine_of(self, found: list[Mismatch] | None = None) -> EngineOf:
+    def _engine_of(self, bodies: Mapping[str, Mapping[str, Any]] | None = None) -> EngineOf:
         """The engine replaying a step decided under a definition (by fingerprint; None: the database's
-        baseline, for steps written before they recorded one)."""
-        bodies, baseline = self._sound_bodies(found), self._store.baseline()
+        baseline, for steps written before they recorded one). `bodies` are the sound stored definitions if
+        the caller read them already; else they, and the baseline, are read only when a step needs them
+        (a retry whose steps are all this service's reads neither)."""
+        baseline = functools.cache(self._store.baseline)
+        stored = functools.cache(self._sound_bodies if bodies is None else lambda: bodies)
 
         def engine_of(fingerprint: str | None) -> Engine:
-            fingerprint = fingerprint or baseline
-            return self._replayers.find(fingerprint, bodies.get(fingerprint or ""))
+            fingerprint = fingerprint or baseline()
+            body = None if self._replayers.knows(fingerprint) else stored().get(fingerprint or "")
+            return self._replayers.find(fingerprint, body)
 
         return engine_of
 
@@ -751,10 +757,10 @@ class ClaimService:
     ) -> list[Mismatch]:
         found, replayed = check_history(claim_id, rows, engine_of=engine_of, chain=chain)
         try:
-            stored = self._store.claim(claim_id)
+            decided = self._store.loaded_for_reading(claim_id)  # the claim and its definition, in one read
         except StorageError as error:
             return [*found, Mismatch(claim_id, f"the stored claim cannot be read: {error}", kind="details")]
-        if stored is None:
+        if decided is None:
             return [
                 Mismatch(
                     claim_id,
@@ -764,9 +770,8 @@ class ClaimService:
                 ),
                 *found,
             ]
-        decided = self._store.loaded_for_reading(claim_id)
-        last = rows[-1].get("definition") or baseline
-        if decided is not None and decided.definition != last:
+        stored, last = decided.claim, rows[-1].get("definition") or baseline
+        if decided.definition != last:
             problem = (
                 f"the claims row records definition {short(decided.definition)}, but its last step was decided"
                 f" under {short(last)}"

@@ -49,6 +49,7 @@ from claimstate._errors import (
 from claimstate._feed import Event
 from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE, EXAMPLES, RESOLUTIONS
+from claimstate._migration import short
 from claimstate._move import move_claims
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
@@ -965,7 +966,7 @@ def migrate(plan_path: str, dry_run: bool) -> None:
 
     def human() -> str:
         verb = "would move" if dry_run else "moved"
-        head = f"{verb} {len(migration.moves)} open claim(s) onto definition {migration.definition[:12]}"
+        head = f"{verb} {len(migration.moves)} open claim(s) onto definition {short(migration.definition)}"
         if not migration.moves:
             return head + ": nothing to move"
         rows = [(m.claim_id, m.source, m.dest, _when(m.due_before), _when(m.due_after), m.how) for m in migration.moves]

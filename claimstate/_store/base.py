@@ -378,6 +378,11 @@ class Store(abc.ABC):
         rows = self._all("SELECT fingerprint, name, body, first_seen FROM definitions ORDER BY first_seen, fingerprint")
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
+    def knows(self) -> bool:
+        """Whether the database keeps `rules` among its definitions."""
+        sql = "SELECT 1 FROM definitions WHERE fingerprint = ?"
+        return self._one(sql, (self.rules.fingerprint,)) is not None
+
     def baseline(self) -> str | None:
         """The definition the history rows that record none were decided under (see `adopt`)."""
         row = self._one("SELECT value FROM meta WHERE name = ?", (BASELINE,))
@@ -443,7 +448,7 @@ class Store(abc.ABC):
             (name, value),
         )
 
-    def _adopt(self) -> None:
+    def _adopt_claims(self) -> None:
         """Upgrading a database written before claims recorded their definition: its claims were decided under
         `rules` (the opener's), unless one sits in a state `rules` lacks; the history keeps no definition,
         and the meta row `baseline_definition` says which one it was."""

@@ -412,7 +412,7 @@ class PostgresStore(Store):
                     for statement in _MIGRATIONS[number]:
                         self._run(statement)
                 if 0 < version < 3:
-                    self._adopt()
+                    self._adopt_claims()
                 if version == 0:
                     for name, value in self._chain.record().items():
                         self._run("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))

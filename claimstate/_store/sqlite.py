@@ -363,7 +363,7 @@ class SQLiteStore(Store):
             self._chain_history()
             self._conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", self._chain.record().items())
         if 0 < version < 4:
-            self._adopt()
+            self._adopt_claims()
         self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
