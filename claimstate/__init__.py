@@ -24,6 +24,7 @@ from claimstate._errors import (
     Refusal,
     StorageError,
     TransitionRefused,
+    UnreadableClaims,
 )
 from claimstate._feed import Event
 from claimstate._lifecycle import CLAIM_LIFECYCLE
@@ -70,6 +71,7 @@ __all__ = [
     "StorageError",
     "TransitionRecord",
     "TransitionRefused",
+    "UnreadableClaims",
     "Violation",
     "__version__",
     "check",

@@ -185,6 +185,12 @@ class Transition:
 
 
 def _frozen_windows(windows: Mapping[str, timedelta]) -> Mapping[str, timedelta]:
+    if not isinstance(windows, Mapping) or not all(
+        isinstance(name, str) and isinstance(window, timedelta) and timedelta(0) < window <= MAX_WINDOW
+        for name, window in windows.items()
+    ):
+        raise InvalidInput(f"must map deadline names to timedeltas above zero, at most {MAX_WINDOW.days} days",
+                           field="windows")  # fmt: skip
     return MappingProxyType(dict(windows))
 
 
@@ -199,17 +205,25 @@ class Limits:
 
     `text`: characters in any text of a trigger's data. `evidence_per_fire` / `evidence_per_claim`:
     evidence items in one submission / on one claim. `offers_per_claim`: offers made on one claim.
+    `history_per_claim`: steps in one claim's history that a buyer or supplier may take it to; past it
+    only decisive steps (the clock's, the team's, or one that closes the claim) are taken, so the parties
+    cannot grow a history without end and yet the clock and the team can always end the claim.
     """
 
     text: int = attrs.field(default=10_000, validator=_at_least_one)
     evidence_per_fire: int = attrs.field(default=20, validator=_at_least_one)
     evidence_per_claim: int = attrs.field(default=100, validator=_at_least_one)
     offers_per_claim: int = attrs.field(default=50, validator=_at_least_one)
+    history_per_claim: int = attrs.field(default=1_000, validator=_at_least_one)
 
-    def exceeded(self, before: Claim | None, after: Claim) -> tuple[Refusal, ...]:
-        """What a step from `before` to `after` would take past these limits (empty: nothing)."""
+    def exceeded(self, before: Claim | None, after: Claim, *, decisive: bool = False) -> tuple[Refusal, ...]:
+        """What a step from `before` to `after` would take past these limits (empty: nothing); a `decisive`
+        step (see the class) passes the history limit."""
         added = len(after.evidence) - (0 if before is None else len(before.evidence))
         found = []
+        if before is not None and before.version >= self.history_per_claim and not decisive:
+            found.append(f"the claim's history holds {before.version} steps; past {self.history_per_claim} only the"
+                         " team, a deadline or a step that closes the claim may add one")  # fmt: skip
         if added > self.evidence_per_fire:
             found.append(f"{added} evidence items at once; at most {self.evidence_per_fire} per step")
         if added > 0 and len(after.evidence) > self.evidence_per_claim:
@@ -221,8 +235,13 @@ class Limits:
 
 
 UNBOUNDED = Limits(text=sys.maxsize, evidence_per_fire=sys.maxsize, evidence_per_claim=sys.maxsize,
-                   offers_per_claim=sys.maxsize)  # fmt: skip
+                   offers_per_claim=sys.maxsize, history_per_claim=sys.maxsize)  # fmt: skip
 MAX_WINDOW = timedelta(days=3650)  # ten years: keeps every deadline a representable time
+
+
+def _limits(_instance: object, _attribute: attrs.Attribute[Limits], value: object) -> None:
+    if not isinstance(value, Limits):
+        raise InvalidInput(f"must be a Limits, not {type(value).__name__}", field="limits")
 
 
 @attrs.frozen
@@ -230,7 +249,7 @@ class Policy:
     """One deployment's deadline windows (by deadline name) and limits; build it with `Definition.policy()`."""
 
     windows: Mapping[str, timedelta] = attrs.field(converter=_frozen_windows)
-    limits: Limits = attrs.field(factory=Limits)
+    limits: Limits = attrs.field(factory=Limits, validator=_limits)
 
     def window(self, deadline: str) -> timedelta:
         return self.windows[deadline]
@@ -420,12 +439,14 @@ class Definition:
         """The default windows and limits, with the given ones (windows by deadline name, e.g.
         evidence_due=) replacing them. A window is positive and at most ten years."""
         defaults = {s.deadline.name: s.deadline.window for s in self.states if s.deadline}
+        if limits is not None and not isinstance(limits, Limits):
+            raise InvalidInput(f"must be a Limits, not {type(limits).__name__}", field="limits")
         for name, window in windows.items():
             if name not in defaults:
-                raise InvalidInput(f"no deadline is named {name!r}; known: {', '.join(sorted(defaults))}")
+                raise InvalidInput(f"no deadline is named {name!r}; known: {', '.join(sorted(defaults))}", field=name)
             if not isinstance(window, timedelta) or not timedelta(0) < window <= MAX_WINDOW:
                 raise InvalidInput(f"the {name} window must be a timedelta above zero and at most {MAX_WINDOW.days}"
-                                   f" days, not {window!r}")  # fmt: skip
+                                   f" days, not {window!r}", field=name)  # fmt: skip
         return Policy({**defaults, **windows}, limits or Limits())
 
     def fingerprint(self, policy: Policy | None = None) -> str:

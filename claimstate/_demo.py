@@ -79,13 +79,31 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
 _ACTORS = {"buyer": "buyer:{buyer}", "supplier": "supplier:{supplier}", "agent": "agent:kim", "system": "system"}
 
 
+def _parties(number: int) -> dict[str, str]:
+    """The buyer and the supplier of the demo's claim `number` (from 1)."""
+    return {"buyer": f"buyer{number}", "supplier": "acme-electronics"}
+
+
+def _order(number: int) -> str:
+    return f"order-{1000 + number}"
+
+
+def is_demo(claim: Claim) -> bool:
+    """Whether `claim` looks like one the demo files (its order and parties), so that running the demo
+    again in its folder is no reason to refuse it."""
+    return any(
+        (claim.order_id, claim.buyer_id, claim.supplier_id) == (_order(n), *_parties(n).values())
+        for n in range(1, len(SCENARIOS) + 1)
+    )
+
+
 def walk(service: ClaimService, *, start: datetime = DEMO_START) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
     """Run every scenario on `service` from `start`; yield its title, the final claim and its stored history."""
     for number, (title, (filing, steps)) in enumerate(SCENARIOS.items(), start=1):
-        parties = {"buyer": f"buyer{number}", "supplier": "acme-electronics"}
+        parties = _parties(number)
         now = start + timedelta(hours=number)
         data = {
-            "order_id": f"order-{1000 + number}",
+            "order_id": _order(number),
             "buyer_id": parties["buyer"],
             "supplier_id": parties["supplier"],
             "currency": "USD",

@@ -16,13 +16,13 @@ from typing import Any, cast
 import attrs
 from transitions import EventData, Machine
 
-from claimstate._actor import Actor
-from claimstate._checks import plain_data
+from claimstate._actor import AGENT, SYSTEM, Actor
+from claimstate._checks import identifier, plain_data
 from claimstate._claim import Claim, Deadline, TransitionRecord
 from claimstate._definition import Context, Definition, Policy, Transition
 from claimstate._errors import InvalidInput, Refusal, TransitionRefused
 from claimstate._lifecycle import CLAIM_LIFECYCLE
-from claimstate._time import aware
+from claimstate._time import aware, within_range
 
 _FILING = "(filing)"  # the machine's start, standing for "no claim yet"; never stored
 
@@ -88,12 +88,18 @@ class Engine:
     """Decides and applies transitions of one definition under one policy; pure, no I/O, no wall clock."""
 
     def __init__(self, definition: Definition = CLAIM_LIFECYCLE, policy: Policy | None = None) -> None:
+        if not isinstance(definition, Definition):
+            raise InvalidInput(f"must be a Definition, not {type(definition).__name__}", field="definition")
+        if policy is not None and not isinstance(policy, Policy):
+            raise InvalidInput(
+                f"must be a Policy (made by the definition's policy()), not {type(policy).__name__}", field="policy"
+            )
         self.definition = definition
         defaults = definition.policy()
         self.policy = policy or defaults
         unknown = set(self.policy.windows) ^ set(defaults.windows)
         if unknown:
-            raise InvalidInput(f"the policy does not fit the definition: {', '.join(sorted(unknown))}")
+            raise InvalidInput(f"the policy does not fit the definition: {', '.join(sorted(unknown))}", field="policy")
         self.fingerprint = definition.fingerprint(self.policy)
         """The hash of the rules this engine decides by (see `claimstate.definition.fingerprint_of`)."""
         self._machine = Machine(
@@ -119,7 +125,7 @@ class Engine:
         """File a new claim with the definition's filing trigger."""
         return self._apply(
             None,
-            claim_id=claim_id,
+            claim_id=identifier(claim_id, "claim_id"),
             trigger=self.definition.creation.trigger,
             actor=actor,
             data=data,
@@ -131,6 +137,8 @@ class Engine:
         self, claim: Claim, trigger: str, actor: Actor | str, data: Mapping[str, Any] | None, now: datetime
     ) -> Fired:
         """Apply `trigger` to `claim` as `actor`, or raise TransitionRefused / InvalidInput having changed nothing."""
+        if not isinstance(claim, Claim):
+            raise InvalidInput(f"must be a Claim, not {type(claim).__name__}", field="claim")
         if trigger == self.definition.creation.trigger:
             raise InvalidInput(f"{trigger} files a new claim; it cannot be fired on claim {claim.id}", field="trigger")
         return self._apply(
@@ -143,6 +151,8 @@ class Engine:
         Guards that judge the trigger's data are left for the fire itself; `needs` names the data each
         trigger requires, allowed now or not.
         """
+        if not isinstance(claim, Claim):
+            raise InvalidInput(f"must be a Claim, not {type(claim).__name__}", field="claim")
         actor, now = Actor.parse(actor), aware(now)
         context = Context(claim.id, claim, actor, {}, now, self.policy)
         answers = []
@@ -167,7 +177,7 @@ class Engine:
         order_has_open_claim: bool = False,
     ) -> Fired:
         actor, now = Actor.parse(actor), aware(now)
-        if trigger not in self.definition.triggers:
+        if not isinstance(trigger, str) or trigger not in self.definition.triggers:
             raise InvalidInput(
                 f"unknown trigger {trigger!r}; known: {', '.join(self.definition.triggers)}", field="trigger"
             )
@@ -201,17 +211,19 @@ class Engine:
     def _result(self, taken: Transition, context: Context, data: Mapping[str, Any], trigger: str) -> Fired:
         before = context.claim
         changed = taken.effect(context) if taken.effect else context.current
-        past_limits = self.policy.limits.exceeded(before, changed)
+        dest = self.definition.state(taken.dest)
+        decisive = dest.final or context.actor.role in (SYSTEM, AGENT)
+        past_limits = self.policy.limits.exceeded(before, changed, decisive=decisive)
         if past_limits:
             raise TransitionRefused(trigger, None if before is None else before.state, past_limits, claim_id=changed.id)
         stays = before is not None and taken.dest == before.state
-        rule = self.definition.state(taken.dest).deadline
         if stays:
             deadline = changed.deadline
-        elif rule is None:
+        elif dest.deadline is None:
             deadline = None
         else:
-            deadline = Deadline(rule.name, rule.trigger, context.now + self.policy.window(rule.name))
+            rule = dest.deadline
+            deadline = Deadline(rule.name, rule.trigger, within_range(context.now, self.policy.window(rule.name)))
         version = 1 if before is None else before.version + 1
         claim = attrs.evolve(changed, state=taken.dest, version=version, updated_at=context.now, deadline=deadline)
         # a copy: the record must not change when the caller later changes its own data

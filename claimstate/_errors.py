@@ -6,7 +6,7 @@ for people, the attributes are for code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -121,6 +121,25 @@ class StorageError(ClaimStateError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class UnreadableClaims(StorageError):
+    """A listing matched stored claims that cannot be read (damaged rows): `unreadable` maps each one's id to
+    why. The others were listed all the same: `claims` holds them for `list_claims`; `iter_claims` yielded
+    them before raising this at its end (and `claims` is empty). `last` is the id of the last row listed,
+    readable or not, to page on `after`."""
+
+    def __init__(self, unreadable: Mapping[str, str], *, claims: Sequence[Any] = (), last: str | None = None,
+                 path: str | None = None) -> None:  # fmt: skip
+        self.unreadable = dict(unreadable)
+        self.claims = tuple(claims)
+        self.last = last
+        shown = ", ".join(list(self.unreadable)[:10]) + (", ..." if len(self.unreadable) > 10 else "")
+        super().__init__(
+            f"{len(self.unreadable)} claim(s) in {path} cannot be read ({shown}): the rows are damaged, run verify;"
+            " every other claim was listed",
+            path=path,
+        )
 
 
 class LifecycleChanged(ClaimStateError):

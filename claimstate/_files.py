@@ -1,15 +1,20 @@
 """Files claimstate writes (diagrams, pages, the demo's): whole or not at all, and only where asked.
 
 Each file is written under a temporary name in its folder and renamed into place, so a reader never
-sees half a file and a symlink planted under the final name is replaced, never followed. Every
-failure is a StorageError naming the path.
+sees half a file. Only a regular file (or a name that holds nothing yet) is replaced: never a folder, a
+device such as /dev/null, a pipe, a socket, or a symlink (neither followed nor replaced: /dev/stdout is
+one). A new file has the permissions the umask leaves (the kernel applies it), like any file a program
+creates: under `umask 077`, pages with buyers' words are the owner's alone.
+Every failure is a StorageError naming the path; a path that names no file, or names something that is
+not one, is InvalidInput.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 
 from claimstate._errors import InvalidInput, StorageError
@@ -32,17 +37,34 @@ def make_folder(folder: Path) -> Path:
     return folder
 
 
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    kinds = ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
+
+
+def _replaceable(path: Path) -> None:
+    """InvalidInput unless `path` names nothing yet or a regular file."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return  # nothing there: a new name
+    if not stat.S_ISREG(mode):
+        raise InvalidInput(f"{path} is {_kind(mode)}: only a regular file is replaced", field="path")
+
+
 def write_file(path: Path, content: str | bytes) -> Path:
     """Write `content` (text as UTF-8) to `path` through a temporary file renamed into place."""
     if not str(path) or path.name in {"", ".", ".."}:
         raise InvalidInput(f"a file name is needed, not {str(path)!r}", field="path")
+    _replaceable(path)
     data = content.encode() if isinstance(content, str) else content
     temporary = None
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        temporary, handle = _created(path)
         with os.fdopen(handle, "wb") as file:
             file.write(data)
-        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except OSError as error:
         if temporary is not None:
@@ -50,3 +72,14 @@ def write_file(path: Path, content: str | bytes) -> Path:
                 os.unlink(temporary)
         raise _failed(path, error) from None
     return path
+
+
+def _created(path: Path) -> tuple[Path, int]:
+    """A new temporary file beside `path`, open for writing, with the mode the umask leaves of 0o666."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return temporary, os.open(temporary, flags, 0o666)
+        except FileExistsError:
+            continue

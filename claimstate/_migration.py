@@ -21,7 +21,7 @@ from claimstate._actor import SYSTEM, Actor
 from claimstate._claim import Claim, Deadline, TransitionRecord
 from claimstate._definition import MIGRATE, DeadlineRule, Definition, Policy, windows_of
 from claimstate._errors import InvalidInput, LifecycleChanged, PlanRefused
-from claimstate._time import from_iso, to_iso
+from claimstate._time import from_iso, to_iso, within_range
 
 Choice = Literal["keep", "recompute"]
 How = Literal["kept", "recomputed", "started", "none"]
@@ -231,13 +231,7 @@ def planned(
             f"the plan was written for definition {short(plan.definition)}, not this service's"
             f" {short(target.fingerprint)}"
         )
-    olds = [bodies.get(m.definition or "", {}) for m in claims]
-    old_states = {s["name"]: bool(s.get("final")) for body in olds for s in body.get("states", ())}
-    for mapped in plan.states if claims else ():
-        if mapped not in old_states:
-            problems.append(f"states maps {_shown(mapped)}, which is no state of the definitions claims are moved from")
-        elif old_states[mapped]:
-            problems.append(f"states maps {_shown(mapped)}, a final state: closed claims are never moved")
+    problems += _source_problems(plan, claims, bodies, definition)
     for source, dest in sorted(plan.states.items()):
         problems += _target_problems(definition, dest, f"states maps {_shown(source)} to")
     deadline_names = {s.deadline.name for s in definition.states if s.deadline}
@@ -276,6 +270,25 @@ def planned(
     return tuple(moves)
 
 
+def _source_problems(
+    plan: Plan, claims: list[Moving], bodies: Mapping[str, Mapping[str, Any]], definition: Definition
+) -> list[str]:
+    """The states the plan maps from that no claim could be in: each must be an open state of the definitions
+    claims are moved from; with no claim to move, still a state some definition the database has seen has."""
+    olds = [bodies.get(m.definition or "", {}) for m in claims]
+    old_states = {s["name"]: bool(s.get("final")) for body in olds for s in body.get("states", ())}
+    seen = {s["name"] for body in bodies.values() for s in body.get("states", ())} | {s.name for s in definition.states}
+    problems = []
+    for mapped in plan.states:
+        if not claims and mapped not in seen:
+            problems.append(f"states maps {_shown(mapped)}, which is no state of any definition the database has seen")
+        elif claims and mapped not in old_states:
+            problems.append(f"states maps {_shown(mapped)}, which is no state of the definitions claims are moved from")
+        elif claims and old_states[mapped]:
+            problems.append(f"states maps {_shown(mapped)}, a final state: closed claims are never moved")
+    return problems
+
+
 def _target_problems(definition: Definition, state: str, said: str) -> list[str]:
     names = {s.name: s for s in definition.states}
     if state not in names:
@@ -302,7 +315,7 @@ def _move(
         return Move(claim.id, old, claim.state, dest, due, None, "none")
     window = target.policy.window(rule.name)
     if claim.deadline is None or claim.deadline.name != rule.name:
-        return Move(claim.id, old, claim.state, dest, due, at + window, "started")
+        return Move(claim.id, old, claim.state, dest, due, within_range(at, window), "started")
     assert due is not None
     before = windows_of(body).get(rule.name) if body else None
     if before == window:
@@ -312,7 +325,7 @@ def _move(
         return Move(claim.id, old, claim.state, dest, due, due, "kept")
     started = moving.started if moving.started is not None else None if before is None else due - before
     if choice == "recompute" and started is not None:
-        return Move(claim.id, old, claim.state, dest, due, started + window, "recomputed")
+        return Move(claim.id, old, claim.state, dest, due, within_range(started, window), "recomputed")
     return None
 
 

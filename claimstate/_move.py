@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from claimstate._errors import StorageError
+from claimstate._errors import InvalidInput, StorageError
 from claimstate._service import ClaimService
 from claimstate._store.base import TABLES
 from claimstate._verify import Mismatch
@@ -32,6 +32,9 @@ def move_claims(source: ClaimService, target: ClaimService) -> Moved:
     Refused, writing nothing, when the target holds claims or keeps another kind of hash chain (another
     history key) than the source.
     """
+    for name, service in (("source", source), ("target", target)):
+        if not isinstance(service, ClaimService):
+            raise InvalidInput(f"must be a ClaimService, not {type(service).__name__}", field=name)
     theirs, ours = source._store, target._store
     if theirs.chain_record() != ours.chain_record():
         raise StorageError(

@@ -8,7 +8,6 @@ failure, unless told to keep going.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import attrs
 
 from claimstate._errors import ClaimStateError, InvalidInput
+from claimstate._json import read_outside
 from claimstate._service import ClaimService
 from claimstate._time import from_iso
 
@@ -56,14 +56,8 @@ class ScriptReport:
 
 
 def json_object(text: str, field: str) -> dict[str, Any]:
-    """A JSON object from text, or InvalidInput naming `field` and saying what is wrong."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}" if "\n" in text.strip() else f"column {error.colno}"
-        raise InvalidInput(f"not JSON: {error.msg} at {where}", field=field) from None
-    except RecursionError:
-        raise InvalidInput("nested too deeply to read", field=field) from None
+    """A JSON object from text (see `_json.read_outside`), or InvalidInput naming `field` and saying what is wrong."""
+    value = read_outside(text, field)
     if not isinstance(value, dict):
         raise InvalidInput(f"expected a JSON object, not {type(value).__name__}", field=field)
     return value

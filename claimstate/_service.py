@@ -36,6 +36,7 @@ from claimstate._errors import (
     LifecycleChanged,
     StorageError,
     TransitionRefused,
+    UnreadableClaims,
 )
 from claimstate._feed import Consumer, Event, consume
 from claimstate._json import decode, encode
@@ -54,7 +55,7 @@ from claimstate._migration import (
     short,
 )
 from claimstate._replayers import Replayers, Unreplayable
-from claimstate._store import Loaded, Rules, Synchronous, open_store
+from claimstate._store import Loaded, Rules, Synchronous, is_postgres, open_store
 from claimstate._time import aware, from_iso, to_iso
 from claimstate._verify import Difference, EngineOf, Mismatch, check_history, claim_differences, replay
 
@@ -154,6 +155,8 @@ class ClaimService:
         history_key: bytes | None = None,
         migrating: bool = False,
     ) -> None:
+        _checked_options(path, synchronous=synchronous, busy_timeout=busy_timeout, clock=clock,
+                         flags={"create": create, "read_only": read_only, "migrating": migrating})  # fmt: skip
         self.engine = Engine(definition, policy)
         # Replays what was accepted when it happened: limits lowered since then do not make history invalid.
         self._replayers = Replayers(definition, self.engine.policy)
@@ -250,6 +253,8 @@ class ClaimService:
         (trigger ``migrate``, actor system) and its event. Run again, it finds nothing left to move.
         `dry_run` only reports what would move, writing nothing (a read-only service can do it)."""
         rules, at = plan_of(plan), self._now(now)
+        if not isinstance(dry_run, bool):
+            raise InvalidInput(f"must be True or False, not {dry_run!r}", field="dry_run")
 
         def moves(claims: list[Loaded]) -> Migration:
             target, bodies = Target(self.definition, self.engine.policy, self.fingerprint, at), self._sound_bodies()
@@ -435,23 +440,36 @@ class ClaimService:
         fire one deadline twice. A deadline whose transition is refused (only a hand-edited claim has one)
         is skipped and stays due: `due()` counts it and `verify()` reports the claim.
         `progress` is called with 1 for each deadline handled; `limit` is how many are read at a time.
+        The list returned holds every record: with very many due, `iter_tick` keeps memory flat.
         """
+        return list(self.iter_tick(now, limit=limit, progress=progress))
+
+    def iter_tick(
+        self, now: datetime | None = None, *, limit: int = 500, progress: Callable[[int], None] | None = None
+    ) -> Iterator[TransitionRecord]:
+        """`tick`, yielding each record as its deadline fires: the deadlines are read `limit` at a time
+        (keyset paging on due time and claim id), so memory stays flat however many are due. It fires only
+        as far as it is iterated. A deadline set behind the page being read while it runs (by a fire with an
+        earlier `now`) is the next tick's."""
         limit = whole_number(limit, "limit")
-        at = self._now(now)
-        fired: list[TransitionRecord] = []
-        passed: set[str] = set()  # refused, fired by another tick, or held by one: not this tick's to fire
+        if progress is not None and not callable(progress):
+            raise InvalidInput(f"must be callable, not {type(progress).__name__}", field="progress")
+        return self._ticking(self._now(now), limit, progress)
+
+    def _ticking(self, at: datetime, limit: int, progress: Callable[[int], None] | None) -> Iterator[TransitionRecord]:
+        after: tuple[str, str] | None = None
         while True:
-            due = [(i, t) for i, t in self._store.due(to_iso(at), limit + len(passed)) if i not in passed]
-            for claim_id, trigger in due:
+            with self._lock:
+                due = self._store.due(to_iso(at), limit, after)
+            for _, claim_id, trigger in due:
                 record = self._fire_deadline(claim_id, trigger, at)
                 if progress is not None:
                     progress(1)
-                if record is None:
-                    passed.add(claim_id)
-                else:
-                    fired.append(record)
+                if record is not None:
+                    yield record
             if len(due) < limit:
-                return fired
+                return
+            after = due[-1][0], due[-1][1]
 
     @_serialized
     def _fire_deadline(self, claim_id: str, trigger: str, at: datetime) -> TransitionRecord | None:
@@ -466,7 +484,7 @@ class ClaimService:
                 return None  # changed since this tick began: the next tick judges it
             try:
                 result = self.engine.fire(loaded.claim, trigger, SYSTEM, None, at)
-            except TransitionRefused:
+            except (TransitionRefused, InvalidInput):  # refused, or its next deadline would fall past 8999
                 return None
             closed = self._closed(result.claim)
             self._store.update(loaded, result.claim, result.record, closed=closed, key=None, digest=None)
@@ -634,11 +652,17 @@ class ClaimService:
         limit: int = 100,
         after: str | None = None,
     ) -> list[Claim]:
-        """Claims matching every filter given, in id order (the order they were filed); page with `after`."""
+        """Claims matching every filter given, in id order (the order they were filed); page with `after`.
+
+        A stored claim that cannot be read (damaged) does not hide the others: the page is read whole, then
+        UnreadableClaims names the damaged ones and carries the rest as `claims`."""
         limit = whole_number(limit, "limit")
         where = self._filters(state=state, buyer=buyer, supplier=supplier, order=order)
         after = None if after is None else identifier(after, "after")
-        return self._store.claims(where, after=after, limit=limit)
+        listed = self._store.claims(where, after=after, limit=limit)
+        if listed.unreadable:
+            raise UnreadableClaims(dict(listed.unreadable), claims=listed.claims, last=listed.last, path=self.path)
+        return listed.claims
 
     def iter_claims(
         self,
@@ -654,7 +678,9 @@ class ClaimService:
         """Claims matching every filter, in id order after `after`, at most `limit` (None: all of them).
 
         Reads `page` claims per query (keyset paging on the id), so memory stays flat however many there
-        are. Each page is one snapshot; claims filed meanwhile with a greater id are included.
+        are. Each page is one snapshot; claims filed meanwhile with a greater id are included. Stored claims
+        that cannot be read (damaged) are passed over, every other one yielded, and then UnreadableClaims
+        names them.
         """
         page = whole_number(page, "page")
         limit = None if limit is None else whole_number(limit, "limit")
@@ -663,16 +689,20 @@ class ClaimService:
         return self._pages(where, after, limit, page)
 
     def _pages(self, where: dict[str, str], after: str | None, limit: int | None, page: int) -> Iterator[Claim]:
-        left = limit
+        left, unreadable = limit, dict[str, str]()
         while left is None or left > 0:
             size = page if left is None else min(page, left)
             with self._lock:
-                claims = self._store.read(partial(self._store.claims, where, after=after, limit=size))
-            yield from claims
-            if len(claims) < size:
-                return
-            after = claims[-1].id
-            left = None if left is None else left - len(claims)
+                listed = self._store.read(partial(self._store.claims, where, after=after, limit=size))
+            yield from listed.claims
+            unreadable.update(listed.unreadable)
+            read = len(listed.claims) + len(listed.unreadable)
+            after = listed.last or after
+            if read < size:
+                break
+            left = None if left is None else left - read
+        if unreadable:
+            raise UnreadableClaims(unreadable, last=after, path=self.path)
 
     def _filters(
         self, *, state: str | None, buyer: str | None, supplier: str | None, order: str | None
@@ -680,11 +710,12 @@ class ClaimService:
         """The listing filters as claims columns, each checked."""
         if state is not None:
             self.definition.state(identifier(state, "state"))
-        filters = {"state": state, "buyer_id": buyer, "supplier_id": supplier, "order_id": order}
-        for name, value in filters.items():
+        given = {"state": state, "buyer": buyer, "supplier": supplier, "order": order}
+        for name, value in given.items():
             if value is not None:
                 valid_text(value, name, limit=self.engine.policy.limits.text)
-        return {k: v for k, v in filters.items() if v is not None}
+        columns = {"state": state, "buyer_id": buyer, "supplier_id": supplier, "order_id": order}
+        return {k: v for k, v in columns.items() if v is not None}
 
     @_reading
     def verify(self) -> list[Mismatch]:
@@ -693,14 +724,16 @@ class ClaimService:
         Problems of the database as a whole come first (`claim_id` None: SQLite's integrity check, the
         schema, the chain's kind or key), then each claim's in id order: every history replayed through the
         lifecycle from its filing and compared row by row, its hash chain recomputed, its claims row
-        compared, and history rows without a claim. `Mismatch.kind` names the check.
+        compared, and history rows without a claim; each retained event of the feed compared with its
+        history row and with the claim the replay rebuilds at that step. A damaged file is reported
+        (`integrity`), not raised. `Mismatch.kind` names the check.
         """
         found = [Mismatch(None, problem, kind="integrity") for problem in self._store.integrity()]
-        found += [Mismatch(None, problem, kind="schema") for problem in self._store.schema_problems()]
-        unchecked = self._chain.cannot_check(self._store.chain_record())
-        if unchecked is not None:
-            found.append(Mismatch(None, f"the hash chain is not checked: {unchecked}", kind="chain_key"))
         try:
+            found += [Mismatch(None, problem, kind="schema") for problem in self._store.schema_problems()]
+            unchecked = self._chain.cannot_check(self._store.chain_record())
+            if unchecked is not None:
+                found.append(Mismatch(None, f"the hash chain is not checked: {unchecked}", kind="chain_key"))
             engine_of, baseline = self._engine_of(self._sound_bodies(found)), self._store.baseline()
             for claim_id, rows in self._store.histories():
                 chain = None if unchecked else self._chain
@@ -782,7 +815,8 @@ class ClaimService:
         differs = claim_differences(claim_id, stored, replayed)
         if differs is not None:
             return [*found, differs]
-        wrong = self._store.row_differences(stored, self._closed(stored))
+        closed = engine_of(last).definition.state(stored.state).final  # its rules know a state retired since
+        wrong = self._store.row_differences(stored, closed)
         if wrong:
             found.append(
                 Mismatch(
@@ -869,15 +903,44 @@ def _worker_name() -> str:
 
 
 _MOST_SECONDS = 366 * 86_400  # a lease, a poll or a pause longer than a year is a mistake
+_MOST_WAIT = 86_400  # a busy timeout: a day (PostgreSQL's lock_timeout holds under 25 days of milliseconds)
+_SYNCHRONOUS = ("NORMAL", "FULL")
 
 
-def _seconds(value: object, field: str = "lease") -> float:
-    """A positive number of seconds, at most a year."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MOST_SECONDS:
-        raise InvalidInput(
-            f"must be a number of seconds above 0 and at most {_MOST_SECONDS}, not {value!r}", field=field
-        )
+def _seconds(value: object, field: str = "lease", *, most: int = _MOST_SECONDS) -> float:
+    """A positive number of seconds, at most `most` (by default a year): NaN and infinities are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= most:
+        raise InvalidInput(f"must be a number of seconds above 0 and at most {most}, not {value!r}", field=field)
     return float(value)
+
+
+def _checked_options(
+    path: object, *, synchronous: object, busy_timeout: object, clock: object, flags: Mapping[str, object]
+) -> None:
+    """Refuse, by name and before any file or connection is made, what no store could be opened with: a path
+    that is not text or os.PathLike (bytes, None, a number would name a strange file), or is empty or holds
+    a NUL; a wait that is not a sane number of seconds; an unknown synchronous mode (checked for every
+    store, so a setting is never silently dropped); a clock that cannot be called; flags that are not bool."""
+    if isinstance(path, str | os.PathLike) or not is_postgres(path):  # a pool is checked by psycopg_pool
+        name = os.fspath(path) if isinstance(path, os.PathLike) else path
+        if not isinstance(name, str):
+            raise InvalidInput(
+                f"must be a file path (text or os.PathLike), a postgresql:// URL or a psycopg_pool pool, not"
+                f" {type(path).__name__}",
+                field="path",
+            )
+        if not name:
+            raise InvalidInput("no database given: name a SQLite file, or a postgresql:// URL", field="path")
+        if "\x00" in name:
+            raise InvalidInput("holds a NUL character, which no file name or URL can hold", field="path")
+    if synchronous not in _SYNCHRONOUS:
+        raise InvalidInput(f"must be one of {', '.join(_SYNCHRONOUS)}, not {synchronous!r}", field="synchronous")
+    _seconds(busy_timeout, "busy_timeout", most=_MOST_WAIT)
+    if clock is not None and not callable(clock):
+        raise InvalidInput(f"must be callable, giving the time, not {type(clock).__name__}", field="clock")
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise InvalidInput(f"must be True or False, not {flag!r}", field=name)
 
 
 def _record(row: Mapping[str, Any]) -> TransitionRecord:

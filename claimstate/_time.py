@@ -1,12 +1,12 @@
 """Times are timezone-aware and stored as ISO 8601 in UTC, so rows sort and compare as text.
 
-A time is accepted from 1970 up to (not including) the year 9000, so every deadline a policy can set
-(at most ten years on) is still a time Python and the database can hold.
+A time is accepted from 1970 up to (not including) the year 9000; a deadline a time would set past that
+is refused with it (`within_range`), so every time stored reads back and no write makes a claim unreadable.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from claimstate._errors import InvalidInput
 
@@ -45,3 +45,17 @@ def from_iso(text: object, *, field: str = "time") -> datetime:
     if parsed.tzinfo is UTC and EARLIEST <= parsed < LATEST:
         return parsed  # what aware() returns for it, quicker: the store reads back such times on every fire
     return aware(parsed, field=field)
+
+
+def within_range(now: datetime, window: timedelta) -> datetime:
+    """The time `window` after `now` (a deadline's due time), refused by `now` when it would fall past the
+    accepted years: stored, it could not be read back, so the claim would become unreadable."""
+    try:
+        due = now + window
+    except OverflowError:
+        due = None
+    if due is None or not EARLIEST <= due < LATEST:
+        raise InvalidInput(
+            f"{now.isoformat()} puts a deadline {window.days} days later, past the years 1970 to 8999", field="now"
+        )
+    return due

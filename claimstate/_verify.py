@@ -17,11 +17,14 @@ from claimstate._claim import Claim
 from claimstate._definition import MIGRATE
 from claimstate._engine import Engine, Fired
 from claimstate._errors import ClaimStateError
+from claimstate._feed import lane_of, summary
+from claimstate._json import encode
 from claimstate._migration import replayed
 from claimstate._replayers import Unreplayable
 from claimstate._time import from_iso
 
 EngineOf = Callable[[str | None], Engine]  # the engine replaying a step decided under a definition (fingerprint)
+_SAME = json.JSONEncoder(sort_keys=True)  # compares JSON values exactly: true is not 1, nor 2.0 the integer 2
 
 MismatchKind = Literal[
     # the database as a whole (claim_id None)
@@ -40,7 +43,7 @@ MismatchKind = Literal[
     "details",  # the stored claim is not the claim its history rebuilds
     "columns",  # the claims row's plain columns differ from its claim
     "open_twice",  # an order has more than one open claim
-    "event",  # a retained event is not its history row's (invented, or changed)
+    "event",  # a retained event is not its history row's, or its claim summary not the replay's (invented, changed)
     "definition",  # a step's definition cannot be replayed, a stored definition is not its fingerprint's, or
     # the claims row records another definition than its last step
 ]
@@ -115,7 +118,8 @@ def check_history(
     claim_id: str, rows: Sequence[Mapping[str, Any]], *, engine_of: EngineOf, chain: Chain | None
 ) -> tuple[list[Mismatch], Claim | None]:
     """What is wrong with one claim's history rows as stored (data as JSON text), and the claim they rebuild
-    (None when they do not replay). `chain` None: the chain is not checked (the database's report says why)."""
+    (None when they do not replay). `chain` None: the chain is not checked (the database's report says why).
+    A row's `event`, when the feed retains its event, is that event's (claim summary as JSON text, lane)."""
     found = []
     seqs = [row["seq"] for row in rows]
     if seqs != list(range(1, len(rows) + 1)):
@@ -172,6 +176,10 @@ def _replayed(
             refused = Mismatch(claim_id, f"the history does not replay: {error}", kind="replay", seq=_seq(row))
             return [*found, refused], None
         claim = fired.claim
+        if row.get("event") is not None:
+            closed = engine_of(row.get("definition")).definition.state(claim.state).final
+            event = _event_differences(claim_id, row, summary(claim.to_dict(), closed))
+            found += [event] if event else []
         expected = {"from_state": fired.record.source, "to_state": fired.record.dest}
         if states is None and any(row[k] != v for k, v in expected.items()):
             states = Mismatch(
@@ -182,6 +190,30 @@ def _replayed(
                 seq=_seq(row),
             )
     return [*found, *([states] if states else [])], claim
+
+
+def _event_differences(claim_id: str, row: Mapping[str, Any], expected: Mapping[str, Any]) -> Mismatch | None:
+    """What the retained event of history row `row` carries that the replay does not give at that step: each
+    value of its claim summary (`expected`, what the fire wrote), and its lane."""
+    text, lane = row["event"]
+    if text == encode(expected) and lane == lane_of(claim_id):
+        return None  # as the fire wrote it, byte for byte: the common case, without decoding
+    try:
+        stored = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        stored = None
+    if not isinstance(stored, dict):
+        return Mismatch(
+            claim_id, f"the event of seq {row['seq']} holds damaged claim JSON", kind="event", seq=_seq(row)
+        )
+    differences = [] if lane == lane_of(claim_id) else [Difference("lane", lane, lane_of(claim_id))]
+    for key in sorted(expected.keys() | stored.keys()):
+        if key not in stored or key not in expected or _SAME.encode(stored[key]) != _SAME.encode(expected[key]):
+            differences.append(Difference(f"claim.{key}", stored.get(key), expected.get(key)))
+    if not differences:
+        return None  # the same values, written another way (by hand, or an earlier version)
+    problem = f"the event of seq {row['seq']} carries another claim than its history rebuilds at that step"
+    return Mismatch(claim_id, problem, tuple(differences), kind="event", seq=_seq(row))
 
 
 def _first_broken_link(chain: Chain, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

@@ -33,9 +33,9 @@ from claimstate._check.stories import to_html as stories_html
 from claimstate._check.stories import to_markdown as stories_markdown
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition, fingerprint_of
-from claimstate._demo import DEMO_START, SCENARIOS, format_history, walk
+from claimstate._demo import DEMO_START, SCENARIOS, format_history, is_demo, walk
 from claimstate._diagrams import FORMATS, REGENERATE, Diagrams, diff_html, diff_markdown
-from claimstate._diagrams.diff import changes
+from claimstate._diagrams.diff import changes, within_export_bounds
 from claimstate._errors import (
     ClaimNotFound,
     ClaimStateError,
@@ -48,11 +48,14 @@ from claimstate._errors import (
 )
 from claimstate._feed import Event
 from claimstate._files import make_folder, write_file
+from claimstate._json import read_outside
 from claimstate._lifecycle import CLAIM_LIFECYCLE, EXAMPLES, RESOLUTIONS
 from claimstate._migration import short
 from claimstate._move import move_claims
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
+from claimstate._store import is_postgres
+from claimstate._text import json_visible, visible
 from claimstate._time import from_iso, to_iso
 
 EXIT_CODES: dict[type[ClaimStateError], int] = {
@@ -73,6 +76,7 @@ EXIT_HELP = (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 HISTORY_KEY_VARIABLE = "CLAIMSTATE_HISTORY_KEY"
@@ -141,6 +145,8 @@ def load_definition(target: str, typed: bool = True) -> Definition:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         raise InvalidInput(f"cannot import {module_name}: {error}", field=field) from None
+    except (SystemExit, KeyboardInterrupt) as error:  # its own exit, not this command's
+        raise InvalidInput(f"{module_name} stops as it loads: {type(error).__name__}({error})", field=field) from None
     except Exception as error:
         raise InvalidInput(f"{module_name} fails as it loads: {type(error).__name__}: {error}", field=field) from None
     if not hasattr(module, name):
@@ -149,6 +155,16 @@ def load_definition(target: str, typed: bool = True) -> Definition:
     if not isinstance(found, Definition):
         raise InvalidInput(f"{target} is a {type(found).__name__}, not a Definition", field=field)
     return found
+
+
+class _Path(click.Path):
+    """A click.Path that refuses an empty one by name: to the system "" is the current folder, so a
+    command given one would write where nobody asked."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str | os.PathLike) and not os.fspath(value):
+            self.fail("an empty path names no file or folder", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -186,9 +202,11 @@ def _global_options(*, group: bool, hidden: Collection[str] = ()) -> Callable[[C
     """
     options = [
         click.option(
-            "--db", envvar="CLAIMSTATE_DB" if group else None, type=click.Path(dir_okay=False), expose_value=False,
-            callback=_set_db, is_eager=group, hidden="--db" in hidden,
-            help="The SQLite file or a postgresql:// URL (default claims.db, or $CLAIMSTATE_DB).",
+            "--db", envvar="CLAIMSTATE_DB" if group else None, expose_value=False, callback=_set_db,
+            type=_Path(dir_okay=False, readable=False),  # an unreadable file is the store's to name (exit 5)
+            is_eager=group, hidden="--db" in hidden,
+            help="The SQLite file, a postgresql:// URL or a libpq key=value string (default claims.db, or"
+            " $CLAIMSTATE_DB).",
         ),
         click.option(
             "--json", "as_json", is_flag=True, expose_value=False, callback=_set_json, is_eager=group,
@@ -223,6 +241,12 @@ def _refuse(problem: str) -> NoReturn:
     raise click.UsageError(f"{ctx.info_name} {problem}", ctx)
 
 
+def _say(text: str, *, err: bool = False) -> None:
+    """Print text for people: every control character in it shown as its escape (``\\x1b``), but line ends,
+    so words from a claim never drive the terminal (a title, a cleared screen, rewritten lines)."""
+    click.echo(visible(text, keep="\n"), err=err)
+
+
 def exit_code(error: ClaimStateError) -> int:
     return next(c for kind, c in EXIT_CODES.items() if isinstance(error, kind))
 
@@ -232,7 +256,7 @@ def _fail(error: ClaimStateError) -> NoReturn:
     code = exit_code(error)
     if _settings().json:
         click.echo(json.dumps({**error.to_dict(), "exit_code": code}))
-    click.echo(f"error: {error}", err=True)
+    _say(f"error: {error}", err=True)
     sys.exit(code)
 
 
@@ -258,7 +282,7 @@ class _OneLineUsageError(click.UsageError):
         if self.as_json:
             click.echo(json.dumps({"error": "UsageError", "message": self.message, "exit_code": self.exit_code}))
         command_path = "claimstate" if self.ctx is None else self.ctx.command_path
-        click.echo(f"error: {self.message} (see {command_path} --help)", file=file, err=True)
+        click.echo(visible(f"error: {self.message} (see {command_path} --help)"), file=file, err=True)
 
 
 @contextmanager
@@ -294,14 +318,17 @@ class _Commands(click.Group):
 
 
 def _table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
-    """Aligned columns with a header line."""
-    cells = [[str(h) for h in headers], *[["-" if c is None else str(c) for c in row] for row in rows]]
+    """Aligned columns with a header line, each cell on one line (its line ends shown as ``\\n``)."""
+    cells = [[str(h) for h in headers], *[["-" if c is None else visible(str(c)) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
 
 
 def _emit(data: Any, human: Callable[[], str]) -> None:
-    click.echo(json.dumps(data, indent=2) if _settings().json else human())
+    if _settings().json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _say(human())
 
 
 def _show_claim(claim: Claim) -> None:
@@ -327,36 +354,68 @@ def _show_claim(claim: Claim) -> None:
     _emit(data, human)
 
 
+_RECORD_HEADERS = ("claim", "seq", "at", "trigger", "from", "to", "actor")
+
+
+def _record_row(r: TransitionRecord) -> tuple[object, ...]:
+    return r.claim_id, r.seq, to_iso(r.at), r.trigger, r.source, r.dest, str(r.actor)
+
+
 def _show_records(records: Sequence[TransitionRecord], *, empty: str = "no transitions") -> None:
-    rows = [(r.claim_id, r.seq, to_iso(r.at), r.trigger, r.source, r.dest, str(r.actor)) for r in records]
-    headers = ("claim", "seq", "at", "trigger", "from", "to", "actor")
-    _emit([r.to_dict() for r in records], lambda: _table(rows, headers) if rows else empty)
+    rows = [_record_row(r) for r in records]
+    _emit([r.to_dict() for r in records], lambda: _table(rows, _RECORD_HEADERS) if rows else empty)
 
 
-def _stream_claims(claims: Iterable[Claim], page: int = 500) -> None:
-    """Print claims as they are read, a page at a time, so a long list never sits in memory whole.
+def _claim_row(c: Claim) -> tuple[object, ...]:
+    return c.id, c.state, c.version, c.order_id, c.buyer_id, c.supplier_id, c.amount.format()
 
-    JSON is the same array `json.dumps(..., indent=2)` writes; the table's columns widen as wider values come.
+
+_CLAIM_HEADERS = ("id", "state", "version", "order", "buyer", "supplier", "amount")
+
+
+def _stream(
+    items: Iterable[T],
+    headers: Sequence[str],
+    row: Callable[[T], Sequence[object]],
+    to_dict: Callable[[T], Any],
+    *,
+    empty: str | None = None,
+    page: int = 500,
+) -> None:
+    """Print items as they come, a page at a time, so a long listing never sits in memory whole.
+
+    JSON is the same array `json.dumps(..., indent=2)` writes; the table's columns widen as wider values
+    come. A listing that fails midway (`UnreadableClaims` after every readable claim, or a lost database)
+    prints everything it read, closing its JSON array, then fails.
     """
+    ended: list[ClaimStateError] = []
+
+    def reading() -> Iterator[T]:
+        try:
+            yield from items
+        except ClaimStateError as error:
+            ended.append(error)
+
     if _settings().json:
         opened = False
-        for claim in claims:
-            item = textwrap.indent(json.dumps(claim.to_dict(), indent=2), "  ")
-            click.echo((",\n" if opened else "[\n") + item, nl=False)
+        for item in reading():
+            text = textwrap.indent(json.dumps(to_dict(item), indent=2), "  ")
+            click.echo((",\n" if opened else "[\n") + text, nl=False)
             opened = True
         click.echo("\n]" if opened else "[]")
-        return
-    headers = ("id", "state", "version", "order", "buyer", "supplier", "amount")
-    widths = [len(h) for h in headers]
-    rows = ((c.id, c.state, str(c.version), c.order_id, c.buyer_id, c.supplier_id, c.amount.format()) for c in claims)
-    first = True
-    for chunk in iter(lambda: list(itertools.islice(rows, page)), []):
-        widths = [max(w, *(len(r[i]) for r in chunk)) for i, w in enumerate(widths)]
-        lines = [headers, *chunk] if first else chunk
-        click.echo("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines))
-        first = False
-    if first:
-        click.echo("  ".join(headers))
+    else:
+        widths = [len(h) for h in headers]
+        rows = ([visible("-" if c is None else str(c)) for c in row(item)] for item in reading())
+        first = True
+        for chunk in iter(lambda: list(itertools.islice(rows, page)), []):
+            widths = [max(w, *(len(r[i]) for r in chunk)) for i, w in enumerate(widths)]
+            lines = [list(headers), *chunk] if first else chunk
+            click.echo("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines))
+            first = False
+        if first:
+            click.echo(empty if empty is not None else "  ".join(headers))
+    if ended:
+        raise ended[0]
 
 
 def _show_mismatches(problems: Sequence[Mismatch]) -> None:
@@ -545,7 +604,7 @@ def file_claim(
 @click.option("--actor", required=True, help="Who fires it: buyer:<id>, supplier:<id>, agent:<id> or system.")
 @click.option("--data", "data_text", metavar="JSON", help="The trigger's data as a JSON object.")
 @click.option(
-    "--data-file", type=click.Path(dir_okay=False, allow_dash=True), help="Read the data from a file (- for stdin)."
+    "--data-file", type=_Path(dir_okay=False, allow_dash=True), help="Read the data from a file (- for stdin)."
 )
 @click.option("--key", help="Idempotency key: a retry with it applies once.")
 @click.option("--expect-version", type=int, help="Refuse unless the claim is still at this version.")
@@ -591,9 +650,8 @@ def list_claims(
 ) -> None:
     """List claims, oldest first, filtered; printed as they are read, so any --limit keeps memory flat."""
     with _settings().service(read_only=True) as service:
-        _stream_claims(
-            service.iter_claims(state=state, buyer=buyer, supplier=supplier, order=order, limit=limit, after=after)
-        )
+        claims = service.iter_claims(state=state, buyer=buyer, supplier=supplier, order=order, limit=limit, after=after)
+        _stream(claims, _CLAIM_HEADERS, _claim_row, Claim.to_dict)
 
 
 @command()
@@ -614,8 +672,8 @@ def tick() -> None:
     """Fire every deadline that is due now (or at --now), once each; prints what fired."""
     settings = _settings()
     with settings.service() as service, _progress(service.due(settings.now), "tick") as advance:
-        fired = service.tick(settings.now, progress=advance)
-    _show_records(fired, empty="no deadline was due")
+        fired = service.iter_tick(settings.now, progress=advance)
+        _stream(fired, _RECORD_HEADERS, _record_row, TransitionRecord.to_dict, empty="no deadline was due")
 
 
 @command(no_now="it replays each history at the times recorded")
@@ -627,7 +685,7 @@ def verify() -> None:
     if problems:
         claims = len({m.claim_id for m in problems if m.claim_id is not None})
         whole = " (and in the database as a whole)" if any(m.claim_id is None for m in problems) else ""
-        click.echo(f"error: verify found {len(problems)} problem(s) in {claims} claim(s){whole}", err=True)
+        _say(f"error: verify found {len(problems)} problem(s) in {claims} claim(s){whole}", err=True)
         sys.exit(EXIT_CODES[StorageError])
 
 
@@ -635,12 +693,12 @@ def verify() -> None:
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="mermaid", show_default=True,
               help="The diagram format.")  # fmt: skip
 @click.option("--claim", "claim_id", help="Draw this stored claim's path instead of the lifecycle.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
-@click.option("--all", "folder", type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--output", type=_Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@click.option("--all", "folder", type=_Path(file_okay=False, path_type=Path),
               help=f"Write the lifecycle in every format into this folder (`{REGENERATE}`).")  # fmt: skip
 @click.option("--view", type=click.Choice([v.name for v in CLAIM_LIFECYCLE.views]),
               help="Draw this detail view (a phase, every arrow of it) instead of the overview.")  # fmt: skip
-@click.option("--diff", nargs=2, type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="OLD NEW",
+@click.option("--diff", nargs=2, type=_Path(dir_okay=False, exists=True, path_type=Path), metavar="OLD NEW",
               help="What changed between two exported definitions (`model --json`): --format md or html.")  # fmt: skip
 def diagram(
     fmt: str,
@@ -694,7 +752,7 @@ def diagram(
     no_now="the definition is the same at any time",
     no_db="it prints the definition and reads no database",
 )
-@click.option("--export", "path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--export", "path", type=_Path(dir_okay=False, path_type=Path),
               help="Write the definition as JSON (with its fingerprint) to this file, for `diff`.")  # fmt: skip
 def model(path: Path | None) -> None:
     """Print the lifecycle definition: states, transitions, guards, actors, deadline windows, each trigger's data,
@@ -725,7 +783,7 @@ def model(path: Path | None) -> None:
 
 
 @command()
-@click.argument("path", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("path", default="-", type=_Path(dir_okay=False, allow_dash=True))
 @click.option("--atomic", is_flag=True, help="All lines in one transaction: any failure undoes them all.")
 @click.option("--keep-going", is_flag=True, help="Run the lines after a failure too (not with --atomic).")
 def script(path: str, atomic: bool, keep_going: bool) -> None:
@@ -742,9 +800,9 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
         elif result.ok:
             done = result.result if isinstance(result.result, dict) else {}
             detail = f" {done['id']} {done['state']} v{done['version']}" if "id" in done else ""
-            click.echo(f"line {result.line}: ok{detail}{'' if report.kept else ' (undone)'}")
+            _say(f"line {result.line}: ok{detail}{'' if report.kept else ' (undone)'}")
         else:
-            click.echo(f"line {result.line}: {result.error}")
+            _say(f"line {result.line}: {result.error}")
     if report.failures:
         first = report.failures[0].error
         assert first is not None
@@ -754,9 +812,7 @@ def script(path: str, atomic: bool, keep_going: bool) -> None:
             outcome = "nothing was kept (atomic)"
         else:
             outcome = f"{applied} line(s) applied and kept" + (f", {not_run} not run" if not_run else "")
-        click.echo(
-            f"error: {len(report.failures)} line(s) failed, first line {report.failures[0].line}; {outcome}", err=True
-        )
+        _say(f"error: {len(report.failures)} line(s) failed, first line {report.failures[0].line}; {outcome}", err=True)
         sys.exit(exit_code(first))
 
 
@@ -803,7 +859,7 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: fl
             service.ack(consumer, batch[-1])
         left = bool(service.feed(consumer, limit=1))
     if left:
-        click.echo(
+        _say(
             f"note: events of {consumer} remain unacknowledged: leased to another worker (or set aside after a"
             " failure) until its lease ends, or written meanwhile; run again to take them",
             err=True,
@@ -816,25 +872,26 @@ def _diagram_diff(paths: tuple[Path, Path], fmt: str) -> str:
         fmt = "md"
     if fmt not in ("md", "html"):
         raise InvalidInput(f"--diff draws md or html, not {fmt}", field="--format")
-    old, new = (_definition_json(path) for path in paths)
+    old, new = (_export_file(path, f"--diff {which}") for path, which in zip(paths, ("OLD", "NEW"), strict=True))
     return diff_markdown(old, new) if fmt == "md" else diff_html(old, new)
 
 
-def _definition_json(path: Path, field: str = "--diff") -> dict[str, Any]:
+def _export_file(path: Path, field: str) -> dict[str, Any]:
+    """The JSON object in `path` (`_json.read_outside`), within an export's bounds (`within_export_bounds`)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InvalidInput(f"{path} is not a JSON file: {error}", field=field) from None
-    except RecursionError:
-        raise InvalidInput(f"{path} is nested too deeply to be an exported definition", field=field) from None
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"cannot read {path}: {error}", field=field) from None
+    data = read_outside(text, field)
     if not isinstance(data, dict):
         raise InvalidInput(f"{path} holds no exported definition (not a JSON object)", field=field)
+    within_export_bounds(data, field)
     return data
 
 
 def _exported(path: Path, field: str) -> dict[str, Any]:
     """An exported definition (`model --export`) read from `path`, its rules checked readable."""
-    data = _definition_json(path, field)
+    data = _export_file(path, field)
     try:
         fingerprint_of(data)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -851,7 +908,7 @@ def _printed(events: Sequence[Event]) -> bool:
     or acknowledged, and the command ends quietly with exit 0."""
     try:
         for event in events:
-            click.echo(json.dumps(event.to_dict(), ensure_ascii=False))
+            click.echo(json_visible(json.dumps(event.to_dict(), ensure_ascii=False)))
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python exits
@@ -881,21 +938,22 @@ def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
     no_db="it explores the definition, not a database",
     no_now="it explores every time that matters: before and at each deadline",
 )
-@click.option("--stories", "folder", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--stories", "folder", type=_Path(file_okay=False, path_type=Path),
               help="Also write the stories page (stories.md, stories.html) into this folder.")  # fmt: skip
-@click.option("--scripts", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--scripts", type=_Path(file_okay=False, path_type=Path),
               help="Also write each scenario (the shortest path into every state and through every transition)"
               " as a JSON Lines file `claimstate script` runs.")  # fmt: skip
 def check(folder: Path | None, scripts: Path | None) -> None:
     """Explore every reachable situation of the lifecycle and check its rules; exit 1 if one fails,
     printing the shortest path that breaks it."""
+    for folder_given in (scripts, folder):  # before the exploration, so a place that cannot be written fails fast
+        if folder_given is not None:
+            make_folder(folder_given)
     report = run_check(_settings().definition, EXAMPLES)
     if scripts is not None:
-        make_folder(scripts)
         for number, scenario in enumerate(scenarios(report.exploration), 1):
             write_file(scripts / f"scenario-{number:02d}-{scenario.ends_in}.jsonl", scenario.script())
     if folder is not None:
-        make_folder(folder)
         write_file(folder / "stories.md", stories_markdown(report.exploration))
         write_file(folder / "stories.html", stories_html(report.exploration))
 
@@ -925,8 +983,8 @@ def check(folder: Path | None, scripts: Path | None) -> None:
     no_db="it names both databases as arguments",
     no_now="it copies the claims as stored",
 )
-@click.argument("source")
-@click.argument("target")
+@click.argument("source", type=_Path(dir_okay=False, readable=False))
+@click.argument("target", type=_Path(dir_okay=False, readable=False))
 def migrate_store(source: str, target: str) -> None:
     """Copy every claim and its whole history from SOURCE (a SQLite file) into the empty TARGET (a
     postgresql:// URL, or another file), then verify TARGET (exit 5 if it finds anything)."""
@@ -947,12 +1005,12 @@ def migrate_store(source: str, target: str) -> None:
     )  # fmt: skip
     if moved.mismatches:
         _show_mismatches(moved.mismatches)
-        click.echo(f"error: verify found {len(moved.mismatches)} problem(s) in {new.path}", err=True)
+        _say(f"error: verify found {len(moved.mismatches)} problem(s) in {new.path}", err=True)
         sys.exit(EXIT_CODES[StorageError])
 
 
 @command()
-@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--plan", "plan_path", required=True, type=_Path(dir_okay=False, allow_dash=True),
               help="The plan, a JSON file (- reads stdin): the states to map, and the deadlines to keep or"
               " recompute.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Only print what would move; write nothing.")
@@ -983,8 +1041,8 @@ def _when(at: datetime | None) -> str:
     no_now="it compares two definitions, and counts claims as they are now",
     no_definition="it compares the two exported definitions it is given",
 )
-@click.argument("old_path", metavar="OLD.json", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.argument("new_path", metavar="NEW.json", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("old_path", metavar="OLD.json", type=_Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("new_path", metavar="NEW.json", type=_Path(dir_okay=False, exists=True, path_type=Path))
 def diff(old_path: Path, new_path: Path) -> None:
     """What changed from one exported definition (`model --export`) to another: each state and transition
     added, removed or changed; with --db, how many open claims decided under OLD each change touches."""
@@ -1018,20 +1076,34 @@ def diff(old_path: Path, new_path: Path) -> None:
 @click.option(
     "--dir",
     "folder",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=_Path(file_okay=False, path_type=Path),
     default=Path("claimstate-demo"),
     show_default=True,
     help="Folder for the demo's database and diagrams, apart from real claims.",
 )
-def demo(folder: Path) -> None:
+@click.option("--reuse", is_flag=True,
+              help="Walk into the database even if it holds claims other than the demo's own.")  # fmt: skip
+def demo(folder: Path, reuse: bool) -> None:
     """Walk demo claims through the lifecycle's main paths (from --now, if given); print histories; write diagrams.
 
-    The claims go into DIR/claims.db, or into the database --db names when it is typed (a file or a
-    postgresql:// URL; $CLAIMSTATE_DB is never used, so demo claims never land in a real database unasked).
+    The claims go into DIR/claims.db, or into the database --db names when it is typed (a file, or a
+    PostgreSQL database made with `init`; $CLAIMSTATE_DB is never used, so demo claims never land in a real
+    database unasked).
+    A database that holds other claims than the demo's own is refused unless --reuse is given, and
+    DIR/claims.db is never opened through a symlink.
     """
     settings = _settings()
     make_folder(folder)
-    target = settings.db if settings.db_given else folder / "claims.db"
+    target: str | Path = settings.db if settings.db_given else folder / "claims.db"
+    field = "--db" if settings.db_given else "--dir"
+    if not settings.db_given and (folder / "claims.db").is_symlink():
+        raise InvalidInput(f"{target} is a symlink: the demo walks into a database of its own, never through a link",
+                           field=field)  # fmt: skip
+    if not reuse and (is_postgres(str(target)) or Path(target).exists()):
+        # looked at read-only first, so a refused database is left untouched (a server's is never created or
+        # migrated by the demo: `init` it first)
+        with _open(str(target), read_only=True) as existing:
+            _only_demo_claims(existing, field)
     with ClaimService(target) as service, _progress(len(SCENARIOS), "demo") as advance:
         walked = []
         for walked_one in walk(service, start=settings.now or DEMO_START):
@@ -1042,7 +1114,7 @@ def demo(folder: Path) -> None:
             written = Diagrams().write_all(pictures)
         except DiagramError as error:
             written = sorted(pictures.iterdir())
-            click.echo(f"note: {error}", err=True)
+            _say(f"note: {error}", err=True)
         for _, claim, claim_history in walked:
             pages = Diagrams(claim=claim, history=claim_history)
             written.append(write_file(pictures / f"claim-{claim.id}.md", pages.markdown()))
@@ -1053,18 +1125,29 @@ def demo(folder: Path) -> None:
         click.echo(json.dumps({"db": str(service.path), "diagrams": [str(p) for p in written], "claims": claims,
                                "verify": [m.to_dict() for m in problems]}, indent=2))  # fmt: skip
         return
-    click.echo(f"claimstate demo: {len(walked)} claims walked through the buyer-claim lifecycle")
+    _say(f"claimstate demo: {len(walked)} claims walked through the buyer-claim lifecycle")
     for title, claim, claim_history in walked:
         refund = "none" if claim.refund is None else claim.refund.format()
-        click.echo(f"\n{claim.id}: {title}\n  final state {claim.state}, refund {refund}, version {claim.version}")
+        _say(f"\n{claim.id}: {title}\n  final state {claim.state}, refund {refund}, version {claim.version}")
         for line in format_history(claim_history):
-            click.echo(f"  {line}")
-    click.echo(f"\ndatabase: {service.path} (verify: {'clean' if not problems else f'{len(problems)} problem(s)'})")
-    click.echo(f"  look inside: claimstate --db {service.path} list")
-    click.echo(
+            _say(f"  {line}")
+    _say(f"\ndatabase: {service.path} (verify: {'clean' if not problems else f'{len(problems)} problem(s)'})")
+    _say(f"  look inside: claimstate --db {service.path} list")
+    _say(
         f"diagrams: {pictures}/ (lifecycle.html to open in a browser, the phases in lifecycle-<phase>.html,"
         " each claim's story in claim-<id>.html)"
     )
+
+
+def _only_demo_claims(service: ClaimService, field: str) -> None:
+    """InvalidInput unless every claim in the database is one the demo files (an earlier run's)."""
+    other = next((c for c in service.iter_claims() if not is_demo(c)), None)
+    if other is not None:
+        raise InvalidInput(
+            f"{service.path} holds claims that are not the demo's (such as {other.id}): the demo walks into a"
+            " database of its own; name another, or give --reuse to add the demo's claims to these",
+            field=field,
+        )
 
 
 def main() -> None:

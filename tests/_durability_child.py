@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import sys
 import time
 from typing import Any
@@ -155,7 +156,8 @@ def owner(args: dict[str, Any]) -> None:
 
 
 def reader(args: dict[str, Any]) -> None:
-    """As nobody: every read through a read-only service, and one write; or, "writable", a plain list.
+    """As nobody: every read through a read-only service, and one write; or, "writable", a writable service
+    (refused: nobody may not write the file) and then a plain sqlite3 count, as another program would open it.
 
     With "wal_vanishes", the first look for a -wal and a -shm finds them, as if the owner's last connection
     removed both just after that look: SQLite then makes a -wal of its own, which the reader must take away.
@@ -172,8 +174,13 @@ def reader(args: dict[str, Any]) -> None:
 
         os.path.exists = seen_once
     if args.get("writable"):
-        with ClaimService(args["db"]) as service:
-            emit({"listed": len(service.list_claims())})
+        try:
+            ClaimService(args["db"]).close()
+        except StorageError as error:
+            refused = str(error)
+        conn = sqlite3.connect(args["db"])
+        emit({"refused": refused, "listed": conn.execute("SELECT count(*) FROM claims").fetchone()[0]})
+        conn.close()
         return
     with ClaimService(args["db"], read_only=True) as service:
         claim = service.get(args["claim"])

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
-from helpers import EVIDENCE, T0, filing
+from helpers import EVIDENCE, T0, filing, query
 
 from claimstate import CLAIM_LIFECYCLE, ClaimService, Difference, StorageError
 from claimstate.cli import EXIT_CODES, cli
@@ -412,7 +413,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "diagram": (["--claim", claim_id, "--format", "dot", "-o", "claim.dot"], {"--now"}),
         "model": ([], {"--db", "--now"}),
         "script": (["-"], set()),
-        "demo": (["--dir", "demo"], {"--definition"}),
+        "demo": (["--dir", "demo", "--reuse"], {"--definition"}),  # walk.db holds claims of its own
         "migrate": (["--plan", "plan.json", "--dry-run"], set()),
         "diff": (["old.json", "old.json"], {"--now", "--definition"}),
         "migrate-store": ([str(db), str(tmp_path / "moved" / "moved-{n}.db")], {"--db", "--now"}),
@@ -624,24 +625,25 @@ def test_show_says_what_the_agreement_is(tmp_path: Path) -> None:
     assert rows["agreement"] == "offer 1: partial_refund 14.00 USD by supplier"
 
 
-def test_pictures_are_written_whole_and_never_through_a_planted_symlink(tmp_path: Path) -> None:
-    """diagram --all replaces a symlink planted under a file's name instead of writing through it."""
+def test_pictures_are_written_whole_and_never_through_or_over_a_symlink(tmp_path: Path) -> None:
+    """diagram --all refuses a symlink planted under a file's name (exit 2): neither the link nor the file it
+    points to is touched, and no temporary file is left behind."""
     folder, target = tmp_path / "pictures", tmp_path / "elsewhere.txt"
     folder.mkdir()
     target.write_text("keep me")
     (folder / "lifecycle.mmd").symlink_to(target)
     result = CliRunner().invoke(cli, ["diagram", "--all", str(folder)])
-    assert result.exit_code in {0, 6}, result.output  # 6: Graphviz missing, the text formats still written
+    assert result.exit_code == 2, result.output
+    assert f"{folder / 'lifecycle.mmd'} is a symlink: only a regular file is replaced" in result.stderr
     assert target.read_text() == "keep me"
-    assert not (folder / "lifecycle.mmd").is_symlink()
-    assert (folder / "lifecycle.mmd").read_text().startswith("---")
+    assert (folder / "lifecycle.mmd").is_symlink()
     assert not list(folder.glob(".*.tmp"))
 
 
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (["diagram", "-o", ""], 2, "a file name is needed"),
+        (["diagram", "-o", ""], 2, "an empty path names no file"),
         (["diagram", "--all", "{file}"], 2, "is a file"),
         (["diagram", "--all", "{file}/inside"], 5, "cannot write"),
         (["demo", "--dir", "{file}/inside"], 5, "cannot write"),
@@ -703,3 +705,285 @@ def test_reading_commands_leave_no_files_behind(db: Path) -> None:
                  ["verify"], ["diagram", "--claim", claim_id]):  # fmt: skip
         assert run(db, *args).exit_code == 0, args
     assert sorted(p.name for p in db.parent.iterdir()) == before
+
+
+# --- where commands write, and what they read: issue 21 ------------------------------------------------
+
+EMPTY_PATHS = [
+    (["--db", "", "list"], "--db"),
+    (["diagram", "-o", ""], "--output"),
+    (["diagram", "--all", ""], "--all"),
+    (["diagram", "--diff", "", "old.json"], "--diff"),
+    (["demo", "--dir", ""], "--dir"),
+    (["check", "--stories", ""], "--stories"),
+    (["check", "--scripts", ""], "--scripts"),
+    (["model", "--export", ""], "--export"),
+    (["--db", "claims.db", "migrate", "--plan", ""], "--plan"),
+    (["--db", "claims.db", "fire", "c-1", "withdraw", "--actor", "buyer:alice", "--data-file", ""], "--data-file"),
+    (["--db", "claims.db", "script", ""], "PATH"),
+    (["diff", "", "old.json"], "OLD.json"),
+    (["migrate-store", "", "new.db"], "SOURCE"),
+    (["migrate-store", "claims.db", ""], "TARGET"),
+]
+
+
+def _listing(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with the hash of its content."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "option"), EMPTY_PATHS)
+def test_an_empty_path_is_refused_by_name_wherever_a_path_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], option: str
+) -> None:
+    """To the system an empty path is the current folder: every option and argument that takes a path refuses
+    one by name (exit 2), and nothing in the current folder (a README.md, a database) is written."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("the project's own README\n")
+    (tmp_path / "old.json").write_text(json.dumps(CLAIM_LIFECYCLE.to_dict()))
+    filed(tmp_path / "claims.db")
+    fingerprint(tmp_path / "claims.db")
+    before = _listing(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr and "an empty path names no file or folder" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert _listing(tmp_path) == before
+
+
+def test_only_a_regular_file_is_replaced_never_a_pipe_a_device_or_a_symlink(tmp_path: Path) -> None:
+    """-o and --export replace a regular file (or write a new name), but refuse a pipe, a device (as root:
+    /dev/null would be one) and a symlink (/dev/stdout is one) by name, exit 2, leaving them as they were."""
+    pipe, link, regular, device = (tmp_path / name for name in ("pipe", "link", "regular.mmd", "null"))
+    os.mkfifo(pipe)
+    link.symlink_to(regular)
+    regular.write_text("old")
+    places = [(pipe, "a pipe"), (link, "a symlink")]
+    if os.geteuid() == 0:  # a device of its own, never the real /dev/null, were the check ever to fail
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        places.append((device, "a character device"))
+    for place, kind in places:
+        for args in (["diagram", "-o", str(place)], ["model", "--export", str(place)]):
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 2, (args, result.output)
+            assert result.stderr == f"error: path: {place} is {kind}: only a regular file is replaced\n"
+    assert pipe.is_fifo() and link.is_symlink() and (os.geteuid() != 0 or device.is_char_device())
+    assert regular.read_text() == "old"
+    assert CliRunner().invoke(cli, ["diagram", "-o", str(regular)]).exit_code == 0
+    assert regular.read_text().startswith("---")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o077, 0o600), (0o022, 0o644)])
+def test_every_file_written_follows_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Diagrams, exports, stories and the demo's claim pages are created with the mode the umask leaves: under
+    umask 077 no one else may read the buyers' words in them."""
+    previous = os.umask(umask)
+    try:
+        for args in (["diagram", "-o", str(tmp_path / "one.mmd")], ["model", "--export", str(tmp_path / "x.json")],
+                     ["diagram", "--all", str(tmp_path / "all")], ["demo", "--dir", str(tmp_path / "demo")],
+                     ["check", "--stories", str(tmp_path / "stories")]):  # fmt: skip
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code in {0, 6}, (args, result.output)  # 6: Graphviz's dot missing, for PNG
+    finally:
+        os.umask(previous)
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith("claims.db")]
+    assert len(written) > 20 and any(p.name.startswith("claim-") for p in written)
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(mode)}
+
+
+def test_the_demo_never_walks_into_a_database_of_real_claims(tmp_path: Path) -> None:
+    """The demo refuses (exit 2, naming --dir or --db) a database that holds claims not its own, unless
+    told with --reuse, and never follows a symlink from DIR/claims.db; an earlier demo's own database is
+    walked into again."""
+    real = tmp_path / "real.db"
+    filed(real)
+    before = fingerprint(real)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "claims.db").symlink_to(real)
+    through_link = CliRunner().invoke(cli, ["demo", "--dir", str(linked)])
+    assert through_link.exit_code == 2, through_link.output
+    assert through_link.stderr == (
+        f"error: --dir: {linked / 'claims.db'} is a symlink: the demo walks into a database of its own, never"
+        " through a link\n"
+    )
+    for args, field in ((["--db", str(real)], "--db"), ([], "--dir")):
+        folder = tmp_path / "real-folder" if not args else tmp_path / "typed"
+        folder.mkdir()
+        if not args:
+            real.rename(folder / "claims.db")
+        refused = CliRunner().invoke(cli, [*args, "demo", "--dir", str(folder)])
+        assert refused.exit_code == 2, refused.output
+        assert refused.stderr.startswith(f"error: {field}: ") and "holds claims that are not the demo's" in (
+            refused.stderr
+        )
+        if not args:
+            (folder / "claims.db").rename(real)
+    assert fingerprint(real) == before
+    reused = CliRunner().invoke(cli, ["--db", str(real), "demo", "--dir", str(tmp_path / "typed"), "--reuse"])
+    assert reused.exit_code in {0, 6}, reused.output
+    with ClaimService(real) as service:
+        assert len(service.list_claims()) == 6
+
+
+def test_the_demo_walks_into_a_postgresql_database_only_once_it_is_made_and_holds_no_real_claims(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """On a server, given as a URL or as a libpq key=value string, the demo looks read-only first: a database
+    holding real claims is refused (exit 2) and one never made is left to `init` (exit 5), each left as it
+    was."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415 - the postgres extra
+
+    key_value = make_conninfo(**{k: str(v) for k, v in conninfo_to_dict(postgres_url).items()})
+    assert "://" not in key_value
+    for target in (postgres_url, key_value):
+        fresh = CliRunner().invoke(cli, ["--db", target, "demo", "--dir", str(tmp_path / "fresh")])
+        assert fresh.exit_code == 5, fresh.output
+        assert "claimstate init" in fresh.stderr
+    assert query(postgres_url, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()") == [(0,)]
+    with ClaimService(postgres_url) as service:
+        service.file_claim(filing())
+    for target in (postgres_url, key_value):
+        refused = CliRunner().invoke(cli, ["--db", target, "demo", "--dir", str(tmp_path / "real")])
+        assert refused.exit_code == 2, refused.output
+        assert "holds claims that are not the demo's" in refused.stderr
+    with ClaimService(postgres_url, read_only=True) as service:
+        assert len(service.list_claims()) == 1
+
+
+BIG = "9" * 5_000
+
+
+def test_integers_of_too_many_digits_are_refused_by_name_before_they_are_read(db: Path, tmp_path: Path) -> None:
+    """A JSON integer of thousands of digits (over Python's 4,300, where it raises a bare ValueError) in --data,
+    --data-file, a script line or a plan is refused by the digits it has, naming where (exit 2); nothing is
+    written."""
+    claim_id = filed(db)
+    (tmp_path / "data.json").write_text('{"reason": "x", "n": ' + BIG + "}")
+    (tmp_path / "plan.json").write_text('{"states": {}, "deadlines": "keep", "n": ' + BIG + "}")
+    before = fingerprint(db)
+    fire = ["fire", claim_id, "withdraw", "--actor", "buyer:alice"]
+    for args, stdin, says in (
+        ([*fire, "--data", '{"n": ' + BIG + "}"], None, "error: data: an integer of 5,000 digits"),
+        ([*fire, "--data", '{"n": -' + "1" * 101 + "}"], None, "error: data: an integer of 101 digits"),
+        ([*fire, "--data-file", str(tmp_path / "data.json")], None, "error: data: an integer of 5,000 digits"),
+        (["script", "-"], '{"cmd": "tick", "n": ' + BIG + "}", "line 1: line: an integer of 5,000 digits"),
+        (["migrate", "--plan", str(tmp_path / "plan.json")], None, "error: plan: an integer of 5,000 digits"),
+    ):
+        result = run(db, *args, stdin=stdin)
+        assert result.exit_code == 2, (args, result.output)
+        assert says in result.output and "Traceback" not in result.output, result.output
+    assert fingerprint(db) == before
+
+
+def _exports(tmp_path: Path) -> dict[str, Path]:
+    """The built-in lifecycle's export, and one export out of bounds for each way an export can be."""
+    good = CLAIM_LIFECYCLE.to_dict()
+    text = json.dumps(good)
+    window = good["states"][0]["deadline"]["window_seconds"]
+    many = {**good, "states": good["states"] + [{**good["states"][1], "name": f"x{i}"} for i in range(10_000)]}
+    arrows = {**good, "transitions": good["transitions"] * 20}
+    variants = {
+        "old": text,
+        "window 1e20": text.replace(f'"window_seconds": {window}', '"window_seconds": 1e20', 1),
+        "window 1e300": text.replace(f'"window_seconds": {window}', '"window_seconds": 1e300', 1),
+        "window 10**400": text.replace(f'"window_seconds": {window}', '"window_seconds": 1' + "0" * 400, 1),
+        "a lone surrogate": text.replace('"awaiting_evidence"', '"awaiting_\\udcffevidence"', 1),
+        "a NUL": text.replace('"awaiting_evidence"', '"awaiting\\u0000evidence"', 1),
+        "10,000 states": json.dumps(many),
+        "many arrows": json.dumps(arrows),
+    }
+    for name, content in variants.items():
+        (tmp_path / f"{name}.json").write_text(content)
+    return {name: tmp_path / f"{name}.json" for name in variants}
+
+
+@pytest.mark.parametrize(
+    ("export", "says"),
+    [
+        ("window 1e20", "a deadline window of 1e+20 seconds; it is a whole number of seconds above zero, at most"),
+        ("window 1e300", "a deadline window of 1e+300 seconds"),
+        ("window 10**400", "an integer of 401 digits"),
+        ("a lone surrogate", "holds a NUL or a lone surrogate"),
+        ("a NUL", "holds a NUL or a lone surrogate"),
+        ("10,000 states", "10,012 states and 40 arrows"),
+        ("many arrows", "800 arrows"),
+    ],
+)
+def test_exports_out_of_bounds_are_refused_by_name_before_anything_reads_them(
+    tmp_path: Path, export: str, says: str
+) -> None:
+    """diff and diagram --diff refuse an export whose window would overflow a time, whose text holds a lone
+    surrogate or a NUL, or too large for the layout engine (which traps on 10,000 states): exit 2, one line
+    naming the argument, never a traceback or exit 6."""
+    paths = _exports(tmp_path)
+    old, bad = str(paths["old"]), str(paths[export])
+    for args, field in ((["diff", old, bad], "NEW.json"), (["diagram", "--diff", bad, old], "--diff OLD"),
+                        (["diagram", "--diff", old, bad, "--format", "html"], "--diff NEW")):  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.startswith(f"error: {field}: ") and says in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("code", "says"), [("import sys\nsys.exit(3)\n", "SystemExit(3)"),
+                                            ("raise KeyboardInterrupt\n", "KeyboardInterrupt()")])  # fmt: skip
+def test_a_definition_module_that_exits_as_it_loads_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, says: str
+) -> None:
+    """A --definition module that calls sys.exit() or raises KeyboardInterrupt is a bad definition: exit 2 and
+    one line naming the module, not its own exit code and silence."""
+    monkeypatch.chdir(tmp_path)
+    name = f"stopping_{abs(hash(code))}"
+    (tmp_path / f"{name}.py").write_text(code)
+    result = CliRunner().invoke(cli, ["--definition", f"{name}:LIFE", "model"])
+    assert (result.exit_code, result.stderr) == (2, f"error: --definition: {name} stops as it loads: {says}\n")
+
+
+ESCAPES = "\x1b]0;PWNED\x07\x1b[2J\x9b31m\r\u202e"
+CONTROLS = "\x1b\x07\x9b\r\u202e"  # the characters of ESCAPES that drive a terminal
+MARKUP = "<script>alert(1)</script><img src=x onerror=alert(2)>[a](javascript:x)`"
+
+
+def test_claim_text_is_shown_escaped_on_the_terminal_and_in_every_page(db: Path) -> None:
+    """Terminal escapes in a claim's words never reach the terminal: show, history, list, can and error lines
+    print them as escapes (``\\x1b``), also when stdout is not a terminal; every page and picture of the
+    claim (Mermaid, DOT, Markdown, HTML, SVG) shows them as text and holds no markup from the claim."""
+    words = "cracked" + ESCAPES + MARKUP
+    args = ["file", *FILE_ARGS[2:-4], "--order", "o-<script>1", "--reason", words, "--resolution", "full_refund"]
+    claim_id = str(ok(db, *args, "--now", NOW)["id"])
+    fired = run(db, "fire", claim_id, "withdraw", "--actor", "buyer:alice", "--now", LATER,
+                "--data", json.dumps({"reason": ESCAPES + "<b>x</b>"}))  # fmt: skip
+    assert fired.exit_code == 0, fired.output
+    for command in (["show", claim_id], ["history", claim_id], ["list"], ["can", claim_id, "--actor", "system"],
+                    ["fire", claim_id, "x" + ESCAPES, "--actor", "system"]):  # fmt: skip
+        result = run(db, *command)
+        assert not any(c in result.output for c in CONTROLS), (command, result.output)
+    shown = run(db, "show", claim_id).stdout
+    assert "cracked\\x1b]0;PWNED\\x07\\x1b[2J\\x9b31m\\r\\u202e<script>" in shown
+    events = run(db, "events")  # JSON Lines, which JSON itself escapes only below U+0020
+    assert events.exit_code == 0, events.output
+    assert not any(c in events.stdout for c in CONTROLS), events.stdout
+    assert [json.loads(line)["data"].get("reason") for line in events.stdout.splitlines()][-1] == ESCAPES + "<b>x</b>"
+    for fmt in ("mermaid", "dot", "md", "html", "svg"):
+        drawn = run(db, "diagram", "--claim", claim_id, "--format", fmt)
+        assert drawn.exit_code == 0, drawn.output
+        assert not any(c in drawn.stdout for c in CONTROLS), fmt
+        assert "<script" not in drawn.stdout and "<b>" not in drawn.stdout and "<img" not in drawn.stdout, fmt
+
+
+def test_diagram_all_never_replaces_a_readme_of_its_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`diagram --all .` in a project's folder refuses (exit 2) to replace the project's README.md, and writes
+    nothing; the README it wrote itself is replaced, so regenerating diagrams/ still works."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("# My project\n")
+    refused = CliRunner().invoke(cli, ["diagram", "--all", "."])
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        "error: folder: README.md is not the README of a diagrams folder: the lifecycle's files go in a folder of"
+        " their own\n"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+    assert CliRunner().invoke(cli, ["diagram", "--all", "pictures"]).exit_code in {0, 6}
+    assert CliRunner().invoke(cli, ["diagram", "--all", "pictures"]).exit_code in {0, 6}

@@ -24,7 +24,9 @@ from click.testing import CliRunner
 from helpers import EVIDENCE, T0, Walker, filing
 
 from claimstate import CLAIM_LIFECYCLE, Claim, DiagramError, Diagrams, InvalidInput, TransitionRecord
-from claimstate._diagrams import FORMATS, REGENERATE, VIEW_FORMATS
+from claimstate._diagrams import FORMATS, REGENERATE, VIEW_FORMATS, diff_markdown
+from claimstate._diagrams.graph import Edge, Graph, Node
+from claimstate._diagrams.graphviz import MAX_ARROWS, MAX_STATES, to_svg
 from claimstate.cli import cli
 from claimstate.definition import DeadlineRule, Definition, State, Transition, guard
 
@@ -363,9 +365,12 @@ def _mermaid_verdict(text: str, tmp: Path) -> str:
 @needs_chromium
 @needs_mermaid
 def test_the_real_mermaid_parser_accepts_the_diagrams(tmp_path: Path, walker: Walker) -> None:
-    """mermaid (npm) parses and renders the lifecycle and a claim's diagram; it does reject broken text."""
+    """mermaid (npm) parses and renders the lifecycle and a claim's diagram, and words holding markup (as
+    its entity codes); it does reject broken text."""
     claim, history = _claim_with_history(walker)
-    for text in (Diagrams().mermaid(), Diagrams(claim=claim, history=history).mermaid(), Diagrams(tiny()).mermaid()):
+    drawn = (Diagrams().mermaid(), Diagrams(claim=claim, history=history).mermaid(), Diagrams(tiny()).mermaid(),
+             Diagrams(odd_words()).mermaid())  # fmt: skip
+    for text in drawn:
         verdict = _mermaid_verdict(text, tmp_path)
         assert verdict.startswith("OK "), verdict
     assert _mermaid_verdict("stateDiagram-v2\n  a --> : ;; }{", tmp_path).startswith("ERROR")
@@ -527,3 +532,98 @@ def test_state_names_dot_reserves_and_quoted_words_draw_like_any_other() -> None
     svg = ET.fromstring(Diagrams(definition).svg())
     titles = {g.find("{http://www.w3.org/2000/svg}title").text for g in svg.iter("{http://www.w3.org/2000/svg}g")}  # type: ignore[union-attr]
     assert {"node", "start", ":start"} <= titles
+
+
+def odd_words() -> Definition:
+    """A lifecycle whose name, meanings, descriptions and labels hold markup and a terminal escape."""
+    creation = CLAIM_LIFECYCLE.creation
+    words = "<script>alert(1)</script> & \x1b[2J"
+    return Definition(
+        f"odd {words}",
+        (State(name="open", meaning=words), State(name="closed", meaning="done", final=True)),
+        (
+            Transition(trigger=creation.trigger, sources=(), dest="open", actors=creation.actors, description=words,
+                       fields=creation.fields, effect=creation.effect),
+            Transition(trigger="close", sources=("open",), dest="closed", actors="agent", description=words,
+                       label=words),
+        ),
+    )  # fmt: skip
+
+
+def test_markup_and_control_characters_are_escaped_in_every_format() -> None:
+    """Words holding markup and terminal escapes are shown as text in every format: Mermaid and DOT write
+    <, > and & as the entity codes their tools read back, Markdown as HTML entities, HTML and SVG escape
+    them once (never twice), and control characters show as escapes (``\\x1b``)."""
+    drawn = {fmt: str(Diagrams(odd_words()).render(fmt)) for fmt in ("mermaid", "dot", "md", "html", "svg")}
+    for fmt, text in drawn.items():
+        assert "<script" not in text and "\x1b" not in text, fmt
+    assert 'title: "The odd #lt;script#gt;alert(1)#lt;/script#gt; #amp; \\\\x1b[2J lifecycle"' in drawn["mermaid"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; \\\\x1b[2J" in drawn["dot"]
+    assert "| &lt;script>alert(1)&lt;/script> &amp; \\\\x1b\\[2J |" in drawn["md"]
+    for fmt in ("html", "svg"):
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; \\x1b[2J" in drawn[fmt], fmt
+        assert "&amp;lt;" not in drawn[fmt], fmt
+
+
+def test_a_review_keeps_names_in_code_and_words_as_text() -> None:
+    """The Markdown review fences a name holding backticks with more of them and escapes markup in words, so
+    nothing in an export closes its code or opens a tag."""
+    old = CLAIM_LIFECYCLE.to_dict()
+    new = json.loads(json.dumps(old))
+    new["name"] = "<img src=x onerror=alert(1)>"
+    new["states"].append({**new["states"][1], "name": "a`b<script>", "title": "[x](javascript:alert(1))"})
+    review = diff_markdown(old, new)
+    assert "- state `` a`b<script> ``" in review
+    assert "<img" not in review.replace("`` a`b<script> ``", "")
+    assert "# Lifecycle changes: buyer claim -> &lt;img src=x onerror=alert(1)>" in review
+
+
+def test_a_lifecycle_too_large_to_lay_out_is_refused_before_the_layout_engine() -> None:
+    """The layout engine traps (its WebAssembly call stack exhausted) on thousands of states and takes minutes
+    on thousands of arrows: a picture of more than MAX_STATES states or MAX_ARROWS arrows is refused first,
+    naming the definition (InvalidInput), and one at the bounds draws."""
+
+    def graph(states: int, arrows: int) -> Graph:
+        nodes = tuple(Node(f"s{i}", "a state", final=False, deadline=None) for i in range(states))
+        edges = tuple(Edge(f"s{i % states}", f"s{(i + 1) % states}", "go", i, "go", (), ("agent",), None)
+                      for i in range(arrows))  # fmt: skip
+        return Graph("big", nodes, edges)
+
+    for states, arrows in ((MAX_STATES + 1, 1), (2, MAX_ARROWS + 1), (10_000, 0)):
+        with pytest.raises(InvalidInput, match=f"{states:,} states and {arrows:,} arrows") as refused:
+            to_svg(graph(states, arrows))
+        assert refused.value.field == "definition"
+    assert to_svg(graph(MAX_STATES, MAX_STATES)).startswith("<?xml")
+
+
+def test_a_drawing_that_breaks_the_layout_engine_does_not_break_the_next() -> None:
+    """Some drawings leave the WebAssembly Graphviz broken, so that the next one traps (boxes whose first line
+    is empty, in a ring): the instance is dropped and the drawing made again in a fresh one."""
+    nodes = tuple(Node(f"s{i}", "a state", final=False, deadline=None) for i in range(5))
+    edges = tuple(Edge(f"s{i}", f"s{(i + 1) % 5}", "go", i, "go", (), ("agent",), None) for i in range(5))
+    ring = Graph("ring", nodes, edges)
+    assert to_svg(ring) == to_svg(ring) == to_svg(ring)
+
+
+def test_every_format_of_a_lifecycle_too_large_to_lay_out_is_refused_before_a_file_is_written(
+    tmp_path: Path,
+) -> None:
+    """A definition of more than MAX_STATES states still has its Mermaid and DOT text, but --all refuses it
+    whole (InvalidInput naming the definition) before it writes a file, rather than stop half-way."""
+    creation = CLAIM_LIFECYCLE.creation
+    names = [f"step_{i}" for i in range(MAX_STATES)]
+    definition = Definition(
+        "long",
+        (*(State(name=n, meaning="a step") for n in names), State(name="done", meaning="done", final=True)),
+        (
+            Transition(trigger=creation.trigger, sources=(), dest=names[0], actors=creation.actors,
+                       description="file", fields=creation.fields, effect=creation.effect),
+            *(Transition(trigger=f"next_{i}", sources=(a,), dest=b, actors="agent", description="on")
+              for i, (a, b) in enumerate(zip(names, [*names[1:], "done"], strict=True))),
+        ),
+    )  # fmt: skip
+    assert Diagrams(definition).mermaid().count("-->") > MAX_STATES
+    with pytest.raises(InvalidInput, match=f"{MAX_STATES + 1} states") as refused:
+        Diagrams(definition).write_all(tmp_path / "pictures")
+    assert refused.value.field == "definition"
+    assert not (tmp_path / "pictures").exists()

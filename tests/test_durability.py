@@ -386,7 +386,8 @@ OWNER = 4242  # the database's owner in the two-user test: an unprivileged uid o
 def test_another_users_reads_never_lock_the_owner_out(tmp_path: Path, shared_folder: Path) -> None:
     """In a folder anyone may write (as /tmp), nobody reads everything through read_only=True while the owner's
     service is closed (no -wal), and while it is open with its last fire only in the -wal; no file appears,
-    and the owner writes on. A plain open by nobody is what leaves a -wal and -shm the owner cannot write."""
+    and the owner writes on. A writable service opened by nobody is refused; another program's plain open is
+    what leaves a -wal and -shm the owner cannot write, and the owner's refusal then says whose they are."""
     shared_folder.chmod(0o777)
     db = str(shared_folder / "claims.db")
     claim = _as_another_user(tmp_path, "owner", {"uid": OWNER, "db": db, "action": "create"})["claim"]
@@ -422,7 +423,9 @@ def test_another_users_reads_never_lock_the_owner_out(tmp_path: Path, shared_fol
         "claim": claim,
         "version": 4,
     }
-    assert _as_another_user(tmp_path, "reader", {"db": db, "writable": True}) == {"listed": 1}
+    plain = _as_another_user(tmp_path, "reader", {"db": db, "writable": True})
+    assert plain["listed"] == 1
+    assert "uid 65534 may not write it" in plain["refused"]
     assert _owners(shared_folder)["claims.db-shm"] == 65534
     refused = _as_another_user(tmp_path, "owner", {"uid": OWNER, "db": db, "action": "fire", "claim": claim})
     assert "its -wal file belongs to another user (uid 65534)" in refused["error"]

@@ -94,6 +94,8 @@ def test_the_command_line_works_on_a_url(postgres_url: str) -> None:
 
 
 def test_the_demo_walks_on_the_database_typed(tmp_path: Path, store_target: str) -> None:
+    """The demo walks into the database --db names once it is made (on a server it makes none itself)."""
+    assert _cli("--db", store_target, "init").exit_code == 0
     result = _cli("--json", "--db", store_target, "demo", "--dir", str(tmp_path / "demo"))
     assert result.exit_code == 0, result.output
     walked = json.loads(result.stdout)

@@ -516,6 +516,48 @@ def test_a_backend_terminated_before_commit_applies_nothing(postgres_url: str) -
         assert service.verify() == []
 
 
+def test_a_connection_lost_while_committing_says_to_retry_with_the_same_key(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend terminated as a batch's COMMIT goes out, and psycopg reporting it as after a server restart
+    ("cannot exit pipeline mode while busy", raised while handling the server's shutdown notice, on a connection
+    not yet marked broken): the StorageError still says the outcome is unknown and to retry with the same
+    idempotency key, and that retry applies the fire once."""
+    real_exit, armed = psycopg.Pipeline.__exit__, []
+
+    def exit_as_after_a_restart(self: psycopg.Pipeline, *args: Any) -> None:
+        if not armed:
+            return real_exit(self, *args)
+        armed.clear()
+        assert _terminate_others(postgres_url) >= 1
+        try:
+            raise psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+        except psycopg.Error:
+            raise psycopg.OperationalError("cannot exit pipeline mode while busy")  # noqa: B904  (as psycopg does)
+
+    monkeypatch.setattr(psycopg.Pipeline, "__exit__", exit_as_after_a_restart)
+
+    with ClaimService(postgres_url) as service:
+        claim = service.file_claim(filing(), now=T0).claim
+        at = T0 + timedelta(hours=1)
+
+        def fire() -> Any:
+            return service.fire(
+                claim.id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, idempotency_key="ev-1", now=at
+            )
+
+        with pytest.raises(StorageError) as raised, service.batch():  # noqa: PT012
+            fire()
+            armed.append(True)  # the COMMIT is next
+        assert "lost the connection" in str(raised.value)
+        assert "terminating connection due to administrator command" in str(raised.value)
+        assert "retry with the same idempotency key" in str(raised.value)
+        assert fire().record.seq == 2
+        assert fire().record.seq == 2  # applied once
+        assert _whole(service, claim.id) == ["file_claim", "submit_evidence"]
+        assert service.verify() == []
+
+
 # --- 7. one idempotency key from two processes at once -------------------------------------------------------
 
 

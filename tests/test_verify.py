@@ -8,6 +8,7 @@ row that replays cleanly; with a key, even a forger who recomputes the plain cha
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,13 +16,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import EVIDENCE, T0, filing, rechain
+from changed_lifecycle import INSPECTION
+from helpers import EVIDENCE, T0, filing, query, rechain
 
 from claimstate import CLAIM_LIFECYCLE, ClaimService, Difference, Engine, InvalidInput, Mismatch, StorageError
 from claimstate._chain import Chain
 from claimstate._store.rows import COLUMNS as _COLUMNS
 from claimstate._store.rows import claim_columns
 from claimstate._store.sqlite import _PARTIAL_INDEXES_AND_TRIGGERS
+from claimstate.definition import Definition
 
 KEY = b"the deploying service's secret"
 APPEND_ONLY = ("transitions_no_update", "transitions_no_delete")
@@ -194,19 +197,23 @@ def test_a_missing_or_changed_schema_object_is_a_database_problem(db: Path, sql:
     assert found.problem.startswith(problem)
 
 
-def test_a_byte_flip_that_breaks_the_file_is_caught_by_sqlites_integrity_check(tmp_path: Path) -> None:
-    """One byte changed in an index page: every row still replays, but SQLite's integrity check finds the index
-    no longer matches its table, and verify reports that instead of clean."""
-    path = tmp_path / "claims.db"
+def _twenty_claims_and_root_page(path: Path, name: str) -> tuple[bytearray, int, int]:
+    """A file of 20 claims, as bytes, with the offset of the root page of table or index `name`, and the page size."""
     with ClaimService(path) as service:
         for n in range(20):
             service.file_claim(filing(order_id=f"o-{n}"), now=T0)
     conn = sqlite3.connect(path)
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'claims_by_state'").fetchone()
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()
     conn.close()
-    data = bytearray(path.read_bytes())
-    start = (root - 1) * page_size
+    return bytearray(path.read_bytes()), (root - 1) * page_size, page_size
+
+
+def test_a_byte_flip_that_breaks_the_file_is_caught_by_sqlites_integrity_check(tmp_path: Path) -> None:
+    """One byte changed in an index page: every row still replays, but SQLite's integrity check finds the index
+    no longer matches its table, and verify reports that instead of clean."""
+    path = tmp_path / "claims.db"
+    data, start, page_size = _twenty_claims_and_root_page(path, "claims_by_state")
     at = data.index(b"awaiting_evidence", start, start + page_size)
     data[at] ^= 0x01  # 'a' becomes '`' in one index entry
     path.write_bytes(bytes(data))
@@ -215,6 +222,31 @@ def test_a_byte_flip_that_breaks_the_file_is_caught_by_sqlites_integrity_check(t
     assert {m.kind for m in found} == {"integrity"}
     assert all(m.claim_id is None for m in found)
     assert any("claims_by_state" in m.problem for m in found)
+
+
+def test_a_damaged_page_is_an_integrity_mismatch_not_an_error(tmp_path: Path) -> None:
+    """The header of the claims table's root page overwritten: SQLite fails every read of that table, and its
+    own check, with "malformed". verify, writable or read-only, returns that as `integrity` first (and each
+    claim it cannot read), rather than raising."""
+    path = tmp_path / "claims.db"
+    data, start, _ = _twenty_claims_and_root_page(path, "claims")
+    data[start : start + 12] = b"\xff" * 12
+    path.write_bytes(bytes(data))
+    for read_only in (False, True):
+        with ClaimService(path, read_only=read_only) as service:
+            found = service.verify()
+        assert (found[0].claim_id, found[0].kind) == (None, "integrity")
+        assert "malformed" in found[0].problem
+
+
+def test_random_bytes_after_a_sqlite_header_are_one_storage_error(tmp_path: Path) -> None:
+    """A file that starts like SQLite but holds random bytes is refused at the open, as damaged, by a
+    StorageError (never another exception), writable or read-only."""
+    path = tmp_path / "claims.db"
+    path.write_bytes(b"SQLite format 3\x00" + random.Random(21).randbytes(40_000))
+    for read_only in (False, True):
+        with pytest.raises(StorageError, match=r"is damaged|is not a claimstate database"):
+            ClaimService(path, read_only=read_only)
 
 
 # --- the hash chain -------------------------------------------------------------------------------------------
@@ -378,3 +410,193 @@ def test_a_migration_that_fails_changes_nothing(db: Path) -> None:
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'transitions_no_update'").fetchone() is not None
     conn.close()
     assert db.read_bytes() == before
+
+
+# --- the event feed, on both stores ------------------------------------------------------------------------
+
+
+def execute(target: str, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Run one statement on a store's tables directly, as someone with write access would (`%s` placeholders)."""
+    if target.startswith("postgresql://"):
+        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
+
+        with psycopg.connect(target, autocommit=True) as server:
+            server.execute(sql, params)
+        return
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:
+        conn.execute(sql.replace("%s", "?"), params)
+    finally:
+        conn.close()
+
+
+def walked(target: str, key: bytes | None) -> str:
+    """A claim filed, given evidence and refunded in full, on `target`: its id."""
+    with ClaimService(target, history_key=key) as service:
+        claim_id = service.file_claim(filing(order_id="o-1"), now=T0).claim.id
+        service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0 + timedelta(hours=1))
+        service.fire(claim_id, "decide_full_refund", "agent:kim", {"rationale": "shown"}, now=T0 + timedelta(hours=2))
+        assert service.verify() == []
+    return claim_id
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["sha256", "hmac"])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("amount", "4900.00"), ("state", "refunded_full"), ("version", 7), ("closed", True), ("buyer_id", "mallory")],
+)
+def test_an_event_whose_claim_summary_was_changed_is_named(
+    store_target: str, key: bytes | None, field: str, value: object
+) -> None:
+    """An event's claim summary edited by hand (the amount a payments consumer refunds, the state, the
+    version...) is an `event` mismatch naming its seq and the value its history rebuilds, with or without a
+    key: the summary is checked against the claim the replay rebuilds at that step."""
+    claim_id = walked(store_target, key)
+    (summary,) = query(store_target, f"SELECT claim FROM events WHERE claim_id = '{claim_id}' AND seq = 2")
+    changed = {**json.loads(summary[0]), field: value}
+    execute(store_target, "UPDATE events SET claim = %s WHERE seq = 2", (json.dumps(changed),))
+    found = verify_target(store_target, key)
+    assert [(m.claim_id, m.kind, m.seq) for m in found] == [(claim_id, "event", 2)]
+    ((difference),) = found[0].differences
+    assert difference == Difference(f"claim.{field}", value, json.loads(summary[0])[field])
+
+
+def test_an_event_moved_to_another_lane_or_holding_damaged_json_is_named(store_target: str) -> None:
+    """The event's lane is its claim's (else a consumer could get its events out of order), and its summary
+    must be JSON: either changed is an `event` mismatch."""
+    claim_id = walked(store_target, None)
+    execute(store_target, "UPDATE events SET lane = mod(lane + 1, 16) WHERE seq = 1")
+    execute(store_target, "UPDATE events SET claim = '{damaged' WHERE seq = 3")
+    found = verify_target(store_target, None)
+    assert [(m.claim_id, m.kind, m.seq) for m in found] == [(claim_id, "event", 1), (claim_id, "event", 3)]
+    assert [d.field for d in found[0].differences] == ["lane"]
+    assert "damaged" in found[1].problem
+
+
+def verify_target(target: str, key: bytes | None) -> list[Mismatch]:
+    with ClaimService(target, history_key=key) as service:
+        return service.verify()
+
+
+# --- PostgreSQL's schema ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("ALTER TABLE transitions DISABLE TRIGGER transitions_no_change",
+         "the trigger transitions_no_change on transitions is not enabled as claimstate made it"
+         " (pg_trigger.tgenabled 'D')"),
+        ("ALTER TABLE transitions ENABLE REPLICA TRIGGER transitions_no_truncate",
+         "the trigger transitions_no_truncate on transitions is not enabled as claimstate made it"
+         " (pg_trigger.tgenabled 'R')"),
+        ("CREATE OR REPLACE FUNCTION claimstate_history_is_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+         " $$ BEGIN RETURN NEW; END $$",
+         "the function claimstate_history_is_append_only, which the append-only triggers run, is not claimstate's"),
+        ("CREATE FUNCTION forged() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;"
+         " CREATE TRIGGER rewrite BEFORE UPDATE ON claims FOR EACH ROW EXECUTE FUNCTION forged()",
+         "the trigger rewrite on claims is not claimstate's: CREATE TRIGGER rewrite BEFORE UPDATE ON claims"),
+        ("CREATE FUNCTION forged() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;"
+         " CREATE TRIGGER transitions_no_change BEFORE INSERT OR UPDATE ON claims FOR EACH ROW EXECUTE FUNCTION"
+         " forged()",
+         "the trigger transitions_no_change on claims is not claimstate's: CREATE TRIGGER transitions_no_change"),
+        ("DROP TRIGGER transitions_no_change ON transitions; CREATE TRIGGER transitions_no_change BEFORE DELETE"
+         " ON transitions FOR EACH ROW EXECUTE FUNCTION claimstate_history_is_append_only()",
+         "the trigger transitions_no_change is not the one claimstate made: CREATE TRIGGER transitions_no_change"
+         " BEFORE DELETE ON transitions"),
+        ("DROP INDEX claims_one_open_per_order;"
+         " ALTER TABLE claims ADD CONSTRAINT claims_one_open_per_order UNIQUE (order_id, id)",
+         "the index claims_one_open_per_order is not the one claimstate made: CREATE UNIQUE INDEX"
+         " claims_one_open_per_order ON claims USING btree (order_id, id)"),
+        ("ALTER TABLE transitions DROP CONSTRAINT transitions_pkey;"
+         " ALTER TABLE transitions ADD PRIMARY KEY (claim_id, seq, at)",
+         "the index transitions_pkey is not the one claimstate made"),
+        ("CREATE RULE hide AS ON UPDATE TO events DO INSTEAD NOTHING", "the rule hide on events is not claimstate's"),
+    ],
+)  # fmt: skip
+def test_postgres_a_changed_trigger_function_or_index_is_a_schema_problem(
+    postgres_url: str, sql: str, problem: str
+) -> None:
+    """On PostgreSQL, as on SQLite, verify compares the schema with what claimstate made: each append-only
+    trigger enabled and as written, the function it runs, no other trigger or rule on its tables, and each
+    index's exact definition (a unique constraint of the same name included)."""
+    walked(postgres_url, None)
+    execute(postgres_url, sql)
+    (found,) = verify_target(postgres_url, None)
+    assert (found.claim_id, found.kind) == (None, "schema")
+    assert found.problem.startswith(problem)
+
+
+def test_postgres_an_internal_trigger_disabled_is_a_schema_problem(postgres_url: str) -> None:
+    """`DISABLE TRIGGER ALL` also turns off the foreign key's own triggers: each is named."""
+    walked(postgres_url, None)
+    execute(postgres_url, "ALTER TABLE transitions DISABLE TRIGGER ALL")
+    found = verify_target(postgres_url, None)
+    assert {m.kind for m in found} == {"schema"}
+    assert len([m for m in found if m.problem.startswith("the trigger RI_ConstraintTrigger_c_")]) == 2
+    assert len(found) == 4
+
+
+# --- under a changed definition ------------------------------------------------------------------------------
+
+NO_WITHDRAWN = Definition(
+    name="buyer claim, never withdrawn",
+    states=tuple(s for s in CLAIM_LIFECYCLE.states if s.name != "withdrawn"),
+    transitions=tuple(t for t in CLAIM_LIFECYCLE.transitions if t.dest != "withdrawn"),
+    earlier=(CLAIM_LIFECYCLE,),
+)
+# Claims of the built-in lifecycle: (order, the steps after filing), each ending in the state named.
+OLD_CLAIMS = {
+    "withdrawn": [("withdraw", "buyer:alice", None)],
+    "cancellation_pending": [
+        ("submit_evidence", "buyer:alice", {"evidence": EVIDENCE}),
+        ("make_offer", "supplier:acme", {"kind": "partial_refund", "amount": "10.00"}),
+        ("accept_offer", "buyer:alice", None),
+        ("cancel_claim", "buyer:alice", None),
+    ],
+    "awaiting_return": [
+        ("submit_evidence", "buyer:alice", {"evidence": EVIDENCE}),
+        ("decide_full_refund", "agent:kim", {"rationale": "damaged"}),
+    ],
+}
+
+
+def old_claims(target: str) -> dict[str, str]:
+    """One claim of the built-in lifecycle in each state of OLD_CLAIMS (one closed, two open): ids by state."""
+    ids = {}
+    with ClaimService(target) as service:
+        for n, (state, steps) in enumerate(OLD_CLAIMS.items()):
+            claim_id = service.file_claim(filing(order_id=f"o-{n}"), now=T0).claim.id
+            for hours, (trigger, actor, data) in enumerate(steps, 1):
+                service.fire(claim_id, trigger, actor, data, now=T0 + timedelta(hours=hours))
+            assert service.get(claim_id).state == state
+            ids[state] = claim_id
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("definition", "plan"),
+    [
+        (INSPECTION, {"states": {"cancellation_pending": "in_mediation"}, "deadlines": "recompute"}),
+        (NO_WITHDRAWN, {}),
+    ],
+    ids=["an-open-state-removed", "a-final-state-retired"],
+)
+def test_verify_under_a_changed_definition_replays_every_claim_before_and_after_migrating(
+    store_target: str, definition: Definition, plan: dict[str, object]
+) -> None:
+    """A definition that lists the old one in `earlier` verifies every claim, open or closed, while claims
+    still sit in a state it lacks (between deploying and migrating) and after the migration, when a closed
+    claim stays in a state it retired; each claim is still read, and damage is still found."""
+    ids = old_claims(store_target)
+    with ClaimService(store_target, definition=definition, migrating=True) as service:
+        assert service.verify() == []
+        assert {c.id for c in service.list_claims()} == set(ids.values())
+        service.migrate(plan, now=T0 + timedelta(days=1))
+        assert service.verify() == []
+        assert {c.id for c in service.list_claims()} == set(ids.values())
+        assert service.get(ids["withdrawn"]).state == "withdrawn"  # a state the new definition may lack
+        assert [r.trigger for r in service.history(ids["withdrawn"])] == ["file_claim", "withdraw"]
+    execute(store_target, "UPDATE claims SET closed = 0 WHERE id = %s", (ids["withdrawn"],))
+    with ClaimService(store_target, definition=definition, read_only=True) as service:
+        assert [(m.claim_id, m.kind) for m in service.verify()] == [(ids["withdrawn"], "columns")]

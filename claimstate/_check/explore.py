@@ -38,7 +38,9 @@ def _actors(claim: Claim) -> tuple[str, ...]:
 def situation(claim: Claim) -> Hashable:
     """The claim as the guards and the properties see it (see the module's doc). Left out: how many
     evidence items and offers there are, which only the abuse limits read (at 100 and 50), and ids,
-    texts and times, which only the deadline reads, and the exploration fires before and at it."""
+    texts and times, which only the deadline reads, and the exploration fires before and at it. (So a
+    claim whose deadline has passed, after a step that kept its state, is the same situation as before:
+    the steps' times tell them apart, as `no_stall` does.)"""
     order = claim.amount.minor
     offer, agreement, shipment = claim.open_offer, claim.agreement, claim.shipment
     return (

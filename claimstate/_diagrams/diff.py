@@ -3,22 +3,24 @@
 struck (HTML).
 
 It reads the exports, not code, so a change can be reviewed from two files (the one committed, the one
-proposed) without running either.
+proposed) without running either. Being files, they are bounded before anything reads them (`within_export_bounds`):
+their size (states, arrows), their deadline windows and their text, so that no export makes a number
+overflow, a text unprintable or the layout engine run out of stack.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import attrs
 
+from claimstate._definition import MAX_WINDOW
 from claimstate._diagrams.dot import quote
 from claimstate._diagrams.graph import window_words
-from claimstate._diagrams.graphviz import draw_svg
-from claimstate._diagrams.page import html_page, picture
+from claimstate._diagrams.graphviz import draw_svg, drawable
+from claimstate._diagrams.page import escape_html, html_page, markdown_code, markdown_text, picture
 from claimstate._errors import InvalidInput
 
 Key = tuple[str, tuple[str, ...], str]  # a transition: trigger, sources, destination
@@ -36,9 +38,61 @@ class Change:
     touches: tuple[str, ...] = ()
 
 
+def within_export_bounds(exported: Mapping[str, Any], field: str) -> Mapping[str, Any]:
+    """`exported` if it is within the bounds of an export (`to_dict()`); else InvalidInput naming `field`
+    and what is wrong: more states or arrows than a picture holds (`drawable`), a deadline window that is not a
+    whole number of seconds above zero and at most MAX_WINDOW, or a text holding a NUL or a lone
+    surrogate (which no definition's text holds, and nothing can print or draw)."""
+    states, transitions = (exported.get(key) for key in ("states", "transitions"))
+    states, transitions = (part if isinstance(part, list) else [] for part in (states, transitions))  # see _states
+    arrows = sum(max(1, len(t["sources"])) if isinstance(t, dict) and isinstance(t.get("sources"), list) else 1
+                 for t in transitions)  # fmt: skip
+    drawable(len(states), arrows, field)
+    for state in states:
+        deadline = state.get("deadline") if isinstance(state, dict) else None
+        window = deadline.get("window_seconds") if isinstance(deadline, dict) else 1
+        if isinstance(window, bool) or not isinstance(window, int) or not 0 < window <= MAX_WINDOW.total_seconds():
+            raise InvalidInput(
+                f"state {state.get('name')!r}: a deadline window of {window!r} seconds; it is a whole number of seconds"
+                f" above zero, at most {int(MAX_WINDOW.total_seconds()):,} ({MAX_WINDOW.days:,} days)",
+                field=field,
+            )
+    for text in _texts(exported):
+        if "\x00" in text or not _encodes(text):
+            raise InvalidInput(
+                f"the text {text[:60]!r} holds a NUL or a lone surrogate, which no definition's text holds", field=field
+            )
+    return exported
+
+
+def _encodes(text: str) -> bool:
+    """Whether `text` is UTF-8 text (no lone surrogate, as a JSON escape such as \\udcff can give)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in a JSON value, keys included (walked without recursion: any depth is read)."""
+    found, left = [], [value]
+    while left:
+        item = left.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            left += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            left += item
+    return found
+
+
 def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    """Every state and transition added, removed or changed from `old` to `new` (two `to_dict()` exports);
-    InvalidInput names a file that is not one."""
+    """Every state and transition added, removed or changed from `old` to `new` (two `to_dict()` exports,
+    `within_export_bounds`); InvalidInput names a file that is not one."""
+    within_export_bounds(old, "old")
+    within_export_bounds(new, "new")
     try:
         return _changes(old, new)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -134,7 +188,7 @@ def _transition_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> t
 def to_markdown(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     """The changes as a Markdown review: added, removed, changed, each with its details."""
     found = changes(old, new)
-    lines = [f"# Lifecycle changes: {old.get('name')} -> {new.get('name')}", ""]
+    lines = [f"# Lifecycle changes: {markdown_text(str(old.get('name')))} -> {markdown_text(str(new.get('name')))}", ""]
     if not found:
         return "\n".join([*lines, "No state or transition changed.", ""])
     for kind in ("added", "removed", "changed"):
@@ -142,8 +196,8 @@ def to_markdown(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         if these:
             lines += [f"## {kind.capitalize()}", ""]
             for change in these:
-                lines.append(f"- {change.what} `{change.name}`")
-                lines += [f"  - {detail}" for detail in change.details]
+                lines.append(f"- {change.what} {markdown_code(change.name)}")
+                lines += [f"  - {markdown_text(detail)}" for detail in change.details]
             lines.append("")
     return "\n".join(lines)
 
@@ -154,8 +208,8 @@ def to_html(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     found = changes(old, new)
     svg = draw_svg(_dot(old, new, found))
     items = "".join(
-        f"<li><b>{c.kind}</b> {c.what} <code>{html.escape(c.name)}</code>"
-        + ("<ul>" + "".join(f"<li>{html.escape(d)}</li>" for d in c.details) + "</ul>" if c.details else "")
+        f"<li><b>{c.kind}</b> {c.what} <code>{escape_html(c.name)}</code>"
+        + ("<ul>" + "".join(f"<li>{escape_html(d)}</li>" for d in c.details) + "</ul>" if c.details else "")
         + "</li>"
         for c in found
     )
@@ -177,6 +231,7 @@ def _dot(old: Mapping[str, Any], new: Mapping[str, Any], found: Sequence[Change]
     kinds = {(c.what, c.name): c.kind for c in found}
     states = {**_states(old), **_states(new)}
     moves = {**_transitions(old), **_transitions(new)}
+    drawable(len(states), sum(max(1, len(key[1])) for key in moves), "definition")
     out = [
         "digraph changes {",
         '  graph [rankdir=TB, fontname="DejaVu Sans", nodesep=0.6, ranksep=0.7];',

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import attrs
 
 from claimstate._diagrams.graph import Edge, Graph, Node, edge_kind
+from claimstate._text import visible
 
 _COLOUR = {"timer": "#6a1b9a", "agent": "#0d47a1", "supplier": "#bf360c", "buyer": "#1b5e20", "parties": "#00695c"}
 _LINE = {  # the line of each kind of arrow: it reads without its colour too
@@ -68,7 +69,10 @@ def quote(text: str) -> str:
 
 
 def _escaped(text: str) -> str:
-    """Text inside a DOT string: backslashes and quotes escaped, line ends as \\n."""
+    """Text inside a DOT string: control characters shown as escapes (`visible`); &, < and > as the entities
+    Graphviz reads back as those characters, so no markup from a claim stands in the file for a tool to paste
+    into a page (as HTML and SVG escape it); backslashes and quotes escaped; line ends as \\n."""
+    text = visible(text, keep="\n").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

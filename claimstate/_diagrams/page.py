@@ -7,11 +7,13 @@ inline; no script, font or file is loaded from anywhere, and it prints).
 from __future__ import annotations
 
 import html
+import re
 
 from claimstate._diagrams.dot import FINAL_WORDS, LEGEND, colour_of
 from claimstate._diagrams.graph import Graph
 from claimstate._diagrams.graphviz import to_svg
 from claimstate._diagrams.mermaid import to_mermaid
+from claimstate._text import visible
 
 _TRANSITION_COLUMNS = (
     ("trigger", "trigger"),
@@ -35,18 +37,38 @@ _OVERVIEW_INTRO = (
 )
 
 
-def _md_table(rows: list[dict[str, str]], columns: tuple[tuple[str, str], ...]) -> list[str]:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
+def markdown_text(text: str) -> str:
+    """Text as Markdown shows it and nothing more, as HTML and SVG escape theirs: on one line (control
+    characters and line ends shown as escapes), < and & as HTML entities (Markdown passes a tag through),
+    and the marks that make a link, an image, code or a table cell escaped with a backslash."""
+    text = visible(text).replace("&", "&amp;").replace("<", "&lt;")
+    return re.sub(r"([\\`\[\]|])", r"\\\1", text)
 
+
+def markdown_code(text: str) -> str:
+    """Text as inline code, on one line: fenced by more backticks than it holds in a row, as CommonMark
+    reads it (inside code nothing else is markup)."""
+    text = visible(text)
+    fence = "`" * (1 + max((len(run) for run in re.findall("`+", text)), default=0))
+    padding = " " if "`" in text else ""
+    return f"{fence}{padding}{text}{padding}{fence}"
+
+
+def escape_html(text: str) -> str:
+    """Text in HTML: control characters shown as escapes (`visible`), line ends kept, then HTML's own
+    characters escaped."""
+    return html.escape(visible(text, keep="\n"))
+
+
+def _md_table(rows: list[dict[str, str]], columns: tuple[tuple[str, str], ...]) -> list[str]:
     lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row[key]) for key, _ in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_text(row[key]) for key, _ in columns) + " |" for row in rows]
     return lines
 
 
 def to_markdown(graph: Graph) -> str:
     """The Mermaid diagram, then the states and the transitions as tables."""
-    lines = [f"# {graph.title}", "", _INTRO, "", "```mermaid", to_mermaid(graph).rstrip(), "```", ""]
+    lines = [f"# {markdown_text(graph.title)}", "", _INTRO, "", "```mermaid", to_mermaid(graph).rstrip(), "```", ""]
     lines += ["## States", "", *_md_table(graph.state_rows(), _STATE_COLUMNS), ""]
     lines += ["## Transitions", "", *_md_table(graph.transition_rows(), _TRANSITION_COLUMNS), ""]
     return "\n".join(lines)
@@ -69,10 +91,10 @@ code { font-family: "DejaVu Sans Mono", monospace; }
 
 
 def _html_table(rows: list[dict[str, str]], columns: tuple[tuple[str, str], ...], code: set[str]) -> str:
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
+    head = "".join(f"<th>{escape_html(title)}</th>" for _, title in columns)
 
     def cell(key: str, text: str) -> str:
-        body = html.escape(text)
+        body = escape_html(text)
         return f"<td><code>{body}</code></td>" if key in code and text != "-" else f"<td>{body}</td>"
 
     body = "".join("<tr>" + "".join(cell(k, row[k]) for k, _ in columns) + "</tr>" for row in rows)
@@ -88,8 +110,8 @@ def html_page(title: str, intro: str, body: str) -> str:
     `title` and `intro` as text, then `body`, which is HTML."""
     return (
         "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>\n'
-        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>\n{body}</body></html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{escape_html(title)}</title><style>{_CSS}</style></head>\n'
+        f"<body><h1>{escape_html(title)}</h1><p>{escape_html(intro)}</p>\n{body}</body></html>\n"
     )
 
 
@@ -104,10 +126,10 @@ def to_html(graph: Graph) -> str:
     (a claim's own page) its facts and every step it took."""
     legend = (
         "".join(
-            f'<li><b style="color:{colour_of(kind)}">{html.escape(sample)}</b> {html.escape(meaning)}</li>'
+            f'<li><b style="color:{colour_of(kind)}">{escape_html(sample)}</b> {escape_html(meaning)}</li>'
             for kind, sample, meaning in LEGEND
         )
-        + f"<li>{html.escape(FINAL_WORDS)}</li>"
+        + f"<li>{escape_html(FINAL_WORDS)}</li>"
     )
     if graph.steps:
         rows = [{"step": str(s.seq), "when": s.at.replace("T", " ")[:16], "who": s.actor, "trigger": s.trigger,

@@ -1,8 +1,9 @@
 """Where claims are kept: one contract (`base.Store`), one implementation per database.
 
 `open_store` picks the backend from what it is given: a path or ":memory:" is a SQLite file, the
-embedded default; a ``postgresql://`` URL or a psycopg_pool ConnectionPool is PostgreSQL, for services
-that run as many instances. The service and the engine never know which one runs.
+embedded default; a ``postgresql://`` URL, a libpq key=value string or a psycopg_pool ConnectionPool is
+PostgreSQL, for services that run as many instances. The service and the engine never know which one runs.
+Whatever names the database is shown only masked (see `targets`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from claimstate._chain import Chain
 from claimstate._errors import StorageError
 from claimstate._store.base import Loaded, Rules, Store
 from claimstate._store.sqlite import SQLiteStore, Synchronous
+from claimstate._store.targets import POSTGRES_SCHEMES, is_conninfo, masked
 
-__all__ = ["POSTGRES_SCHEMES", "Loaded", "Rules", "Store", "Synchronous", "open_store"]
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+__all__ = ["POSTGRES_SCHEMES", "Loaded", "Rules", "Store", "Synchronous", "is_postgres", "masked", "open_store"]
 
 
 def open_store(
@@ -33,17 +34,20 @@ def open_store(
     if isinstance(target, str | Path) and not str(target):
         raise StorageError("no database given: name a SQLite file, or a postgresql:// URL", path="")
     if isinstance(target, str) and "://" in target and not target.startswith(POSTGRES_SCHEMES):
-        scheme = target.split("://", 1)[0]
+        shown = masked(target)
         raise StorageError(
-            f"{target}: {scheme}:// is not a database claimstate knows; give a postgresql:// URL, or a file path",
-            path=target,
+            f"{shown}: {shown.split('://', 1)[0]}:// is not a database claimstate knows; give a postgresql:// URL,"
+            " or a file path",
+            path=shown,
         )
-    if _is_postgres(target):
+    if is_postgres(target):
         try:
             from claimstate._store.postgres import PostgresStore  # noqa: PLC0415  (psycopg is an optional extra)
         except ImportError as error:
+            shown = masked(str(target))
             raise StorageError(
-                f"PostgreSQL needs the postgres extra: pip install 'claimstate[postgres]' ({error})", path=str(target)
+                f"PostgreSQL ({shown}) needs the postgres extra: pip install 'claimstate[postgres]' ({error})",
+                path=shown,
             ) from None
         return PostgresStore(
             str(target) if isinstance(target, Path) else target,
@@ -64,8 +68,8 @@ def open_store(
     )
 
 
-def _is_postgres(target: object) -> bool:
-    """A ``postgresql://`` or ``postgres://`` URL, or a psycopg_pool pool."""
+def is_postgres(target: object) -> bool:
+    """A ``postgresql://`` or ``postgres://`` URL, a libpq key=value string, or a psycopg_pool pool."""
     if isinstance(target, str):
-        return target.startswith(POSTGRES_SCHEMES)
+        return target.startswith(POSTGRES_SCHEMES) or is_conninfo(target)
     return type(target).__module__.split(".")[0] == "psycopg_pool"

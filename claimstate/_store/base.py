@@ -58,6 +58,14 @@ _KEYS = {
 _MERGED = {"definitions"}  # tables a copy adds to, keeping the rows the target has (each store records its own)
 BASELINE = "baseline_definition"  # meta: the definition of the history rows written before rows recorded one
 CURRENT = "definition"  # meta: the definition the last writable service to open decides by; only it files claims
+# Each history row with its event, in one sorted pass (the feed keeps no index by claim, which would cost
+# every fire a page); an event stored twice is reported apart (events.not_in_history).
+_HISTORY_WITH_EVENTS = (
+    f"SELECT {', '.join(f't.{c}' for c in HISTORY)}, e.claim, e.lane FROM transitions t LEFT JOIN"
+    " (SELECT claim_id, seq, min(claim) AS claim, min(lane) AS lane FROM events GROUP BY claim_id, seq) e"
+    " ON e.claim_id = t.claim_id AND e.seq = t.seq WHERE t.claim_id IS NOT NULL AND t.seq IS NOT NULL"
+    " ORDER BY t.claim_id, t.seq"
+)
 _SELECT_COLUMNS = f"SELECT {', '.join(COLUMNS)} FROM claims WHERE id = ?"
 _ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQL), before giving up
 
@@ -71,6 +79,16 @@ class Loaded:
     last_hash: str | None
     definition: str | None = None
     closed: bool = False
+
+
+@attrs.frozen
+class Listed:
+    """One page of a listing: the claims read, the (id, why) of the rows that could not be read, and the id
+    of the page's last row, readable or not (where the next page starts; None when the page is empty)."""
+
+    claims: list[Claim]
+    unreadable: list[tuple[str, str]]
+    last: str | None
 
 
 @attrs.frozen
@@ -128,6 +146,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of a query (`?` placeholders)."""
+
+    @abc.abstractmethod
+    def _stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
+        """Every row of a query (no placeholders) in a read's snapshot, fetched a page at a time as they are
+        used, so memory stays flat however many there are."""
 
     @abc.abstractmethod
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -218,8 +241,9 @@ class Store(abc.ABC):
             raise StorageError(f"claim {claim_id!r} in {self.path} holds damaged JSON", path=self.path) from None
 
     def _claim_of(self, details: str, claim_id: str) -> Claim:
+        decoded = self._decoded(details, claim_id)
         try:
-            return Claim.from_dict(self._decoded(details, claim_id))
+            return Claim.from_dict(decoded)
         except (KeyError, TypeError, ValueError, ClaimStateError) as error:
             raise StorageError(f"claim {claim_id!r} in {self.path} is damaged: {error!r}", path=self.path) from None
 
@@ -265,9 +289,12 @@ class Store(abc.ABC):
 
     def histories(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """Every claim id that has history rows, whether or not its claims row exists, with its rows in seq
-        order as stored (data still its JSON text), read a page at a time."""
+        order as stored (data still its JSON text), each with its retained `event`'s (claim summary as JSON
+        text, lane), or None: read as one stream, inside `read`."""
         claim_id, rows = None, list[dict[str, Any]]()
-        for row in self.history_rows():
+        for values in self._stream(_HISTORY_WITH_EVENTS):
+            event = None if values[-2] is None else values[-2:]
+            row = {**dict(zip(HISTORY, values[: len(HISTORY)], strict=True)), "event": event}
             if row["claim_id"] != claim_id and rows:
                 yield str(claim_id), rows
                 rows = []
@@ -322,8 +349,9 @@ class Store(abc.ABC):
         except StorageError:
             return {}
 
-    def claims(self, where: Mapping[str, str], *, after: str | None, limit: int) -> list[Claim]:
-        """Claims matching every column = value of `where` (columns of COLUMNS), in id order, after `after`."""
+    def claims(self, where: Mapping[str, str], *, after: str | None, limit: int) -> Listed:
+        """Claims matching every column = value of `where` (columns of COLUMNS), in id order, after `after`:
+        the readable ones, and the damaged ones apart, so one damaged row does not hide the others."""
         unknown = set(where) - set(COLUMNS)
         if unknown:
             raise StorageError(f"no claims column {', '.join(sorted(unknown))}", path=self.path)
@@ -337,16 +365,25 @@ class Store(abc.ABC):
             + " ORDER BY id LIMIT ?",
             [*params, limit],
         )  # fmt: skip
-        return [self._claim_of(details, claim_id) for claim_id, details in rows]
+        listed = Listed([], [], None if not rows else rows[-1][0])
+        for claim_id, details in rows:
+            try:
+                listed.claims.append(self._claim_of(details, claim_id))
+            except StorageError as error:
+                listed.unreadable.append((claim_id, str(error)))
+        return listed
 
-    def due(self, now: str, limit: int) -> list[tuple[str, str]]:
-        """(claim id, trigger) of deadlines due at `now`, earliest first, from the partial index."""
-        rows = self._all(
-            "SELECT id, deadline_trigger FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
-            " ORDER BY deadline_at, id LIMIT ?",
-            (now, limit),
-        )
-        return [(row[0], row[1]) for row in rows]
+    def due(self, now: str, limit: int, after: tuple[str, str] | None = None) -> list[tuple[str, str, str]]:
+        """(due time, claim id, trigger) of deadlines due at `now`, earliest first, from the partial index;
+        after the (due time, claim id) `after`, so a caller pages through them holding one page at a time."""
+        sql = "SELECT deadline_at, id, deadline_trigger FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
+        if after is None:
+            rows = self._all(f"{sql} ORDER BY deadline_at, id LIMIT ?", (now, limit))
+        else:
+            rows = self._all(
+                f"{sql} AND (deadline_at, id) > (?, ?) ORDER BY deadline_at, id LIMIT ?", (now, *after, limit)
+            )
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def due_count(self, now: str) -> int:
         row = self._one("SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,))

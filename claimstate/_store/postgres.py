@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -24,12 +25,14 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from claimstate._chain import Chain
 from claimstate._errors import StorageError
 from claimstate._store.base import TABLES, Loaded, Race, Rules, Store, StoreContext
+from claimstate._store.targets import checked_url, masked, parse_failure
 
 # 1: claims, their append-only hash-chained history, and meta; 2: the event feed; 3: definitions
 SCHEMA_VERSION = 3
 T = TypeVar("T")
 _MIGRATION_LOCK = int.from_bytes(b"ClSt-mig", "big") >> 1  # the advisory lock migrations hold (a signed bigint)
 _RACES = {"40001": "a serialization failure", "40P01": "a deadlock"}
+_GONE = ("08", "57P01", "57P02", "57P03")  # SQLSTATEs of a lost connection, and of the server shutting down
 # Unique keys two writers can both try to take at once; the one that loses runs again and sees the other's.
 _RACING_KEYS = {  # (not transitions_pkey: a fire holds its claim's row, so a taken seq is damage, not a race)
     "claims_pkey": "the claim id",
@@ -38,24 +41,46 @@ _RACING_KEYS = {  # (not transitions_pkey: a fire holds its claim's row, so a ta
     "transitions_filing_keys": "the filing's idempotency key",
 }
 _TEXT = 'TEXT COLLATE "C"'
+# The schema objects claimstate makes, each written as PostgreSQL shows it back (pg_get_indexdef,
+# pg_get_triggerdef, with the schema's name left out), so verify compares them exactly.
 _INDEXES = {
-    "claims_by_state": "CREATE INDEX claims_by_state ON claims (state)",
-    "claims_by_buyer": "CREATE INDEX claims_by_buyer ON claims (buyer_id)",
-    "claims_by_supplier": "CREATE INDEX claims_by_supplier ON claims (supplier_id)",
-    "claims_by_order": "CREATE INDEX claims_by_order ON claims (order_id)",
-    "claims_open_deadlines": "CREATE INDEX claims_open_deadlines ON claims (deadline_at) WHERE deadline_at IS NOT NULL",
-    "claims_one_open_per_order": "CREATE UNIQUE INDEX claims_one_open_per_order ON claims (order_id) WHERE closed = 0",
-    "transitions_idempotency": "CREATE UNIQUE INDEX transitions_idempotency ON transitions (claim_id, idempotency_key)"
-    " WHERE idempotency_key IS NOT NULL",
-    "transitions_filing_keys": "CREATE UNIQUE INDEX transitions_filing_keys ON transitions (idempotency_key)"
-    " WHERE idempotency_key IS NOT NULL AND seq = 1",
+    "claims_by_state": "CREATE INDEX claims_by_state ON claims USING btree (state)",
+    "claims_by_buyer": "CREATE INDEX claims_by_buyer ON claims USING btree (buyer_id)",
+    "claims_by_supplier": "CREATE INDEX claims_by_supplier ON claims USING btree (supplier_id)",
+    "claims_by_order": "CREATE INDEX claims_by_order ON claims USING btree (order_id)",
+    "claims_open_deadlines": "CREATE INDEX claims_open_deadlines ON claims USING btree (deadline_at)"
+    " WHERE (deadline_at IS NOT NULL)",
+    "claims_one_open_per_order": "CREATE UNIQUE INDEX claims_one_open_per_order ON claims USING btree (order_id)"
+    " WHERE (closed = 0)",
+    "transitions_idempotency": "CREATE UNIQUE INDEX transitions_idempotency ON transitions USING btree"
+    " (claim_id, idempotency_key) WHERE (idempotency_key IS NOT NULL)",
+    "transitions_filing_keys": "CREATE UNIQUE INDEX transitions_filing_keys ON transitions USING btree"
+    " (idempotency_key) WHERE ((idempotency_key IS NOT NULL) AND (seq = 1))",
 }
-_FEED_INDEXES = {"events_by_lane": "CREATE UNIQUE INDEX events_by_lane ON events (lane, lane_seq)"}
+_FEED_INDEXES = {"events_by_lane": "CREATE UNIQUE INDEX events_by_lane ON events USING btree (lane, lane_seq)"}
 _DEFINITION_INDEXES = {
-    "claims_open_by_definition": "CREATE INDEX claims_open_by_definition ON claims (definition) WHERE closed = 0"
+    "claims_open_by_definition": "CREATE INDEX claims_open_by_definition ON claims USING btree (definition)"
+    " WHERE (closed = 0)"
+}
+_PRIMARY_KEYS = {  # made by the tables' PRIMARY KEY clauses
+    "claims_pkey": "CREATE UNIQUE INDEX claims_pkey ON claims USING btree (id)",
+    "transitions_pkey": "CREATE UNIQUE INDEX transitions_pkey ON transitions USING btree (claim_id, seq)",
+    "meta_pkey": "CREATE UNIQUE INDEX meta_pkey ON meta USING btree (name)",
+    "events_pkey": 'CREATE UNIQUE INDEX events_pkey ON events USING btree ("position")',
+    "lanes_pkey": "CREATE UNIQUE INDEX lanes_pkey ON lanes USING btree (lane)",
+    "consumers_pkey": "CREATE UNIQUE INDEX consumers_pkey ON consumers USING btree (name, lane)",
+    "definitions_pkey": "CREATE UNIQUE INDEX definitions_pkey ON definitions USING btree (fingerprint)",
 }
 _TABLES = ("claims", "transitions", "meta", "events", "lanes", "consumers", "definitions")
-_TRIGGERS = ("transitions_no_change", "transitions_no_truncate")
+_APPEND_ONLY = "claimstate_history_is_append_only"  # the function the append-only triggers run, and its body
+_APPEND_ONLY_BODY = " BEGIN RAISE EXCEPTION 'the transition history is append-only'; END "
+_TRIGGERS = {
+    "transitions_no_change": "CREATE TRIGGER transitions_no_change BEFORE DELETE OR UPDATE ON transitions"
+    f" FOR EACH ROW EXECUTE FUNCTION {_APPEND_ONLY}()",
+    "transitions_no_truncate": "CREATE TRIGGER transitions_no_truncate BEFORE TRUNCATE ON transitions"
+    f" FOR EACH STATEMENT EXECUTE FUNCTION {_APPEND_ONLY}()",
+}
+_HERE = "' ON ' || quote_ident(current_schema()) || '.'"  # how PostgreSQL names a table of this schema
 _SCHEMA_V1 = (
     f"CREATE TABLE claims (id {_TEXT} PRIMARY KEY, state {_TEXT} NOT NULL, version BIGINT NOT NULL,"
     f" closed INTEGER NOT NULL, order_id {_TEXT} NOT NULL, buyer_id {_TEXT} NOT NULL, supplier_id {_TEXT} NOT NULL,"
@@ -67,12 +92,8 @@ _SCHEMA_V1 = (
     f" request_hash {_TEXT}, hash {_TEXT}, PRIMARY KEY (claim_id, seq))",
     f"CREATE TABLE meta (name {_TEXT} PRIMARY KEY, value {_TEXT} NOT NULL)",
     *_INDEXES.values(),
-    "CREATE FUNCTION claimstate_history_is_append_only() RETURNS trigger LANGUAGE plpgsql AS"
-    " $$ BEGIN RAISE EXCEPTION 'the transition history is append-only'; END $$",
-    "CREATE TRIGGER transitions_no_change BEFORE UPDATE OR DELETE ON transitions"
-    " FOR EACH ROW EXECUTE FUNCTION claimstate_history_is_append_only()",
-    "CREATE TRIGGER transitions_no_truncate BEFORE TRUNCATE ON transitions"
-    " FOR EACH STATEMENT EXECUTE FUNCTION claimstate_history_is_append_only()",
+    f"CREATE FUNCTION {_APPEND_ONLY}() RETURNS trigger LANGUAGE plpgsql AS $${_APPEND_ONLY_BODY}$$",
+    *_TRIGGERS.values(),
 )
 _SCHEMA_V2 = (  # the event feed (see _store.events); history before it is not replayed into it
     f"CREATE TABLE events (position BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, lane INTEGER NOT NULL,"
@@ -95,11 +116,17 @@ _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 def shown(target: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL (or key=value string) as a URL without its password, for messages; one libpq cannot read as
+    meant is refused, shown masked (see targets)."""
+    checked_url(target)
+    failure: str | None = None
     try:
         parts = conninfo.conninfo_to_dict(target)
     except psycopg.ProgrammingError as error:
-        raise StorageError(f"not a PostgreSQL URL: {error}", path="postgresql://?") from None
+        failure = parse_failure(error)
+    if failure is not None:  # raised here, so that libpq's words (which quote the password) are not its context
+        said = masked(target, malformed=True)
+        raise StorageError(f"{said} is not a PostgreSQL URL libpq reads: {failure}", path=said)
     user = f"{parts['user']}@" if parts.get("user") else ""
     host = str(parts.get("host", ""))
     port = f":{parts['port']}" if parts.get("port") else ""
@@ -146,6 +173,7 @@ class PostgresStore(Store):
         self._piping: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None  # the write's pipeline mode
         self._pipeline: psycopg.Pipeline | None = None  # of the open write transaction
         self._unsent = False  # the open transaction has sent nothing to the server yet
+        self._cursors = itertools.count()  # names the cursors of `_stream`, unique on each connection
         self._errors = _Errors(self)
         pool: ConnectionPool[psycopg.Connection[Any]]
         if isinstance(target, ConnectionPool):
@@ -162,7 +190,7 @@ class PostgresStore(Store):
                     name="claimstate",
                 )
             except psycopg.Error as error:
-                raise StorageError(f"{self.path}: {error}", path=self.path) from None
+                raise StorageError(f"{self.path}: {_said(error)}", path=self.path) from None
         self._pool, self._own_pool = pool, own
         try:
             if own:
@@ -259,7 +287,7 @@ class PostgresStore(Store):
         try:
             self._pipeline.sync()
         except psycopg.OperationalError as error:
-            if self._unsent and _lost(error, self._conn):
+            if self._unsent and _lost(error, self._conn) is not None:
                 raise Race(f"the connection was lost before the transaction began ({_said(error)})") from error
             raise
         self._unsent = False
@@ -332,6 +360,14 @@ class PostgresStore(Store):
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._execute(sql, params, lambda cursor: cursor.rowcount)
+
+    def _stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
+        """Through a cursor of the open transaction (one not read to its end closes with the transaction)."""
+        name = f"claimstate_rows_{next(self._cursors)}"
+        self._run(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}")
+        while rows := self._all(f"FETCH FORWARD {page} FROM {name}"):
+            yield from rows
+        self._run(f"CLOSE {name}")
 
     def _send(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Queue a write whose result nothing waits for; it goes with the next read or the COMMIT. Inside
@@ -447,26 +483,54 @@ class PostgresStore(Store):
             )
 
     def schema_problems(self) -> list[str]:
+        """Each schema object claimstate made that is missing or not as it made it, compared as PostgreSQL
+        shows it: every index (primary keys and unique constraints included) by its definition; the
+        append-only triggers by theirs, enabled, running the function claimstate wrote; and any other trigger
+        or rule on claimstate's tables (an internal one, of a foreign key, must be enabled)."""
         tables = {row[0] for row in self._all("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
-        indexes = {
-            row[0]: row[1]
-            for row in self._all("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()")
-        }
-        triggers = {
-            row[0]
+        indexes = dict(
+            self._all(
+                f"SELECT indexname, replace(indexdef, {_HERE}, ' ON ') FROM pg_indexes"
+                " WHERE schemaname = current_schema()"
+            )
+        )
+        ours = ", ".join(f"'{table}'" for table in _TABLES)
+        triggers = {  # by table and name: PostgreSQL names triggers per table, so another table's may take ours
+            (row[0], row[1]): row[2:]
             for row in self._all(
-                "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relname = 'transitions'"
-                " AND c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal"
+                "SELECT c.relname, t.tgname, t.tgisinternal, t.tgenabled,"
+                f" replace(pg_get_triggerdef(t.oid), {_HERE}, ' ON '),"
+                " p.proname = ? AND p.pronamespace = current_schema()::regnamespace AND p.prosrc = ?"
+                " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid"
+                f" WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ({ours}) ORDER BY t.tgname",
+                (_APPEND_ONLY, _APPEND_ONLY_BODY),
             )
         }
+        rules = self._all(
+            f"SELECT rulename, tablename FROM pg_rules WHERE schemaname = current_schema() AND tablename IN ({ours})"
+            " ORDER BY rulename"
+        )
         problems = [f"the table {name} is missing" for name in _TABLES if name not in tables]
-        for name, sql in {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES}.items():
+        for name, sql in {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES, **_PRIMARY_KEYS}.items():
             if name not in indexes:
                 problems.append(f"the index {name} is missing")
-            elif ("UNIQUE" in sql) != ("UNIQUE" in indexes[name]):
+            elif indexes[name] != sql:
                 problems.append(f"the index {name} is not the one claimstate made: {indexes[name]}")
-        problems += [f"the trigger {name} is missing" for name in _TRIGGERS if name not in triggers]
-        problems += [f"the trigger {name} is not claimstate's" for name in sorted(triggers - set(_TRIGGERS))]
+        ours_made = {("transitions", name): sql for name, sql in _TRIGGERS.items()}  # every one is on the history
+        problems += [f"the trigger {name} is missing" for table, name in ours_made if (table, name) not in triggers]
+        for (table, name), (internal, enabled, sql, _runs_ours) in triggers.items():
+            if not internal and (table, name) not in ours_made:
+                problems.append(f"the trigger {name} on {table} is not claimstate's: {sql}")
+            elif not internal and sql != ours_made[table, name]:
+                problems.append(f"the trigger {name} is not the one claimstate made: {sql}")
+            if enabled != "O":
+                problems.append(
+                    f"the trigger {name} on {table} is not enabled as claimstate made it"
+                    f" (pg_trigger.tgenabled {enabled!r})"
+                )
+        if not all(runs_ours for key, (*_, runs_ours) in triggers.items() if key in ours_made):
+            problems.append(f"the function {_APPEND_ONLY}, which the append-only triggers run, is not claimstate's")
+        problems += [f"the rule {name} on {table} is not claimstate's" for name, table in rules]
         return problems
 
     def integrity(self) -> list[str]:
@@ -475,8 +539,8 @@ class PostgresStore(Store):
 
 
 def _said(error: BaseException) -> str:
-    """What psycopg said, on one line."""
-    return " ".join(str(error).split())
+    """What psycopg said, on one line, any URL in it masked."""
+    return masked(" ".join(str(error).split()))
 
 
 @functools.lru_cache(maxsize=256)
@@ -511,9 +575,10 @@ class _Errors(StoreContext):
                 f" ({store._timeout:g} s); nothing was applied, try again",
                 path=store.path,
             ) from error
-        if _lost(error, store._conn):
+        lost = _lost(error, store._conn)
+        if lost is not None:
             raise StorageError(
-                f"lost the connection to PostgreSQL at {store.path} ({_said(error)}): the call was not applied,"
+                f"lost the connection to PostgreSQL at {store.path} ({_said(lost)}): the call was not applied,"
                 " unless the connection broke while committing; read the claim again, or retry with the same"
                 " idempotency key",
                 path=store.path,
@@ -521,6 +586,21 @@ class _Errors(StoreContext):
         raise StorageError(f"{store.path}: PostgreSQL failed: {_said(error)}", path=store.path) from error
 
 
-def _lost(error: psycopg.Error, conn: psycopg.Connection[Any] | None) -> bool:
-    """Whether `error` is the connection going away (not, say, a timeout the server raised)."""
-    return isinstance(error, psycopg.OperationalError) and (conn is None or conn.broken or conn.closed)
+def _lost(error: psycopg.Error, conn: psycopg.Connection[Any] | None) -> psycopg.Error | None:
+    """The error that says the connection went away, if `error` is one or was raised while handling one; None
+    for an error the server raised on a live connection (a timeout, say).
+
+    Besides a connection found broken, that is any error psycopg raised itself (no SQLSTATE) or a connection
+    failure or shutdown notice from the server: after a server restart, psycopg can report the loss as
+    "cannot exit pipeline mode while busy", raised while handling the shutdown notice, on a connection it
+    has not yet marked broken. Whatever was in flight then may or may not have been committed.
+    """
+    if isinstance(error, psycopg.OperationalError) and (conn is None or conn.broken or conn.closed):
+        return error
+    found: psycopg.Error | None = None
+    seen: BaseException | None = error
+    while isinstance(seen, psycopg.Error):
+        if isinstance(seen, psycopg.OperationalError) and (seen.sqlstate is None or seen.sqlstate.startswith(_GONE)):
+            found = seen  # the deepest one says best what happened
+        seen = seen.__cause__ or seen.__context__
+    return found

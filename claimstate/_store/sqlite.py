@@ -6,7 +6,8 @@ sqlite3 error leaves this module as a StorageError with a plain message.
 
 A new file is built under a temporary name and linked into place, so the path never shows a half-made
 database and a failed creation leaves nothing behind. A read-only store never creates a file: other
-users' readers must not leave a -wal or -shm that the owner then cannot write.
+users' readers must not leave a -wal or -shm that the owner then cannot write; nor does a writable one
+that may not write the file, which is refused before SQLite opens it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import errno
 import os
 import secrets
 import sqlite3
+import stat
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -151,7 +153,7 @@ def _schema_v4(db: sqlite_utils.Database) -> None:
 
 _MESSAGES = (  # words in SQLite's message, and what to tell a person instead
     (("locked", "busy"), "{path} is locked by another writer and stayed locked past the busy timeout; try again"),
-    (("not a database",), "{path} is not a claimstate database (SQLite says: {text})"),
+    (("not a database",), "{path} is not a claimstate database, or is damaged (SQLite says: {text})"),
     (("malformed",), "{path} is damaged (SQLite says: {text}): restore it from a backup"),
     (("unable to open",), "cannot open {path}: check that the folder exists and is writable"),
 )
@@ -160,8 +162,12 @@ _MESSAGES = (  # words in SQLite's message, and what to tell a person instead
 def _plain(error: sqlite3.Error, path: str) -> str:
     """What went wrong, in words a person acts on."""
     text = str(error)
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        left = _left_by_another_user(path)
+        if left is not None:
+            return left
     if "readonly" in text or "read-only" in text:
-        return _why_read_only(path)
+        return f"{path} is read-only: claimstate cannot write to it (read_only=True reads it)"
     if "full" in text or (getattr(error, "sqlite_errorname", "").startswith("SQLITE_IOERR") and _disk_full(path)):
         return f"the disk holding {path} is full: nothing was written"
     for words, message in _MESSAGES:
@@ -170,18 +176,21 @@ def _plain(error: sqlite3.Error, path: str) -> str:
     return f"{path}: SQLite failed: {text}"
 
 
-def _why_read_only(path: str) -> str:
-    """Why `path` cannot be written: the file, or a -wal or -shm another OS user left (a reader that wrote them)."""
+def _left_by_another_user(path: str) -> str | None:
+    """Why `path`, which this user may write, still cannot be opened for writing: a -wal or -shm of another
+    OS user's beside it that this one may not write (SQLite says "readonly", or "unable to open" where it
+    may not even read it), made by a process that has the database open, or was killed, or was not
+    claimstate. None if there is none."""
     for suffix in ("-wal", "-shm"):
         with suppress(OSError):
             left = os.stat(path + suffix)
             if os.access(path, os.W_OK) and not os.access(path + suffix, os.W_OK):
                 return (
                     f"{path} cannot be written: its {suffix} file belongs to another user (uid {left.st_uid}), whose"
-                    " process opened it without read_only; once no process has the database open, remove it"
-                    " if it is empty, else give it to the database's owner"
+                    " process has the database open, or left it (killed, or another program); once no process has"
+                    " it open, remove it if it is empty, else give it to the database's owner"
                 )
-    return f"{path} is read-only: claimstate cannot write to it (read_only=True reads it)"
+    return None
 
 
 def _disk_full(path: str) -> bool:
@@ -195,6 +204,15 @@ def _disk_full(path: str) -> bool:
     except OSError:
         return False
     return space.f_bavail * space.f_frsize < _NEARLY_FULL or space.f_favail == 0
+
+
+def _readable(path: str) -> bool:
+    """Whether this process may open `path` for reading (asked of the kernel, so ACLs and root count)."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    except OSError:
+        return False
+    return True
 
 
 def _busy(error: sqlite3.Error) -> bool:
@@ -235,12 +253,7 @@ class SQLiteStore(Store):
         if read_only:
             self._open_read_only()
             return
-        if self.path != ":memory:" and not Path(self.path).exists():
-            if not create:
-                raise self._missing()
-            self._create(synchronous)
-        self._check_header()
-        self._conn = self._connect(self.path)
+        self._conn = self._connect_writable(synchronous, create=create)
         try:
             self._open(synchronous)
         except BaseException:
@@ -255,12 +268,34 @@ class SQLiteStore(Store):
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         return conn
 
-    def _create(self, synchronous: Synchronous) -> None:
+    def _connect_writable(self, synchronous: Synchronous, *, create: bool) -> sqlite3.Connection:
+        """Connect to the file for writing, making it first if it is missing and `create`.
+
+        An existing file is first opened here for reading and writing, so a user who may not write it is
+        refused, naming the permission, before SQLite opens it: SQLite itself would fall back to reading it
+        (even under mode=rw) and leave a -wal and -shm of this user's, which lock its owner out. A permission
+        changed between that check and SQLite's open is the one window left.
+        """
+        if self.path == ":memory:":
+            return self._connect(self.path)
+        if not os.path.exists(self.path):
+            if not create:
+                raise self._missing()
+            if not self._create(synchronous):  # no hard links: made in place, by this connection
+                return self._connect(self._uri("rwc"), uri=True)
+        self._check_file(write=True)
+        return self._connect(self._uri("rw"), uri=True)
+
+    def _uri(self, mode: str) -> str:
+        return f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode={mode}"
+
+    def _create(self, synchronous: Synchronous) -> bool:
         """Build the database under a temporary name beside `path`, then link it into place.
 
         Linking never replaces a file: if another process made the database first, this one uses theirs.
         Whatever fails, the temporary files go, so a failed creation (a full disk) leaves nothing behind.
-        Where the file system has no hard links the database is made in place, under the write lock.
+        Where the file system has no hard links the database is made in place, under the write lock: then it
+        returns False.
         """
         folder, name = os.path.split(os.path.abspath(self.path))
         temporary = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.new")
@@ -281,20 +316,47 @@ class SQLiteStore(Store):
                     ) from error
                 if error.errno not in _NO_HARD_LINKS:
                     raise StorageError(f"cannot create {self.path}: {error.strerror}", path=self.path) from error
+                return False
         finally:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 with suppress(FileNotFoundError):
                     os.remove(temporary + suffix)
+        return True
 
-    def _check_header(self) -> None:
-        """Refuse a file that is not SQLite before SQLite touches it."""
-        if self.path == ":memory:":
-            return
-        file = Path(self.path)
-        if file.is_file() and file.stat().st_size > 0:
-            with file.open("rb") as head:
-                if head.read(16) != _SQLITE_HEADER:
-                    raise StorageError(f"{self.path} is not a claimstate database (not a SQLite file)", path=self.path)
+    def _check_file(self, *, write: bool) -> None:
+        """Refuse, before SQLite touches it, a file this user may not read (or, to `write`, write), and one
+        that is not SQLite (opened without blocking: a FIFO would wait for a writer)."""
+        try:
+            fd = os.open(self.path, (os.O_RDWR if write else os.O_RDONLY) | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise self._missing() from None
+        except OSError as error:
+            raise StorageError(self._refused(error, write=write), path=self.path) from error
+        with os.fdopen(fd, "rb", buffering=0) as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StorageError(f"{self.path} is not a claimstate database (not a regular file)", path=self.path)
+            head = file.read(len(_SQLITE_HEADER))
+        if head and head != _SQLITE_HEADER:
+            raise StorageError(f"{self.path} is not a claimstate database (not a SQLite file)", path=self.path)
+
+    def _refused(self, error: OSError, *, write: bool) -> str:
+        """Why this user may not open the file, naming what it lacks."""
+        if error.errno == errno.EROFS:
+            return f"{self.path} is read-only: claimstate cannot write to it (its file system is read-only)"
+        if error.errno not in (errno.EACCES, errno.EPERM):
+            return f"cannot open {self.path}: {error.strerror}"
+        uid = os.geteuid()
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return f"cannot read {self.path}: permission denied (uid {uid} may not reach it: a folder above refuses)"
+        owner = f"it belongs to uid {found.st_uid}, mode {stat.filemode(found.st_mode)}"
+        if write and _readable(self.path):
+            return (
+                f"{self.path} is read-only: claimstate cannot write to it (uid {uid} may not write it: {owner});"
+                " write as a user who may, or read it with read_only=True"
+            )
+        return f"cannot read {self.path}: permission denied (uid {uid} may not read it: {owner})"
 
     def _open(self, synchronous: Synchronous) -> None:
         """Check that the file is ours and not newer than this code, then set it up and migrate it.
@@ -316,10 +378,11 @@ class SQLiteStore(Store):
 
     def _identity(self) -> tuple[int, int, int]:
         """(application_id, number of schema objects, user_version), read together in one statement."""
-        row = self._conn.execute(
-            "SELECT (SELECT application_id FROM pragma_application_id),"
-            " (SELECT count(*) FROM sqlite_master), (SELECT user_version FROM pragma_user_version)"
-        ).fetchone()
+        with self._errors:  # the first read of the file: one that is not a database fails here
+            row = self._conn.execute(
+                "SELECT (SELECT application_id FROM pragma_application_id),"
+                " (SELECT count(*) FROM sqlite_master), (SELECT user_version FROM pragma_user_version)"
+            ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
     def _check_ours(self) -> int:
@@ -390,9 +453,9 @@ class SQLiteStore(Store):
         """Open an existing database at this schema version for reading, creating no file."""
         if self.path == ":memory:":
             raise StorageError("an in-memory database cannot be opened read-only: it would be empty", path=self.path)
-        if not Path(self.path).is_file():
+        if not os.path.exists(self.path):
             raise self._missing()
-        self._check_header()
+        self._check_file(write=False)
         self._connect_read_only()
         try:
             version = self.read(self._check_ours)
@@ -417,7 +480,7 @@ class SQLiteStore(Store):
         writer that came meanwhile (`read` then reads again).
         """
         wal = self.path + "-wal"
-        uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
+        uri = self._uri("ro")
         if os.path.exists(wal):
             if not os.path.exists(self.path + "-shm"):
                 raise StorageError(
@@ -479,11 +542,20 @@ class SQLiteStore(Store):
                 raise
             finally:
                 self._depth = 0
-                with self._errors:
-                    self._conn.execute("COMMIT")
+                self._end_read()
             if not self._changed():
                 return result
         raise StorageError(f"{self.path} kept changing while it was read; try again", path=self.path)
+
+    def _end_read(self) -> None:
+        """End a read's transaction. After a read found a damaged page, SQLite's COMMIT fails saying so, yet
+        ends the transaction: nothing was written, so what was read stands (and verify reports the damage)."""
+        try:
+            with self._errors:
+                self._conn.execute("COMMIT")
+        except StorageError:
+            if self._conn.in_transaction:
+                raise
 
     def lock_whole(self) -> None:
         """Nothing to do: BEGIN IMMEDIATE already keeps every other writer out."""
@@ -516,6 +588,16 @@ class SQLiteStore(Store):
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._errors:
             return self._conn.execute(sql, params).rowcount
+
+    def _stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
+        with self._errors:
+            cursor = self._conn.execute(sql)
+        while True:
+            with self._errors:
+                rows = cursor.fetchmany(page)
+            if not rows:
+                return
+            yield from rows
 
     def schema_problems(self) -> list[str]:
         """Each schema object claimstate made that is missing or changed, and each trigger it did not make."""
