@@ -5,11 +5,13 @@ The vocabulary for writing a lifecycle is in `claimstate.definition`; the comman
 The other modules are private.
 """
 
+import warnings as _warnings
 from importlib.metadata import version as _version
 
 from claimstate._actor import Actor
 from claimstate._check import PROPERTIES, Property, Report, Violation, check
 from claimstate._claim import Claim, Deadline, Evidence, Offer, ReturnShipment, TransitionRecord
+from claimstate._copy import Copied, copy_claims
 from claimstate._diagrams import Diagrams
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import (
@@ -30,7 +32,6 @@ from claimstate._feed import Event
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._migration import Migration, Move, Outdated
 from claimstate._money import Money
-from claimstate._move import Moved, move_claims
 from claimstate._service import ClaimService, Difference, Mismatch
 
 __version__ = _version("claimstate")
@@ -45,6 +46,7 @@ __all__ = [
     "ClaimService",
     "ClaimStateError",
     "ConcurrentModification",
+    "Copied",
     "Deadline",
     "DefinitionError",
     "DiagramError",
@@ -60,7 +62,6 @@ __all__ = [
     "Mismatch",
     "Money",
     "Move",
-    "Moved",
     "Offer",
     "Outdated",
     "PlanRefused",
@@ -75,5 +76,19 @@ __all__ = [
     "Violation",
     "__version__",
     "check",
-    "move_claims",
+    "copy_claims",
 ]
+
+_RENAMED = {"Moved": "Copied", "move_claims": "copy_claims"}  # deprecated names, kept for one release
+
+
+def __getattr__(name: str) -> object:
+    """The names of an earlier release, still importable, with a DeprecationWarning naming the new one."""
+    if name in _RENAMED:
+        _warnings.warn(
+            f"claimstate.{name} is now claimstate.{_RENAMED[name]}; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module 'claimstate' has no attribute {name!r}")

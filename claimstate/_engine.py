@@ -17,10 +17,10 @@ import attrs
 from transitions import EventData, Machine
 
 from claimstate._actor import AGENT, SYSTEM, Actor
-from claimstate._checks import identifier, plain_data
 from claimstate._claim import Claim, Deadline, TransitionRecord
 from claimstate._definition import Context, Definition, Policy, Transition
 from claimstate._errors import InvalidInput, Refusal, TransitionRefused
+from claimstate._inputs import identifier, plain_data
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._time import aware, within_range
 

@@ -6,7 +6,7 @@ which is exact for every integer, where orjson turns one beyond 64 bits into a f
 hand must read back as it is, so that `verify` can show it. Edge cases of writing, handled here:
 - an integer beyond 64 bits: orjson cannot encode one, so the standard library does, digit for digit;
 - NaN and infinities: orjson would write null. None reaches here: the boundary checks refuse them
-  (`_checks.plain_data`) and the store's own values hold no floats.
+  (`_inputs.plain_data`) and the store's own values hold no floats.
 
 JSON from outside (a command line, a script line, a plan or an exported definition in a file) is read
 by `read_outside`, which bounds each integer literal by its digits before converting it: Python would spend time

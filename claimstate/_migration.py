@@ -19,24 +19,20 @@ import attrs
 
 from claimstate._actor import SYSTEM, Actor
 from claimstate._claim import Claim, Deadline, TransitionRecord
-from claimstate._definition import MIGRATE, DeadlineRule, Definition, Policy, windows_of
+from claimstate._definition import MIGRATE, DeadlineRule, Definition, Policy
 from claimstate._errors import InvalidInput, LifecycleChanged, PlanRefused
+from claimstate._fingerprints import SHOWN_DIGITS, short, windows_of
 from claimstate._time import from_iso, to_iso, within_range
 
 Choice = Literal["keep", "recompute"]
 How = Literal["kept", "recomputed", "started", "none"]
 CHOICES: tuple[Choice, ...] = ("keep", "recompute")
 _PLAN_KEYS = ("definition", "states", "deadlines")
-_SHOWN = 12  # hex digits of a fingerprint shown to people
 _DIGITS = 64  # hex digits of a whole fingerprint (SHA-256)
 
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
-
-
-def short(fingerprint: str | None) -> str:
-    return "(none recorded)" if fingerprint is None else fingerprint[:_SHOWN]
 
 
 @attrs.frozen
@@ -144,10 +140,10 @@ def plan_of(data: object) -> Plan:
             problems.append(f'deadlines: {name}: {choice!r} is not "keep" or "recompute"')
     definition = data.get("definition")
     if definition is not None and (
-        not isinstance(definition, str) or not _SHOWN <= len(definition) <= _DIGITS or not _is_hex(definition)
+        not isinstance(definition, str) or not SHOWN_DIGITS <= len(definition) <= _DIGITS or not _is_hex(definition)
     ):
         problems.append(
-            f"definition must be the new definition's fingerprint ({_SHOWN} to {_DIGITS} hex digits), not"
+            f"definition must be the new definition's fingerprint ({SHOWN_DIGITS} to {_DIGITS} hex digits), not"
             f" {_shown(str(definition))}"
         )
     if problems:

@@ -13,10 +13,10 @@ from typing import Any
 
 import attrs
 
-from claimstate._definition import UNBOUNDED, Definition, Policy, windows_of
+from claimstate._definition import UNBOUNDED, Definition, Policy
 from claimstate._engine import Engine
 from claimstate._errors import InvalidInput, StorageError
-from claimstate._migration import short
+from claimstate._fingerprints import short, windows_of
 
 
 class Unreplayable(StorageError):

@@ -32,7 +32,8 @@ from claimstate._check.scenarios import scenarios
 from claimstate._check.stories import to_html as stories_html
 from claimstate._check.stories import to_markdown as stories_markdown
 from claimstate._claim import Claim, TransitionRecord
-from claimstate._definition import Definition, fingerprint_of
+from claimstate._copy import copy_claims
+from claimstate._definition import Definition
 from claimstate._demo import DEMO_START, SCENARIOS, format_history, is_demo, walk
 from claimstate._diagrams import FORMATS, REGENERATE, Diagrams, diff_html, diff_markdown
 from claimstate._diagrams.diff import changes, within_export_bounds
@@ -48,10 +49,9 @@ from claimstate._errors import (
 )
 from claimstate._feed import Event
 from claimstate._files import make_folder, write_file
+from claimstate._fingerprints import fingerprint_of, short
 from claimstate._json import read_outside
-from claimstate._lifecycle import CLAIM_LIFECYCLE, EXAMPLES, RESOLUTIONS
-from claimstate._migration import short
-from claimstate._move import move_claims
+from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
 from claimstate._script import json_object, run_script
 from claimstate._service import ClaimService, Mismatch
 from claimstate._store import is_postgres
@@ -84,7 +84,12 @@ HISTORY_KEY_VARIABLE = "CLAIMSTATE_HISTORY_KEY"
 
 @attrs.define
 class Settings:
-    """The global options, given before or after the command's name."""
+    """The global options, given before the command's name (or from the environment), or after it.
+
+    Before the name they are the whole program's: every command accepts them, and one with no use for an
+    option ignores it (so a script may always pass --db). After the name they are the command's own: one
+    with no use for an option refuses it by name (`after`).
+    """
 
     db: str = "claims.db"
     db_given: bool = False  # --db was typed, not taken from the default or $CLAIMSTATE_DB
@@ -92,6 +97,7 @@ class Settings:
     now: datetime | None = None
     definition_name: str | None = None  # MODULE:NAME from --definition or $CLAIMSTATE_DEFINITION
     definition_given: bool = False  # --definition was typed, not taken from $CLAIMSTATE_DEFINITION
+    after: set[str] = attrs.field(factory=set)  # the global options typed after the command's name
     _definition: Definition | None = attrs.field(default=None, init=False)
 
     @property
@@ -167,21 +173,29 @@ class _Path(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _given(ctx: click.Context, option: str) -> Settings:
+    """The settings, noting `option` as typed after the command's name when `ctx` is a command's."""
+    settings = ctx.ensure_object(Settings)
+    if ctx.parent is not None:
+        settings.after.add(option)
+    return settings
+
+
 def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
-        settings = ctx.ensure_object(Settings)
+        settings = _given(ctx, "--db")
         settings.db = value
         settings.db_given = ctx.get_parameter_source("db") is ParameterSource.COMMANDLINE
 
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
-        ctx.ensure_object(Settings).json = True
+        _given(ctx, "--json").json = True
 
 
 def _set_definition(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
-        settings = ctx.ensure_object(Settings)
+        settings = _given(ctx, "--definition")
         settings.definition_name = value
         settings.definition_given = ctx.get_parameter_source("definition") is ParameterSource.COMMANDLINE
 
@@ -190,13 +204,15 @@ def _set_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     if value is None:
         return
     try:
-        ctx.ensure_object(Settings).now = from_iso(value, field="--now")
+        now = from_iso(value, field="--now")
     except InvalidInput as error:
         raise click.BadParameter(error.reason) from None
+    _given(ctx, "--now").now = now
 
 
 def _global_options(*, group: bool, hidden: Collection[str] = ()) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """--db, --json and --now, on the group or again after a command's name; `hidden` are the ones it refuses.
+    """--db, --json, --now and --definition, on the group or again after a command's name; `hidden` are the
+    ones the command refuses there (and accepts, to ignore, before its name).
 
     Only the group reads $CLAIMSTATE_DB, so an explicit --db anywhere wins over the environment.
     """
@@ -236,7 +252,8 @@ def _settings() -> Settings:
 
 
 def _refuse(problem: str) -> NoReturn:
-    """A global option the command has no use for: a usage error naming the command, never silence."""
+    """A global option typed after the command's name that the command has no use for: a usage error naming
+    the command, never silence (before the name, such an option is the program's, and ignored)."""
     ctx = click.get_current_context()
     raise click.UsageError(f"{ctx.info_name} {problem}", ctx)
 
@@ -483,17 +500,36 @@ def _write_triggers(
                     )
 
 
+def _help_definition(ctx: click.Context) -> Definition:
+    """The definition a command's help describes: the one named so far, else (or if it does not load) the
+    built-in lifecycle, as the command itself will say what is wrong with the one named."""
+    settings = ctx.find_object(Settings)
+    try:
+        return CLAIM_LIFECYCLE if settings is None else settings.definition
+    except InvalidInput:
+        return CLAIM_LIFECYCLE
+
+
 class _FireCommand(click.Command):
     """`fire`, whose help ends with every trigger it can fire and the --data each takes."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        settings = ctx.find_object(Settings)
-        try:
-            definition = CLAIM_LIFECYCLE if settings is None else settings.definition
-        except InvalidInput:
-            definition = CLAIM_LIFECYCLE  # the command itself will say what is wrong with it
+        definition = _help_definition(ctx)
         heading = "Triggers, who may fire them, and their --data fields"
         _write_triggers(formatter, heading, with_filing=False, definition=definition)
+        super().format_epilog(ctx, formatter)
+
+
+class _DiagramCommand(click.Command):
+    """`diagram`, whose help ends with the chosen definition's detail views, the names --view takes."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        definition = _help_definition(ctx)
+        with formatter.section(f"Views of the {definition.name} definition (for --view)"):
+            if definition.views:
+                formatter.write_dl((v.name, v.title) for v in definition.views)
+            else:
+                formatter.write_text("none: it draws the overview only")
         super().format_epilog(ctx, formatter)
 
 
@@ -525,21 +561,18 @@ def command(
 ) -> Callable[[Callable[P, R]], click.Command]:
     """A subcommand with the global options, the exit codes in its help, and errors handled.
 
-    `no_now`, `no_db` and `no_definition` say why the command refuses --now, --db or --definition, which
-    its help then leaves out: a global option given (before or after the name) is used or refused, never
-    silently ignored.
+    `no_now`, `no_db` and `no_definition` say why the command refuses --now, --db or --definition after
+    its name, which its help then leaves out: typed there, a global option is used or refused, never
+    silently ignored. Before the name (or from the environment) the command accepts them and ignores them.
     """
 
     def decorate(function: Callable[P, R]) -> click.Command:
         @wraps(function)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            settings = _settings()
-            if no_now is not None and settings.now is not None:
-                _refuse(f"takes no --now: {no_now}")
-            if no_db is not None and settings.db_given:
-                _refuse(f"takes no --db: {no_db}")
-            if no_definition is not None and settings.definition_given:
-                _refuse(f"takes no --definition: {no_definition}")
+            after = _settings().after
+            for option, why in (("--now", no_now), ("--db", no_db), ("--definition", no_definition)):
+                if why is not None and option in after:
+                    _refuse(f"takes no {option}: {why}")
             return function(*args, **kwargs)
 
         options = (("--now", no_now), ("--db", no_db), ("--definition", no_definition))
@@ -574,25 +607,82 @@ def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:
     return None if text is None else json_object(text, "data")
 
 
-@command("file")
-@click.option("--order", required=True, help="The order the claim is about.")
-@click.option("--buyer", required=True, help="The buyer's id (the buyer files it).")
-@click.option("--supplier", required=True, help="The supplier's id.")
-@click.option("--amount", required=True, help="The order amount, a decimal string like 25.00.")
-@click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
-@click.option("--reason", required=True, help="What went wrong, in the buyer's words.")
-@click.option("--resolution", type=click.Choice(RESOLUTIONS), required=True, help="What the buyer asks.")
-@click.option("--refund-amount", help="The partial refund asked (partial_refund only).")
+# The built-in filing's fields as options of their own (the parameter's name: the field's); any filing
+# field, these included, may also come in --data.
+_FILING_OPTIONS = {"order": "order_id", "buyer": "buyer_id", "supplier": "supplier_id", "amount": "amount",
+                   "currency": "currency", "reason": "reason", "resolution": "resolution",
+                   "refund_amount": "refund_amount"}  # fmt: skip
+
+
+class _FileCommand(click.Command):
+    """`file`, whose help ends with the chosen definition's filing fields: --data, or the option naming one."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        definition = _help_definition(ctx)
+        options = {field: f"--{name.replace('_', '-')}" for name, field in _FILING_OPTIONS.items()}
+        creation = definition.creation
+        heading = f"Filing fields of the {definition.name} definition ({creation.trigger}), in --data or by option"
+        with formatter.section(heading):
+            formatter.write_dl(
+                (f"{f.name} ({'required' if f.required else 'optional'}"
+                 + (f", or {options[f.name]}" if f.name in options else "") + ")", f.description)
+                for f in creation.fields
+            )  # fmt: skip
+        super().format_epilog(ctx, formatter)
+
+
+def _filing(options: dict[str, str | None], data_text: str | None, data_file: str | None) -> dict[str, Any]:
+    """The filing data: --data (or --data-file) with the filing options given; a missing required field
+    that has an option is click's missing option, as when the options were all the command took."""
+    ctx = click.get_current_context()
+    definition = _settings().definition
+    fields = {f.name: f for f in definition.creation.fields}
+    data = _json_option(data_text, data_file) or {}
+    params = {p.name: p for p in ctx.command.params}
+    for name, field in _FILING_OPTIONS.items():
+        value = options[name]
+        if value is None:
+            if field not in data and field in fields and fields[field].required:
+                raise click.MissingParameter(ctx=ctx, param=params[name])
+            continue
+        if field not in fields:
+            takes = ", ".join(fields) or "no data"
+            raise click.BadParameter(
+                f"the {definition.name} definition files claims with no {field} (its filing takes {takes})",
+                ctx=ctx, param=params[name],
+            )  # fmt: skip
+        if field in data:
+            raise click.UsageError(f"{field} is given twice: by --{name.replace('_', '-')} and in the data", ctx)
+        data[field] = value
+    return data
+
+
+@command("file", cls=_FileCommand)
+@click.option("--order", help="The order the claim is about (order_id).")
+@click.option("--buyer", help="The buyer's id (buyer_id; the buyer files it).")
+@click.option("--supplier", help="The supplier's id (supplier_id).")
+@click.option("--amount", help="The order amount, a decimal string like 25.00.")
+@click.option("--currency", help="ISO 4217 code, e.g. USD.")
+@click.option("--reason", help="What went wrong, in the buyer's words.")
+@click.option("--resolution", type=click.Choice(RESOLUTIONS),
+              help="What the buyer asks (the built-in lifecycle's choices; another's go in --data).")  # fmt: skip
+@click.option("--refund-amount", help="The partial refund asked (refund_amount; partial_refund only).")
+@click.option("--data", "data_text", metavar="JSON",
+              help="The filing data as a JSON object: any field listed below (a definition's own too).")  # fmt: skip
+@click.option(
+    "--data-file", type=_Path(dir_okay=False, allow_dash=True), help="Read the data from a file (- for stdin)."
+)
 @click.option("--key", help="Idempotency key: a retry with it files once.")
 def file_claim(
-    order: str, buyer: str, supplier: str, amount: str, currency: str, reason: str, resolution: str,
-    refund_amount: str | None, key: str | None,
+    order: str | None, buyer: str | None, supplier: str | None, amount: str | None, currency: str | None,
+    reason: str | None, resolution: str | None, refund_amount: str | None, data_text: str | None,
+    data_file: str | None, key: str | None,
 ) -> None:  # fmt: skip
-    """File a claim on an order, as its buyer; prints the new claim."""
-    data = {"order_id": order, "buyer_id": buyer, "supplier_id": supplier, "amount": amount,
-            "currency": currency, "reason": reason, "resolution": resolution}  # fmt: skip
-    if refund_amount is not None:
-        data["refund_amount"] = refund_amount
+    """File a claim on an order, as its buyer, with the definition's filing fields (the options, --data, or
+    both, each field once); prints the new claim."""
+    options = {"order": order, "buyer": buyer, "supplier": supplier, "amount": amount, "currency": currency,
+               "reason": reason, "resolution": resolution, "refund_amount": refund_amount}  # fmt: skip
+    data = _filing(options, data_text, data_file)
     settings = _settings()
     with settings.service(create=True) as service:
         _show_claim(service.file_claim(data, idempotency_key=key, now=settings.now).claim)
@@ -689,15 +779,16 @@ def verify() -> None:
         sys.exit(EXIT_CODES[StorageError])
 
 
-@command(no_now="it draws the lifecycle, or a claim as stored")
+@command(no_now="it draws the lifecycle, or a claim as stored", cls=_DiagramCommand)
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="mermaid", show_default=True,
               help="The diagram format.")  # fmt: skip
 @click.option("--claim", "claim_id", help="Draw this stored claim's path instead of the lifecycle.")
 @click.option("-o", "--output", type=_Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
 @click.option("--all", "folder", type=_Path(file_okay=False, path_type=Path),
               help=f"Write the lifecycle in every format into this folder (`{REGENERATE}`).")  # fmt: skip
-@click.option("--view", type=click.Choice([v.name for v in CLAIM_LIFECYCLE.views]),
-              help="Draw this detail view (a phase, every arrow of it) instead of the overview.")  # fmt: skip
+@click.option("--view", metavar="VIEW",
+              help="Draw this detail view of the definition (a phase, every arrow of it) instead of the overview;"
+              " the views are listed below.")  # fmt: skip
 @click.option("--diff", nargs=2, type=_Path(dir_okay=False, exists=True, path_type=Path), metavar="OLD NEW",
               help="What changed between two exported definitions (`model --json`): --format md or html.")  # fmt: skip
 def diagram(
@@ -711,7 +802,8 @@ def diagram(
     """Draw the lifecycle, a detail view of it, or one claim's path through it, generated from the model;
     or, for review, what changed between two exported definitions."""
     settings = _settings()
-    if diff and (claim_id or folder or view or settings.db_given or settings.json):
+    db_after, json_after = "--db" in settings.after, "--json" in settings.after  # before the name: ignored
+    if diff and (claim_id or folder or view or db_after or json_after):
         raise click.UsageError(
             "--diff compares two exported definitions; it takes no --claim, --all, --view, --db or --json"
         )
@@ -723,12 +815,14 @@ def diagram(
             click.echo(drawn_diff, nl=False)
             return
         write_file(output, drawn_diff)
-        _emit({"path": str(output), "format": fmt}, lambda: str(output))
+        _say(str(output))  # a --json before the name is the program's, and --diff has no use for it
         return
-    if claim_id is None and settings.db_given:
+    if claim_id is None and db_after:
         _refuse("takes no --db without --claim: the lifecycle is drawn from the definition, not a database")
-    if settings.json and output is None and folder is None:
+    if json_after and output is None and folder is None:
         _refuse("takes --json only with -o or --all: without them it prints the drawing itself")
+    if view is not None:
+        _known_view(settings.definition, view)
     if folder is not None:
         if claim_id is not None or output is not None:
             raise InvalidInput("--all writes the lifecycle in every format; it takes no --claim or -o", field="--all")
@@ -866,6 +960,16 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: fl
         )
 
 
+def _known_view(definition: Definition, view: str) -> None:
+    """A usage error on --view unless `view` names one of `definition`'s detail views, listing them."""
+    names = [v.name for v in definition.views]
+    if view not in names:
+        listed = f"its views are {', '.join(names)}" if names else "it has no detail views"
+        raise click.BadParameter(
+            f"{view!r} is not a view of the {definition.name} definition; {listed}", param_hint="'--view'"
+        )
+
+
 def _diagram_diff(paths: tuple[Path, Path], fmt: str) -> str:
     """The review of a change from one exported definition to another, in Markdown or HTML."""
     if click.get_current_context().get_parameter_source("fmt") is ParameterSource.DEFAULT:
@@ -945,11 +1049,13 @@ def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
               " as a JSON Lines file `claimstate script` runs.")  # fmt: skip
 def check(folder: Path | None, scripts: Path | None) -> None:
     """Explore every reachable situation of the lifecycle and check its rules; exit 1 if one fails,
-    printing the shortest path that breaks it."""
+    printing the shortest path that breaks it, or if a trigger could not be tried for want of example data.
+
+    It fires each trigger with the same sample data as the library's `claimstate.check(definition)`."""
     for folder_given in (scripts, folder):  # before the exploration, so a place that cannot be written fails fast
         if folder_given is not None:
             make_folder(folder_given)
-    report = run_check(_settings().definition, EXAMPLES)
+    report = run_check(_settings().definition)
     if scripts is not None:
         for number, scenario in enumerate(scenarios(report.exploration), 1):
             write_file(scripts / f"scenario-{number:02d}-{scenario.ends_in}.jsonl", scenario.script())
@@ -962,6 +1068,8 @@ def check(folder: Path | None, scripts: Path | None) -> None:
             f"explored {report.situations} situations and {report.transitions} transitions in"
             f" {report.seconds:.1f} s" + ("" if report.complete else " (stopped at the bound: not complete)")
         ]
+        for trigger, fields in report.untried.items():
+            lines.append(f"NOT TRIED  {trigger}: no example gives its {', '.join(fields)}")
         for result in report.results:
             lines.append(f"{'held' if result.held else 'VIOLATED'}  {result.prop.name}: {result.prop.description}")
             if result.violation is not None:
@@ -993,7 +1101,7 @@ def migrate_store(source: str, target: str) -> None:
         _open(source, read_only=True, definition=definition) as old,
         _open(target, create=True, definition=definition, migrating=True) as new,
     ):
-        moved = move_claims(old, new)
+        moved = copy_claims(old, new)
     done = (
         f"copied {moved.claims} claim(s), {moved.transitions} history row(s) and {moved.events} event(s) from"
         f" {old.path} to {new.path}"

@@ -21,10 +21,10 @@ from claimstate._definition import (
     State,
     Transition,
     View,
-    fingerprint_of,
     guard,
 )
 from claimstate._fields import choice, currency, money, text
+from claimstate._fingerprints import fingerprint_of
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 
 __all__ = [

@@ -1,11 +1,12 @@
 """Fixtures shared by the tests; the data and helpers they use are in helpers.py.
 
 Tests that take a `store_target` (or a fixture built on it, like test_service's `service`) run on both
-backends: a SQLite file, and a throw-away PostgreSQL schema. A test that also takes `db_path` reads the
-SQLite file itself and runs on SQLite alone. PostgreSQL tests need a server: $CLAIMSTATE_TEST_POSTGRES
-(default postgresql://postgres@127.0.0.1:5432/test, where the test run creates and drops its own
-database); where none answers they are skipped, saying why, unless $CLAIMSTATE_REQUIRE_POSTGRES is 1
-(CI sets it), which makes that a failure.
+backends: a SQLite file, and a throw-away PostgreSQL schema. A test marked `@pytest.mark.sqlite_only`
+(one that reads the SQLite file itself, through `db_path`) runs on SQLite alone; a test that takes
+`db_path` on a backend without the mark is a collection error. PostgreSQL tests need a server:
+$CLAIMSTATE_TEST_POSTGRES (default postgresql://postgres@127.0.0.1:5432/test, where each test process,
+every pytest-xdist worker included, creates and drops a database of its own); where none answers they are
+skipped, saying why, unless $CLAIMSTATE_REQUIRE_POSTGRES is 1 (CI sets it), which makes that a failure.
 """
 
 from __future__ import annotations
@@ -21,11 +22,31 @@ from typing import Any
 
 import pytest
 from helpers import Walker
+from hypothesis import settings
 
 from claimstate import Engine
 
 POSTGRES = os.environ.get("CLAIMSTATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("CLAIMSTATE_REQUIRE_POSTGRES") == "1"
+
+# No example database: the suite runs in several processes at once (pytest-xdist), which would share one
+# .hypothesis/ folder, and a worker does not get the same tests from one run to the next. A failure prints
+# the blob that replays it (@reproduce_failure) instead.
+settings.register_profile("claimstate", database=None, print_blob=True)
+settings.load_profile("claimstate")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first (those marked slow, then those that start processes), the rest in their order:
+    with the suite spread over workers (pytest-xdist, --dist load), no worker is left with a long test at
+    the end while the others stand idle. The order is the same in every worker, as xdist requires."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if "processes" in item.path.parts else 2
+
+    items.sort(key=rank)
 
 
 @pytest.fixture
@@ -40,7 +61,12 @@ def walker(engine: Engine) -> Walker:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        sqlite_only = "db_path" in metafunc.fixturenames
+        sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        if "db_path" in metafunc.fixturenames and not sqlite_only:
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid} reads the SQLite file (db_path) on every backend: "
+                "mark it @pytest.mark.sqlite_only"
+            )
         metafunc.parametrize("backend", ["sqlite"] if sqlite_only else ["sqlite", "postgres"])
 
 

@@ -1,4 +1,5 @@
-"""The README's promises: its two commands are the real ones, and the demo they run works."""
+"""The README's promises: its two commands are the real ones, the demo they run works, and the docs pages it
+links to exist (what the README said before it became a landing page is checked on those pages now)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,12 @@ def test_the_demo_walks_claims_to_their_final_states(tmp_path: Path) -> None:
     assert "ship_return" in result.output
     assert "confirm_return_received" in result.output
     assert "receipt_deadline" in result.output
+
+
+def test_the_readme_links_to_every_docs_page_and_each_exists() -> None:
+    """The landing page links only to docs pages that exist, and to every page of the site."""
+    linked = set(re.findall(r"\]\((docs/[\w/.-]+\.md)\)", README))
+    assert linked, "the README links to no docs page"
+    assert all((ROOT / link).is_file() for link in linked), sorted(linked)
+    pages = {str(page.relative_to(ROOT)) for page in (ROOT / "docs").rglob("*.md")}
+    assert pages == linked

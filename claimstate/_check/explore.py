@@ -149,8 +149,8 @@ def explore(
         if claim.deadline is not None:
             moments += [claim.deadline.due - timedelta(minutes=1), claim.deadline.due]
         for trigger in definition.triggers:
-            if trigger == creation.trigger:
-                continue
+            if trigger == creation.trigger or not definition.candidates(claim.state, trigger):
+                continue  # refused for the state whoever fires it, whatever the data and time: nothing to learn
             for actor in _actors(claim):
                 for data in examples.get(trigger, ({},)):
                     for at in moments:

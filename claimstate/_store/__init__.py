@@ -13,18 +13,27 @@ from typing import Any
 
 from claimstate._chain import Chain
 from claimstate._errors import StorageError
-from claimstate._store.base import Loaded, Rules, Store
+from claimstate._store.base import Store, StoredClaim, StoredDefinition
 from claimstate._store.sqlite import SQLiteStore, Synchronous
 from claimstate._store.targets import POSTGRES_SCHEMES, is_conninfo, masked
 
-__all__ = ["POSTGRES_SCHEMES", "Loaded", "Rules", "Store", "Synchronous", "is_postgres", "masked", "open_store"]
+__all__ = [
+    "POSTGRES_SCHEMES",
+    "Store",
+    "StoredClaim",
+    "StoredDefinition",
+    "Synchronous",
+    "is_postgres",
+    "masked",
+    "open_store",
+]
 
 
 def open_store(
     target: str | Path | Any,
     *,
     chain: Chain,
-    rules: Rules,
+    definition: StoredDefinition,
     synchronous: Synchronous = "NORMAL",
     busy_timeout: float = 5.0,
     create: bool = True,
@@ -55,7 +64,7 @@ def open_store(
             create=create,
             read_only=read_only,
             chain=chain,
-            rules=rules,
+            definition=definition,
         )
     return SQLiteStore(
         target,
@@ -64,7 +73,7 @@ def open_store(
         create=create,
         read_only=read_only,
         chain=chain,
-        rules=rules,
+        definition=definition,
     )
 
 

@@ -71,7 +71,7 @@ _ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQ
 
 
 @attrs.frozen
-class Loaded:
+class StoredClaim:
     """A claim as read for a write, with the hash of its last history row, which the next row chains to,
     and the fingerprint of the definition it was last decided under."""
 
@@ -92,7 +92,7 @@ class Listed:
 
 
 @attrs.frozen
-class Rules:
+class StoredDefinition:
     """The definition a store writes under: its fingerprint, its name and its export as JSON text."""
 
     fingerprint: str
@@ -114,7 +114,7 @@ class Store(abc.ABC):
 
     `chain` hashes the history rows this store appends; a store whose chain cannot extend the database's
     (no key, or the wrong one) refuses every write, as does a `read_only` store. Every claims row and
-    history row it writes records the fingerprint of `rules`, the definition the service decides with.
+    history row it writes records the fingerprint of `definition`, the definition the service decides with.
     """
 
     schema_version: int  # the backend's schema version, which opening the database migrates it to
@@ -125,9 +125,9 @@ class Store(abc.ABC):
         " LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version WHERE c.id = ?"
     )
 
-    def __init__(self, path: str, *, chain: Chain, rules: Rules, read_only: bool) -> None:
+    def __init__(self, path: str, *, chain: Chain, definition: StoredDefinition, read_only: bool) -> None:
         self.path = path
-        self.rules = rules
+        self.definition = definition
         self._chain = chain
         self._read_only = read_only
         self._depth = 0  # open transactions: 0 none, 1 one, more when calls join a batch
@@ -220,19 +220,19 @@ class Store(abc.ABC):
         row = self._one("SELECT details FROM claims WHERE id = ?", (claim_id,))
         return None if row is None else self._claim_of(row[0], claim_id)
 
-    def loaded(self, claim_id: str, *, skip_locked: bool = False) -> Loaded | None:
+    def loaded(self, claim_id: str, *, skip_locked: bool = False) -> StoredClaim | None:
         """The claim, to be written in this transaction, with its last history row's hash (one read for both).
 
         Where the backend locks rows, the claim's row is locked until the transaction ends; `skip_locked`
         returns None instead of waiting for a row another transaction holds.
         """
         row = self._one(self._SELECT_LOADED, (claim_id,))
-        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
+        return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
 
-    def loaded_for_reading(self, claim_id: str) -> Loaded | None:
+    def loaded_for_reading(self, claim_id: str) -> StoredClaim | None:
         """The claim as `loaded` gives it, without locking anything (for reads, and a dry run)."""
         row = self._one(Store._SELECT_LOADED, (claim_id,))
-        return None if row is None else Loaded(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
+        return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
 
     def _decoded(self, text: str, claim_id: str) -> Any:
         try:
@@ -416,9 +416,9 @@ class Store(abc.ABC):
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     def knows(self) -> bool:
-        """Whether the database keeps `rules` among its definitions."""
+        """Whether the database keeps `definition` among its definitions."""
         sql = "SELECT 1 FROM definitions WHERE fingerprint = ?"
-        return self._one(sql, (self.rules.fingerprint,)) is not None
+        return self._one(sql, (self.definition.fingerprint,)) is not None
 
     def baseline(self) -> str | None:
         """The definition the history rows that record none were decided under (see `adopt`)."""
@@ -426,7 +426,7 @@ class Store(abc.ABC):
         return None if row is None else str(row[0])
 
     def outdated(self) -> list[tuple[str | None, str, int]]:
-        """(definition, state, how many) of the open claims decided under another definition than `rules`.
+        """(definition, state, how many) of the open claims decided under another definition than `definition`.
 
         Three seeks of the index of open claims by definition answer "none" (what every open finds) without
         reading the claims; only when there are some are they counted."""
@@ -434,20 +434,20 @@ class Store(abc.ABC):
             f"SELECT 1 FROM (SELECT 1 FROM claims WHERE closed = 0 AND {where} LIMIT 1) AS probe"
             for where in ("definition < ?", "definition > ?", "definition IS NULL")
         )
-        if not self._all(probe, (self.rules.fingerprint, self.rules.fingerprint)):
+        if not self._all(probe, (self.definition.fingerprint, self.definition.fingerprint)):
             return []
         rows = self._all(
             "SELECT definition, state, count(*) FROM claims WHERE closed = 0"
             " AND (definition IS NULL OR definition <> ?) GROUP BY definition, state ORDER BY definition, state",
-            (self.rules.fingerprint,),
+            (self.definition.fingerprint,),
         )
         return [(row[0], row[1], int(row[2])) for row in rows]
 
     def outdated_ids(self) -> list[str]:
-        """The ids of the open claims decided under another definition than `rules`, in id order."""
+        """The ids of the open claims decided under another definition than `definition`, in id order."""
         rows = self._all(
             "SELECT id FROM claims WHERE closed = 0 AND (definition IS NULL OR definition <> ?) ORDER BY id",
-            (self.rules.fingerprint,),
+            (self.definition.fingerprint,),
         )
         return [row[0] for row in rows]
 
@@ -459,11 +459,11 @@ class Store(abc.ABC):
         return {row[0]: int(row[1]) for row in rows}
 
     def register(self, first_seen: str) -> None:
-        """In a write transaction: keep `rules` among the definitions, unless the database has it."""
+        """In a write transaction: keep `definition` among the definitions, unless the database has it."""
         self._send(
             "INSERT INTO definitions (fingerprint, name, body, first_seen) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (fingerprint) DO NOTHING",
-            (self.rules.fingerprint, self.rules.name, self.rules.body, first_seen),
+            (self.definition.fingerprint, self.definition.name, self.definition.body, first_seen),
         )
 
     def set_baseline(self, fingerprint: str) -> None:
@@ -476,8 +476,8 @@ class Store(abc.ABC):
         return None if row is None else str(row[0])
 
     def make_current(self) -> None:
-        """In a write transaction: record `rules` as the definition claims are now filed under."""
-        self._set_meta(CURRENT, self.rules.fingerprint)
+        """In a write transaction: record `definition` as the definition claims are now filed under."""
+        self._set_meta(CURRENT, self.definition.fingerprint)
 
     def _set_meta(self, name: str, value: str) -> None:
         self._send(
@@ -487,9 +487,9 @@ class Store(abc.ABC):
 
     def _adopt_claims(self) -> None:
         """Upgrading a database written before claims recorded their definition: its claims were decided under
-        `rules` (the opener's), unless one sits in a state `rules` lacks; the history keeps no definition,
+        `definition` (the opener's), unless one sits in a state `definition` lacks; the history keeps no definition,
         and the meta row `baseline_definition` says which one it was."""
-        rules = decode(self.rules.body)
+        rules = decode(self.definition.body)
         known = {state["name"] for state in rules["states"]}
         moves = {(t["trigger"], source, t["dest"]) for t in rules["transitions"] for source in t["sources"] or [None]}
         strange = sorted({row[0] for row in self._all("SELECT DISTINCT state FROM claims")} - known)
@@ -505,9 +505,9 @@ class Store(abc.ABC):
                 " were decided under, then change the lifecycle (see the README: Changing the lifecycle)",
                 path=self.path,
             )
-        self._run("UPDATE claims SET definition = ? WHERE definition IS NULL", (self.rules.fingerprint,))
+        self._run("UPDATE claims SET definition = ? WHERE definition IS NULL", (self.definition.fingerprint,))
         if self._one("SELECT 1 FROM transitions LIMIT 1") is not None:
-            self.set_baseline(self.rules.fingerprint)
+            self.set_baseline(self.definition.fingerprint)
         self.register(to_iso(datetime.now(UTC)))
 
     @abc.abstractmethod
@@ -545,12 +545,12 @@ class Store(abc.ABC):
         d = claim.to_dict()
         row = columns_of(d, closed)
         with self._writing:
-            self._run(INSERT_CLAIM, [*(row[c] for c in COLUMNS), self.rules.fingerprint])
+            self._run(INSERT_CLAIM, [*(row[c] for c in COLUMNS), self.definition.fingerprint])
             self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=None)
 
     def update(
         self,
-        before: Loaded,
+        before: StoredClaim,
         claim: Claim,
         record: TransitionRecord,
         *,
@@ -563,10 +563,10 @@ class Store(abc.ABC):
         d = claim.to_dict()
         row = columns_of(d, closed)
         with self._writing:
-            moving = before.definition != self.rules.fingerprint  # only a migration fires across definitions
+            moving = before.definition != self.definition.fingerprint  # only a migration fires across definitions
             changing = [row[c] for c in CHANGING]
             changing += [1] if closed else []
-            changing += [self.rules.fingerprint] if moving else []
+            changing += [self.definition.fingerprint] if moving else []
             if self._run(UPDATE_CLAIM[closed, moving], [*changing, claim.id, before.claim.version]) != 1:
                 return False
             self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=before.last_hash)
@@ -584,9 +584,9 @@ class Store(abc.ABC):
     ) -> None:
         """The history row of `record`, chained to `previous`, the hash of the claim's row before it; and its
         event, with `claim`'s summary, in the same transaction, so neither is ever kept without the other."""
-        values = linked(record, deadline_at, self.rules.fingerprint)
+        values = linked(record, deadline_at, self.definition.fingerprint)
         row = stored(values, key, digest)
-        self._send(INSERT_RECORD, (*row, self._chain.link(previous, values), self.rules.fingerprint))
+        self._send(INSERT_RECORD, (*row, self._chain.link(previous, values), self.definition.fingerprint))
         self.events.append(row, claim)
 
 

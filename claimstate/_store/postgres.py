@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from claimstate._chain import Chain
 from claimstate._errors import StorageError
-from claimstate._store.base import TABLES, Loaded, Race, Rules, Store, StoreContext
+from claimstate._store.base import TABLES, Race, Store, StoreContext, StoredClaim, StoredDefinition
 from claimstate._store.targets import checked_url, masked, parse_failure
 
 # 1: claims, their append-only hash-chained history, and meta; 2: the event feed; 3: definitions
@@ -161,11 +161,11 @@ class PostgresStore(Store):
         create: bool,
         read_only: bool,
         chain: Chain,
-        rules: Rules,
+        definition: StoredDefinition,
     ) -> None:
         own = not isinstance(target, ConnectionPool)
         conninfo_text = target if isinstance(target, str) else str(target.conninfo)
-        super().__init__(shown(conninfo_text), chain=chain, rules=rules, read_only=read_only)
+        super().__init__(shown(conninfo_text), chain=chain, definition=definition, read_only=read_only)
         self._timeout = busy_timeout
         # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock.
         self._lock_timeout = f"SET LOCAL lock_timeout = {max(1, round(busy_timeout * 1000))}"
@@ -393,7 +393,7 @@ class PostgresStore(Store):
                 " ON CONFLICT (lane) DO UPDATE SET last = excluded.last"
             )
 
-    def loaded(self, claim_id: str, *, skip_locked: bool = False) -> Loaded | None:
+    def loaded(self, claim_id: str, *, skip_locked: bool = False) -> StoredClaim | None:
         conn = self._connection()
         with self._errors:
             locked = conn.execute(_translated(self._LOCK_SKIPPING if skip_locked else self._LOCK), (claim_id,))
@@ -403,7 +403,7 @@ class PostgresStore(Store):
             row, head = locked.fetchone(), last.fetchone()
         if row is None:
             return None
-        return Loaded(self._claim_of(row[0], claim_id), None if head is None else head[0], row[1], bool(row[2]))
+        return StoredClaim(self._claim_of(row[0], claim_id), None if head is None else head[0], row[1], bool(row[2]))
 
     # --- schema --------------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import sqlite_utils
 
 from claimstate._chain import Chain
 from claimstate._errors import ClaimStateError, StorageError
-from claimstate._store.base import Rules, Store, StoreContext
+from claimstate._store.base import Store, StoreContext, StoredDefinition
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 # 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed; 4: definitions
@@ -242,9 +242,9 @@ class SQLiteStore(Store):
         create: bool = True,
         read_only: bool = False,
         chain: Chain,
-        rules: Rules,
+        definition: StoredDefinition,
     ) -> None:
-        super().__init__(str(path), chain=chain, rules=rules, read_only=read_only)
+        super().__init__(str(path), chain=chain, definition=definition, read_only=read_only)
         self._busy_timeout = busy_timeout
         self._stamp: tuple[int, int, int, int] | None = None  # of the file, while read directly (immutable)
         self._errors = _Errors(self)

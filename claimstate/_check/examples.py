@@ -1,0 +1,56 @@
+"""The sample data `check` fires each trigger with: one default for the library and the command line.
+
+The built-in lifecycle's `EXAMPLES` serve any definition, fitted to it: each trigger's examples keep only
+the fields that trigger takes (so a filing without a `resolution` still files), and a trigger they do not
+name gets one example that gives its required fields the values the table gives fields of those names
+elsewhere. What no example can supply is named (`lacking`), never left to explore nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from claimstate._definition import Definition
+from claimstate._lifecycle import EXAMPLES
+
+Examples = Mapping[str, Sequence[Mapping[str, Any]]]
+
+
+def default_examples(definition: Definition) -> dict[str, tuple[dict[str, Any], ...]]:
+    """The examples `check(definition)` fires with when given none (the built-in lifecycle's, as they are)."""
+    by_name: dict[str, Any] = {}
+    for samples in EXAMPLES.values():
+        for sample in samples:
+            for name, value in sample.items():
+                by_name.setdefault(name, value)
+    fitted: dict[str, tuple[dict[str, Any], ...]] = {}
+    for trigger in definition.triggers:
+        fields = definition.fields(trigger)
+        takes = {f.name for f in fields}
+        if trigger in EXAMPLES:
+            kept = [{k: v for k, v in sample.items() if k in takes} for sample in EXAMPLES[trigger]]
+        else:
+            kept = [{f.name: by_name[f.name] for f in fields if f.required and f.name in by_name}]
+        unique: list[dict[str, Any]] = []
+        for sample in kept:
+            if sample not in unique:
+                unique.append(sample)
+        if unique != [{}]:
+            fitted[trigger] = tuple(unique)
+    return fitted
+
+
+def lacking(definition: Definition, examples: Examples) -> dict[str, tuple[str, ...]]:
+    """Each trigger of `definition` that no example gives every required field of, with the fields the
+    fullest example still misses: firing it could only ever be refused as invalid input."""
+    missing: dict[str, tuple[str, ...]] = {}
+    for trigger in definition.triggers:
+        required = [f.name for f in definition.fields(trigger) if f.required]
+        if not required:
+            continue
+        gaps = [tuple(n for n in required if n not in sample) for sample in examples.get(trigger, ({},))]
+        fewest = min(gaps, key=len, default=tuple(required))
+        if fewest:
+            missing[trigger] = fewest
+    return missing

@@ -1,0 +1,81 @@
+"""What every job of the service shares: the store, the engine, the chain, the lock and the clock.
+
+The facade (`ClaimService`) makes one `Core` and hands it to each job (the feed, verifying, lifecycle
+changes); a job reads and writes only through it, so the service's state lives in one place.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from functools import update_wrapper
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+import attrs
+
+from claimstate._chain import Chain
+from claimstate._definition import Definition
+from claimstate._engine import Engine
+from claimstate._replayers import Replayers
+from claimstate._store import Store
+from claimstate._time import aware
+
+
+@attrs.define(eq=False)
+class Core:
+    """The service's parts. `lock`: one connection, so threads take turns, and a batch keeps its turn."""
+
+    store: Store
+    engine: Engine
+    replayers: Replayers  # replays what was accepted when it happened: limits lowered since do not void history
+    chain: Chain
+    clock: Callable[[], datetime]
+    lock: threading.RLock = attrs.field(factory=threading.RLock)
+
+    @property
+    def path(self) -> str:
+        return self.store.path
+
+    @property
+    def definition(self) -> Definition:
+        return self.engine.definition
+
+    @property
+    def fingerprint(self) -> str:
+        return self.engine.fingerprint
+
+    def now(self, now: datetime | None) -> datetime:
+        """`now` if given (checked), else the clock's time."""
+        return aware(self.clock() if now is None else now)
+
+
+class HasCore(Protocol):
+    _core: Core
+
+
+S = TypeVar("S", bound=HasCore)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def serialized(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Run the method holding the service's lock: threads sharing one service take turns on its connection."""
+
+    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._core.lock:
+            return method(self, *args, **kwargs)
+
+    update_wrapper(run, method)
+    return run
+
+
+def reading(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Run the method holding the service's lock, all its reads on one snapshot of the database."""
+
+    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._core.lock:
+            return self._core.store.read(lambda: method(self, *args, **kwargs))
+
+    update_wrapper(run, method)
+    return run

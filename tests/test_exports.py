@@ -1,0 +1,51 @@
+"""The public faces export exactly their public names (as httpx tests its own): `__all__` lists every name a
+module shows that does not start with `_` (submodules and `from __future__ import annotations` aside), and
+nothing else but `__version__`, in the order ruff keeps it (constants, then classes, then the rest)."""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+import pytest
+
+EXPORTED_DUNDERS = {"__version__"}  # private-looking, exported on purpose
+
+
+def public_names(module: types.ModuleType) -> set[str]:
+    """The names `module` shows: not private, not a submodule, not the `annotations` future flag."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if (not name.startswith("_") or name in EXPORTED_DUNDERS)
+        and not isinstance(value, types.ModuleType)
+        and name != "annotations"
+    }
+
+
+def isort_order(name: str) -> tuple[int, str]:
+    """Ruff's order for `__all__` (RUF022): SCREAMING_CASE, then CamelCase, then everything else."""
+    if name.isupper():
+        return (0, name)
+    if name[0].isupper():
+        return (1, name)
+    return (2, name)
+
+
+@pytest.mark.parametrize("module_name", ["claimstate", "claimstate.definition"])
+def test_all_lists_exactly_the_public_names_sorted(module_name: str) -> None:
+    """`__all__` is the module's public names, each once, sorted: a name imported for the public face but not
+    exported (or exported but gone) fails here."""
+    module = importlib.import_module(module_name)
+    importlib.import_module("claimstate.cli")  # a loaded submodule shows as an attribute, and must not count
+    exported = module.__all__
+    assert len(exported) == len(set(exported)), "a name is exported twice"
+    assert exported == sorted(public_names(module), key=isort_order)
+
+
+def test_every_exported_name_is_importable() -> None:
+    """`from claimstate import *` and `from claimstate.definition import *` give every name of `__all__`."""
+    for module_name in ("claimstate", "claimstate.definition"):
+        namespace: dict[str, object] = {}
+        exec(f"from {module_name} import *", namespace)  # the star import itself is what is tested
+        assert set(importlib.import_module(module_name).__all__) <= set(namespace)
