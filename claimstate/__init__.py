@@ -12,6 +12,8 @@ from claimstate._actor import Actor
 from claimstate._check import PROPERTIES, Property, Report, Violation, check
 from claimstate._claim import Claim, Deadline, Evidence, Offer, ReturnShipment, TransitionRecord
 from claimstate._copy import Copied, copy_claims
+from claimstate._demo import DEMO_TITLES, format_history, walk_demo
+from claimstate._demo import is_demo as is_demo_claim
 from claimstate._diagrams import Diagrams
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import (
@@ -29,15 +31,24 @@ from claimstate._errors import (
     UnreadableClaims,
 )
 from claimstate._feed import Event
+from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._migration import Migration, Move, Outdated
 from claimstate._money import Money
+from claimstate._script import json_object as read_json_object
+from claimstate._script import run_script
 from claimstate._service import ClaimService, Difference, Mismatch
+from claimstate._store import is_postgres
+from claimstate._text import json_visible as visible_json
+from claimstate._text import visible as visible_text
+from claimstate._time import from_iso as parse_time
+from claimstate._time import to_iso as format_time
 
 __version__ = _version("claimstate")
 
 __all__ = [
     "CLAIM_LIFECYCLE",
+    "DEMO_TITLES",
     "PROPERTIES",
     "Actor",
     "Availability",
@@ -77,6 +88,18 @@ __all__ = [
     "__version__",
     "check",
     "copy_claims",
+    "format_history",
+    "format_time",
+    "is_demo_claim",
+    "is_postgres",
+    "make_folder",
+    "parse_time",
+    "read_json_object",
+    "run_script",
+    "visible_json",
+    "visible_text",
+    "walk_demo",
+    "write_file",
 ]
 
 _RENAMED = {"Moved": "Copied", "move_claims": "copy_claims"}  # deprecated names, kept for one release

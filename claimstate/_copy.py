@@ -11,6 +11,7 @@ import attrs
 
 from claimstate._errors import InvalidInput, StorageError
 from claimstate._service import ClaimService
+from claimstate._service.service import core_of
 from claimstate._store.base import TABLES
 from claimstate._verify import Mismatch
 
@@ -35,14 +36,15 @@ def copy_claims(source: ClaimService, target: ClaimService) -> Copied:
     for name, service in (("source", source), ("target", target)):
         if not isinstance(service, ClaimService):
             raise InvalidInput(f"must be a ClaimService, not {type(service).__name__}", field=name)
-    theirs, ours = source._store, target._store
+    source_core, target_core = core_of(source), core_of(target)
+    theirs, ours = source_core.store, target_core.store
     if theirs.chain_record() != ours.chain_record():
         raise StorageError(
             f"{target.path} keeps its history chain another way than {source.path} (give both the same"
             " history key, or none): copied rows would not verify",
             path=target.path,
         )
-    with target._lock, source._lock, ours.transaction():  # the source read on one snapshot
+    with target_core.lock, source_core.lock, ours.transaction():  # the source read on one snapshot
         ours.lock_whole()  # no other instance writes into the target until the copy is in
         if not ours.is_empty():
             raise StorageError(

@@ -76,6 +76,9 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
         ],
     ),
 }
+DEMO_TITLES = tuple(SCENARIOS)
+"""The titles of the demo's claims, in the order `walk_demo` walks them (one claim each)."""
+
 _ACTORS = {"buyer": "buyer:{buyer}", "supplier": "supplier:{supplier}", "agent": "agent:kim", "system": "system"}
 
 
@@ -135,3 +138,11 @@ def format_history(history: list[TransitionRecord]) -> list[str]:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def walk_demo(
+    service: ClaimService, *, start: datetime | None = None
+) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
+    """Walk the demo's claims through the lifecycle's main paths on `service`, from `start` (by default 5
+    January 2026, 09:00 UTC); yield each one's title, final claim and history, as `claimstate demo` prints."""
+    return walk(service, start=start or DEMO_START)

@@ -23,6 +23,7 @@ from claimstate._money import Money
 
 EVIDENCE_KINDS = ("order", "shipping", "delivery", "correspondence", "photo", "other")
 RESOLUTIONS = ("full_refund", "partial_refund")
+"""What a buyer may ask for when filing under the built-in lifecycle (its `resolution` field's choices)."""
 
 # --- data fields -------------------------------------------------------------------------------------
 

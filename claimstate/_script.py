@@ -56,7 +56,8 @@ class ScriptReport:
 
 
 def json_object(text: str, field: str) -> dict[str, Any]:
-    """A JSON object from text (see `_json.read_outside`), or InvalidInput naming `field` and saying what is wrong."""
+    """The JSON object in `text` from outside (integers of at most 100 digits, as `--data` and script lines
+    are read), or InvalidInput naming `field` and saying what is wrong."""
     value = read_outside(text, field)
     if not isinstance(value, dict):
         raise InvalidInput(f"expected a JSON object, not {type(value).__name__}", field=field)
@@ -76,7 +77,12 @@ def run_script(
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ScriptReport:
-    """Run each non-blank line in order; see the module's docstring for the rules."""
+    """Run a script of JSON Lines commands (file, fire, tick, show) on `service`, as `claimstate script` does.
+
+    Each non-blank line runs in order and is reported; a failure stops the run unless `keep_going`, and with
+    `atomic` every line runs in one transaction that the first failure undoes. `progress` is called with 1 per
+    line read.
+    """
     if atomic and keep_going:
         raise InvalidInput("an atomic script stops at the first failure; it cannot keep going", field="keep_going")
     runner = _Runner(service, now)

@@ -30,12 +30,14 @@ def aware(value: object, *, field: str = "now") -> datetime:
 
 
 def to_iso(value: datetime) -> str:
-    """``2026-01-31T12:00:00.000000+00:00``: fixed width, so text order is time order."""
+    """A time as claimstate writes it, ``2026-01-31T12:00:00.000000+00:00``: UTC, fixed width, so text order
+    is time order."""
     return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
 
 
 def from_iso(text: object, *, field: str = "time") -> datetime:
-    """Parse an ISO 8601 time with an offset."""
+    """Parse an ISO 8601 time with an offset (as `--now` takes one) into an aware UTC time; InvalidInput
+    naming `field` if it is not one, or lies outside the years 1970 to 8999."""
     if not isinstance(text, str):
         raise InvalidInput(f"expected an ISO 8601 time, not {text!r}", field=field)
     try:

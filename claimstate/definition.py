@@ -23,14 +23,17 @@ from claimstate._definition import (
     View,
     guard,
 )
+from claimstate._exports import load_definition, read_export
 from claimstate._fields import choice, currency, money, text
 from claimstate._fingerprints import fingerprint_of
-from claimstate._lifecycle import CLAIM_LIFECYCLE
+from claimstate._fingerprints import short as short_fingerprint
+from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
 
 __all__ = [
     "AGENT",
     "BUYER",
     "CLAIM_LIFECYCLE",
+    "RESOLUTIONS",
     "ROLES",
     "SUPPLIER",
     "SYSTEM",
@@ -48,6 +51,9 @@ __all__ = [
     "currency",
     "fingerprint_of",
     "guard",
+    "load_definition",
     "money",
+    "read_export",
+    "short_fingerprint",
     "text",
 ]

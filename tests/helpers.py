@@ -20,8 +20,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from claimstate import Claim, Engine
+from claimstate import CLAIM_LIFECYCLE, Claim, Engine
 from claimstate._chain import Chain
+from claimstate._json import encode
+from claimstate._store import Store, StoredDefinition, open_store
+from claimstate.definition import Definition
 
 C = TypeVar("C", bound="ChildLines")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -294,3 +297,11 @@ def forget_definitions(path: str | Path) -> None:
     )
     conn.commit()
     conn.close()
+
+
+def store_for(target: str | Path, definition: Definition = CLAIM_LIFECYCLE, *, read_only: bool = False) -> Store:
+    """A store opened as a service deciding by `definition` (its default policy) opens it: one to give
+    `ClaimService(store)`, keeping a handle on it to patch or inspect."""
+    engine = Engine(definition)
+    decides_by = StoredDefinition(engine.fingerprint, definition.name, encode(definition.to_dict(engine.policy)))
+    return open_store(target, chain=Chain(None), definition=decides_by, read_only=read_only)

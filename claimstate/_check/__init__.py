@@ -12,6 +12,9 @@ import attrs
 from claimstate._check.examples import default_examples, lacking
 from claimstate._check.explore import Exploration, Step, explore
 from claimstate._check.properties import PROPERTIES, Property, Violation
+from claimstate._check.scenarios import Scenario, scenarios
+from claimstate._check.stories import to_html as stories_html
+from claimstate._check.stories import to_markdown as stories_markdown
 from claimstate._definition import Definition
 from claimstate._errors import InvalidInput
 
@@ -66,6 +69,19 @@ class Report:
     @property
     def held(self) -> bool:
         return self.complete and not self.untried and all(r.held for r in self.results)
+
+    def scenarios(self) -> list[Scenario]:
+        """The scenarios found: the shortest path into every state and through every transition, each with a
+        `script()` for `claimstate script` (what `claimstate check --scripts` writes)."""
+        return scenarios(self.exploration)
+
+    def stories_markdown(self) -> str:
+        """The stories page in Markdown: one story per outcome a claim can have (`check --stories`)."""
+        return stories_markdown(self.exploration)
+
+    def stories_html(self) -> str:
+        """The stories page as a self-contained HTML page (`check --stories`)."""
+        return stories_html(self.exploration)
 
     def to_dict(self) -> dict[str, Any]:
         return {

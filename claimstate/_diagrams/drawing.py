@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition, Policy
+from claimstate._diagrams import diff
 from claimstate._diagrams.dot import to_dot
 from claimstate._diagrams.graph import Graph, extract
 from claimstate._diagrams.graphviz import INSTALL_HINT, drawable, to_png, to_svg
@@ -35,6 +37,26 @@ STORIES = "claimstate check --stories diagrams"  # writes stories.md and stories
 
 class Diagrams:
     """The diagrams of a definition (or of one claim's path on it, given its history): one method per format."""
+
+    FORMATS: ClassVar[tuple[str, ...]] = tuple(FORMATS)
+    """The formats `render` takes (and `claimstate diagram --format`), in the order `write_all` writes them."""
+    REGENERATE: ClassVar[str] = REGENERATE
+    """The command that writes every format into a folder, as the files written say."""
+
+    @staticmethod
+    def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[diff.Change]:
+        """Each state and transition added, removed or changed between two exported definitions (`to_dict()`)."""
+        return diff.changes(old, new)
+
+    @staticmethod
+    def diff_markdown(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+        """The review of a change between two exported definitions, as Markdown (`claimstate diagram --diff`)."""
+        return diff.to_markdown(old, new)
+
+    @staticmethod
+    def diff_html(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+        """The review of a change between two exported definitions, as an HTML page with the new lifecycle drawn."""
+        return diff.to_html(old, new)
 
     def __init__(
         self,

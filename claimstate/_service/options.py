@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 
 from claimstate._errors import InvalidInput
-from claimstate._store import is_postgres
+from claimstate._store import Store, is_postgres
 
 _MOST_SECONDS = 366 * 86_400  # a lease, a poll or a pause longer than a year is a mistake
 _MOST_WAIT = 86_400  # a busy timeout: a day (PostgreSQL's lock_timeout holds under 25 days of milliseconds)
@@ -25,9 +25,11 @@ def checked_options(
 ) -> None:
     """Refuse, by name and before any file or connection is made, what no store could be opened with: a path
     that is not text or os.PathLike (bytes, None, a number would name a strange file), or is empty or holds
-    a NUL; a wait that is not a sane number of seconds; an unknown synchronous mode (checked for every
-    store, so a setting is never silently dropped); a clock that cannot be called; flags that are not bool."""
-    if isinstance(path, str | os.PathLike) or not is_postgres(path):  # a pool is checked by psycopg_pool
+    a NUL (a store given open, or a pool, is not a path); a wait that is not a sane number of seconds; an
+    unknown synchronous mode (checked for every store, so a setting is never silently dropped); a clock that
+    cannot be called; flags that are not bool."""
+    given = isinstance(path, Store)  # a store given open: the service checks it against its definition
+    if not given and (isinstance(path, str | os.PathLike) or not is_postgres(path)):  # psycopg_pool checks a pool
         name = os.fspath(path) if isinstance(path, os.PathLike) else path
         if not isinstance(name, str):
             raise InvalidInput(

@@ -46,7 +46,7 @@ from claimstate._service.history import damaged, record
 from claimstate._service.idempotency import digest, retried
 from claimstate._service.ids import new_claim_id
 from claimstate._service.options import checked_options
-from claimstate._store import StoredDefinition, Synchronous, open_store
+from claimstate._store import Store, StoredDefinition, Synchronous, open_store
 from claimstate._time import to_iso
 from claimstate._verify import Mismatch
 
@@ -67,11 +67,16 @@ class ClaimService:
     it was decided under. A writable open refuses (LifecycleChanged, listing them) while open claims were
     decided under another definition; `migrating=True` opens anyway, to `migrate` them, and meanwhile
     refuses every fire on such a claim.
+
+    `path` may also be a store already open (claimstate's own, from `claimstate._store.open_store`, as the
+    tests build one): the service then uses it as it is, with its chain and its read_only setting, and
+    closes it on `close`. It must have been opened for this service's definition; `history_key`,
+    `synchronous`, `busy_timeout` and `create` are the store's to set when it is opened, and refused here.
     """
 
     def __init__(
         self,
-        path: str | Path = "claims.db",
+        path: str | Path | Store = "claims.db",
         *,
         definition: Definition = CLAIM_LIFECYCLE,
         policy: Policy | None = None,
@@ -86,20 +91,26 @@ class ClaimService:
         checked_options(path, synchronous=synchronous, busy_timeout=busy_timeout, clock=clock,
                         flags={"create": create, "read_only": read_only, "migrating": migrating})  # fmt: skip
         self.engine = Engine(definition, policy)
-        chain = Chain(history_key)
         export = definition.to_dict(self.engine.policy)
-        store = open_store(
-            path,
-            synchronous=synchronous,
-            busy_timeout=busy_timeout,
-            create=create,
-            read_only=read_only,
-            chain=chain,
-            definition=StoredDefinition(self.engine.fingerprint, definition.name, encode(export)),
-        )
+        decides_by = StoredDefinition(self.engine.fingerprint, definition.name, encode(export))
+        if isinstance(path, Store):
+            store = given_store(path, decides_by, history_key=history_key, read_only=read_only,
+                                opening={"synchronous": synchronous != "NORMAL", "busy_timeout": busy_timeout != 5.0,
+                                         "create": create is not True})  # fmt: skip
+            read_only = store.read_only
+        else:
+            store = open_store(
+                path,
+                synchronous=synchronous,
+                busy_timeout=busy_timeout,
+                create=create,
+                read_only=read_only,
+                chain=Chain(history_key),
+                definition=decides_by,
+            )
         replayers = Replayers(definition, self.engine.policy)
-        self._core = Core(store, self.engine, replayers, chain, clock or (lambda: datetime.now(UTC)))
-        self._store, self._lock = store, self._core.lock  # the store and its lock, as the copy reads them
+        self._core = Core(store, self.engine, replayers, store.chain, clock or (lambda: datetime.now(UTC)))
+        self._store, self._lock = store, self._core.lock  # shorthands for the facade's own methods
         self.path = store.path
         self._feed = Feed(self._core)
         self._changes = LifecycleChanges(self._core)
@@ -551,3 +562,33 @@ def _filer(actor: Actor | str | None, data: Mapping[str, Any]) -> Actor:
         return Actor("buyer", data.get("buyer_id"))
     except InvalidInput as error:
         raise InvalidInput(error.reason, field="buyer_id") from None
+
+
+def given_store(
+    store: Store, decides_by: StoredDefinition, *, history_key: bytes | None, read_only: bool,
+    opening: Mapping[str, bool],
+) -> Store:  # fmt: skip
+    """`store`, checked for a service deciding by `decides_by`: opened for that definition, and given none of
+    the options that only opening a database takes (`opening`: whether each was set)."""
+    if store.definition != decides_by:
+        raise InvalidInput(
+            f"the store was opened for definition {short(store.definition.fingerprint)} ({store.definition.name}),"
+            f" this service decides by {short(decides_by.fingerprint)} ({decides_by.name})",
+            field="path",
+        )
+    if history_key is not None:
+        raise InvalidInput(
+            "a store given open hashes with its own chain: give the key to open_store", field="history_key"
+        )
+    if read_only and not store.read_only:
+        raise InvalidInput("the store given is writable: open it read_only to read through it alone", field="read_only")
+    for name, is_set in opening.items():
+        if is_set:
+            raise InvalidInput("is set when a store is opened, not with a store given open", field=name)
+    return store
+
+
+def core_of(service: ClaimService) -> Core:
+    """The parts `service` shares among its jobs (store, engine, chain, lock): for claimstate's own modules
+    that work on two services at once, the copy, so none reaches into the other's attributes."""
+    return service._core

@@ -3,7 +3,9 @@
 The service talks to a `Store` only: read a claim (and lock it, where the backend locks rows), write a
 fire as one UPDATE plus one INSERT, list, count and check. A backend supplies the connection, the
 transactions, the schema and how its errors read; the statements here are plain SQL that SQLite and
-PostgreSQL both run.
+PostgreSQL both run. A store is also the `database.Database` its query classes are given (the feed's
+`events.EventRows`): their statements go through its public `one`/`all`/`run`/`send`, and what they must
+do as a transaction ends they register as its before-commit and on-rollback hooks.
 """
 
 from __future__ import annotations
@@ -128,8 +130,10 @@ class Store(abc.ABC):
     def __init__(self, path: str, *, chain: Chain, definition: StoredDefinition, read_only: bool) -> None:
         self.path = path
         self.definition = definition
-        self._chain = chain
+        self.chain = chain  # how the history rows this store appends are hashed
         self._read_only = read_only
+        self._before_commit: list[Callable[[], None]] = []  # run in the transaction, just before COMMIT
+        self._on_rollback: list[Callable[[], None]] = []  # run after a write transaction rolled back
         self._depth = 0  # open transactions: 0 none, 1 one, more when calls join a batch
         self._spoiled = False
         self._cannot_write: str | None = None
@@ -137,14 +141,19 @@ class Store(abc.ABC):
         self._transaction = _Transaction(self)
         self.events = events.EventRows(self, skip_locked=self._SKIP_LOCKED, many_writers=self._MANY_WRITERS)
 
-    # --- what a backend supplies ---------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened for reads alone (every write is then a StorageError)."""
+        return self._read_only
+
+    # --- what a backend supplies (the statements are the `database.Database` its queries use) ---------
 
     @abc.abstractmethod
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row of a query (`?` placeholders), or None."""
 
     @abc.abstractmethod
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of a query (`?` placeholders)."""
 
     @abc.abstractmethod
@@ -153,12 +162,21 @@ class Store(abc.ABC):
         used, so memory stays flat however many there are."""
 
     @abc.abstractmethod
-    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a write statement (`?` placeholders); how many rows it changed."""
 
-    def _send(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def send(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a write whose result nothing waits for (a backend may send it with the next statement)."""
-        self._run(sql, params)
+        self.run(sql, params)
+
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` in every outermost write transaction, just before its COMMIT, in the order hooks were
+        registered; one that fails rolls the transaction back."""
+        self._before_commit.append(hook)
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        """Run `hook` after every outermost write transaction rolled back (even if the ROLLBACK failed)."""
+        self._on_rollback.append(hook)
 
     @abc.abstractmethod
     def _start(self) -> None:
@@ -187,6 +205,21 @@ class Store(abc.ABC):
         """Each schema object claimstate made that is missing or changed, and each trigger it did not make."""
 
     # --- transactions --------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        """Commit the outermost write transaction: its before-commit hooks (a failure spoils it), then COMMIT."""
+        with self._writing:
+            for hook in self._before_commit:
+                hook()
+        self._commit()
+
+    def _abandon(self) -> None:
+        """Roll back the outermost write transaction, then run its on-rollback hooks, whatever happened."""
+        try:
+            self._roll_back()
+        finally:
+            for hook in self._on_rollback:
+                hook()
 
     def transaction(self) -> _Transaction:
         """One write transaction, all or nothing (a context manager).
@@ -217,7 +250,7 @@ class Store(abc.ABC):
     # --- reads ---------------------------------------------------------------------------------------
 
     def claim(self, claim_id: str) -> Claim | None:
-        row = self._one("SELECT details FROM claims WHERE id = ?", (claim_id,))
+        row = self.one("SELECT details FROM claims WHERE id = ?", (claim_id,))
         return None if row is None else self._claim_of(row[0], claim_id)
 
     def loaded(self, claim_id: str, *, skip_locked: bool = False) -> StoredClaim | None:
@@ -226,12 +259,12 @@ class Store(abc.ABC):
         Where the backend locks rows, the claim's row is locked until the transaction ends; `skip_locked`
         returns None instead of waiting for a row another transaction holds.
         """
-        row = self._one(self._SELECT_LOADED, (claim_id,))
+        row = self.one(self._SELECT_LOADED, (claim_id,))
         return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
 
     def loaded_for_reading(self, claim_id: str) -> StoredClaim | None:
         """The claim as `loaded` gives it, without locking anything (for reads, and a dry run)."""
-        row = self._one(Store._SELECT_LOADED, (claim_id,))
+        row = self.one(Store._SELECT_LOADED, (claim_id,))
         return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
 
     def _decoded(self, text: str, claim_id: str) -> Any:
@@ -263,29 +296,29 @@ class Store(abc.ABC):
 
     def columns(self, claim_id: str) -> dict[str, Any]:
         """The claims row's plain columns (what people reading the database see)."""
-        row = self._one(_SELECT_COLUMNS, (claim_id,))
+        row = self.one(_SELECT_COLUMNS, (claim_id,))
         return {} if row is None else dict(zip(COLUMNS, row, strict=True))
 
     def order_is_open(self, order_id: str) -> bool:
-        return self._one("SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1", (order_id,)) is not None
+        return self.one("SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1", (order_id,)) is not None
 
     def keyed(self, claim_id: str | None, key: str) -> tuple[str, int, str | None] | None:
         """The (claim id, seq, request hash) an idempotency key was first used for; claim None: a filing."""
         if claim_id is None:
             sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE idempotency_key = ? AND seq = 1"
-            row = self._one(sql, (key,))
+            row = self.one(sql, (key,))
         else:
             sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE claim_id = ? AND idempotency_key = ?"
-            row = self._one(sql, (claim_id, key))
+            row = self.one(sql, (claim_id, key))
         return None if row is None else (row[0], row[1], row[2])
 
     def history(self, claim_id: str) -> list[dict[str, Any]]:
         """The claim's transition rows in order, data decoded."""
-        rows = self._all(f"{SELECT_HISTORY} WHERE claim_id = ? ORDER BY seq", (claim_id,))
+        rows = self.all(f"{SELECT_HISTORY} WHERE claim_id = ? ORDER BY seq", (claim_id,))
         return [{**dict(zip(HISTORY, row, strict=True)), "data": self._decoded(row[7], claim_id)} for row in rows]
 
     def has_history(self, claim_id: str) -> bool:
-        return self._one("SELECT 1 FROM transitions WHERE claim_id = ? LIMIT 1", (claim_id,)) is not None
+        return self.one("SELECT 1 FROM transitions WHERE claim_id = ? LIMIT 1", (claim_id,)) is not None
 
     def histories(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """Every claim id that has history rows, whether or not its claims row exists, with its rows in seq
@@ -308,10 +341,10 @@ class Store(abc.ABC):
         after: tuple[str, int] | None = None
         while True:
             if after is None:
-                rows = self._all(f"{SELECT_HISTORY} WHERE {_KEYED} ORDER BY claim_id, seq LIMIT ?", (page,))
+                rows = self.all(f"{SELECT_HISTORY} WHERE {_KEYED} ORDER BY claim_id, seq LIMIT ?", (page,))
             else:
                 sql = f"{SELECT_HISTORY} WHERE (claim_id, seq) > (?, ?) AND {_KEYED} ORDER BY claim_id, seq LIMIT ?"
-                rows = self._all(sql, (*after, page))
+                rows = self.all(sql, (*after, page))
             yield from (dict(zip(HISTORY, row, strict=True)) for row in rows)
             if len(rows) < page:
                 return
@@ -319,18 +352,18 @@ class Store(abc.ABC):
 
     def unkeyed_history_rows(self) -> int:
         """How many history rows lack a claim id or a seq (SQLite lets a hand edit store NULL in the key)."""
-        row = self._one("SELECT count(*) FROM transitions WHERE claim_id IS NULL OR seq IS NULL")
+        row = self.one("SELECT count(*) FROM transitions WHERE claim_id IS NULL OR seq IS NULL")
         return 0 if row is None else int(row[0])
 
     def claims_without_history(self) -> list[str]:
-        rows = self._all(
+        rows = self.all(
             "SELECT id FROM claims WHERE NOT EXISTS (SELECT 1 FROM transitions WHERE claim_id = claims.id) ORDER BY id"
         )
         return [row[0] for row in rows]
 
     def orders_open_twice(self) -> list[tuple[str, list[str]]]:
         """Orders with more than one open claim (only if the unique index was dropped), with those claims."""
-        rows = self._all(
+        rows = self.all(
             "SELECT order_id, id FROM claims WHERE closed = 0 AND order_id IN (SELECT order_id FROM claims"
             " WHERE closed = 0 GROUP BY order_id HAVING count(*) > 1) ORDER BY order_id, id"
         )
@@ -344,7 +377,7 @@ class Store(abc.ABC):
         try:
             return {
                 row[0]: row[1]
-                for row in self._all("SELECT name, value FROM meta WHERE name IN ('chain', 'key_fingerprint')")
+                for row in self.all("SELECT name, value FROM meta WHERE name IN ('chain', 'key_fingerprint')")
             }
         except StorageError:
             return {}
@@ -360,7 +393,7 @@ class Store(abc.ABC):
         if after is not None:
             clauses.append("id > ?")
             params.append(after)
-        rows = self._all(
+        rows = self.all(
             "SELECT id, details FROM claims" + (" WHERE " + " AND ".join(clauses) if clauses else "")
             + " ORDER BY id LIMIT ?",
             [*params, limit],
@@ -378,15 +411,15 @@ class Store(abc.ABC):
         after the (due time, claim id) `after`, so a caller pages through them holding one page at a time."""
         sql = "SELECT deadline_at, id, deadline_trigger FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
         if after is None:
-            rows = self._all(f"{sql} ORDER BY deadline_at, id LIMIT ?", (now, limit))
+            rows = self.all(f"{sql} ORDER BY deadline_at, id LIMIT ?", (now, limit))
         else:
-            rows = self._all(
+            rows = self.all(
                 f"{sql} AND (deadline_at, id) > (?, ?) ORDER BY deadline_at, id LIMIT ?", (now, *after, limit)
             )
         return [(row[0], row[1], row[2]) for row in rows]
 
     def due_count(self, now: str) -> int:
-        row = self._one("SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,))
+        row = self.one("SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,))
         return 0 if row is None else int(row[0])
 
     def table_rows(self, table: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
@@ -398,9 +431,9 @@ class Store(abc.ABC):
         after: tuple[Any, ...] | None = None
         while True:
             if after is None:
-                rows = self._all(select + order, (page,))
+                rows = self.all(select + order, (page,))
             else:
-                rows = self._all(
+                rows = self.all(
                     f"{select} WHERE ({', '.join(key)}) > ({', '.join('?' * len(key))}){order}", (*after, page)
                 )
             yield from rows
@@ -412,17 +445,17 @@ class Store(abc.ABC):
 
     def definitions(self) -> dict[str, tuple[str, str, str]]:
         """Every definition the database has seen: (name, export as JSON text, first seen) by fingerprint."""
-        rows = self._all("SELECT fingerprint, name, body, first_seen FROM definitions ORDER BY first_seen, fingerprint")
+        rows = self.all("SELECT fingerprint, name, body, first_seen FROM definitions ORDER BY first_seen, fingerprint")
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     def knows(self) -> bool:
         """Whether the database keeps `definition` among its definitions."""
         sql = "SELECT 1 FROM definitions WHERE fingerprint = ?"
-        return self._one(sql, (self.definition.fingerprint,)) is not None
+        return self.one(sql, (self.definition.fingerprint,)) is not None
 
     def baseline(self) -> str | None:
         """The definition the history rows that record none were decided under (see `adopt`)."""
-        row = self._one("SELECT value FROM meta WHERE name = ?", (BASELINE,))
+        row = self.one("SELECT value FROM meta WHERE name = ?", (BASELINE,))
         return None if row is None else str(row[0])
 
     def outdated(self) -> list[tuple[str | None, str, int]]:
@@ -434,9 +467,9 @@ class Store(abc.ABC):
             f"SELECT 1 FROM (SELECT 1 FROM claims WHERE closed = 0 AND {where} LIMIT 1) AS probe"
             for where in ("definition < ?", "definition > ?", "definition IS NULL")
         )
-        if not self._all(probe, (self.definition.fingerprint, self.definition.fingerprint)):
+        if not self.all(probe, (self.definition.fingerprint, self.definition.fingerprint)):
             return []
-        rows = self._all(
+        rows = self.all(
             "SELECT definition, state, count(*) FROM claims WHERE closed = 0"
             " AND (definition IS NULL OR definition <> ?) GROUP BY definition, state ORDER BY definition, state",
             (self.definition.fingerprint,),
@@ -445,7 +478,7 @@ class Store(abc.ABC):
 
     def outdated_ids(self) -> list[str]:
         """The ids of the open claims decided under another definition than `definition`, in id order."""
-        rows = self._all(
+        rows = self.all(
             "SELECT id FROM claims WHERE closed = 0 AND (definition IS NULL OR definition <> ?) ORDER BY id",
             (self.definition.fingerprint,),
         )
@@ -453,14 +486,14 @@ class Store(abc.ABC):
 
     def open_states(self, fingerprint: str) -> dict[str, int]:
         """How many open claims decided under `fingerprint` sit in each state."""
-        rows = self._all(
+        rows = self.all(
             "SELECT state, count(*) FROM claims WHERE closed = 0 AND definition = ? GROUP BY state", (fingerprint,)
         )
         return {row[0]: int(row[1]) for row in rows}
 
     def register(self, first_seen: str) -> None:
         """In a write transaction: keep `definition` among the definitions, unless the database has it."""
-        self._send(
+        self.send(
             "INSERT INTO definitions (fingerprint, name, body, first_seen) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (fingerprint) DO NOTHING",
             (self.definition.fingerprint, self.definition.name, self.definition.body, first_seen),
@@ -472,7 +505,7 @@ class Store(abc.ABC):
 
     def current(self) -> str | None:
         """The definition the last writable service to open decides by (None before any recorded one)."""
-        row = self._one("SELECT value FROM meta WHERE name = ?", (CURRENT,))
+        row = self.one("SELECT value FROM meta WHERE name = ?", (CURRENT,))
         return None if row is None else str(row[0])
 
     def make_current(self) -> None:
@@ -480,7 +513,7 @@ class Store(abc.ABC):
         self._set_meta(CURRENT, self.definition.fingerprint)
 
     def _set_meta(self, name: str, value: str) -> None:
-        self._send(
+        self.send(
             "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
         )
@@ -492,10 +525,10 @@ class Store(abc.ABC):
         rules = decode(self.definition.body)
         known = {state["name"] for state in rules["states"]}
         moves = {(t["trigger"], source, t["dest"]) for t in rules["transitions"] for source in t["sources"] or [None]}
-        strange = sorted({row[0] for row in self._all("SELECT DISTINCT state FROM claims")} - known)
+        strange = sorted({row[0] for row in self.all("SELECT DISTINCT state FROM claims")} - known)
         strange += sorted(
             f"{trigger}: {source or '(new claim)'} -> {dest}"
-            for trigger, source, dest in self._all("SELECT DISTINCT trigger, from_state, to_state FROM transitions")
+            for trigger, source, dest in self.all("SELECT DISTINCT trigger, from_state, to_state FROM transitions")
             if (trigger, source, dest) not in moves
         )
         if strange:
@@ -505,8 +538,8 @@ class Store(abc.ABC):
                 " were decided under, then change the lifecycle (see the README: Changing the lifecycle)",
                 path=self.path,
             )
-        self._run("UPDATE claims SET definition = ? WHERE definition IS NULL", (self.definition.fingerprint,))
-        if self._one("SELECT 1 FROM transitions LIMIT 1") is not None:
+        self.run("UPDATE claims SET definition = ? WHERE definition IS NULL", (self.definition.fingerprint,))
+        if self.one("SELECT 1 FROM transitions LIMIT 1") is not None:
             self.set_baseline(self.definition.fingerprint)
         self.register(to_iso(datetime.now(UTC)))
 
@@ -516,7 +549,7 @@ class Store(abc.ABC):
 
     def is_empty(self) -> bool:
         """Whether the database holds no claim, history row, event or consumer (definitions do not count)."""
-        return all(self._one(f"SELECT 1 FROM {table} LIMIT 1") is None for table in TABLES if table not in _MERGED)
+        return all(self.one(f"SELECT 1 FROM {table} LIMIT 1") is None for table in TABLES if table not in _MERGED)
 
     # --- writes (inside `transaction()`) -------------------------------------------------------------
 
@@ -529,7 +562,7 @@ class Store(abc.ABC):
         count = 0
         with self._writing:
             for row in rows:
-                self._send(sql, row)
+                self.send(sql, row)
                 count += 1
             self._copied(table)
         return count
@@ -545,7 +578,7 @@ class Store(abc.ABC):
         d = claim.to_dict()
         row = columns_of(d, closed)
         with self._writing:
-            self._run(INSERT_CLAIM, [*(row[c] for c in COLUMNS), self.definition.fingerprint])
+            self.run(INSERT_CLAIM, [*(row[c] for c in COLUMNS), self.definition.fingerprint])
             self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=None)
 
     def update(
@@ -567,7 +600,7 @@ class Store(abc.ABC):
             changing = [row[c] for c in CHANGING]
             changing += [1] if closed else []
             changing += [self.definition.fingerprint] if moving else []
-            if self._run(UPDATE_CLAIM[closed, moving], [*changing, claim.id, before.claim.version]) != 1:
+            if self.run(UPDATE_CLAIM[closed, moving], [*changing, claim.id, before.claim.version]) != 1:
                 return False
             self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=before.last_hash)
         return True
@@ -586,7 +619,7 @@ class Store(abc.ABC):
         event, with `claim`'s summary, in the same transaction, so neither is ever kept without the other."""
         values = linked(record, deadline_at, self.definition.fingerprint)
         row = stored(values, key, digest)
-        self._send(INSERT_RECORD, (*row, self._chain.link(previous, values), self.definition.fingerprint))
+        self.send(INSERT_RECORD, (*row, self.chain.link(previous, values), self.definition.fingerprint))
         self.events.append(row, claim)
 
 
@@ -624,7 +657,6 @@ class _Transaction(StoreContext):
         if store._depth:
             store._depth += 1
             return
-        store.events.discard()
         store._start()
         store._depth, store._spoiled = 1, False
 
@@ -637,11 +669,9 @@ class _Transaction(StoreContext):
             if error is None and store._spoiled:
                 raise StorageError(f"a write in this batch failed, so nothing of it was kept in {store.path}")
             if error is None:
-                with store._writing:
-                    store.events.flush()
-                store._commit()
+                store._finish()
         except BaseException:
-            store._roll_back()
+            store._abandon()
             raise
         if error is not None:
-            store._roll_back()
+            store._abandon()

@@ -21,15 +21,13 @@ events are delivered again. A lane whose event a handler failed on is set aside 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from claimstate._errors import InvalidInput
 from claimstate._feed import LANES, Event, lane_of
 from claimstate._json import decode, encode
+from claimstate._store.database import Database
 from claimstate._time import from_iso
-
-if TYPE_CHECKING:
-    from claimstate._store.base import Store
 
 COLUMNS = (
     "position", "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "claim", "lane",
@@ -73,13 +71,16 @@ _UNACKED = "e.lane_seq > coalesce((SELECT acked FROM consumers c WHERE c.name = 
 
 
 class EventRows:
-    """The feed's statements, run on `store`'s connection inside its transactions."""
+    """The feed's statements, run on `database` inside its transactions. The events a transaction appends
+    are written by its before-commit hook (`flush`) and forgotten by its on-rollback hook (`discard`)."""
 
-    def __init__(self, store: Store, *, skip_locked: str, many_writers: bool) -> None:
-        self._store = store
+    def __init__(self, database: Database, *, skip_locked: str, many_writers: bool) -> None:
+        self._db = database
         self._skip_locked = skip_locked  # what makes a lane another worker is taking be passed over
         self._insert = _INSERT_COUNTED if many_writers else _INSERT_ALONE
         self._pending: list[tuple[Any, ...]] = []  # the open transaction's event rows, their lane first
+        database.before_commit(self.flush)
+        database.on_rollback(self.discard)
 
     def append(self, history_row: tuple[Any, ...], claim: Mapping[str, Any]) -> None:
         """The event of the history row just written (its first eight columns), with the claim's summary;
@@ -94,21 +95,21 @@ class EventRows:
         Sent, not waited for: on PostgreSQL they go to the server with the COMMIT."""
         pending, self._pending = sorted(self._pending, key=lambda row: row[0]), []
         for row in pending:
-            self._store._send(self._insert, row)
+            self._db.send(self._insert, row)
 
     def discard(self) -> None:
-        """Forget pending events, as a transaction begins: any left are a rolled-back transaction's."""
+        """Forget pending events, after the transaction that appended them rolled back."""
         self._pending.clear()
 
     def deliver(self, consumer: str, *, worker: str, now: str, until: str, limit: int) -> list[Event]:
         """In a write transaction: the next events of one lane for `worker` of `consumer`, leased to it until
         `until`. The lane it already holds comes first, so a failed event is retried before any later one;
         else the free lane whose oldest waiting event is oldest."""
-        store = self._store
-        made = store._one("SELECT count(*) FROM consumers WHERE name = ?", (consumer,))
+        db = self._db
+        made = db.one("SELECT count(*) FROM consumers WHERE name = ?", (consumer,))
         if made is None or made[0] < LANES:  # a plain read first: the insert would wait on rows being leased
-            store._send(_NEW_CONSUMER, (consumer,) * LANES)
-        row = store._one(_FREE_LANE + self._skip_locked, (consumer, worker, now, worker))
+            db.send(_NEW_CONSUMER, (consumer,) * LANES)
+        row = db.one(_FREE_LANE + self._skip_locked, (consumer, worker, now, worker))
         if row is None:
             return []
         lane, acked = row
@@ -116,16 +117,16 @@ class EventRows:
             f"{_SELECT} WHERE lane = ? AND lane_seq > ? ORDER BY lane_seq LIMIT ?", (lane, acked, limit)
         )
         last = events[-1].lane_seq
-        store._send(_LEASE, (worker, until, last, last, consumer, lane))
+        db.send(_LEASE, (worker, until, last, last, consumer, lane))
         return events
 
     def ack(self, consumer: str, event: Event, *, worker: str) -> None:
         """In a write transaction: record `event`, and every event before it in its lane, as handled by
         `consumer`; the lane is given back when all that was delivered is acknowledged."""
-        store = self._store
+        db = self._db
         if not 0 <= event.lane < LANES:
             raise InvalidInput(f"the event's lane {event.lane} is not one of this feed's", field="up_to")
-        row = store._one("SELECT leased_to FROM consumers WHERE name = ? AND lane = ?", (consumer, event.lane))
+        row = db.one("SELECT leased_to FROM consumers WHERE name = ? AND lane = ?", (consumer, event.lane))
         if row is None:
             raise InvalidInput(f"no consumer {consumer!r} has taken events yet", field="consumer")
         if event.lane_seq > row[0]:
@@ -135,7 +136,7 @@ class EventRows:
                 field="up_to",
             )
         n = event.lane_seq
-        store._run(_ACK, (n, worker, n, worker, n, consumer, event.lane, n))
+        db.run(_ACK, (n, worker, n, worker, n, consumer, event.lane, n))
 
     def release(self, worker: str, *, consumer: str | None = None) -> None:
         """In a write transaction: give back every lane `worker` holds (of `consumer`, or of any),
@@ -143,18 +144,18 @@ class EventRows:
         where, params = (
             ("holder = ?", (worker,)) if consumer is None else ("name = ? AND holder = ?", (consumer, worker))
         )
-        self._store._run(f"UPDATE consumers SET holder = NULL, lease_until = NULL WHERE {where}", params)
+        self._db.run(f"UPDATE consumers SET holder = NULL, lease_until = NULL WHERE {where}", params)
 
     def set_aside(self, consumer: str, lane: int, *, worker: str, until: str) -> None:
         """In a write transaction: after a handler failed in `lane`, let no worker take it before `until`."""
-        self._store._run(
+        self._db.run(
             "UPDATE consumers SET holder = NULL, lease_until = ? WHERE name = ? AND lane = ? AND holder = ?",
             (until, consumer, lane, worker),
         )
 
     def forget(self, consumer: str) -> int:
         """In a write transaction: drop `consumer`'s progress (its rows); how many lanes it had."""
-        return self._store._run("DELETE FROM consumers WHERE name = ?", (consumer,))
+        return self._db.run("DELETE FROM consumers WHERE name = ?", (consumer,))
 
     def listed(self, consumer: str | None, *, after: int, limit: int) -> list[Event]:
         """Events after position `after`, in position order: all retained ones (`consumer` None), or those
@@ -169,7 +170,7 @@ class EventRows:
         """In a write transaction: delete the events before `older_than` that every consumer has acknowledged
         (none, while no consumer exists), but never a lane's newest, which the next numbers count on from;
         how many."""
-        return self._store._run(
+        return self._db.run(
             "DELETE FROM events WHERE at < ?"
             " AND lane_seq < (SELECT max(lane_seq) FROM events n WHERE n.lane = events.lane)"
             " AND lane_seq <= (SELECT min(acked) FROM consumers c WHERE c.lane = events.lane)",
@@ -179,7 +180,7 @@ class EventRows:
     def not_in_history(self) -> list[tuple[str, int]]:
         """(claim id, seq) of each retained event whose history row is missing or says something else, or
         that is there twice."""
-        rows = self._store._all(
+        rows = self._db.all(
             "SELECT e.claim_id, e.seq FROM events e LEFT JOIN transitions t ON t.claim_id = e.claim_id"
             " AND t.seq = e.seq WHERE t.claim_id IS NULL OR t.trigger <> e.trigger OR t.to_state <> e.to_state"
             " OR coalesce(t.from_state, '') <> coalesce(e.from_state, '') OR t.actor <> e.actor OR t.at <> e.at"
@@ -193,5 +194,5 @@ class EventRows:
             Event(position, claim_id, seq, trigger, source, dest, actor, from_iso(at), decode(data), decode(claim),
                   lane, lane_seq)
             for position, claim_id, seq, trigger, source, dest, actor, at, data, claim, lane, lane_seq
-            in self._store._all(sql, params)
+            in self._db.all(sql, params)
         ]  # fmt: skip

@@ -352,43 +352,43 @@ class PostgresStore(Store):
             self._pool.putconn(conn)
             return result
 
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self._execute(sql, params, lambda cursor: cursor.fetchone())
 
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._execute(sql, params, lambda cursor: cursor.fetchall())
 
-    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._execute(sql, params, lambda cursor: cursor.rowcount)
 
     def _stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
         """Through a cursor of the open transaction (one not read to its end closes with the transaction)."""
         name = f"claimstate_rows_{next(self._cursors)}"
-        self._run(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}")
-        while rows := self._all(f"FETCH FORWARD {page} FROM {name}"):
+        self.run(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}")
+        while rows := self.all(f"FETCH FORWARD {page} FROM {name}"):
             yield from rows
-        self._run(f"CLOSE {name}")
+        self.run(f"CLOSE {name}")
 
-    def _send(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def send(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Queue a write whose result nothing waits for; it goes with the next read or the COMMIT. Inside
         a batch it goes at once, so an error is raised by the call that caused it."""
         if self._pipeline is None or self._depth > 1:
-            self._run(sql, params)
+            self.run(sql, params)
             return
         with self._errors:
             self._connection().execute(_translated(sql), params)
 
     def lock_whole(self) -> None:
-        self._run(f"LOCK TABLE {', '.join(TABLES)} IN SHARE ROW EXCLUSIVE MODE")
+        self.run(f"LOCK TABLE {', '.join(TABLES)} IN SHARE ROW EXCLUSIVE MODE")
 
     def _copied(self, table: str) -> None:
         """Events copied with their positions and lane numbers: the next one written must come after them."""
         if table == "events":
-            self._run(
+            self.run(
                 "SELECT setval(pg_get_serial_sequence('events', 'position'), coalesce(max(position), 0) + 1, false)"
                 " FROM events"
             )
-            self._run(
+            self.run(
                 "INSERT INTO lanes (lane, last) SELECT lane, max(lane_seq) FROM events GROUP BY lane"
                 " ON CONFLICT (lane) DO UPDATE SET last = excluded.last"
             )
@@ -409,7 +409,7 @@ class PostgresStore(Store):
 
     def _exists(self, table: str) -> bool:
         """Whether `table` is on the search path (the connection's schema)."""
-        row = self._one("SELECT to_regclass(?) IS NOT NULL", (table,))
+        row = self.one("SELECT to_regclass(?) IS NOT NULL", (table,))
         return row is not None and bool(row[0])
 
     def _foreign(self) -> StorageError:
@@ -426,7 +426,7 @@ class PostgresStore(Store):
                 raise self._foreign()
             return 0
         try:
-            row = self._one("SELECT value FROM meta WHERE name = 'schema_version'")
+            row = self.one("SELECT value FROM meta WHERE name = 'schema_version'")
         except StorageError:
             raise self._foreign() from None
         if row is None or not str(row[0]).isdigit():
@@ -440,21 +440,21 @@ class PostgresStore(Store):
         self._depth = 1
         try:
             if create:
-                self._one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+                self.one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             version = self._version()
             self._check_version(version, create=create)
             if version < SCHEMA_VERSION:
                 for number in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[number]:
-                        self._run(statement)
+                        self.run(statement)
                 if 0 < version < 3:
                     self._adopt_claims()
                 if version == 0:
-                    for name, value in self._chain.record().items():
-                        self._run("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
-                    self._run("INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    for name, value in self.chain.record().items():
+                        self.run("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
+                    self.run("INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 else:
-                    self._run("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
+                    self.run("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
             self._commit()
         except BaseException:
             self._roll_back()
@@ -487,9 +487,9 @@ class PostgresStore(Store):
         shows it: every index (primary keys and unique constraints included) by its definition; the
         append-only triggers by theirs, enabled, running the function claimstate wrote; and any other trigger
         or rule on claimstate's tables (an internal one, of a foreign key, must be enabled)."""
-        tables = {row[0] for row in self._all("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        tables = {row[0] for row in self.all("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         indexes = dict(
-            self._all(
+            self.all(
                 f"SELECT indexname, replace(indexdef, {_HERE}, ' ON ') FROM pg_indexes"
                 " WHERE schemaname = current_schema()"
             )
@@ -497,7 +497,7 @@ class PostgresStore(Store):
         ours = ", ".join(f"'{table}'" for table in _TABLES)
         triggers = {  # by table and name: PostgreSQL names triggers per table, so another table's may take ours
             (row[0], row[1]): row[2:]
-            for row in self._all(
+            for row in self.all(
                 "SELECT c.relname, t.tgname, t.tgisinternal, t.tgenabled,"
                 f" replace(pg_get_triggerdef(t.oid), {_HERE}, ' ON '),"
                 " p.proname = ? AND p.pronamespace = current_schema()::regnamespace AND p.prosrc = ?"
@@ -506,7 +506,7 @@ class PostgresStore(Store):
                 (_APPEND_ONLY, _APPEND_ONLY_BODY),
             )
         }
-        rules = self._all(
+        rules = self.all(
             f"SELECT rulename, tablename FROM pg_rules WHERE schemaname = current_schema() AND tablename IN ({ours})"
             " ORDER BY rulename"
         )

@@ -374,7 +374,7 @@ class SQLiteStore(Store):
                     self._migrate(self._check_ours())
             if self.path != ":memory:":
                 self._wal()
-            self._cannot_write = self._chain.cannot_check(self.chain_record())
+            self._cannot_write = self.chain.cannot_check(self.chain_record())
 
     def _identity(self) -> tuple[int, int, int]:
         """(application_id, number of schema objects, user_version), read together in one statement."""
@@ -424,7 +424,7 @@ class SQLiteStore(Store):
                 schema(self.db)
         if version < 2:  # with every column in place, as the history is read the way it is now
             self._chain_history()
-            self._conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", self._chain.record().items())
+            self._conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", self.chain.record().items())
         if 0 < version < 4:
             self._adopt_claims()
         self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -437,7 +437,7 @@ class SQLiteStore(Store):
         for row in self.history_rows():
             data = self._decoded(row["data"], row["claim_id"])
             before = previous[1] if previous is not None and previous[0] == row["claim_id"] else None
-            digest = self._chain.link(before, {**row, "data": data})
+            digest = self.chain.link(before, {**row, "data": data})
             self._conn.execute(
                 "UPDATE transitions SET hash = ? WHERE claim_id = ? AND seq = ?", (digest, row["claim_id"], row["seq"])
             )
@@ -576,16 +576,16 @@ class SQLiteStore(Store):
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
 
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self._errors:
             row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
         return row
 
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._errors:
             return self._conn.execute(sql, params).fetchall()
 
-    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._errors:
             return self._conn.execute(sql, params).rowcount
 

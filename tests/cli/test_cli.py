@@ -6,7 +6,6 @@ may create a database, what people read) are checked through real `python -m cla
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -301,18 +300,6 @@ def test_every_command_has_help_and_is_in_the_readme(name: str, command: click.C
 def test_the_exit_codes_of_the_help_match_the_code() -> None:
     """The documented codes are the ones the CLI uses."""
     assert sorted(EXIT_CODES.values()) == [1, 2, 3, 4, 5, 6, 7]
-
-
-def test_only_the_cli_imports_click() -> None:
-    """The library never imports click (sqlite-utils loads it for its own CLI; claimstate's modules do not)."""
-    importers = set()
-    for module in (ROOT / "claimstate").glob("*.py"):
-        for node in ast.walk(ast.parse(module.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            if any(n == "click" or n.startswith("click.") for n in names):
-                importers.add(module.name)
-    assert importers == {"cli.py"}
 
 
 def test_the_console_script_in_a_real_process(tmp_path: Path) -> None:

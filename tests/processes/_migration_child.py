@@ -77,10 +77,12 @@ def stop_inside(stop: int | str) -> None:
 
 
 def main(args: dict[str, Any]) -> None:
+    # Patched before opening, since the store registers EventRows.flush as its before-commit hook when it is
+    # made. Opening writes (registering INSPECTION) in a transaction of its own, but calls no update, so
+    # neither patch stops there: they count from zero and stop only inside the migration.
+    if args["stop"] is not None:
+        stop_inside(args["stop"])
     with ClaimService(args["target"], definition=INSPECTION, migrating=True) as service:
-        # patched only now: opening wrote (registering INSPECTION) in a transaction of its own
-        if args["stop"] is not None:
-            stop_inside(args["stop"])
         emit({"migrating": sum(o.claims for o in service.outdated())})
         migration = service.migrate(PLAN, now=datetime.fromisoformat(args["now"]))
     emit({"moved": [[m.claim_id, m.source, m.dest] for m in migration.moves]})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from helpers import EVIDENCE, T0, filing
+from helpers import EVIDENCE, T0, filing, store_for
 
 from claimstate import (
     CLAIM_LIFECYCLE,
@@ -574,8 +574,8 @@ def test_a_read_only_read_torn_by_a_writer_is_read_again(db_path: Path) -> None:
     read is done again on a fresh connection, so what it returns is one consistent state."""
     with ClaimService(db_path) as writer:
         claim_id = file_one(writer)
-    with ClaimService(db_path, read_only=True) as reader:
-        store = reader._store
+    store = store_for(db_path, read_only=True)
+    with ClaimService(store) as reader:
         read_claim, calls = store.claim, []
 
         def claim_with_a_writer_meanwhile(wanted: str) -> object:
@@ -611,39 +611,41 @@ def test_a_read_only_open_needs_a_database_at_this_schema(tmp_path: Path) -> Non
 
 
 def test_a_write_that_keeps_losing_a_race_is_run_again_then_refused_whole(
-    service: ClaimService, monkeypatch: pytest.MonkeyPatch
+    store_target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A race lost to another writer (PostgreSQL's serialization failures, deadlocks, a unique key taken
     meanwhile) runs the call again whole, five times, then raises ConcurrentModification, applying nothing;
     inside a batch it cannot run alone again, so the batch rolls back at once."""
     from claimstate._store.base import Race  # noqa: PLC0415  (the backends raise it; no caller sees it)
 
-    claim_id = file_one(service)
-    tries = []
+    store = store_for(store_target)
+    with ClaimService(store) as service:
+        claim_id = file_one(service)
+        tries = []
 
-    def loses(*_args: object, **_kwargs: object) -> bool:
-        tries.append(1)
-        raise Race("a deadlock, SQLSTATE 40P01")
+        def loses(*_args: object, **_kwargs: object) -> bool:
+            tries.append(1)
+            raise Race("a deadlock, SQLSTATE 40P01")
 
-    monkeypatch.setattr(service._store, "update", loses)
-    with pytest.raises(ConcurrentModification, match="40P01") as raised:
-        service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
-    assert (len(tries), raised.value.claim_id, raised.value.expected, raised.value.detail) == (
-        5, claim_id, None, "a deadlock, SQLSTATE 40P01"
-    )  # fmt: skip
-    tries.clear()
-
-    def batch() -> None:
-        with service.batch():
-            file_one(service, "o-2")
+        monkeypatch.setattr(store, "update", loses)
+        with pytest.raises(ConcurrentModification, match="40P01") as raised:
             service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
+        assert (len(tries), raised.value.claim_id, raised.value.expected, raised.value.detail) == (
+            5, claim_id, None, "a deadlock, SQLSTATE 40P01"
+        )  # fmt: skip
+        tries.clear()
 
-    with pytest.raises(ConcurrentModification):
-        batch()
-    assert len(tries) == 1
-    monkeypatch.undo()
-    assert [c.order_id for c in service.list_claims()] == ["o-1"]
-    assert service.get(claim_id).version == 1
+        def batch() -> None:
+            with service.batch():
+                file_one(service, "o-2")
+                service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
+
+        with pytest.raises(ConcurrentModification):
+            batch()
+        assert len(tries) == 1
+        monkeypatch.undo()
+        assert [c.order_id for c in service.list_claims()] == ["o-1"]
+        assert service.get(claim_id).version == 1
 
 
 def test_a_nul_character_is_refused_by_name_on_every_backend(service: ClaimService) -> None:

@@ -1,0 +1,36 @@
+"""What a store's queries run on: a database object's statements, and hooks on its transactions' ends.
+
+A query class (the feed's `events.EventRows`, say) is given a `Database` and calls only this: it never
+opens, commits or rolls back a transaction itself, and knows nothing of the store that made it, so no
+query module imports the store back. Hooks are registered once, when the query class is made, and run
+for every outermost transaction of the database, as procrastinate's connector and DBOS's system
+database run theirs: each before-commit hook inside the transaction, just before its COMMIT (a hook that
+fails rolls the whole transaction back), each on-rollback hook after it rolled back, whatever the cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+
+class Database(Protocol):
+    """The statements and transaction hooks a query class may use (`?` placeholders on every backend)."""
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query, or None."""
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query."""
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a write statement; how many rows it changed."""
+
+    def send(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a write whose result nothing waits for (a backend may send it with the next statement)."""
+
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` in every write transaction, just before it commits."""
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        """Run `hook` after every write transaction that rolled back."""

@@ -1,0 +1,201 @@
+"""The commands that act on the database: init, verify, events, migrate and migrate-store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import partial
+
+import click
+from click.core import ParameterSource
+
+from claimstate import (
+    Event,
+    StorageError,
+    copy_claims,
+    format_time,
+    read_json_object,
+    visible_json,
+)
+from claimstate.cli._group import command
+from claimstate.cli._options import (
+    EXIT_CODES,
+    NonEmptyPath,
+    get_settings,
+    open_service,
+    read_text,
+    say,
+)
+from claimstate.cli._output import (
+    emit,
+    show_mismatches,
+    table,
+)
+from claimstate.definition import short_fingerprint
+
+
+@command(no_now="it creates or migrates the database, which holds no times")
+def init() -> None:
+    """Create the database, or migrate it to this version's schema."""
+    with get_settings().service(create=True) as service:
+        path, version = service.path, service.schema_version
+    emit({"db": path, "schema_version": version}, lambda: f"{path}: claimstate schema {version}")
+
+
+@command(no_now="it replays each history at the times recorded")
+def verify() -> None:
+    """Replay every claim's history and report each stored value that differs (exit 5 when any)."""
+    with get_settings().service(read_only=True) as service:
+        problems = service.verify()
+    show_mismatches(problems)
+    if problems:
+        claims = len({m.claim_id for m in problems if m.claim_id is not None})
+        whole = " (and in the database as a whole)" if any(m.claim_id is None for m in problems) else ""
+        say(f"error: verify found {len(problems)} problem(s) in {claims} claim(s){whole}", err=True)
+        sys.exit(EXIT_CODES[StorageError])
+
+
+@command(no_now="leases on the feed run on the wall clock")
+@click.option("--consumer", metavar="NAME", help="Only the events NAME has not acknowledged (kept per name).")
+@click.option("--ack", is_flag=True, help="Take them as a worker of NAME, acknowledging each batch once printed.")
+@click.option("--follow", is_flag=True, help="Keep printing new events as they come (needs --ack); Ctrl-C stops.")
+@click.option("--poll", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds between looks for new events, with --follow.")  # fmt: skip
+@click.option("--lease", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="With --ack: seconds a batch stays this worker's (a killed one's return then).")  # fmt: skip
+def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: float) -> None:
+    """Print transition events as JSON Lines, one per line, oldest first: every retained one, or with
+    --consumer the ones NAME has not acknowledged. With --ack each batch is acknowledged only once it was
+    written out (to the terminal, a file or a pipe's buffer), so a reader gets every event at least once:
+    dedupe on claim_id and seq."""
+    if ack and consumer is None:
+        raise click.UsageError("--ack needs --consumer NAME: progress is kept per consumer")
+    if follow and not ack:
+        raise click.UsageError("--follow needs --consumer NAME and --ack: unacknowledged events would print again")
+    ctx = click.get_current_context()
+    for option, needs, given in (("--lease", "--ack", ack), ("--poll", "--follow", follow)):
+        if not given and ctx.get_parameter_source(option.strip("-")) is ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{option} goes with {needs}, which was not given")
+    settings = get_settings()
+    if not ack:
+        with settings.service(read_only=True) as service:
+            after = 0
+            while page := service.feed(consumer, after=after, limit=500):
+                if not _printed(page):
+                    return
+                after = page[-1].position
+        return
+    assert consumer is not None
+    with settings.service(migrating=True) as service:  # it fires nothing: a change awaiting its plan stops no feed
+        if follow:
+            stop = threading.Event()
+            with _stopped_by_signals(stop):
+                service.consume(consumer, partial(_print_event, stop), stop=stop, poll=poll, lease=lease)
+            return
+        while batch := service.events(consumer, limit=500, lease=lease):
+            if not _printed(batch):
+                return
+            service.ack(consumer, batch[-1])
+        left = bool(service.feed(consumer, limit=1))
+    if left:
+        say(
+            f"note: events of {consumer} remain unacknowledged: leased to another worker (or set aside after a"
+            " failure) until its lease ends, or written meanwhile; run again to take them",
+            err=True,
+        )
+
+
+def _printed(events: Sequence[Event]) -> bool:
+    """Write the events out; False once nobody reads them (a closed pipe): then nothing more is printed
+    or acknowledged, and the command ends quietly with exit 0."""
+    try:
+        for event in events:
+            click.echo(visible_json(json.dumps(event.to_dict(), ensure_ascii=False)))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python exits
+        return False
+    return True
+
+
+def _print_event(stop: threading.Event, event: Event) -> None:
+    """Write one event out; once nobody reads (a closed pipe), stop without acknowledging it."""
+    if not _printed([event]):
+        stop.set()
+        raise BrokenPipeError("the reader of the events went away")
+
+
+@contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set `stop`, so a follower finishes its batch's acknowledgement and exits 0."""
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@command(
+    "migrate-store",
+    no_db="it names both databases as arguments",
+    no_now="it copies the claims as stored",
+)
+@click.argument("source", type=NonEmptyPath(dir_okay=False, readable=False))
+@click.argument("target", type=NonEmptyPath(dir_okay=False, readable=False))
+def migrate_store(source: str, target: str) -> None:
+    """Copy every claim and its whole history from SOURCE (a SQLite file) into the empty TARGET (a
+    postgresql:// URL, or another file), then verify TARGET (exit 5 if it finds anything)."""
+    definition = get_settings().definition
+    with (
+        open_service(source, read_only=True, definition=definition) as old,
+        open_service(target, create=True, definition=definition, migrating=True) as new,
+    ):
+        moved = copy_claims(old, new)
+    done = (
+        f"copied {moved.claims} claim(s), {moved.transitions} history row(s) and {moved.events} event(s) from"
+        f" {old.path} to {new.path}"
+    )
+    emit(
+        {"source": old.path, "target": new.path, "claims": moved.claims, "transitions": moved.transitions,
+         "events": moved.events, "mismatches": [m.to_dict() for m in moved.mismatches]},
+        lambda: done + ("; verify: clean" if not moved.mismatches else ""),
+    )  # fmt: skip
+    if moved.mismatches:
+        show_mismatches(moved.mismatches)
+        say(f"error: verify found {len(moved.mismatches)} problem(s) in {new.path}", err=True)
+        sys.exit(EXIT_CODES[StorageError])
+
+
+@command()
+@click.option("--plan", "plan_path", required=True, type=NonEmptyPath(dir_okay=False, allow_dash=True),
+              help="The plan, a JSON file (- reads stdin): the states to map, and the deadlines to keep or"
+              " recompute.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Only print what would move; write nothing.")
+def migrate(plan_path: str, dry_run: bool) -> None:
+    """Move the open claims decided under another lifecycle definition onto this one (--definition), as the
+    plan says: checked whole first (exit 2 naming every problem, nothing written), then one transaction."""
+    settings = get_settings()
+    plan = read_json_object(read_text(plan_path, "--plan"), "plan")
+    with settings.service(read_only=dry_run, migrating=not dry_run) as service:
+        migration = service.migrate(plan, dry_run=dry_run, now=settings.now)
+
+    def human() -> str:
+        verb = "would move" if dry_run else "moved"
+        head = f"{verb} {len(migration.moves)} open claim(s) onto definition {short_fingerprint(migration.definition)}"
+        if not migration.moves:
+            return head + ": nothing to move"
+        rows = [(m.claim_id, m.source, m.dest, _when(m.due_before), _when(m.due_after), m.how) for m in migration.moves]
+        return head + "\n" + table(rows, ("claim", "from", "to", "deadline before", "deadline after", "deadline"))
+
+    emit(migration.to_dict(), human)
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else format_time(at)
