@@ -12,7 +12,7 @@ import attrs
 from claimstate._errors import InvalidInput, StorageError
 from claimstate._service import ClaimService
 from claimstate._service.service import core_of
-from claimstate._store.base import TABLES
+from claimstate._store.copies import TABLES
 from claimstate._verify import Mismatch
 
 
@@ -38,7 +38,7 @@ def copy_claims(source: ClaimService, target: ClaimService) -> Copied:
             raise InvalidInput(f"must be a ClaimService, not {type(service).__name__}", field=name)
     source_core, target_core = core_of(source), core_of(target)
     theirs, ours = source_core.store, target_core.store
-    if theirs.chain_record() != ours.chain_record():
+    if theirs.definitions.chain_record() != ours.definitions.chain_record():
         raise StorageError(
             f"{target.path} keeps its history chain another way than {source.path} (give both the same"
             " history key, or none): copied rows would not verify",
@@ -46,12 +46,14 @@ def copy_claims(source: ClaimService, target: ClaimService) -> Copied:
         )
     with target_core.lock, source_core.lock, ours.transaction():  # the source read on one snapshot
         ours.lock_whole()  # no other instance writes into the target until the copy is in
-        if not ours.is_empty():
+        if not ours.copy.is_empty():
             raise StorageError(
                 f"{target.path} is not empty: claims are copied only into an empty database", path=target.path
             )
-        copied = theirs.read(lambda: {table: ours.insert_rows(table, theirs.table_rows(table)) for table in TABLES})
-        baseline = theirs.read(theirs.baseline)
+        copied = theirs.read(
+            lambda: {table: ours.copy.insert_rows(table, theirs.copy.table_rows(table)) for table in TABLES}
+        )
+        baseline = theirs.read(theirs.definitions.baseline)
         if baseline is not None:  # the definition of the rows written before rows recorded one
-            ours.set_baseline(baseline)
+            ours.definitions.set_baseline(baseline)
     return Copied(copied["claims"], copied["transitions"], tuple(target.verify()), copied["events"])

@@ -370,19 +370,68 @@ def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
     return found
 
 
+def _frozen_examples(value: Mapping[str, Iterable[Mapping[str, Any]]]) -> Mapping[str, tuple[Mapping[str, Any], ...]]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput("must map triggers to sample data", field="check_settings.examples")
+    return MappingProxyType(
+        {str(trigger): tuple(dict(sample) for sample in samples) for trigger, samples in value.items()}
+    )
+
+
+def _names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+@attrs.frozen(kw_only=True)
+class CheckSettings:
+    """What `claimstate.check` needs of a lifecycle beyond its rules, carried by the definition as data (no
+    part of its rules, its fingerprint or its export).
+
+    `examples`: sample data for each trigger, for the checker to fire (valid data and the edge cases the
+    guards judge; money "{below}", "{order}" or "{above}" the order amount). Each trigger's samples are kept
+    to the fields it takes, and a trigger they do not name gets one sample of its required fields with the
+    values they give fields of those names elsewhere, so a definition may borrow another's
+    (`CheckSettings(examples=CLAIM_LIFECYCLE.check_settings.examples)`).
+    `full_refund`, `partial_refund`: the states a full and a partial refund end in, which
+    `full_refund_needs_return` and `refund_within_order` judge (None: the lifecycle has none).
+    `party_moves`: the triggers that are the buyer's and the supplier's own, which `own_claims_only` proves
+    the team never fires: declared, not derived from who may fire them, so that giving the team one of them
+    is found.
+    """
+
+    examples: Mapping[str, tuple[Mapping[str, Any], ...]] = attrs.field(
+        factory=dict, converter=_frozen_examples, hash=False
+    )
+    full_refund: str | None = None
+    partial_refund: str | None = None
+    party_moves: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+
+    def problems(self, states: Iterable[str], triggers: Iterable[str]) -> Iterable[str]:
+        """What these settings name that the definition does not have (examples aside: they are fitted)."""
+        known_states, known_triggers = set(states), set(triggers)
+        for role, state in (("full_refund", self.full_refund), ("partial_refund", self.partial_refund)):
+            if state is not None and state not in known_states:
+                yield f"check settings name unknown state {state!r} as {role}"
+        for trigger in sorted(self.party_moves - known_triggers):
+            yield f"check settings name unknown trigger {trigger!r} as a party's move"
+
+
 @attrs.frozen
 class Definition:
     """A whole lifecycle: validated when built, raising one DefinitionError that lists every problem.
 
     `views` are the detail pictures drawn beside the overview, each a phase of the lifecycle. `earlier`
     are the definitions this one replaced (kept in code, like old migrations), so that the steps claims
-    took under them can still be replayed by `verify`; they are no part of this one's rules."""
+    took under them can still be replayed by `verify`; they are no part of this one's rules.
+    `check_settings` is what `claimstate.check` fires and judges by (see `CheckSettings`); it is no part of
+    the rules either, nor of the export."""
 
     name: str
     states: tuple[State, ...]
     transitions: tuple[Transition, ...]
     views: tuple[View, ...] = ()
     earlier: tuple[Definition, ...] = attrs.field(default=(), converter=tuple, eq=False, repr=False)
+    check_settings: CheckSettings = attrs.field(factory=CheckSettings, eq=False, repr=False, kw_only=True)
     _outgoing: Mapping[tuple[str, str], tuple[Transition, ...]] = attrs.field(init=False, repr=False, eq=False)
     _by_name: Mapping[str, State] = attrs.field(init=False, repr=False, eq=False)
     triggers: tuple[str, ...] = attrs.field(init=False, eq=False)
@@ -399,6 +448,10 @@ class Definition:
             for trigger in v.triggers
             if trigger not in known
         ]
+        if not isinstance(self.check_settings, CheckSettings):
+            problems.append(f"check_settings must be a CheckSettings, not {type(self.check_settings).__name__}")
+        else:
+            problems += self.check_settings.problems((s.name for s in self.states), known)
         if problems:
             raise DefinitionError(problems)
         index: dict[tuple[str, str], list[Transition]] = defaultdict(list)

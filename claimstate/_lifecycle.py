@@ -16,7 +16,17 @@ import attrs
 
 from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
 from claimstate._claim import ACCEPTED, OPEN, REJECTED, SUPERSEDED, VOIDED, Claim, Evidence, Offer, ReturnShipment
-from claimstate._definition import Context, DeadlineRule, Definition, Field, State, Transition, View, guard
+from claimstate._definition import (
+    CheckSettings,
+    Context,
+    DeadlineRule,
+    Definition,
+    Field,
+    State,
+    Transition,
+    View,
+    guard,
+)
 from claimstate._errors import InvalidInput
 from claimstate._fields import checked_text, choice, currency, money, text
 from claimstate._money import Money
@@ -693,13 +703,10 @@ VIEWS = (
     ),
 )  # fmt: skip
 
-CLAIM_LIFECYCLE = Definition("buyer claim", STATES, TRANSITIONS, VIEWS)
-
-# What `claimstate check` proves of this lifecycle, in its own names (see _check.properties): the state
-# a full refund ends in, the one a partial refund ends in, and the moves that are the parties' own,
-# which the team never makes (the FAQ: the team mediates and decides).
-FULL_REFUND, PARTIAL_REFUND = "refunded_full", "refunded_partial"
-PARTY_MOVES = frozenset({
+# What `claimstate check` fires and proves of this lifecycle, in its own names (see CheckSettings): the moves
+# that are the parties' own, which the team never makes (the FAQ: the team mediates and decides), and
+# the sample data for each trigger.
+_PARTY_MOVES = frozenset({
     "file_claim", "submit_evidence", "make_offer", "accept_offer", "reject_offer", "cancel_claim", "respond",
     "appeal", "escalate", "confirm_return_address", "ship_return", "confirm_return_received",
     "report_return_problem", "withdraw",
@@ -710,7 +717,7 @@ _FILING = {"order_id": "o-1", "buyer_id": "alice", "supplier_id": "acme", "curre
            "reason": "arrived broken"}  # fmt: skip
 # Representative data for each trigger, for `claimstate check` to fire (money as {below}, {order} or
 # {above} the order amount): valid data and the edge cases the guards judge.
-EXAMPLES: dict[str, tuple[dict[str, object], ...]] = {
+_EXAMPLES: dict[str, tuple[dict[str, object], ...]] = {
     "file_claim": ({**_FILING, "resolution": "full_refund"},
                    {**_FILING, "resolution": "partial_refund", "refund_amount": "10.00"},
                    {**_FILING, "resolution": "partial_refund", "refund_amount": "25.00"},
@@ -735,3 +742,13 @@ EXAMPLES: dict[str, tuple[dict[str, object], ...]] = {
     "report_return_problem": ({"description": "box empty", "evidence": _PROOF}, {"description": " ", "evidence": []}),
     "withdraw": ({"reason": "sorted it out"},),
 }  # fmt: skip
+
+CLAIM_LIFECYCLE = Definition(
+    "buyer claim",
+    STATES,
+    TRANSITIONS,
+    VIEWS,
+    check_settings=CheckSettings(
+        examples=_EXAMPLES, full_refund="refunded_full", partial_refund="refunded_partial", party_moves=_PARTY_MOVES
+    ),
+)

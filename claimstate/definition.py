@@ -5,12 +5,14 @@ transitions are there to read (`CLAIM_LIFECYCLE.states`, `.transitions`) and to 
 
     from claimstate.definition import Definition, State, Transition, guard, text
 
-A `Definition` checks itself when built and raises one `DefinitionError` listing every problem.
+A `Definition` checks itself when built and raises one `DefinitionError` listing every problem. What
+`claimstate.check` fires and judges it by is data it carries too (`CheckSettings`).
 """
 
 from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM
 from claimstate._definition import (
     ROLES,
+    CheckSettings,
     Context,
     DeadlineRule,
     Definition,
@@ -37,6 +39,7 @@ __all__ = [
     "ROLES",
     "SUPPLIER",
     "SYSTEM",
+    "CheckSettings",
     "Context",
     "DeadlineRule",
     "Definition",

@@ -99,4 +99,9 @@ INSPECTION = Definition(
     states=STATES,
     transitions=TRANSITIONS,
     earlier=(CLAIM_LIFECYCLE,),
+    # for `check`: the built-in settings, less the moves removed and with the parties' new ones
+    check_settings=attrs.evolve(
+        CLAIM_LIFECYCLE.check_settings,
+        party_moves=(CLAIM_LIFECYCLE.check_settings.party_moves - _REMOVED) | {"close_on_agreement", "pass_inspection"},
+    ),
 )

@@ -1,9 +1,10 @@
 """The sample data `check` fires each trigger with: one default for the library and the command line.
 
-The built-in lifecycle's `EXAMPLES` serve any definition, fitted to it: each trigger's examples keep only
-the fields that trigger takes (so a filing without a `resolution` still files), and a trigger they do not
-name gets one example that gives its required fields the values the table gives fields of those names
-elsewhere. What no example can supply is named (`lacking`), never left to explore nothing.
+The default is the examples the definition carries (`check_settings.examples`), fitted to it: each
+trigger's examples keep only the fields that trigger takes (so a filing without a `resolution` still files,
+and a definition may borrow another's), and a trigger they do not name gets one example that gives its
+required fields the values the examples give fields of those names elsewhere. What no example can supply
+is named (`lacking`), never left to explore nothing.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from claimstate._definition import Definition
-from claimstate._lifecycle import EXAMPLES
 
 Examples = Mapping[str, Sequence[Mapping[str, Any]]]
 
 
 def default_examples(definition: Definition) -> dict[str, tuple[dict[str, Any], ...]]:
-    """The examples `check(definition)` fires with when given none (the built-in lifecycle's, as they are)."""
+    """The examples `check(definition)` fires with when given none: the ones it carries, fitted to it."""
+    carried = definition.check_settings.examples
     by_name: dict[str, Any] = {}
-    for samples in EXAMPLES.values():
+    for samples in carried.values():
         for sample in samples:
             for name, value in sample.items():
                 by_name.setdefault(name, value)
@@ -28,8 +29,8 @@ def default_examples(definition: Definition) -> dict[str, tuple[dict[str, Any], 
     for trigger in definition.triggers:
         fields = definition.fields(trigger)
         takes = {f.name for f in fields}
-        if trigger in EXAMPLES:
-            kept = [{k: v for k, v in sample.items() if k in takes} for sample in EXAMPLES[trigger]]
+        if trigger in carried:
+            kept = [{k: v for k, v in sample.items() if k in takes} for sample in carried[trigger]]
         else:
             kept = [{f.name: by_name[f.name] for f in fields if f.required and f.name in by_name}]
         unique: list[dict[str, Any]] = []

@@ -14,7 +14,6 @@ import attrs
 
 from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
 from claimstate._check.explore import Exploration, Step
-from claimstate._lifecycle import FULL_REFUND, PARTIAL_REFUND, PARTY_MOVES
 
 
 @attrs.frozen
@@ -43,22 +42,26 @@ def _first(found: Exploration, broken: Callable[[int], str | None]) -> Violation
 
 
 def full_refund_needs_shipment(found: Exploration) -> Violation | None:
+    full_refund = found.definition.check_settings.full_refund
+
     def broken(i: int) -> str | None:
         after = found.steps[i].after
         shipped = after.shipment is not None and bool(after.shipment.tracking_number.strip())
-        return None if after.state != FULL_REFUND or shipped else "refunded in full with no return shipment"
+        return None if after.state != full_refund or shipped else "refunded in full with no return shipment"
 
     return _first(found, broken)
 
 
 def refund_within_order(found: Exploration) -> Violation | None:
+    partial_refund = found.definition.check_settings.partial_refund
+
     def broken(i: int) -> str | None:
         after = found.steps[i].after
         if after.refund is None:
             return None
         if after.refund.minor > after.amount.minor:
             return f"refund {after.refund.format()} is above the order amount {after.amount.format()}"
-        if after.state == PARTIAL_REFUND and not 0 < after.refund.minor < after.amount.minor:
+        if after.state == partial_refund and not 0 < after.refund.minor < after.amount.minor:
             return f"partial refund {after.refund.format()} is not below the order amount {after.amount.format()}"
         return None
 
@@ -85,13 +88,15 @@ def clock_only_when_due(found: Exploration) -> Violation | None:
 
 
 def parties_act_on_their_own(found: Exploration) -> Violation | None:
+    party_moves = found.definition.check_settings.party_moves
+
     def broken(i: int) -> str | None:
         step = found.steps[i]
         actor = Actor.parse(step.actor)
         claim = step.before or step.after
         if actor.role in (BUYER, SUPPLIER) and not claim.is_party(actor):
             return f"{step.actor} fired {step.trigger} on a claim that is not theirs"
-        if actor.role == AGENT and step.trigger in PARTY_MOVES:
+        if actor.role == AGENT and step.trigger in party_moves:
             return f"the team fired {step.trigger}, a party's move"
         return None
 

@@ -185,30 +185,42 @@ def _transition_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> t
     return tuple(sorted(said))
 
 
-def to_markdown(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """The changes as a Markdown review: added, removed, changed, each with its details."""
+def touched(change: Change, open_claims: Mapping[str, int]) -> int:
+    """How many of `open_claims` (open claims per state, decided under the old definition) `change` touches."""
+    return sum(open_claims.get(state, 0) for state in change.touches)
+
+
+def _count(change: Change, open_claims: Mapping[str, int] | None) -> str:
+    return "" if open_claims is None else f" ({touched(change, open_claims)} open claim(s))"
+
+
+def to_markdown(old: Mapping[str, Any], new: Mapping[str, Any], *, open_claims: Mapping[str, int] | None = None) -> str:
+    """The changes as a Markdown review: added, removed, changed, each with its details; given `open_claims`
+    (open claims per state, decided under `old`), each change says how many of them it touches."""
     found = changes(old, new)
     lines = [f"# Lifecycle changes: {markdown_text(str(old.get('name')))} -> {markdown_text(str(new.get('name')))}", ""]
     if not found:
         return "\n".join([*lines, "No state or transition changed.", ""])
+    if open_claims is not None:
+        lines += ["In parentheses: the open claims decided under the old definition each change touches.", ""]
     for kind in ("added", "removed", "changed"):
         these = [c for c in found if c.kind == kind]
         if these:
             lines += [f"## {kind.capitalize()}", ""]
             for change in these:
-                lines.append(f"- {change.what} {markdown_code(change.name)}")
+                lines.append(f"- {change.what} {markdown_code(change.name)}{_count(change, open_claims)}")
                 lines += [f"  - {markdown_text(detail)}" for detail in change.details]
             lines.append("")
     return "\n".join(lines)
 
 
-def to_html(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+def to_html(old: Mapping[str, Any], new: Mapping[str, Any], *, open_claims: Mapping[str, int] | None = None) -> str:
     """The picture of the new lifecycle with the changes marked (added green and bold, removed grey, dashed
-    and struck), then the same list as the Markdown."""
+    and struck), then the same list as the Markdown (with `open_claims`, each change's count of them)."""
     found = changes(old, new)
     svg = draw_svg(_dot(old, new, found))
     items = "".join(
-        f"<li><b>{c.kind}</b> {c.what} <code>{escape_html(c.name)}</code>"
+        f"<li><b>{c.kind}</b> {c.what} <code>{escape_html(c.name)}</code>{_count(c, open_claims)}"
         + ("<ul>" + "".join(f"<li>{escape_html(d)}</li>" for d in c.details) + "</ul>" if c.details else "")
         + "</li>"
         for c in found

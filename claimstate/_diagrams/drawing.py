@@ -49,14 +49,20 @@ class Diagrams:
         return diff.changes(old, new)
 
     @staticmethod
-    def diff_markdown(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-        """The review of a change between two exported definitions, as Markdown (`claimstate diagram --diff`)."""
-        return diff.to_markdown(old, new)
+    def diff_markdown(
+        old: Mapping[str, Any], new: Mapping[str, Any], *, open_claims: Mapping[str, int] | None = None
+    ) -> str:
+        """The review of a change between two exported definitions, as Markdown (`claimstate diff --format md`);
+        given `open_claims` (open claims per state under `old`, `ClaimService.open_claims`), each change's count."""
+        return diff.to_markdown(old, new, open_claims=open_claims)
 
     @staticmethod
-    def diff_html(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-        """The review of a change between two exported definitions, as an HTML page with the new lifecycle drawn."""
-        return diff.to_html(old, new)
+    def diff_html(
+        old: Mapping[str, Any], new: Mapping[str, Any], *, open_claims: Mapping[str, int] | None = None
+    ) -> str:
+        """The review of a change between two exported definitions, as an HTML page with the new lifecycle drawn
+        (`claimstate diff --format html`); given `open_claims`, each listed change's count of them."""
+        return diff.to_html(old, new, open_claims=open_claims)
 
     def __init__(
         self,

@@ -43,31 +43,35 @@ class LifecycleChanges:
             found = self.outdated()
             if found:
                 raise changed_error(core.path, core.fingerprint, found)
-        if core.store.read(lambda: core.store.knows() and core.store.current() == core.fingerprint):
+        if core.store.read(
+            lambda: core.store.definitions.knows() and core.store.definitions.current() == core.fingerprint
+        ):
             return
 
         def adopt() -> None:
-            core.store.register(to_iso(core.now(None)))
-            core.store.make_current()
+            core.store.definitions.register(to_iso(core.now(None)))
+            core.store.definitions.make_current()
 
         with core.lock:
             core.store.write(adopt)
 
     @reading
     def outdated(self) -> tuple[Outdated, ...]:
-        rows = self._core.store.outdated()
+        rows = self._core.store.definitions.outdated()
         return outdated(rows, sound_bodies(self._core), self._core.definition) if rows else ()
 
     @reading
     def open_claims(self, definition: str | None) -> dict[str, int]:
         core = self._core
-        return core.store.open_states(core.fingerprint if definition is None else identifier(definition, "definition"))
+        return core.store.definitions.open_states(
+            core.fingerprint if definition is None else identifier(definition, "definition")
+        )
 
     @reading
     def definitions(self) -> dict[str, dict[str, Any]]:
         return {
             fp: {**body(self._core, fp, text), "first_seen": seen}
-            for fp, (_, text, seen) in self._core.store.definitions().items()
+            for fp, (_, text, seen) in self._core.store.definitions.definitions().items()
         }
 
     @serialized
@@ -93,7 +97,7 @@ class LifecycleChanges:
             for move in migration.moves:
                 loaded = before[move.claim_id]
                 after, record = moved(loaded.claim, move, core.definition, core.fingerprint, at)
-                if not core.store.update(loaded, after, record, closed=False, key=None, digest=None):
+                if not core.store.claims.update(loaded, after, record, closed=False, key=None, digest=None):
                     raise ConcurrentModification(move.claim_id, loaded.claim.version, None)
             return migration
 
@@ -115,12 +119,12 @@ class LifecycleChanges:
         return problems
 
     def _clock_started(self, claim: Claim) -> datetime | None:
-        return None if claim.deadline is None else clock_started(self._core.store.history(claim.id))
+        return None if claim.deadline is None else clock_started(self._core.store.claims.history(claim.id))
 
     def _outdated_claims(self, *, lock: bool) -> list[StoredClaim]:
         """The open claims decided under another definition; `lock`: each read for a write (locked where the
         store locks rows, and read again once locked: one closed or moved meanwhile is left out)."""
         store = self._core.store
-        read = store.loaded if lock else store.loaded_for_reading
-        found = (read(claim_id) for claim_id in store.outdated_ids())
+        read = store.claims.loaded if lock else store.claims.loaded_for_reading
+        found = (read(claim_id) for claim_id in store.definitions.outdated_ids())
         return [c for c in found if c is not None and not c.closed and c.definition != self._core.fingerprint]

@@ -30,7 +30,7 @@ def sound_bodies(core: Core, found: list[Mismatch] | None = None) -> dict[str, d
     """The stored definitions by fingerprint, each checked to be the one its fingerprint names: one
     changed since it was stored is left out (and reported in `found`), so nothing reads its rules."""
     bodies = {}
-    for fingerprint, (_name, text, _seen) in core.store.definitions().items():
+    for fingerprint, (_name, text, _seen) in core.store.definitions.definitions().items():
         try:
             export = body(core, fingerprint, text)
             sound = fingerprint_of(export) == fingerprint
@@ -49,7 +49,7 @@ def engine_of(core: Core, bodies: Mapping[str, Mapping[str, Any]] | None = None)
     baseline, for steps written before they recorded one). `bodies` are the sound stored definitions if
     the caller read them already; else they, and the baseline, are read only when a step needs them
     (a retry whose steps are all this service's reads neither)."""
-    baseline = functools.cache(core.store.baseline)
+    baseline = functools.cache(core.store.definitions.baseline)
     stored = functools.cache((lambda: sound_bodies(core)) if bodies is None else lambda: bodies)
 
     def engine(fingerprint: str | None) -> Engine:

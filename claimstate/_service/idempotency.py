@@ -39,13 +39,13 @@ def retried(core: Core, claim_id: str | None, key: str | None, request: str | No
 
     The same key for a different request is refused. `claim_id` None: the key of a filing.
     """
-    earlier = None if key is None else core.store.keyed(claim_id, key)
+    earlier = None if key is None else core.store.claims.keyed(claim_id, key)
     if earlier is None:
         return None
     first_id, seq, first_digest = earlier
     if first_digest != request:
         raise InvalidInput(f"idempotency key {key!r} was already used for a different request", field="idempotency_key")
-    rows = core.store.history(first_id)[:seq]
+    rows = core.store.claims.history(first_id)[:seq]
     with damaged(core, first_id):
         *_, last = replay(engine_of(core), first_id, rows)
         return Fired(last.claim, record(rows[-1]))

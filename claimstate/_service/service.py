@@ -204,7 +204,7 @@ class ClaimService:
             earlier = retried(self._core, None, idempotency_key, request)
             if earlier is not None:
                 return earlier
-            current = self._store.current()
+            current = self._store.definitions.current()
             if current is not None and current != self.fingerprint:
                 raise LifecycleChanged(
                     f"{self.path} files claims under definition {short(current)} now (a service running it opened"
@@ -214,9 +214,9 @@ class ClaimService:
                     outdated=(),
                 )
             new_id = claim_id or new_claim_id()
-            if self._store.claim(new_id) is not None:
+            if self._store.claims.claim(new_id) is not None:
                 raise InvalidInput(f"a claim with id {new_id!r} exists already", field="claim_id")
-            open_order = self._store.order_is_open(str(data.get("order_id")))
+            open_order = self._store.claims.order_is_open(str(data.get("order_id")))
             if open_order and idempotency_key is not None:
                 # Where writers run at once (PostgreSQL), the claim seen open may be this very request's,
                 # committed after the key was first looked up: look again, now that it shows.
@@ -225,7 +225,7 @@ class ClaimService:
                     return earlier
             fired = self.engine.file_claim(new_id, actor, data, self._core.now(now), order_has_open_claim=open_order)
             closed = self._closed(fired.claim)
-            self._store.insert(fired.claim, fired.record, closed=closed, key=idempotency_key, digest=request)
+            self._store.claims.insert(fired.claim, fired.record, closed=closed, key=idempotency_key, digest=request)
             return fired
 
         return self._store.write(file)
@@ -253,7 +253,7 @@ class ClaimService:
         request = None if idempotency_key is None else digest(trigger, actor, data)
 
         def fire() -> Fired:
-            loaded = self._store.loaded(claim_id)  # locks the claim's row where the store locks rows
+            loaded = self._store.claims.loaded(claim_id)  # locks the claim's row where the store locks rows
             earlier = retried(self._core, claim_id, idempotency_key, request)
             if earlier is not None:
                 return earlier
@@ -266,7 +266,7 @@ class ClaimService:
                 raise ConcurrentModification(claim_id, expected_version, claim.version)
             fired = self.engine.fire(claim, trigger, actor, data, self._core.now(now))  # the clock read under the lock
             closed = self._closed(fired.claim)
-            if not self._store.update(loaded, fired.claim, fired.record, closed=closed, key=idempotency_key,
+            if not self._store.claims.update(loaded, fired.claim, fired.record, closed=closed, key=idempotency_key,
                                       digest=request):  # fmt: skip
                 current = self._load(claim_id)
                 raise ConcurrentModification(claim_id, claim.version, current.version)
@@ -277,7 +277,7 @@ class ClaimService:
     @reading
     def due(self, now: datetime | None = None) -> int:
         """How many deadlines are due at `now`: what the next `tick` will try to fire."""
-        return self._store.due_count(to_iso(self._core.now(now)))
+        return self._store.claims.due_count(to_iso(self._core.now(now)))
 
     @serialized
     def tick(
@@ -309,7 +309,7 @@ class ClaimService:
         after: tuple[str, str] | None = None
         while True:
             with self._lock:
-                due = self._store.due(to_iso(at), limit, after)
+                due = self._store.claims.due(to_iso(at), limit, after)
             for _, claim_id, trigger in due:
                 fired = self._fire_deadline(claim_id, trigger, at)
                 if progress is not None:
@@ -323,7 +323,7 @@ class ClaimService:
     @serialized
     def _fire_deadline(self, claim_id: str, trigger: str, at: datetime) -> TransitionRecord | None:
         def fire_deadline() -> TransitionRecord | None:
-            loaded = self._store.loaded(claim_id, skip_locked=True)  # a row another tick holds is its to fire
+            loaded = self._store.claims.loaded(claim_id, skip_locked=True)  # a row another tick holds is its to fire
             deadline = None if loaded is None else loaded.claim.deadline
             if loaded is None or deadline is None or deadline.trigger != trigger or deadline.due > at:
                 return None  # another tick fired it first
@@ -336,7 +336,7 @@ class ClaimService:
             except (TransitionRefused, InvalidInput):  # refused, or its next deadline would fall past 8999
                 return None
             closed = self._closed(result.claim)
-            self._store.update(loaded, result.claim, result.record, closed=closed, key=None, digest=None)
+            self._store.claims.update(loaded, result.claim, result.record, closed=closed, key=None, digest=None)
             return result.record
 
         return self._store.write(fire_deadline, claim_id=claim_id)
@@ -418,7 +418,7 @@ class ClaimService:
         """The claim's transitions in order; a history whose claim row is gone, or that is damaged, is a
         StorageError (run verify), never printed as if sound."""
         claim_id = identifier(claim_id, "claim_id")
-        rows = self._store.history(claim_id)
+        rows = self._store.claims.history(claim_id)
         self._load(claim_id)
         with damaged(self._core, claim_id):
             return [record(row) for row in rows]
@@ -427,7 +427,7 @@ class ClaimService:
     def available(self, claim_id: str, actor: Actor | str, now: datetime | None = None) -> tuple[Availability, ...]:
         """Every trigger, allowed or refused for `actor` now, with the reasons."""
         claim_id = identifier(claim_id, "claim_id")
-        decided = self._store.loaded_for_reading(claim_id)  # the claim and its definition, in one read
+        decided = self._store.claims.loaded_for_reading(claim_id)  # the claim and its definition, in one read
         if decided is None:
             raise self._missing(claim_id)
         if decided.definition != self.fingerprint:
@@ -452,7 +452,7 @@ class ClaimService:
         limit = whole_number(limit, "limit")
         where = self._filters(state=state, buyer=buyer, supplier=supplier, order=order)
         after = None if after is None else identifier(after, "after")
-        listed = self._store.claims(where, after=after, limit=limit)
+        listed = self._store.claims.claims(where, after=after, limit=limit)
         if listed.unreadable:
             raise UnreadableClaims(dict(listed.unreadable), claims=listed.claims, last=listed.last, path=self.path)
         return listed.claims
@@ -486,7 +486,7 @@ class ClaimService:
         while left is None or left > 0:
             size = page if left is None else min(page, left)
             with self._lock:
-                listed = self._store.read(partial(self._store.claims, where, after=after, limit=size))
+                listed = self._store.read(partial(self._store.claims.claims, where, after=after, limit=size))
             yield from listed.claims
             unreadable.update(listed.unreadable)
             read = len(listed.claims) + len(listed.unreadable)
@@ -526,7 +526,7 @@ class ClaimService:
     # --- helpers ---------------------------------------------------------------------------------------
 
     def _load(self, claim_id: str) -> Claim:
-        claim = self._store.claim(claim_id)
+        claim = self._store.claims.claim(claim_id)
         if claim is None:
             raise self._missing(claim_id)
         return claim
@@ -542,7 +542,7 @@ class ClaimService:
 
     def _missing(self, claim_id: str) -> ClaimStateError:
         """Why there is no claim `claim_id`: none was filed, or its row is gone (damage)."""
-        if self._store.has_history(claim_id):
+        if self._store.claims.has_history(claim_id):
             return StorageError(
                 f"claim {claim_id!r} in {self.path} is damaged: its history is there but its claims row is gone;"
                 " run verify",

@@ -19,19 +19,19 @@ def verify(core: Core) -> list[Mismatch]:
     found = [Mismatch(None, problem, kind="integrity") for problem in store.integrity()]
     try:
         found += [Mismatch(None, problem, kind="schema") for problem in store.schema_problems()]
-        unchecked = core.chain.cannot_check(store.chain_record())
+        unchecked = core.chain.cannot_check(store.definitions.chain_record())
         if unchecked is not None:
             found.append(Mismatch(None, f"the hash chain is not checked: {unchecked}", kind="chain_key"))
-        replaying, baseline = engine_of(core, sound_bodies(core, found)), store.baseline()
-        for claim_id, rows in store.histories():
+        replaying, baseline = engine_of(core, sound_bodies(core, found)), store.definitions.baseline()
+        for claim_id, rows in store.verify.histories():
             chain = None if unchecked else core.chain
             found += _claim(core, claim_id, rows, chain=chain, replaying=replaying, baseline=baseline)
-        unkeyed = store.unkeyed_history_rows()
+        unkeyed = store.verify.unkeyed_history_rows()
         if unkeyed:
             found.append(Mismatch(None, f"{unkeyed} history row(s) have no claim id or seq", kind="claim_missing"))
-        for claim_id in store.claims_without_history():
+        for claim_id in store.verify.claims_without_history():
             found.append(Mismatch(claim_id, "the claim has no history", kind="no_history"))
-        for order, ids in store.orders_open_twice():
+        for order, ids in store.verify.orders_open_twice():
             problem = f"order {order!r} has {len(ids)} open claims: {', '.join(ids)}"
             found.append(Mismatch(ids[-1], problem, kind="open_twice"))
         for claim_id, seq in store.events.not_in_history():
@@ -53,7 +53,7 @@ def _claim(
 ) -> list[Mismatch]:
     found, replayed = check_history(claim_id, rows, engine_of=replaying, chain=chain)
     try:
-        decided = core.store.loaded_for_reading(claim_id)  # the claim and its definition, in one read
+        decided = core.store.claims.loaded_for_reading(claim_id)  # the claim and its definition, in one read
     except StorageError as error:
         return [*found, Mismatch(claim_id, f"the stored claim cannot be read: {error}", kind="details")]
     if decided is None:
@@ -78,7 +78,7 @@ def _claim(
     if differs is not None:
         return [*found, differs]
     closed = replaying(last).definition.state(stored.state).final  # its rules know a state retired since
-    wrong = core.store.row_differences(stored, closed)
+    wrong = core.store.verify.row_differences(stored, closed)
     if wrong:
         found.append(
             Mismatch(

@@ -10,7 +10,8 @@ fails rolls the whole transaction back), each on-rollback hook after it rolled b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 
@@ -28,6 +29,14 @@ class Database(Protocol):
 
     def send(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a write whose result nothing waits for (a backend may send it with the next statement)."""
+
+    def stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
+        """Every row of a query (no placeholders) in a read's snapshot, fetched a page at a time as used."""
+
+    @property
+    def writing(self) -> AbstractContextManager[None]:
+        """Entered around the statements of one write: if one fails half-way, the transaction is spoiled
+        (it rolls back, even if the caller caught the error)."""
 
     def before_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` in every write transaction, just before it commits."""

@@ -24,7 +24,8 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from claimstate._chain import Chain
 from claimstate._errors import StorageError
-from claimstate._store.base import TABLES, Race, Store, StoreContext, StoredClaim, StoredDefinition
+from claimstate._store.base import Race, Store, StoreContext, StoredDefinition
+from claimstate._store.copies import TABLES
 from claimstate._store.targets import checked_url, masked, parse_failure
 
 # 1: claims, their append-only hash-chained history, and meta; 2: the event feed; 3: definitions
@@ -173,7 +174,7 @@ class PostgresStore(Store):
         self._piping: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None  # the write's pipeline mode
         self._pipeline: psycopg.Pipeline | None = None  # of the open write transaction
         self._unsent = False  # the open transaction has sent nothing to the server yet
-        self._cursors = itertools.count()  # names the cursors of `_stream`, unique on each connection
+        self._cursors = itertools.count()  # names the cursors of `stream`, unique on each connection
         self._errors = _Errors(self)
         pool: ConnectionPool[psycopg.Connection[Any]]
         if isinstance(target, ConnectionPool):
@@ -196,7 +197,7 @@ class PostgresStore(Store):
             if own:
                 self._pool.open(wait=True, timeout=busy_timeout)
             self._migrate(create=create and not read_only)
-            self._cannot_write = chain.cannot_check(self.chain_record())
+            self._cannot_write = chain.cannot_check(self.definitions.chain_record())
         except PoolTimeout:
             self.close()
             raise StorageError(
@@ -361,7 +362,7 @@ class PostgresStore(Store):
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._execute(sql, params, lambda cursor: cursor.rowcount)
 
-    def _stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
+    def stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
         """Through a cursor of the open transaction (one not read to its end closes with the transaction)."""
         name = f"claimstate_rows_{next(self._cursors)}"
         self.run(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}")
@@ -393,7 +394,7 @@ class PostgresStore(Store):
                 " ON CONFLICT (lane) DO UPDATE SET last = excluded.last"
             )
 
-    def loaded(self, claim_id: str, *, skip_locked: bool = False) -> StoredClaim | None:
+    def _lock_claim(self, claim_id: str, skip_locked: bool) -> tuple[Any, ...] | None:
         conn = self._connection()
         with self._errors:
             locked = conn.execute(_translated(self._LOCK_SKIPPING if skip_locked else self._LOCK), (claim_id,))
@@ -403,7 +404,7 @@ class PostgresStore(Store):
             row, head = locked.fetchone(), last.fetchone()
         if row is None:
             return None
-        return StoredClaim(self._claim_of(row[0], claim_id), None if head is None else head[0], row[1], bool(row[2]))
+        return (row[0], None if head is None else head[0], row[1], row[2])
 
     # --- schema --------------------------------------------------------------------------------------
 

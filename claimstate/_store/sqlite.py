@@ -29,6 +29,7 @@ import sqlite_utils
 from claimstate._chain import Chain
 from claimstate._errors import ClaimStateError, StorageError
 from claimstate._store.base import Store, StoreContext, StoredDefinition
+from claimstate._store.claims import decoded
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 # 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed; 4: definitions
@@ -374,7 +375,7 @@ class SQLiteStore(Store):
                     self._migrate(self._check_ours())
             if self.path != ":memory:":
                 self._wal()
-            self._cannot_write = self.chain.cannot_check(self.chain_record())
+            self._cannot_write = self.chain.cannot_check(self.definitions.chain_record())
 
     def _identity(self) -> tuple[int, int, int]:
         """(application_id, number of schema objects, user_version), read together in one statement."""
@@ -434,8 +435,8 @@ class SQLiteStore(Store):
         """Hash the rows written before the chain existed, claim by claim in seq order."""
         self._conn.execute("DROP TRIGGER transitions_no_update")
         previous: tuple[str, str] | None = None  # (claim id, hash) of the row before
-        for row in self.history_rows():
-            data = self._decoded(row["data"], row["claim_id"])
+        for row in self.verify.history_rows():
+            data = decoded(row["data"], row["claim_id"], self.path)
             before = previous[1] if previous is not None and previous[0] == row["claim_id"] else None
             digest = self.chain.link(before, {**row, "data": data})
             self._conn.execute(
@@ -589,7 +590,7 @@ class SQLiteStore(Store):
         with self._errors:
             return self._conn.execute(sql, params).rowcount
 
-    def _stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
+    def stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
         with self._errors:
             cursor = self._conn.execute(sql)
         while True:

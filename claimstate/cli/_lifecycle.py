@@ -22,6 +22,7 @@ from claimstate import (
     is_demo_claim,
     is_postgres,
     make_folder,
+    visible_text,
     walk_demo,
     write_file,
 )
@@ -68,7 +69,7 @@ class _DiagramCommand(click.Command):
               help="Draw this detail view of the definition (a phase, every arrow of it) instead of the overview;"
               " the views are listed below.")  # fmt: skip
 @click.option("--diff", nargs=2, type=NonEmptyPath(dir_okay=False, exists=True, path_type=Path), metavar="OLD NEW",
-              help="What changed between two exported definitions (`model --json`): --format md or html.")  # fmt: skip
+              help="Deprecated, gone in the next release: `claimstate diff OLD NEW --format md|html`.")  # fmt: skip
 def diagram(
     fmt: str,
     claim_id: str | None,
@@ -77,24 +78,15 @@ def diagram(
     view: str | None,
     diff: tuple[Path, Path] | None,
 ) -> None:
-    """Draw the lifecycle, a detail view of it, or one claim's path through it, generated from the model;
-    or, for review, what changed between two exported definitions."""
+    """Draw the lifecycle, a detail view of it, or one claim's path through it, generated from the model.
+    (What changed between two exported definitions is `claimstate diff`.)"""
     settings = get_settings()
     db_after, json_after = "--db" in settings.after, "--json" in settings.after  # before the name: ignored
-    if diff and (claim_id or folder or view or db_after or json_after):
-        raise click.UsageError(
-            "--diff compares two exported definitions; it takes no --claim, --all, --view, --db or --json"
-        )
+    if diff:
+        _deprecated_diff(diff, fmt, output, alone=not (claim_id or folder or view or db_after or json_after))
+        return
     if view and (claim_id or folder):
         raise click.UsageError("--view draws one detail view of the lifecycle; it takes no --claim or --all")
-    if diff:
-        drawn_diff = _diagram_diff(diff, fmt)
-        if output is None:
-            click.echo(drawn_diff, nl=False)
-            return
-        write_file(output, drawn_diff)
-        say(str(output))  # a --json before the name is the program's, and --diff has no use for it
-        return
     if claim_id is None and db_after:
         refuse("takes no --db without --claim: the lifecycle is drawn from the definition, not a database")
     if json_after and output is None and folder is None:
@@ -162,8 +154,28 @@ def _known_view(definition: Definition, view: str) -> None:
         )
 
 
+def _deprecated_diff(paths: tuple[Path, Path], fmt: str, output: Path | None, *, alone: bool) -> None:
+    """`diagram --diff OLD NEW`, kept for one release: one line on stderr naming `claimstate diff --format ...`,
+    which replaces it, then what it always did (`alone`: given no --claim, --all, --view, or --db or --json after
+    the name)."""
+    shown = "md" if click.get_current_context().get_parameter_source("fmt") is ParameterSource.DEFAULT else fmt
+    shown = shown if shown in ("md", "html") else "md|html"
+    say(f"warning: `diagram --diff` is deprecated and goes in the next release; use `claimstate diff --format {shown}"
+        " OLD NEW`", err=True)  # fmt: skip
+    if not alone:
+        raise click.UsageError(
+            "--diff compares two exported definitions; it takes no --claim, --all, --view, --db or --json"
+        )
+    drawn = _diagram_diff(paths, fmt)
+    if output is None:
+        click.echo(drawn, nl=False)
+        return
+    write_file(output, drawn)
+    say(str(output))  # a --json before the name is the program's, and --diff has no use for it
+
+
 def _diagram_diff(paths: tuple[Path, Path], fmt: str) -> str:
-    """The review of a change from one exported definition to another, in Markdown or HTML."""
+    """The review of a change from one exported definition to another, in Markdown or HTML (`diagram --diff`)."""
     if click.get_current_context().get_parameter_source("fmt") is ParameterSource.DEFAULT:
         fmt = "md"
     if fmt not in ("md", "html"):
@@ -234,20 +246,34 @@ def check(folder: Path | None, scripts: Path | None) -> None:
         sys.exit(1)
 
 
+DIFF_FORMATS = ("text", "md", "html")
+
+
 @command(
     no_now="it compares two definitions, and counts claims as they are now",
     no_definition="it compares the two exported definitions it is given",
 )
 @click.argument("old_path", metavar="OLD.json", type=NonEmptyPath(dir_okay=False, exists=True, path_type=Path))
 @click.argument("new_path", metavar="NEW.json", type=NonEmptyPath(dir_okay=False, exists=True, path_type=Path))
-def diff(old_path: Path, new_path: Path) -> None:
+@click.option("--format", "fmt", type=click.Choice(DIFF_FORMATS), default="text", show_default=True,
+              help="text: one line per change (--json: the changes as JSON); md: a review for a pull request;"
+              " html: the new lifecycle drawn with the changes marked, then the list.")  # fmt: skip
+@click.option("-o", "--output", type=NonEmptyPath(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+def diff(old_path: Path, new_path: Path, fmt: str, output: Path | None) -> None:
     """What changed from one exported definition (`model --export`) to another: each state and transition
-    added, removed or changed; with --db, how many open claims decided under OLD each change touches."""
+    added, removed or changed; with --db, how many open claims decided under OLD each change touches
+    (in every format)."""
     settings = get_settings()
-    old, new = _exported(old_path, "OLD.json"), _exported(new_path, "NEW.json")
+    if fmt != "text" and output is None and "--json" in settings.after:
+        refuse(f"takes --json with --format {fmt} only with -o: without it it prints the review itself")
+    counting = bool(settings.db_given or os.environ.get("CLAIMSTATE_DB"))
+    # text reads both as exports with a fingerprint, as it always has; md and html read them as `diagram --diff`
+    # did (a hand-edited export reviews), but OLD's fingerprint is what --db counts the open claims of
+    old = _exported(old_path, "OLD.json") if fmt == "text" or counting else read_export(old_path, "OLD.json")
+    new = _exported(new_path, "NEW.json") if fmt == "text" else read_export(new_path, "NEW.json")
     found = Diagrams.changes(old, new)
     counts: dict[str, int] | None = None
-    if settings.db_given or os.environ.get("CLAIMSTATE_DB"):
+    if counting:
         with settings.service(read_only=True) as service:
             counts = service.open_claims(fingerprint_of(old))
     listed = [
@@ -266,7 +292,20 @@ def diff(old_path: Path, new_path: Path) -> None:
             lines += [f"    {detail}" for detail in change.details]
         return "\n".join(lines)
 
-    emit(listed, human)
+    if fmt == "text" and output is None:
+        emit(listed, human)
+        return
+    if fmt == "text":
+        review = visible_text(human(), keep="\n") + "\n"  # what it prints, as it prints it
+    elif fmt == "md":
+        review = Diagrams.diff_markdown(old, new, open_claims=counts)
+    else:
+        review = Diagrams.diff_html(old, new, open_claims=counts)
+    if output is None:
+        click.echo(review, nl=False)
+        return
+    write_file(output, review)
+    emit({"path": str(output), "format": fmt}, lambda: str(output))
 
 
 @command(no_definition="the demo walks the built-in lifecycle's own stories")

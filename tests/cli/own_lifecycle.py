@@ -9,6 +9,10 @@
 
 `NEEDY` is the same lifecycle needing data no default example gives: a required `channel` to file, and
 a `grade` to close on inspection.
+
+Each carries the built-in lifecycle's examples for `check` (fitted to it: the filing's samples lose
+`resolution`, and the team's decisions take the first `rationale` given), and no refund states or party
+moves of the built-in one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from datetime import timedelta
 import attrs
 
 from claimstate import CLAIM_LIFECYCLE, Claim
-from claimstate.definition import Context, DeadlineRule, Definition, Field, State, Transition, View, text
+from claimstate.definition import CheckSettings, Context, DeadlineRule, Definition, Field, State, Transition, View, text
 
 _BUILT_IN = CLAIM_LIFECYCLE.creation
 _GUARDS = {g.code: g for t in CLAIM_LIFECYCLE.transitions for g in t.guards}
@@ -76,7 +80,8 @@ VIEWS = (
     View(name="closing", title="How the team and the clock close it",
          triggers=("decide_refund", "decide_reject", "close_stale")),
 )  # fmt: skip
-OWN = Definition("own claim", STATES, _transitions(), VIEWS)
+BORROWED = CheckSettings(examples=CLAIM_LIFECYCLE.check_settings.examples)
+OWN = Definition("own claim", STATES, _transitions(), VIEWS, check_settings=BORROWED)
 
 NEEDY = Definition(
     "needy claim",
@@ -85,6 +90,9 @@ NEEDY = Definition(
         filing_fields=(*FILING_FIELDS[:-1], attrs.evolve(CHANNEL, required=True)),
         inspect=(text("grade", "the goods' grade, A to D"),),
     ),
+    check_settings=BORROWED,
 )
 # NEEDY's filing can be made; only the inspection lacks its data.
-NEEDY_INSPECTION = Definition("needy inspection", STATES, _transitions(inspect=(text("grade", "A to D"),)))
+NEEDY_INSPECTION = Definition(
+    "needy inspection", STATES, _transitions(inspect=(text("grade", "A to D"),)), check_settings=BORROWED
+)

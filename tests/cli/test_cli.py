@@ -713,6 +713,7 @@ EMPTY_PATHS = [
     (["--db", "claims.db", "fire", "c-1", "withdraw", "--actor", "buyer:alice", "--data-file", ""], "--data-file"),
     (["--db", "claims.db", "script", ""], "PATH"),
     (["diff", "", "old.json"], "OLD.json"),
+    (["diff", "old.json", "old.json", "--format", "md", "-o", ""], "--output"),
     (["migrate-store", "", "new.db"], "SOURCE"),
     (["migrate-store", "claims.db", ""], "TARGET"),
 ]
@@ -905,17 +906,21 @@ def _exports(tmp_path: Path) -> dict[str, Path]:
 def test_exports_out_of_bounds_are_refused_by_name_before_anything_reads_them(
     tmp_path: Path, export: str, says: str
 ) -> None:
-    """diff and diagram --diff refuse an export whose window would overflow a time, whose text holds a lone
-    surrogate or a NUL, or too large for the layout engine (which traps on 10,000 states): exit 2, one line
-    naming the argument, never a traceback or exit 6."""
+    """diff (in every format) and diagram --diff refuse an export whose window would overflow a time, whose
+    text holds a lone surrogate or a NUL, or too large for the layout engine (which traps on 10,000 states):
+    exit 2, one line naming the argument (after diagram --diff's deprecation line), never a traceback or exit 6."""
     paths = _exports(tmp_path)
     old, bad = str(paths["old"]), str(paths[export])
-    for args, field in ((["diff", old, bad], "NEW.json"), (["diagram", "--diff", bad, old], "--diff OLD"),
+    for args, field in ((["diff", old, bad], "NEW.json"), (["diff", bad, old, "--format", "md"], "OLD.json"),
+                        (["diff", old, bad, "--format", "html", "-o", str(tmp_path / "r.html")], "NEW.json"),
+                        (["diagram", "--diff", bad, old], "--diff OLD"),
                         (["diagram", "--diff", old, bad, "--format", "html"], "--diff NEW")):  # fmt: skip
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2, (args, result.output)
-        assert result.stderr.startswith(f"error: {field}: ") and says in result.stderr, result.stderr
-        assert result.stderr.count("\n") == 1
+        said = result.stderr.splitlines()[-1]
+        assert said.startswith(f"error: {field}: ") and says in said, result.stderr
+        assert result.stderr.count("\n") == (2 if "--diff" in args else 1)
+    assert not (tmp_path / "r.html").exists()
 
 
 @pytest.mark.parametrize(("code", "says"), [("import sys\nsys.exit(3)\n", "SystemExit(3)"),

@@ -144,7 +144,7 @@ def command_lines(draw: st.DrawFn, claims: list[str]) -> list[str]:  # noqa: PLR
         for option, values in (("--state", TEXT), ("--buyer", TEXT), ("--limit", LIMITS), ("--after", TEXT)):
             if draw(st.booleans()):
                 args += [option, draw(values)]
-    elif command == "diagram" and draw(st.integers(0, 3)) == 0:
+    elif command == "diagram" and draw(st.integers(0, 3)) == 0:  # deprecated: `diff --format md|html`
         args += ["--diff", draw(EXPORTS), draw(EXPORTS), "--format", draw(st.sampled_from(["md", "html"]))]
     elif command == "diagram":
         args += ["--format", draw(st.sampled_from(["mermaid", "dot", "md", "svg", "pdf"]))]
@@ -160,6 +160,8 @@ def command_lines(draw: st.DrawFn, claims: list[str]) -> list[str]:  # noqa: PLR
         args += ["--atomic", draw(st.sampled_from(["-", "-", "-", "", "big.json", "folder"]))]
     elif command == "diff":
         args += [draw(EXPORTS), draw(EXPORTS)]
+        args += draw(st.sampled_from([[], ["--format", "md"], ["--format", "html", "-o", "fifo"],
+                                      ["--format", "text", "-o", "folder"], ["--format", "md", "-o", ""]]))  # fmt: skip
     elif command == "migrate":
         args += ["--plan", draw(st.sampled_from(["", "big.json", "old.json", "folder"])), "--dry-run"]
     elif command == "demo":  # only places it refuses: a walk takes seconds

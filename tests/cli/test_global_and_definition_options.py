@@ -18,7 +18,6 @@ from helpers import EVIDENCE
 
 from claimstate import CLAIM_LIFECYCLE, InvalidInput, check
 from claimstate._check.examples import default_examples
-from claimstate._lifecycle import EXAMPLES
 from claimstate.cli import cli
 
 OWN = f"{own_lifecycle.__name__}:OWN"
@@ -166,9 +165,10 @@ def test_the_built_in_filing_takes_its_options_data_or_both_each_field_once(tmp_
 
 
 def test_the_default_examples_of_the_built_in_lifecycle_are_its_examples() -> None:
-    """The default the library and the command line share is, for the built-in lifecycle, its EXAMPLES as
-    they are; a definition's filing without resolution gets them without it."""
-    assert default_examples(CLAIM_LIFECYCLE) == EXAMPLES
+    """The default the library and the command line share is the examples a definition carries: for the
+    built-in lifecycle, they are as they are; a definition borrowing them, whose filing takes no resolution,
+    gets them without it."""
+    assert default_examples(CLAIM_LIFECYCLE) == CLAIM_LIFECYCLE.check_settings.examples
     own = default_examples(own_lifecycle.OWN)
     assert all("resolution" not in sample and "refund_amount" not in sample for sample in own["file_claim"])
     assert own["decide_refund"] == ({"rationale": "damaged in transit"},)  # by the field's name

@@ -483,12 +483,12 @@ def _changed_definition() -> dict[str, Any]:
 
 
 def test_a_diff_lists_what_was_added_removed_and_changed(tmp_path: Path) -> None:
-    """`diagram --diff OLD NEW` reads two exports and says, in Markdown, each state and transition added,
-    removed or changed (with how); HTML draws them marked in the picture; the same export twice: nothing."""
+    """`diff OLD NEW --format md` reads two exports and says, in Markdown, each state and transition added,
+    removed or changed (with how); html draws them marked in the picture; the same export twice: nothing."""
     old, new = tmp_path / "old.json", tmp_path / "new.json"
     old.write_text(json.dumps(CLAIM_LIFECYCLE.to_dict()))
     new.write_text(json.dumps(_changed_definition()))
-    review = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new)])
+    review = CliRunner().invoke(cli, ["diff", str(old), str(new), "--format", "md"])
     assert review.exit_code == 0, review.output
     assert "## Added\n\n- state `awaiting_inspection`\n" in review.stdout
     assert "- transition `pass_inspection: awaiting_inspection -> refunded_full`" in review.stdout
@@ -498,26 +498,59 @@ def test_a_diff_lists_what_was_added_removed_and_changed(tmp_path: Path) -> None
     assert "  - deadline: return_due: return_deadline after 10 days -> return_due: return_deadline after 7 days" in (
         review.stdout
     )
-    page = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new), "--format", "html"])
+    assert "open claim" not in review.stdout  # counted only with --db
+    page = CliRunner().invoke(cli, ["diff", str(old), str(new), "--format", "html"])
     assert page.exit_code == 0 and "<svg" in page.stdout and "(removed)" in page.stdout
-    same = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(old)])
+    same = CliRunner().invoke(cli, ["diff", str(old), str(old), "--format", "md"])
     assert "No state or transition changed." in same.stdout
-    for args in (["--format", "png"], []):
-        bad = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "nope.json"), *args])
+    for args in (["--format", "png"], ["--format", "md"]):
+        bad = CliRunner().invoke(cli, ["diff", str(old), str(tmp_path / "nope.json"), *args])
         assert bad.exit_code == 2
     odd = _changed_definition()
     odd["transitions"][1]["guards"] = [{"description": "no code"}]
     odd["transitions"][2]["sources"] = "in_mediation"
     (tmp_path / "odd.json").write_text(json.dumps(odd))
-    refused = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "odd.json")])
-    assert refused.exit_code == 2 and "not an exported definition" in refused.stderr
+    for fmt in ("md", "html"):
+        refused = CliRunner().invoke(cli, ["diff", str(old), str(tmp_path / "odd.json"), "--format", fmt])
+        assert refused.exit_code == 2 and "not an exported definition" in refused.stderr
+    for extra in (["--view", "offers"], ["--claim", "c-1"]):
+        assert CliRunner().invoke(cli, ["diff", str(old), str(new), "--format", "md", *extra]).exit_code == 2
+    assert CliRunner().invoke(cli, ["diagram", "--view", "offers", "--all", str(tmp_path / "x")]).exit_code == 2
+    (tmp_path / "list.json").write_text("[1, 2]")
+    wrong = CliRunner().invoke(cli, ["diff", str(old), str(tmp_path / "list.json"), "--format", "md"])
+    assert wrong.exit_code == 2 and "holds no exported definition" in wrong.stderr
+
+
+def test_diagram_diff_still_works_for_one_release_saying_what_replaces_it(tmp_path: Path) -> None:
+    """`diagram --diff OLD NEW` (deprecated) prints one line on stderr naming `claimstate diff --format ...`,
+    then does what it did: the same review as `diff --format md|html`, -o writing it, and its old refusals."""
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(CLAIM_LIFECYCLE.to_dict()))
+    new.write_text(json.dumps(_changed_definition()))
+    for args, fmt in (([], "md"), (["--format", "md"], "md"), (["--format", "html"], "html")):
+        deprecated = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new), *args])
+        assert deprecated.exit_code == 0, deprecated.output
+        assert deprecated.stderr == (
+            "warning: `diagram --diff` is deprecated and goes in the next release;"
+            f" use `claimstate diff --format {fmt} OLD NEW`\n"
+        )
+        replacement = CliRunner().invoke(cli, ["diff", str(old), str(new), "--format", fmt])
+        assert replacement.exit_code == 0 and replacement.stderr == ""
+        assert deprecated.stdout == replacement.stdout
+    written = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new), "-o", str(tmp_path / "r.md")])
+    assert written.exit_code == 0 and written.stdout == f"{tmp_path / 'r.md'}\n"
+    assert (tmp_path / "r.md").read_text() == CliRunner().invoke(cli, ["diff", str(old), str(new), "--format",
+                                                                       "md"]).stdout  # fmt: skip
+    png = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new), "--format", "png"])
+    assert png.exit_code == 2 and png.stderr.splitlines() == [
+        "warning: `diagram --diff` is deprecated and goes in the next release; use `claimstate diff --format md|html"
+        " OLD NEW`",
+        "error: --format: --diff draws md or html, not png",
+    ]
     for extra in (["--view", "offers"], ["--json"], ["--claim", "c-1"]):
         ignored = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(new), *extra])
         assert ignored.exit_code == 2 and "--diff compares two exported definitions" in ignored.stderr
-    assert CliRunner().invoke(cli, ["diagram", "--view", "offers", "--all", str(tmp_path / "x")]).exit_code == 2
-    (tmp_path / "list.json").write_text("[1, 2]")
-    wrong = CliRunner().invoke(cli, ["diagram", "--diff", str(old), str(tmp_path / "list.json")])
-    assert wrong.exit_code == 2 and "holds no exported definition" in wrong.stderr
+        assert ignored.stderr.startswith("warning: `diagram --diff` is deprecated")
 
 
 def test_state_names_dot_reserves_and_quoted_words_draw_like_any_other() -> None:

@@ -19,10 +19,17 @@ from claimstate._check.scenarios import scenarios
 from claimstate._check.stories import to_html as stories_html
 from claimstate._check.stories import to_markdown as stories_markdown
 from claimstate._diagrams.drawing import STORIES
-from claimstate._lifecycle import EXAMPLES
 from claimstate._script import run_script
 from claimstate.cli import cli
-from claimstate.definition import Definition, State, Transition, View, guard
+from claimstate.definition import CheckSettings, Definition, State, Transition, View, guard
+
+EXAMPLES = CLAIM_LIFECYCLE.check_settings.examples
+
+
+def _settings(rows: tuple[Transition, ...]) -> CheckSettings:
+    """The built-in lifecycle's check settings, less the party moves none of `rows` has any more."""
+    built_in = CLAIM_LIFECYCLE.check_settings
+    return attrs.evolve(built_in, party_moves=built_in.party_moves & {t.trigger for t in rows})
 
 
 def test_every_rule_holds_on_the_built_in_lifecycle() -> None:
@@ -35,8 +42,8 @@ def test_every_rule_holds_on_the_built_in_lifecycle() -> None:
 
 def _changed(keep: Any) -> Definition:
     """The built-in lifecycle with each transition `keep(t)` returns (None: dropped)."""
-    rows = (keep(t) for t in CLAIM_LIFECYCLE.transitions)
-    return Definition("broken", CLAIM_LIFECYCLE.states, tuple(t for t in rows if t is not None), CLAIM_LIFECYCLE.views)
+    rows = tuple(t for t in (keep(t) for t in CLAIM_LIFECYCLE.transitions) if t is not None)
+    return Definition("broken", CLAIM_LIFECYCLE.states, rows, CLAIM_LIFECYCLE.views, check_settings=_settings(rows))
 
 
 def _without_guard(trigger: str, dest: str, code: str) -> Definition:
@@ -57,7 +64,9 @@ def _paid_at_once() -> Definition:
     paid = next(i for i, t in enumerate(rows) if t.trigger == "decide_full_refund" and t.dest == "refunded_full")
     first = next(i for i, t in enumerate(rows) if t.trigger == "decide_full_refund")
     rows.insert(first, attrs.evolve(rows.pop(paid), guards=(always,)))
-    return Definition("broken", CLAIM_LIFECYCLE.states, tuple(rows), CLAIM_LIFECYCLE.views)
+    return Definition(
+        "broken", CLAIM_LIFECYCLE.states, tuple(rows), CLAIM_LIFECYCLE.views, check_settings=_settings(tuple(rows))
+    )
 
 
 def test_dropping_the_return_guard_is_refused_when_the_definition_is_built() -> None:
@@ -113,6 +122,25 @@ def test_each_seeded_fault_is_found_with_a_shortest_counterexample(rule: str, de
     assert any(not p["held"] for p in report_dict["properties"])
 
 
+def test_the_properties_judge_by_the_states_and_moves_the_definition_names() -> None:
+    """The refund states and the parties' moves are data of the definition (`check_settings`), not of the
+    checker: naming the partial refund's state as the full refund's makes its refunds, paid with no return,
+    a violation; dropping a move from the parties' own lets the team make it; and a definition that names
+    none is judged by neither rule."""
+    built_in = CLAIM_LIFECYCLE.check_settings
+    misnamed = attrs.evolve(CLAIM_LIFECYCLE, check_settings=attrs.evolve(built_in, full_refund=built_in.partial_refund))
+    result = next(r for r in check(misnamed).results if r.prop.name == "full_refund_needs_return")
+    assert result.violation is not None and result.path[-1].after.state == "refunded_partial"
+    team_offers = next(d for rule, d in BROKEN if rule == "own_claims_only")
+    undeclared = attrs.evolve(
+        team_offers, check_settings=attrs.evolve(built_in, party_moves=built_in.party_moves - {"make_offer"})
+    )
+    assert next(r for r in check(undeclared).results if r.prop.name == "own_claims_only").held
+    bare = attrs.evolve(team_offers, check_settings=CheckSettings(examples=built_in.examples))
+    judged = {r.prop.name: r.held for r in check(bare).results}
+    assert judged["own_claims_only"] and judged["full_refund_needs_return"] and judged["refund_within_order"]
+
+
 def test_the_command_prints_each_rule_and_exits_by_the_verdict() -> None:
     result = CliRunner().invoke(cli, ["--json", "check"])
     assert result.exit_code == 0, result.output
@@ -132,7 +160,7 @@ def _rebuilt(states: tuple[State, ...], rows: tuple[Transition, ...]) -> Definit
     known = {t.trigger for t in rows}
     views = tuple(View(name=v.name, title=v.title, triggers=tuple(t for t in v.triggers if t in known))
                   for v in CLAIM_LIFECYCLE.views)  # fmt: skip
-    return Definition("stalled", states, rows, views)
+    return Definition("stalled", states, rows, views, check_settings=_settings(rows))
 
 
 def _deadline_back(trigger: str, source: str) -> Definition:

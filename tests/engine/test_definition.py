@@ -12,7 +12,7 @@ from helpers import STATE_NAMES, T0, filing
 
 import claimstate
 from claimstate import CLAIM_LIFECYCLE, ClaimStateError, DefinitionError, InvalidInput
-from claimstate.definition import ROLES, DeadlineRule, Definition, Field, Guard, State, Transition, View
+from claimstate.definition import ROLES, CheckSettings, DeadlineRule, Definition, Field, Guard, State, Transition, View
 
 STATES, TRANSITIONS, VIEWS = CLAIM_LIFECYCLE.states, CLAIM_LIFECYCLE.transitions, CLAIM_LIFECYCLE.views
 
@@ -350,6 +350,34 @@ def test_a_view_naming_an_unknown_trigger_is_refused() -> None:
     bad = View(name="typo", title="Typo", triggers=("make_ofer",))
     with pytest.raises(DefinitionError, match="view 'typo' names trigger 'make_ofer', which no transition has"):
         Definition(CLAIM_LIFECYCLE.name, STATES, TRANSITIONS, (bad,))
+
+
+def test_check_settings_naming_what_the_definition_lacks_are_problems() -> None:
+    """The states and moves `check` judges by must be the definition's own; every such problem is listed
+    (examples are not: they are fitted to the definition, so one may borrow another's)."""
+    settings = CheckSettings(
+        examples={"no_such_trigger": ({"x": 1},)}, full_refund="refunded", partial_refund="refunded_partial",
+        party_moves={"make_ofer", "withdraw"},
+    )  # fmt: skip
+    with pytest.raises(DefinitionError) as caught:
+        Definition(CLAIM_LIFECYCLE.name, STATES, TRANSITIONS, VIEWS, check_settings=settings)
+    assert caught.value.problems == (
+        "check settings name unknown state 'refunded' as full_refund",
+        "check settings name unknown trigger 'make_ofer' as a party's move",
+    )
+
+
+def test_check_settings_are_no_part_of_the_rules_the_export_or_equality() -> None:
+    """A definition's check settings change neither its fingerprint nor its export (what is stored with
+    claims and compared between definitions), nor whether it equals another."""
+    bare = Definition(CLAIM_LIFECYCLE.name, STATES, TRANSITIONS, VIEWS)
+    assert bare.check_settings == CheckSettings()
+    assert bare.fingerprint() == CLAIM_LIFECYCLE.fingerprint()
+    assert bare.to_dict() == CLAIM_LIFECYCLE.to_dict()
+    assert bare == CLAIM_LIFECYCLE
+    assert CLAIM_LIFECYCLE.check_settings.full_refund == "refunded_full"
+    assert CLAIM_LIFECYCLE.check_settings.partial_refund == "refunded_partial"
+    assert "file_claim" in CLAIM_LIFECYCLE.check_settings.party_moves
 
 
 def test_dropping_a_builtin_transition_is_caught():

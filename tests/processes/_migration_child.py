@@ -4,7 +4,7 @@ Run as ``python _migration_child.py ARGS_JSON``. ARGS_JSON names the store (`tar
 PostgreSQL URL), the migration's time (`now`, ISO 8601) and where to stop (`stop`):
 
 - null: migrate to the end, then print ``{"moved": [[claim id, from state, to state], ...]}``;
-- a number n: count the calls of `Store.update` (one per claim moved, all inside the migration's one
+- a number n: count the calls of `ClaimRows.update` (one per claim moved, all inside the migration's one
   transaction), and at call n + 1, before making it, print ``{"halfway": true, "updated": n}`` and hang,
   the transaction open, until killed;
 - "commit": let every update and the events be written, and hang just before the COMMIT (printing
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from claimstate import ClaimService
-from claimstate._store.base import Store
+from claimstate._store.claims import ClaimRows
 from claimstate._store.events import EventRows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared test data
@@ -54,10 +54,10 @@ def wait_to_be_killed() -> None:
 
 def stop_inside(stop: int | str) -> None:
     """Make the migration hang where `stop` says (see the module's docstring), its transaction open."""
-    update, flush = Store.update, EventRows.flush
+    update, flush = ClaimRows.update, EventRows.flush
     calls = 0
 
-    def counted(self: Store, *args: Any, **kwargs: Any) -> bool:
+    def counted(self: ClaimRows, *args: Any, **kwargs: Any) -> bool:
         nonlocal calls
         if calls == stop:
             emit({"halfway": True, "updated": calls})
@@ -71,7 +71,7 @@ def stop_inside(stop: int | str) -> None:
             emit({"halfway": True, "updated": calls})
             wait_to_be_killed()
 
-    Store.update = counted  # type: ignore[method-assign]
+    ClaimRows.update = counted  # type: ignore[method-assign]
     if stop == "commit":
         EventRows.flush = flushed  # type: ignore[method-assign]
 

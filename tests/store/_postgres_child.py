@@ -83,7 +83,7 @@ def hold(args: dict[str, Any]) -> None:
     at = datetime.fromisoformat(args["at"])
     with service.batch():
         if args["how"] == "loaded":
-            loaded = service._store.loaded(args["claim"])
+            loaded = service._store.claims.loaded(args["claim"])
             assert loaded is not None
         else:
             service.fire(args["claim"], "withdraw", "buyer:alice", {"reason": "never mind"}, now=at)

@@ -19,12 +19,23 @@ STORE_READERS = (
 # Importing `claimstate._store` (or a module in it), these and:
 STORE_IMPORTERS = (
     *STORE_READERS,
-    "claimstate._copy",  # the whole-database copy works on two stores, table by table (`base.TABLES`); it gets
+    "claimstate._copy",  # the whole-database copy works on two stores, table by table (`copies.TABLES`); it gets
     # them from each service's `Core` (`_service.service.core_of`), reading no other object's attributes
 )
 # The public face (the package itself, exactly) re-exports what the store decides about a target
 # (`is_postgres`), so the CLI and services ask the public API, not the store: it may import it, nothing else.
 STORE_REEXPORTS = ("claimstate",)
+# The store's query modules: each class in them is given the database object (`database.Database`) and runs
+# its statements through it. The database object and its backends are what import them, never the reverse.
+QUERY_MODULES = tuple(
+    f"claimstate._store.{name}" for name in ("claims", "copies", "database", "definitions", "events", "rows", "verify")
+)
+DATABASE_MODULES = (
+    "claimstate._store",
+    "claimstate._store.base",
+    "claimstate._store.sqlite",
+    "claimstate._store.postgres",
+)
 
 
 def _modules() -> dict[str, Path]:
@@ -152,6 +163,8 @@ def test_the_parser_sees_the_package() -> None:
     for code in ("from claimstate._store import base", "from claimstate import _store", "service._store.close()"):
         assert any(_reaches_store("claimstate._verify", node) for node in ast.walk(ast.parse(code))), code
     assert any(_reaches_store("claimstate._copy", node) for node in ast.walk(ast.parse("target._store")))
+    assert set(QUERY_MODULES) | set(DATABASE_MODULES) <= set(graph)
+    assert _privates_of_others(ast.parse("self._db._stream(sql)\nself._db.one(sql)\nself._lock(x)")) == ["1 ._stream"]
     assert not any(_reaches_store("claimstate._copy", node) for node in ast.walk(ast.parse("import claimstate._store")))
 
 
@@ -172,3 +185,31 @@ def test_only_the_store_the_service_and_the_copy_reach_the_store() -> None:
         if (how := _reaches_store(module, node)) is not None
     ]
     assert reaching == []
+
+
+def _privates_of_others(tree: ast.AST) -> list[str]:
+    """Each `x._name` of `tree` where `x` is not `self`: a private of another object (dunders aside)."""
+    return [
+        f"{node.lineno} .{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    ]
+
+
+def test_the_query_modules_import_no_database_and_call_nothing_private_of_it() -> None:
+    """The store's queries (claims, definitions, verify, events, copy, and the rows and `Database` protocol
+    they share) import neither the store nor a backend, even for typing: they know the database object
+    only as `database.Database`. And no query module reads another object's private attribute (the
+    database's, or another query class's): what a backend does its own way reaches them as a hook."""
+    graph = _graph()
+    importing = {module: sorted(graph[module] & set(DATABASE_MODULES)) for module in QUERY_MODULES}
+    assert {module: found for module, found in importing.items() if found} == {}
+    private = {
+        module: found
+        for module in QUERY_MODULES
+        if (found := _privates_of_others(ast.parse(MODULES[module].read_text(encoding="utf-8"))))
+    }
+    assert private == {}

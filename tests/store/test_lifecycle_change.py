@@ -633,8 +633,8 @@ def test_a_claim_closed_meanwhile_is_not_moved(
     """A claim listed as open but closed by another writer before the migration locked it is left alone
     (here, the listing is made to include the closed claim)."""
     with ClaimService(store_target, definition=INSPECTION, migrating=True) as service:
-        listed = service._store.outdated_ids()
-        monkeypatch.setattr(service._store, "outdated_ids", lambda: [*listed, old_claims["withdrawn"]])
+        listed = service._store.definitions.outdated_ids()
+        monkeypatch.setattr(service._store.definitions, "outdated_ids", lambda: [*listed, old_claims["withdrawn"]])
         moved = service.migrate(PLAN, now=MOVED_AT)
         assert old_claims["withdrawn"] not in {m.claim_id for m in moved.moves}
         assert service.get(old_claims["withdrawn"]).state == "withdrawn"

@@ -622,7 +622,7 @@ def test_a_filing_retried_while_the_first_commits_returns_the_first_result(postg
     data = filing(order_id="o-1")
     with ClaimService(postgres_url) as first, ClaimService(postgres_url) as second:
         checked, committed = threading.Event(), threading.Event()
-        keyed = second._store.keyed
+        keyed = second._store.claims.keyed
 
         def key_checked_then_paused(claim_id: str | None, key: str) -> Any:
             found = keyed(claim_id, key)
@@ -630,7 +630,7 @@ def test_a_filing_retried_while_the_first_commits_returns_the_first_result(postg
             committed.wait(10)
             return found
 
-        second._store.keyed = key_checked_then_paused  # type: ignore[method-assign]
+        second._store.claims.keyed = key_checked_then_paused  # type: ignore[method-assign]
         results: list[Any] = []
 
         def file_second() -> None:

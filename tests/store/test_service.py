@@ -576,7 +576,7 @@ def test_a_read_only_read_torn_by_a_writer_is_read_again(db_path: Path) -> None:
         claim_id = file_one(writer)
     store = store_for(db_path, read_only=True)
     with ClaimService(store) as reader:
-        read_claim, calls = store.claim, []
+        read_claim, calls = store.claims.claim, []
 
         def claim_with_a_writer_meanwhile(wanted: str) -> object:
             calls.append(wanted)
@@ -585,7 +585,7 @@ def test_a_read_only_read_torn_by_a_writer_is_read_again(db_path: Path) -> None:
                     writer.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
             return read_claim(wanted)
 
-        store.claim = claim_with_a_writer_meanwhile  # type: ignore[method-assign]
+        store.claims.claim = claim_with_a_writer_meanwhile  # type: ignore[method-assign]
         assert reader.get(claim_id).version == 2
         assert calls == [claim_id, claim_id]
 
@@ -627,7 +627,7 @@ def test_a_write_that_keeps_losing_a_race_is_run_again_then_refused_whole(
             tries.append(1)
             raise Race("a deadlock, SQLSTATE 40P01")
 
-        monkeypatch.setattr(store, "update", loses)
+        monkeypatch.setattr(store.claims, "update", loses)
         with pytest.raises(ConcurrentModification, match="40P01") as raised:
             service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
         assert (len(tries), raised.value.claim_id, raised.value.expected, raised.value.detail) == (

@@ -1,0 +1,235 @@
+"""The claims and their history: read a claim (locked for a write, or not), list them, find the due
+deadlines, and write a fire as one UPDATE (or INSERT) plus one history row and its event.
+
+`ClaimRows` runs on a `database.Database` (the store) and calls nothing else of it: a backend that reads a
+claim for a write its own way (PostgreSQL locks the claims row alone, then reads the last hash) gives it
+that read as the `lock` hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from claimstate._chain import Chain
+from claimstate._claim import Claim, TransitionRecord
+from claimstate._errors import ClaimStateError, StorageError
+from claimstate._feed import summary
+from claimstate._json import decode
+from claimstate._store.database import Database
+from claimstate._store.definitions import StoredDefinition
+from claimstate._store.events import EventRows
+from claimstate._store.rows import (
+    CHANGING,
+    COLUMNS,
+    HISTORY,
+    INSERT_CLAIM,
+    INSERT_RECORD,
+    SELECT_HISTORY,
+    UPDATE_CLAIM,
+    columns_of,
+    linked,
+    stored,
+)
+
+# The claim with its last history row's hash, its definition and whether it is closed, in one read.
+SELECT_LOADED = (
+    "SELECT c.details, t.hash, c.definition, c.closed FROM claims c"
+    " LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version WHERE c.id = ?"
+)
+# How a backend reads a claim for a write: (details, last hash, definition, closed), or None.
+Lock = Callable[[str, bool], tuple[Any, ...] | None]
+
+
+@attrs.frozen
+class StoredClaim:
+    """A claim as read for a write, with the hash of its last history row, which the next row chains to,
+    and the fingerprint of the definition it was last decided under."""
+
+    claim: Claim
+    last_hash: str | None
+    definition: str | None = None
+    closed: bool = False
+
+
+@attrs.frozen
+class Listed:
+    """One page of a listing: the claims read, the (id, why) of the rows that could not be read, and the id
+    of the page's last row, readable or not (where the next page starts; None when the page is empty)."""
+
+    claims: list[Claim]
+    unreadable: list[tuple[str, str]]
+    last: str | None
+
+
+def decoded(text: str, claim_id: str, path: str) -> Any:
+    """A claim's (or history row's) JSON text of the database `path`, decoded; damaged, a StorageError."""
+    try:
+        return decode(text)
+    except (TypeError, ValueError, RecursionError):
+        raise StorageError(f"claim {claim_id!r} in {path} holds damaged JSON", path=path) from None
+
+
+class ClaimRows:
+    """Claims and history rows, on `database` (named `path` in messages). Every row written records the
+    fingerprint of `definition` and is hashed by `chain`; each history row's event goes to `events`."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        path: str,
+        definition: StoredDefinition,
+        chain: Chain,
+        events: EventRows,
+        lock: Lock | None = None,
+    ) -> None:
+        self._db = database
+        self._path = path
+        self._definition = definition
+        self._chain = chain
+        self._events = events
+        self._lock = lock
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def claim(self, claim_id: str) -> Claim | None:
+        row = self._db.one("SELECT details FROM claims WHERE id = ?", (claim_id,))
+        return None if row is None else self._claim_of(row[0], claim_id)
+
+    def loaded(self, claim_id: str, *, skip_locked: bool = False) -> StoredClaim | None:
+        """The claim, to be written in this transaction, with its last history row's hash (one read for both).
+
+        Where the backend locks rows, the claim's row is locked until the transaction ends; `skip_locked`
+        returns None instead of waiting for a row another transaction holds.
+        """
+        row = self._db.one(SELECT_LOADED, (claim_id,)) if self._lock is None else self._lock(claim_id, skip_locked)
+        return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
+
+    def loaded_for_reading(self, claim_id: str) -> StoredClaim | None:
+        """The claim as `loaded` gives it, without locking anything (for reads, and a dry run)."""
+        row = self._db.one(SELECT_LOADED, (claim_id,))
+        return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
+
+    def _claim_of(self, details: str, claim_id: str) -> Claim:
+        found = decoded(details, claim_id, self._path)
+        try:
+            return Claim.from_dict(found)
+        except (KeyError, TypeError, ValueError, ClaimStateError) as error:
+            raise StorageError(f"claim {claim_id!r} in {self._path} is damaged: {error!r}", path=self._path) from None
+
+    def order_is_open(self, order_id: str) -> bool:
+        return self._db.one("SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1", (order_id,)) is not None
+
+    def keyed(self, claim_id: str | None, key: str) -> tuple[str, int, str | None] | None:
+        """The (claim id, seq, request hash) an idempotency key was first used for; claim None: a filing."""
+        if claim_id is None:
+            sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE idempotency_key = ? AND seq = 1"
+            row = self._db.one(sql, (key,))
+        else:
+            sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE claim_id = ? AND idempotency_key = ?"
+            row = self._db.one(sql, (claim_id, key))
+        return None if row is None else (row[0], row[1], row[2])
+
+    def history(self, claim_id: str) -> list[dict[str, Any]]:
+        """The claim's transition rows in order, data decoded."""
+        rows = self._db.all(f"{SELECT_HISTORY} WHERE claim_id = ? ORDER BY seq", (claim_id,))
+        return [{**dict(zip(HISTORY, row, strict=True)), "data": decoded(row[7], claim_id, self._path)} for row in rows]
+
+    def has_history(self, claim_id: str) -> bool:
+        return self._db.one("SELECT 1 FROM transitions WHERE claim_id = ? LIMIT 1", (claim_id,)) is not None
+
+    def claims(self, where: Mapping[str, str], *, after: str | None, limit: int) -> Listed:
+        """Claims matching every column = value of `where` (columns of COLUMNS), in id order, after `after`:
+        the readable ones, and the damaged ones apart, so one damaged row does not hide the others."""
+        unknown = set(where) - set(COLUMNS)
+        if unknown:
+            raise StorageError(f"no claims column {', '.join(sorted(unknown))}", path=self._path)
+        clauses = [f"{column} = ?" for column in where]
+        params: list[Any] = list(where.values())
+        if after is not None:
+            clauses.append("id > ?")
+            params.append(after)
+        rows = self._db.all(
+            "SELECT id, details FROM claims" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            + " ORDER BY id LIMIT ?",
+            [*params, limit],
+        )  # fmt: skip
+        listed = Listed([], [], None if not rows else rows[-1][0])
+        for claim_id, details in rows:
+            try:
+                listed.claims.append(self._claim_of(details, claim_id))
+            except StorageError as error:
+                listed.unreadable.append((claim_id, str(error)))
+        return listed
+
+    def due(self, now: str, limit: int, after: tuple[str, str] | None = None) -> list[tuple[str, str, str]]:
+        """(due time, claim id, trigger) of deadlines due at `now`, earliest first, from the partial index;
+        after the (due time, claim id) `after`, so a caller pages through them holding one page at a time."""
+        sql = "SELECT deadline_at, id, deadline_trigger FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
+        if after is None:
+            rows = self._db.all(f"{sql} ORDER BY deadline_at, id LIMIT ?", (now, limit))
+        else:
+            rows = self._db.all(
+                f"{sql} AND (deadline_at, id) > (?, ?) ORDER BY deadline_at, id LIMIT ?", (now, *after, limit)
+            )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def due_count(self, now: str) -> int:
+        row = self._db.one("SELECT count(*) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?", (now,))
+        return 0 if row is None else int(row[0])
+
+    # --- writes (inside the database's transaction) --------------------------------------------------
+
+    def insert(
+        self, claim: Claim, record: TransitionRecord, *, closed: bool, key: str | None, digest: str | None
+    ) -> None:
+        """A new claim and its filing record; `key` and `digest` are the request's idempotency key and hash."""
+        d = claim.to_dict()
+        row = columns_of(d, closed)
+        with self._db.writing:
+            self._db.run(INSERT_CLAIM, [*(row[c] for c in COLUMNS), self._definition.fingerprint])
+            self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=None)
+
+    def update(
+        self,
+        before: StoredClaim,
+        claim: Claim,
+        record: TransitionRecord,
+        *,
+        closed: bool,
+        key: str | None,
+        digest: str | None,
+    ) -> bool:
+        """Write the claim's new version and its record, if the row is still at the version `before` read;
+        else False."""
+        d = claim.to_dict()
+        row = columns_of(d, closed)
+        with self._db.writing:
+            moving = before.definition != self._definition.fingerprint  # only a migration fires across definitions
+            changing = [row[c] for c in CHANGING]
+            changing += [1] if closed else []
+            changing += [self._definition.fingerprint] if moving else []
+            if self._db.run(UPDATE_CLAIM[closed, moving], [*changing, claim.id, before.claim.version]) != 1:
+                return False
+            self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=before.last_hash)
+        return True
+
+    def _append(
+        self,
+        record: TransitionRecord,
+        deadline_at: str | None,
+        claim: Mapping[str, Any],
+        key: str | None,
+        digest: str | None,
+        *,
+        previous: str | None,
+    ) -> None:
+        """The history row of `record`, chained to `previous`, the hash of the claim's row before it; and its
+        event, with `claim`'s summary, in the same transaction, so neither is ever kept without the other."""
+        values = linked(record, deadline_at, self._definition.fingerprint)
+        row = stored(values, key, digest)
+        self._db.send(INSERT_RECORD, (*row, self._chain.link(previous, values), self._definition.fingerprint))
+        self._events.append(row, claim)
