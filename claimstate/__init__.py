@@ -12,8 +12,9 @@ from claimstate._actor import Actor
 from claimstate._check import PROPERTIES, Property, Report, Violation, check
 from claimstate._claim import Claim, Deadline, Evidence, Offer, ReturnShipment, TransitionRecord
 from claimstate._copy import Copied, copy_claims
-from claimstate._demo import DEMO_TITLES, format_history, walk_demo
+from claimstate._demo import DEMO_TITLES, format_history
 from claimstate._demo import is_demo as is_demo_claim
+from claimstate._demo import walk as walk_demo
 from claimstate._diagrams import Diagrams
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import (
@@ -39,7 +40,6 @@ from claimstate._script import json_object as read_json_object
 from claimstate._script import run_script
 from claimstate._service import ClaimService, Difference, Mismatch
 from claimstate._store import is_postgres
-from claimstate._text import json_visible as visible_json
 from claimstate._text import visible as visible_text
 from claimstate._time import from_iso as parse_time
 from claimstate._time import to_iso as format_time
@@ -96,7 +96,6 @@ __all__ = [
     "parse_time",
     "read_json_object",
     "run_script",
-    "visible_json",
     "visible_text",
     "walk_demo",
     "write_file",

@@ -50,10 +50,12 @@ def copy_claims(source: ClaimService, target: ClaimService) -> Copied:
             raise StorageError(
                 f"{target.path} is not empty: claims are copied only into an empty database", path=target.path
             )
-        copied = theirs.read(
-            lambda: {table: ours.copy.insert_rows(table, theirs.copy.table_rows(table)) for table in TABLES}
+        copied, baseline = theirs.read(
+            lambda: (
+                {table: ours.copy.insert_rows(table, theirs.copy.table_rows(table)) for table in TABLES},
+                theirs.definitions.baseline(),
+            )
         )
-        baseline = theirs.read(theirs.definitions.baseline)
         if baseline is not None:  # the definition of the rows written before rows recorded one
             ours.definitions.set_baseline(baseline)
     return Copied(copied["claims"], copied["transitions"], tuple(target.verify()), copied["events"])

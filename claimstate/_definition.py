@@ -434,6 +434,7 @@ class Definition:
     check_settings: CheckSettings = attrs.field(factory=CheckSettings, eq=False, repr=False, kw_only=True)
     _outgoing: Mapping[tuple[str, str], tuple[Transition, ...]] = attrs.field(init=False, repr=False, eq=False)
     _by_name: Mapping[str, State] = attrs.field(init=False, repr=False, eq=False)
+    _fields: Mapping[str, tuple[Field, ...]] = attrs.field(init=False, repr=False, eq=False)
     triggers: tuple[str, ...] = attrs.field(init=False, eq=False)
     """Every trigger, in definition order."""
     creation: Transition = attrs.field(init=False, repr=False, eq=False)
@@ -460,6 +461,8 @@ class Definition:
                 index[(source, t.trigger)].append(t)
         object.__setattr__(self, "_outgoing", MappingProxyType({k: tuple(v) for k, v in index.items()}))
         object.__setattr__(self, "_by_name", MappingProxyType({s.name: s for s in self.states}))
+        fields = {t.trigger: t.fields for t in reversed(self.transitions)}  # the first transition's, as before
+        object.__setattr__(self, "_fields", MappingProxyType(fields))
         object.__setattr__(self, "triggers", tuple(dict.fromkeys(t.trigger for t in self.transitions)))
         object.__setattr__(self, "creation", next(t for t in self.transitions if t.creates))
 
@@ -479,7 +482,7 @@ class Definition:
 
     def fields(self, trigger: str) -> tuple[Field, ...]:
         """The data `trigger` takes (the same from every state: building the definition checks it)."""
-        return next((t.fields for t in self.transitions if t.trigger == trigger), ())
+        return self._fields.get(trigger, ())
 
     def policy(self, *, limits: Limits | None = None, **windows: timedelta) -> Policy:
         """The default windows and limits, with the given ones (windows by deadline name, e.g.

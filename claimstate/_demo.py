@@ -100,8 +100,12 @@ def is_demo(claim: Claim) -> bool:
     )
 
 
-def walk(service: ClaimService, *, start: datetime = DEMO_START) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
-    """Run every scenario on `service` from `start`; yield its title, the final claim and its stored history."""
+def walk(
+    service: ClaimService, *, start: datetime | None = None
+) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
+    """Walk the demo's claims through the lifecycle's main paths on `service`, from `start` (by default 5
+    January 2026, 09:00 UTC); yield each one's title, final claim and history, as `claimstate demo` prints."""
+    start = start or DEMO_START
     for number, (title, (filing, steps)) in enumerate(SCENARIOS.items(), start=1):
         parties = _parties(number)
         now = start + timedelta(hours=number)
@@ -138,11 +142,3 @@ def format_history(history: list[TransitionRecord]) -> list[str]:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-
-
-def walk_demo(
-    service: ClaimService, *, start: datetime | None = None
-) -> Iterator[tuple[str, Claim, list[TransitionRecord]]]:
-    """Walk the demo's claims through the lifecycle's main paths on `service`, from `start` (by default 5
-    January 2026, 09:00 UTC); yield each one's title, final claim and history, as `claimstate demo` prints."""
-    return walk(service, start=start or DEMO_START)

@@ -16,7 +16,7 @@ from typing import Any, cast
 import attrs
 from transitions import EventData, Machine
 
-from claimstate._actor import AGENT, SYSTEM, Actor
+from claimstate._actor import DECIDERS, Actor
 from claimstate._claim import Claim, Deadline, TransitionRecord
 from claimstate._definition import Context, Definition, Policy, Transition
 from claimstate._errors import InvalidInput, Refusal, TransitionRefused
@@ -212,7 +212,7 @@ class Engine:
         before = context.claim
         changed = taken.effect(context) if taken.effect else context.current
         dest = self.definition.state(taken.dest)
-        decisive = dest.final or context.actor.role in (SYSTEM, AGENT)
+        decisive = dest.final or context.actor.role in DECIDERS
         past_limits = self.policy.limits.exceeded(before, changed, decisive=decisive)
         if past_limits:
             raise TransitionRefused(trigger, None if before is None else before.state, past_limits, claim_id=changed.id)

@@ -28,9 +28,3 @@ def visible(text: str, keep: str = "") -> str:
     if keep:
         return keep.join(visible(part) for part in text.split(keep))
     return _CONTROL.sub(_escape, text)
-
-
-def json_visible(document: str) -> str:
-    """A JSON document with every control character left in its strings (JSON escapes only C0 itself) written
-    as its ``\\uXXXX`` escape: the same document, safe on a terminal."""
-    return _CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", document)

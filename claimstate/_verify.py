@@ -18,7 +18,7 @@ from claimstate._definition import MIGRATE
 from claimstate._engine import Engine, Fired
 from claimstate._errors import ClaimStateError
 from claimstate._feed import lane_of, summary
-from claimstate._json import encode
+from claimstate._json import decode, encode
 from claimstate._migration import replayed
 from claimstate._replayers import Unreplayable
 from claimstate._time import from_iso
@@ -127,7 +127,7 @@ def check_history(
     decoded = []
     for row in rows:
         try:
-            decoded.append({**row, "data": json.loads(row["data"])})
+            decoded.append({**row, "data": decode(row["data"])})
         except (TypeError, ValueError, RecursionError):
             damaged = Mismatch(claim_id, "a history row holds damaged data JSON", kind="replay", seq=_seq(row))
             return [*found, damaged], None
@@ -199,7 +199,7 @@ def _event_differences(claim_id: str, row: Mapping[str, Any], expected: Mapping[
     if text == encode(expected) and lane == lane_of(claim_id):
         return None  # as the fire wrote it, byte for byte: the common case, without decoding
     try:
-        stored = json.loads(text)
+        stored = decode(text)
     except (TypeError, ValueError, RecursionError):
         stored = None
     if not isinstance(stored, dict):

@@ -29,13 +29,12 @@ from claimstate._exports import load_definition, read_export
 from claimstate._fields import choice, currency, money, text
 from claimstate._fingerprints import fingerprint_of
 from claimstate._fingerprints import short as short_fingerprint
-from claimstate._lifecycle import CLAIM_LIFECYCLE, RESOLUTIONS
+from claimstate._lifecycle import CLAIM_LIFECYCLE
 
 __all__ = [
     "AGENT",
     "BUYER",
     "CLAIM_LIFECYCLE",
-    "RESOLUTIONS",
     "ROLES",
     "SUPPLIER",
     "SYSTEM",

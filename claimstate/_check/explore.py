@@ -74,7 +74,6 @@ class Step:
     before: Claim | None
     after: Claim
     record: TransitionRecord
-    deadline_due: datetime | None  # the deadline running before the step, if any
 
 
 @attrs.frozen
@@ -127,8 +126,7 @@ def explore(
             claims.append(after)
             reached_by.append(len(steps))
             queue.append(seen[key])
-        due = None if before is None or before.deadline is None else before.deadline.due
-        step = Step(source, seen.get(key, -1), trigger, actor, data, at, before, after, record, due)
+        step = Step(source, seen.get(key, -1), trigger, actor, data, at, before, after, record)
         steps.append(step)
 
     for data in examples.get(creation.trigger, ({},)):

@@ -81,19 +81,22 @@ class Feed:
             with core.lock:
                 core.store.write(partial(core.store.events.set_aside, consumer, lane, worker=worker, until=until))
 
-        return consume(
-            Consumer(
-                deliver=partial(self.deliver, consumer, limit, lease, worker),
-                ack=partial(self.ack, consumer, worker=worker),
-                set_aside=set_aside,
-                release=partial(self.release, worker, consumer),
-            ),
-            handler,
-            stop=threading.Event() if stop is None else stop,
-            lease=lease,
-            poll=poll,
-            max_pause=max_pause,
-        )
+        try:
+            return consume(
+                Consumer(
+                    deliver=partial(self.deliver, consumer, limit, lease, worker),
+                    ack=partial(self.ack, consumer, worker=worker),
+                    set_aside=set_aside,
+                    release=partial(self.release, worker, consumer),
+                ),
+                handler,
+                stop=threading.Event() if stop is None else stop,
+                lease=lease,
+                poll=poll,
+                max_pause=max_pause,
+            )
+        finally:
+            self.workers.discard(worker)  # its lane was given back as it stopped
 
     def release(self, worker: str, consumer: str | None = None) -> None:
         with self._core.lock:

@@ -123,7 +123,7 @@ class ClaimService:
 
     @property
     def definition(self) -> Definition:
-        return self.engine.definition
+        return self._core.definition
 
     @property
     def schema_version(self) -> int:
@@ -133,7 +133,7 @@ class ClaimService:
     @property
     def fingerprint(self) -> str:
         """The fingerprint of the definition (under the policy's windows) this service decides by."""
-        return self.engine.fingerprint
+        return self._core.fingerprint
 
     def close(self) -> None:
         """Give back the feed's lanes this service's workers still hold, then close the database."""

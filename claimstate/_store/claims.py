@@ -84,7 +84,7 @@ class ClaimRows:
         definition: StoredDefinition,
         chain: Chain,
         events: EventRows,
-        lock: Lock | None = None,
+        lock: Lock,
     ) -> None:
         self._db = database
         self._path = path
@@ -105,12 +105,13 @@ class ClaimRows:
         Where the backend locks rows, the claim's row is locked until the transaction ends; `skip_locked`
         returns None instead of waiting for a row another transaction holds.
         """
-        row = self._db.one(SELECT_LOADED, (claim_id,)) if self._lock is None else self._lock(claim_id, skip_locked)
-        return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
+        return self._stored(self._lock(claim_id, skip_locked), claim_id)
 
     def loaded_for_reading(self, claim_id: str) -> StoredClaim | None:
         """The claim as `loaded` gives it, without locking anything (for reads, and a dry run)."""
-        row = self._db.one(SELECT_LOADED, (claim_id,))
+        return self._stored(self._db.one(SELECT_LOADED, (claim_id,)), claim_id)
+
+    def _stored(self, row: tuple[Any, ...] | None, claim_id: str) -> StoredClaim | None:
         return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
 
     def _claim_of(self, details: str, claim_id: str) -> Claim:

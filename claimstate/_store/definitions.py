@@ -44,8 +44,7 @@ class DefinitionRows:
 
     def baseline(self) -> str | None:
         """The definition the history rows that record none were decided under (see the store's upgrade)."""
-        row = self._db.one("SELECT value FROM meta WHERE name = ?", (BASELINE,))
-        return None if row is None else str(row[0])
+        return self._meta(BASELINE)
 
     def outdated(self) -> list[tuple[str | None, str, int]]:
         """(definition, state, how many) of the open claims decided under another definition than `definition`.
@@ -94,8 +93,7 @@ class DefinitionRows:
 
     def current(self) -> str | None:
         """The definition the last writable service to open decides by (None before any recorded one)."""
-        row = self._db.one("SELECT value FROM meta WHERE name = ?", (CURRENT,))
-        return None if row is None else str(row[0])
+        return self._meta(CURRENT)
 
     def make_current(self) -> None:
         """In a write transaction: record `definition` as the definition claims are now filed under."""
@@ -110,6 +108,10 @@ class DefinitionRows:
             }
         except StorageError:
             return {}
+
+    def _meta(self, name: str) -> str | None:
+        row = self._db.one("SELECT value FROM meta WHERE name = ?", (name,))
+        return None if row is None else str(row[0])
 
     def _set_meta(self, name: str, value: str) -> None:
         self._db.send(

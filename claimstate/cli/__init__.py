@@ -11,6 +11,6 @@ streamed listings and JSON; the commands by what they act on: `_claims`, `_datab
 
 from claimstate.cli import _claims, _database, _lifecycle  # noqa: F401  (each command joins the group as it loads)
 from claimstate.cli._group import cli, main
-from claimstate.cli._options import EXIT_CODES, EXIT_HELP, exit_code, handles_errors, load_definition
+from claimstate.cli._options import EXIT_CODES
 
-__all__ = ["EXIT_CODES", "EXIT_HELP", "cli", "exit_code", "handles_errors", "load_definition", "main"]
+__all__ = ["EXIT_CODES", "cli", "main"]

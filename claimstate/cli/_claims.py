@@ -37,7 +37,6 @@ from claimstate.cli._output import (
     table,
     write_triggers,
 )
-from claimstate.definition import RESOLUTIONS
 
 
 def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:
@@ -114,8 +113,7 @@ class _FireCommand(click.Command):
 @click.option("--amount", help="The order amount, a decimal string like 25.00.")
 @click.option("--currency", help="ISO 4217 code, e.g. USD.")
 @click.option("--reason", help="What went wrong, in the buyer's words.")
-@click.option("--resolution", type=click.Choice(RESOLUTIONS),
-              help="What the buyer asks (the built-in lifecycle's choices; another's go in --data).")  # fmt: skip
+@click.option("--resolution", help="What the buyer asks (resolution; the definition's filing names the choices).")
 @click.option("--refund-amount", help="The partial refund asked (refund_amount; partial_refund only).")
 @click.option("--data", "data_text", metavar="JSON",
               help="The filing data as a JSON object: any field listed below (a definition's own too).")  # fmt: skip

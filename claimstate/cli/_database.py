@@ -21,7 +21,6 @@ from claimstate import (
     copy_claims,
     format_time,
     read_json_object,
-    visible_json,
 )
 from claimstate.cli._group import command
 from claimstate.cli._options import (
@@ -116,7 +115,7 @@ def _printed(events: Sequence[Event]) -> bool:
     or acknowledged, and the command ends quietly with exit 0."""
     try:
         for event in events:
-            click.echo(visible_json(json.dumps(event.to_dict(), ensure_ascii=False)))
+            click.echo(json.dumps(event.to_dict()))  # ASCII: every control character escaped
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python exits

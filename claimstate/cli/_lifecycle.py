@@ -340,7 +340,7 @@ def demo(folder: Path, reuse: bool) -> None:
         # migrated by the demo: `init` it first)
         with open_service(str(target), read_only=True) as existing:
             _only_demo_claims(existing, field)
-    with ClaimService(target) as service, progress(len(DEMO_TITLES), "demo") as advance:
+    with open_service(str(target), create=True) as service, progress(len(DEMO_TITLES), "demo") as advance:
         walked = []
         for walked_one in walk_demo(service, start=settings.now):
             walked.append(walked_one)
