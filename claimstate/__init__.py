@@ -1,20 +1,18 @@
 """claimstate: the e-commerce buyer-claim lifecycle as a declarative state machine.
 
 Services import from here: the service, the engine, the values they return and the errors they catch.
-The vocabulary for writing a lifecycle is in `claimstate.definition`; the command line is `claimstate.cli`.
-The other modules are private.
+The vocabulary for writing a lifecycle is in `claimstate.definition`; what scripts and command lines built
+on claimstate use (the demo, times as text, printable text, JSON input, file writing) is in
+`claimstate.scripting`; the command line is `claimstate.cli`. The other modules are private.
 """
 
 import warnings as _warnings
-from importlib.metadata import version as _version
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from claimstate._actor import Actor
 from claimstate._check import PROPERTIES, Property, Report, Violation, check
 from claimstate._claim import Claim, Deadline, Evidence, Offer, ReturnShipment, TransitionRecord
 from claimstate._copy import Copied, copy_claims
-from claimstate._demo import DEMO_TITLES, format_history
-from claimstate._demo import is_demo as is_demo_claim
-from claimstate._demo import walk as walk_demo
 from claimstate._diagrams import Diagrams
 from claimstate._engine import Availability, Engine, Fired
 from claimstate._errors import (
@@ -27,35 +25,33 @@ from claimstate._errors import (
     LifecycleChanged,
     PlanRefused,
     Refusal,
+    StorageBusy,
     StorageError,
     TransitionRefused,
     UnreadableClaims,
 )
 from claimstate._feed import Event
-from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._migration import Migration, Move, Outdated
 from claimstate._money import Money
-from claimstate._script import json_object as read_json_object
 from claimstate._script import run_script
-from claimstate._service import ClaimService, Difference, Mismatch
-from claimstate._store import is_postgres
-from claimstate._text import visible as visible_text
-from claimstate._time import from_iso as parse_time
-from claimstate._time import to_iso as format_time
+from claimstate._service import AsyncClaimService, ClaimService, Difference, Mismatch
+from claimstate._view import ClaimView
 
-__version__ = _version("claimstate")
+if _TYPE_CHECKING:
+    __version__: str  # computed on first use by `__getattr__` below, then cached as a plain global
 
 __all__ = [
     "CLAIM_LIFECYCLE",
-    "DEMO_TITLES",
     "PROPERTIES",
     "Actor",
+    "AsyncClaimService",
     "Availability",
     "Claim",
     "ClaimNotFound",
     "ClaimService",
     "ClaimStateError",
+    "ClaimView",
     "ConcurrentModification",
     "Copied",
     "Deadline",
@@ -80,6 +76,7 @@ __all__ = [
     "Refusal",
     "Report",
     "ReturnShipment",
+    "StorageBusy",
     "StorageError",
     "TransitionRecord",
     "TransitionRefused",
@@ -88,24 +85,21 @@ __all__ = [
     "__version__",
     "check",
     "copy_claims",
-    "format_history",
-    "format_time",
-    "is_demo_claim",
-    "is_postgres",
-    "make_folder",
-    "parse_time",
-    "read_json_object",
     "run_script",
-    "visible_text",
-    "walk_demo",
-    "write_file",
 ]
 
 _RENAMED = {"Moved": "Copied", "move_claims": "copy_claims"}  # deprecated names, kept for one release
 
 
 def __getattr__(name: str) -> object:
-    """The names of an earlier release, still importable, with a DeprecationWarning naming the new one."""
+    """`__version__`, read from the installed metadata on first use (importing importlib.metadata costs a
+    process some 30 ms, which `import claimstate` need not pay), then kept; and the names of an earlier
+    release, still importable, with a DeprecationWarning naming the new one."""
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415  (only when asked: it costs ~30 ms to import)
+
+        globals()["__version__"] = found = version("claimstate")
+        return found
     if name in _RENAMED:
         _warnings.warn(
             f"claimstate.{name} is now claimstate.{_RENAMED[name]}; the old name goes in the next release",

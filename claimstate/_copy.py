@@ -44,7 +44,7 @@ def copy_claims(source: ClaimService, target: ClaimService) -> Copied:
             " history key, or none): copied rows would not verify",
             path=target.path,
         )
-    with target_core.lock, source_core.lock, ours.transaction():  # the source read on one snapshot
+    with ours.transaction():  # the source read on one snapshot
         ours.lock_whole()  # no other instance writes into the target until the copy is in
         if not ours.copy.is_empty():
             raise StorageError(

@@ -29,10 +29,16 @@ _FILING = "(filing)"  # the machine's start, standing for "no claim yet"; never 
 
 @attrs.frozen
 class Fired:
-    """The result of an applied transition: the new claim and the history record that says how."""
+    """The result of an applied transition: the new claim and the history record that says how.
+
+    `replayed` is True when the service returned the first result of a request repeated under its
+    idempotency key (nothing was applied this time: an API answers 200 and `Idempotent-Replayed`, not 201).
+    It does not take part in equality: a replay equals the first result.
+    """
 
     claim: Claim
     record: TransitionRecord
+    replayed: bool = attrs.field(default=False, eq=False)
 
 
 @attrs.frozen

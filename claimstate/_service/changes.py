@@ -24,7 +24,7 @@ from claimstate._migration import (
     planned,
 )
 from claimstate._replayers import Unreplayable
-from claimstate._service.core import Core, reading, serialized
+from claimstate._service.core import Core, reading
 from claimstate._service.definitions import body, sound_bodies
 from claimstate._store import StoredClaim
 from claimstate._time import to_iso
@@ -52,8 +52,7 @@ class LifecycleChanges:
             core.store.definitions.register(to_iso(core.now(None)))
             core.store.definitions.make_current()
 
-        with core.lock:
-            core.store.write(adopt)
+        core.store.write(adopt)
 
     @reading
     def outdated(self) -> tuple[Outdated, ...]:
@@ -74,7 +73,6 @@ class LifecycleChanges:
             for fp, (_, text, seen) in self._core.store.definitions.definitions().items()
         }
 
-    @serialized
     def migrate(self, plan: Mapping[str, Any], *, dry_run: bool, now: datetime | None) -> Migration:
         core = self._core
         rules, at = plan_of(plan), core.now(now)

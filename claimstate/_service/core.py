@@ -6,7 +6,6 @@ changes); a job reads and writes only through it, so the service's state lives i
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from functools import update_wrapper
@@ -24,14 +23,14 @@ from claimstate._time import aware
 
 @attrs.define(eq=False)
 class Core:
-    """The service's parts. `lock`: one connection, so threads take turns, and a batch keeps its turn."""
+    """The service's parts, shared by every thread that calls the service: nothing here changes per call
+    (each thread's transaction lives in the store's session for that thread)."""
 
     store: Store
     engine: Engine
     replayers: Replayers  # replays what was accepted when it happened: limits lowered since do not void history
     chain: Chain
     clock: Callable[[], datetime]
-    lock: threading.RLock = attrs.field(factory=threading.RLock)
 
     @property
     def path(self) -> str:
@@ -59,23 +58,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def serialized(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Run the method holding the service's lock: threads sharing one service take turns on its connection."""
-
-    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._core.lock:
-            return method(self, *args, **kwargs)
-
-    update_wrapper(run, method)
-    return run
-
-
 def reading(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Run the method holding the service's lock, all its reads on one snapshot of the database."""
+    """Run the method with all its reads on one snapshot of the database."""
 
     def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._core.lock:
-            return self._core.store.read(lambda: method(self, *args, **kwargs))
+        return self._core.store.read(lambda: method(self, *args, **kwargs))
 
     update_wrapper(run, method)
     return run

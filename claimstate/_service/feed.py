@@ -11,7 +11,7 @@ from functools import partial
 from claimstate._errors import ClaimStateError, InvalidInput
 from claimstate._feed import Consumer, Event, consume
 from claimstate._inputs import identifier, whole_number
-from claimstate._service.core import Core, reading, serialized
+from claimstate._service.core import Core, reading
 from claimstate._service.ids import new_claim_id, worker_name
 from claimstate._service.options import seconds
 from claimstate._time import aware, to_iso
@@ -25,6 +25,7 @@ class Feed:
         self._core = core
         self.worker = worker_name()
         self.workers: set[str] = set()
+        self._workers_lock = threading.Lock()  # threads start and stop workers at once
 
     def events(self, consumer: str, limit: int, lease: float) -> list[Event]:
         consumer, limit, lease = identifier(consumer, "consumer"), whole_number(limit, "limit"), seconds(lease)
@@ -32,19 +33,19 @@ class Feed:
 
     def deliver(self, consumer: str, limit: int, lease: float, worker: str) -> list[Event]:
         core = self._core
-        with core.lock:
-            now = core.now(None)
+        now = core.now(None)
+        with self._workers_lock:
             self.workers.add(worker)
-            return core.store.write(
-                partial(
-                    core.store.events.deliver,
-                    consumer,
-                    worker=worker,
-                    now=to_iso(now),
-                    until=to_iso(now + timedelta(seconds=lease)),
-                    limit=limit,
-                )
+        return core.store.write(
+            partial(
+                core.store.events.deliver,
+                consumer,
+                worker=worker,
+                now=to_iso(now),
+                until=to_iso(now + timedelta(seconds=lease)),
+                limit=limit,
             )
+        )
 
     def checked_ack(self, consumer: str, up_to: Event) -> None:
         consumer = identifier(consumer, "consumer")
@@ -53,8 +54,7 @@ class Feed:
         self.ack(consumer, up_to, self.worker)
 
     def ack(self, consumer: str, up_to: Event, worker: str) -> None:
-        with self._core.lock:
-            self._core.store.write(partial(self._core.store.events.ack, consumer, up_to, worker=worker))
+        self._core.store.write(partial(self._core.store.events.ack, consumer, up_to, worker=worker))
 
     def consume(
         self,
@@ -78,8 +78,7 @@ class Feed:
 
         def set_aside(lane: int, pause: float) -> None:
             until = to_iso(core.now(None) + timedelta(seconds=pause))
-            with core.lock:
-                core.store.write(partial(core.store.events.set_aside, consumer, lane, worker=worker, until=until))
+            core.store.write(partial(core.store.events.set_aside, consumer, lane, worker=worker, until=until))
 
         try:
             return consume(
@@ -96,24 +95,25 @@ class Feed:
                 max_pause=max_pause,
             )
         finally:
-            self.workers.discard(worker)  # its lane was given back as it stopped
+            with self._workers_lock:
+                self.workers.discard(worker)  # its lane was given back as it stopped
 
     def release(self, worker: str, consumer: str | None = None) -> None:
-        with self._core.lock:
-            self._core.store.write(partial(self._core.store.events.release, worker, consumer=consumer))
+        self._core.store.write(partial(self._core.store.events.release, worker, consumer=consumer))
 
     def release_all(self) -> None:
         """Give back the lanes this service's workers still hold (their leases lapse on their own otherwise)."""
+        with self._workers_lock:
+            workers = sorted(self.workers)
         try:
-            for worker in sorted(self.workers):
+            for worker in workers:
                 self.release(worker)
         except ClaimStateError:
             pass
 
     def forget(self, consumer: str) -> bool:
         consumer = identifier(consumer, "consumer")
-        with self._core.lock:
-            return self._core.store.write(partial(self._core.store.events.forget, consumer)) > 0
+        return self._core.store.write(partial(self._core.store.events.forget, consumer)) > 0
 
     @reading
     def listed(self, consumer: str | None, after: int, limit: int) -> list[Event]:
@@ -121,7 +121,6 @@ class Feed:
         after, limit = whole_number(after, "after", least=0), whole_number(limit, "limit")
         return self._core.store.events.listed(consumer, after=after, limit=limit)
 
-    @serialized
     def prune(self, older_than: datetime) -> int:
         older = to_iso(aware(older_than, field="older_than"))
         return self._core.store.write(partial(self._core.store.events.prune, older))

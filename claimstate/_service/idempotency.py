@@ -35,7 +35,8 @@ def digest(trigger: str, actor: Actor, data: Mapping[str, Any]) -> str:
 
 
 def retried(core: Core, claim_id: str | None, key: str | None, request: str | None) -> Fired | None:
-    """The first result of a request repeated under its idempotency key; None when the key is new.
+    """The first result of a request repeated under its idempotency key (`replayed` True); None when the key
+    is new.
 
     The same key for a different request is refused. `claim_id` None: the key of a filing.
     """
@@ -44,8 +45,12 @@ def retried(core: Core, claim_id: str | None, key: str | None, request: str | No
         return None
     first_id, seq, first_digest = earlier
     if first_digest != request:
-        raise InvalidInput(f"idempotency key {key!r} was already used for a different request", field="idempotency_key")
+        reused = InvalidInput(
+            f"idempotency key {key!r} was already used for a different request", field="idempotency_key"
+        )
+        reused.status = 422  # the key is well-formed; the request does not match the one it was first used for
+        raise reused
     rows = core.store.claims.history(first_id)[:seq]
     with damaged(core, first_id):
         *_, last = replay(engine_of(core), first_id, rows)
-        return Fired(last.claim, record(rows[-1]))
+        return Fired(last.claim, record(rows[-1]), replayed=True)

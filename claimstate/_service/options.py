@@ -20,8 +20,17 @@ def seconds(value: object, field: str = "lease", *, most: int = _MOST_SECONDS) -
     return float(value)
 
 
+_MOST_CONNECTIONS = 1000
+
+
 def checked_options(
-    path: object, *, synchronous: object, busy_timeout: object, clock: object, flags: Mapping[str, object]
+    path: object,
+    *,
+    synchronous: object,
+    busy_timeout: object,
+    pool_size: object,
+    clock: object,
+    flags: Mapping[str, object],
 ) -> None:
     """Refuse, by name and before any file or connection is made, what no store could be opened with: a path
     that is not text or os.PathLike (bytes, None, a number would name a strange file), or is empty or holds
@@ -44,6 +53,10 @@ def checked_options(
     if synchronous not in _SYNCHRONOUS:
         raise InvalidInput(f"must be one of {', '.join(_SYNCHRONOUS)}, not {synchronous!r}", field="synchronous")
     seconds(busy_timeout, "busy_timeout", most=_MOST_WAIT)
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or not 1 <= pool_size <= _MOST_CONNECTIONS:
+        raise InvalidInput(
+            f"must be a whole number from 1 to {_MOST_CONNECTIONS}, not {pool_size!r}", field="pool_size"
+        )
     if clock is not None and not callable(clock):
         raise InvalidInput(f"must be callable, giving the time, not {type(clock).__name__}", field="clock")
     for name, flag in flags.items():

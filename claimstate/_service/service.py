@@ -40,7 +40,7 @@ from claimstate._migration import Migration, Outdated
 from claimstate._replayers import Replayers
 from claimstate._service import verifying
 from claimstate._service.changes import LifecycleChanges
-from claimstate._service.core import Core, reading, serialized
+from claimstate._service.core import Core, reading
 from claimstate._service.feed import Feed
 from claimstate._service.history import damaged, record
 from claimstate._service.idempotency import digest, retried
@@ -49,6 +49,7 @@ from claimstate._service.options import checked_options
 from claimstate._store import Store, StoredDefinition, Synchronous, open_store
 from claimstate._time import to_iso
 from claimstate._verify import Mismatch
+from claimstate._view import ClaimView
 
 
 class ClaimService:
@@ -82,13 +83,14 @@ class ClaimService:
         policy: Policy | None = None,
         synchronous: Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
+        pool_size: int = 10,
         clock: Callable[[], datetime] | None = None,
         create: bool = True,
         read_only: bool = False,
         history_key: bytes | None = None,
         migrating: bool = False,
     ) -> None:
-        checked_options(path, synchronous=synchronous, busy_timeout=busy_timeout, clock=clock,
+        checked_options(path, synchronous=synchronous, busy_timeout=busy_timeout, pool_size=pool_size, clock=clock,
                         flags={"create": create, "read_only": read_only, "migrating": migrating})  # fmt: skip
         self.engine = Engine(definition, policy)
         export = definition.to_dict(self.engine.policy)
@@ -96,13 +98,14 @@ class ClaimService:
         if isinstance(path, Store):
             store = given_store(path, decides_by, history_key=history_key, read_only=read_only,
                                 opening={"synchronous": synchronous != "NORMAL", "busy_timeout": busy_timeout != 5.0,
-                                         "create": create is not True})  # fmt: skip
+                                         "pool_size": pool_size != 10, "create": create is not True})  # fmt: skip
             read_only = store.read_only
         else:
             store = open_store(
                 path,
                 synchronous=synchronous,
                 busy_timeout=busy_timeout,
+                pool_size=pool_size,
                 create=create,
                 read_only=read_only,
                 chain=Chain(history_key),
@@ -110,7 +113,7 @@ class ClaimService:
             )
         replayers = Replayers(definition, self.engine.policy)
         self._core = Core(store, self.engine, replayers, store.chain, clock or (lambda: datetime.now(UTC)))
-        self._store, self._lock = store, self._core.lock  # shorthands for the facade's own methods
+        self._store = store  # shorthand for the facade's own methods
         self.path = store.path
         self._feed = Feed(self._core)
         self._changes = LifecycleChanges(self._core)
@@ -151,7 +154,7 @@ class ClaimService:
     @contextmanager
     def batch(self) -> Iterator[ClaimService]:
         """Apply every call inside the block in one transaction: all of them, or none if the block raises."""
-        with self._lock, self._store.transaction():
+        with self._store.transaction():
             yield self
 
     # --- lifecycle changes -----------------------------------------------------------------------------
@@ -180,7 +183,6 @@ class ClaimService:
 
     # --- writes ----------------------------------------------------------------------------------------
 
-    @serialized
     def file_claim(
         self,
         data: Mapping[str, Any],
@@ -230,7 +232,6 @@ class ClaimService:
 
         return self._store.write(file)
 
-    @serialized
     def fire(
         self,
         claim_id: str,
@@ -279,7 +280,6 @@ class ClaimService:
         """How many deadlines are due at `now`: what the next `tick` will try to fire."""
         return self._store.claims.due_count(to_iso(self._core.now(now)))
 
-    @serialized
     def tick(
         self, now: datetime | None = None, *, limit: int = 500, progress: Callable[[int], None] | None = None
     ) -> list[TransitionRecord]:
@@ -308,8 +308,7 @@ class ClaimService:
     def _ticking(self, at: datetime, limit: int, progress: Callable[[int], None] | None) -> Iterator[TransitionRecord]:
         after: tuple[str, str] | None = None
         while True:
-            with self._lock:
-                due = self._store.claims.due(to_iso(at), limit, after)
+            due = self._store.read(partial(self._store.claims.due, to_iso(at), limit, after))
             for _, claim_id, trigger in due:
                 fired = self._fire_deadline(claim_id, trigger, at)
                 if progress is not None:
@@ -320,7 +319,6 @@ class ClaimService:
                 return
             after = due[-1][0], due[-1][1]
 
-    @serialized
     def _fire_deadline(self, claim_id: str, trigger: str, at: datetime) -> TransitionRecord | None:
         def fire_deadline() -> TransitionRecord | None:
             loaded = self._store.claims.loaded(claim_id, skip_locked=True)  # a row another tick holds is its to fire
@@ -424,6 +422,24 @@ class ClaimService:
             return [record(row) for row in rows]
 
     @reading
+    def view(self, claim_id: str, actor: Actor | str | None = None, now: datetime | None = None) -> ClaimView:
+        """The claim and its whole history (and, given an `actor`, every trigger it may or may not fire now,
+        with the reasons) read on one snapshot: the history ends at the claim's version, whatever other
+        writers do meanwhile. What an API's `GET /claims/{id}` answers."""
+        claim_id = identifier(claim_id, "claim_id")
+        actor = None if actor is None else Actor.parse(actor)
+        decided = self._store.claims.loaded_for_reading(claim_id)
+        if decided is None:
+            raise self._missing(claim_id)
+        with damaged(self._core, claim_id):
+            history = tuple(record(row) for row in self._store.claims.history(claim_id))
+        if actor is None:
+            return ClaimView(decided.claim, history)
+        if decided.definition != self.fingerprint:
+            raise self._decided_elsewhere(claim_id, decided.definition)
+        return ClaimView(decided.claim, history, self.engine.available(decided.claim, actor, self._core.now(now)))
+
+    @reading
     def available(self, claim_id: str, actor: Actor | str, now: datetime | None = None) -> tuple[Availability, ...]:
         """Every trigger, allowed or refused for `actor` now, with the reasons."""
         claim_id = identifier(claim_id, "claim_id")
@@ -485,8 +501,7 @@ class ClaimService:
         left, unreadable = limit, dict[str, str]()
         while left is None or left > 0:
             size = page if left is None else min(page, left)
-            with self._lock:
-                listed = self._store.read(partial(self._store.claims.claims, where, after=after, limit=size))
+            listed = self._store.read(partial(self._store.claims.claims, where, after=after, limit=size))
             yield from listed.claims
             unreadable.update(listed.unreadable)
             read = len(listed.claims) + len(listed.unreadable)

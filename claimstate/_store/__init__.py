@@ -36,10 +36,12 @@ def open_store(
     definition: StoredDefinition,
     synchronous: Synchronous = "NORMAL",
     busy_timeout: float = 5.0,
+    pool_size: int = 10,
     create: bool = True,
     read_only: bool = False,
 ) -> Store:
-    """The store `target` names (see the module's doc); `synchronous` is SQLite's alone."""
+    """The store `target` names (see the module's doc); `synchronous` is SQLite's alone, `pool_size`
+    PostgreSQL's (the most connections of the pool it makes for a URL)."""
     if isinstance(target, str | Path) and not str(target):
         raise StorageError("no database given: name a SQLite file, or a postgresql:// URL", path="")
     if isinstance(target, str) and "://" in target and not target.startswith(POSTGRES_SCHEMES):
@@ -61,6 +63,7 @@ def open_store(
         return PostgresStore(
             str(target) if isinstance(target, Path) else target,
             busy_timeout=busy_timeout,
+            pool_size=pool_size,
             create=create,
             read_only=read_only,
             chain=chain,

@@ -14,6 +14,7 @@ way it gives a query class as a hook (PostgreSQL's locking read of a claim, its 
 from __future__ import annotations
 
 import abc
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from claimstate._store.definitions import DefinitionRows, StoredDefinition
 from claimstate._store.verify import VerifyRows
 from claimstate._time import to_iso
 
-__all__ = ["Race", "Store", "StoreContext", "StoredClaim", "StoredDefinition"]  # the last two re-exported
+__all__ = ["Race", "Session", "Store", "StoreContext", "StoredClaim", "StoredDefinition"]  # the last two re-exported
 
 T = TypeVar("T")
 _ATTEMPTS = 5  # tries of a write that lost a race another writer won (PostgreSQL), before giving up
@@ -44,8 +45,21 @@ class Race(ConcurrentModification):
         super().__init__(None, None, None, detail=detail)
 
 
+class Session(threading.local):
+    """One thread's use of a store: its open transaction (how deep: 0 none, 1 one, more when calls join a
+    batch) and whether a write in it failed. Each thread has its own, so threads sharing one store never
+    wait for each other's calls; a backend adds its connection to it."""
+
+    depth = 0
+    spoiled = False
+
+
 class Store(abc.ABC):
     """Claims and their append-only history in one database. `path` names it for messages.
+
+    Threads may share a store: each thread's calls run on a connection and transaction of their own (its
+    `Session`), so a call waiting for one claim's lock delays no call on another claim. A batch is the
+    thread's open transaction, which that thread's calls join.
 
     `chain` hashes the history rows this store appends; a store whose chain cannot extend the database's
     (no key, or the wrong one) refuses every write, as does a `read_only` store. Every claims row and
@@ -63,8 +77,7 @@ class Store(abc.ABC):
         self._read_only = read_only
         self._before_commit: list[Callable[[], None]] = []  # run in the transaction, just before COMMIT
         self._on_rollback: list[Callable[[], None]] = []  # run after a write transaction rolled back
-        self._depth = 0  # open transactions: 0 none, 1 one, more when calls join a batch
-        self._spoiled = False
+        self._session = self._new_session()
         self._cannot_write: str | None = None
         self.writing = _Writing(self)  # entered around a write's statements (see `database.Database`)
         self._transaction = _Transaction(self)
@@ -75,6 +88,10 @@ class Store(abc.ABC):
         self.definitions = DefinitionRows(self, definition=definition)
         self.verify = VerifyRows(self)
         self.copy = CopyRows(self, copied=self._copied)
+
+    def _new_session(self) -> Session:
+        """The per-thread state of this backend's transactions (a subclass of `Session` adds a connection)."""
+        return Session()
 
     @property
     def read_only(self) -> bool:
@@ -177,7 +194,7 @@ class Store(abc.ABC):
                 with self.transaction():
                     return body()
             except Race as race:
-                if self._depth or attempt == _ATTEMPTS:
+                if self._session.depth or attempt == _ATTEMPTS:
                     raise ConcurrentModification(claim_id, None, None, detail=race.detail) from None
                 time.sleep(0.001 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -245,7 +262,7 @@ class _Writing(StoreContext):
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         if error is not None:
-            self._store._spoiled = True
+            self._store._session.spoiled = True
 
 
 class _Transaction(StoreContext):
@@ -255,20 +272,20 @@ class _Transaction(StoreContext):
     __slots__ = ()
 
     def __enter__(self) -> None:
-        store = self._store
-        if store._depth:
-            store._depth += 1
+        session = self._store._session
+        if session.depth:
+            session.depth += 1
             return
-        store._start()
-        store._depth, store._spoiled = 1, False
+        self._store._start()
+        session.depth, session.spoiled = 1, False
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
-        store = self._store
-        store._depth -= 1
-        if store._depth:
+        store, session = self._store, self._store._session
+        session.depth -= 1
+        if session.depth:
             return
         try:
-            if error is None and store._spoiled:
+            if error is None and session.spoiled:
                 raise StorageError(f"a write in this batch failed, so nothing of it was kept in {store.path}")
             if error is None:
                 store._finish()

@@ -20,6 +20,7 @@ events are delivered again. A lane whose event a handler failed on is set aside 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +71,13 @@ _NEW_CONSUMER = (  # every lane's row of a consumer, unless it has them (workers
 _UNACKED = "e.lane_seq > coalesce((SELECT acked FROM consumers c WHERE c.name = ? AND c.lane = e.lane), 0)"
 
 
+class _Pending(threading.local):
+    """The event rows of a thread's open transaction: threads sharing a store each have their own."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+
+
 class EventRows:
     """The feed's statements, run on `database` inside its transactions. The events a transaction appends
     are written by its before-commit hook (`flush`) and forgotten by its on-rollback hook (`discard`)."""
@@ -78,7 +86,7 @@ class EventRows:
         self._db = database
         self._skip_locked = skip_locked  # what makes a lane another worker is taking be passed over
         self._insert = _INSERT_COUNTED if many_writers else _INSERT_ALONE
-        self._pending: list[tuple[Any, ...]] = []  # the open transaction's event rows, their lane first
+        self._open = _Pending()  # each thread's open transaction's event rows, their lane first
         database.before_commit(self.flush)
         database.on_rollback(self.discard)
 
@@ -86,20 +94,20 @@ class EventRows:
         """The event of the history row just written (its first eight columns), with the claim's summary;
         written by `flush`, when the transaction commits."""
         lane = lane_of(history_row[0])
-        self._pending.append((lane, lane, *history_row[:8], encode(claim)))
+        self._open.rows.append((lane, lane, *history_row[:8], encode(claim)))
 
     def flush(self) -> None:
         """Write the transaction's events, just before it commits: the lanes' locks are held only from here
         to the COMMIT, and taken in lane order, so transactions writing several lanes (batches) never wait
         for each other in a circle. A lane's events keep the order they were appended in (sorting is stable).
         Sent, not waited for: on PostgreSQL they go to the server with the COMMIT."""
-        pending, self._pending = sorted(self._pending, key=lambda row: row[0]), []
+        pending, self._open.rows = sorted(self._open.rows, key=lambda row: row[0]), []
         for row in pending:
             self._db.send(self._insert, row)
 
     def discard(self) -> None:
         """Forget pending events, after the transaction that appended them rolled back."""
-        self._pending.clear()
+        self._open.rows = []
 
     def deliver(self, consumer: str, *, worker: str, now: str, until: str, limit: int) -> list[Event]:
         """In a write transaction: the next events of one lane for `worker` of `consumer`, leased to it until

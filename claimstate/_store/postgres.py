@@ -23,8 +23,8 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from claimstate._chain import Chain
-from claimstate._errors import StorageError
-from claimstate._store.base import Race, Store, StoreContext, StoredDefinition
+from claimstate._errors import StorageBusy, StorageError
+from claimstate._store.base import Race, Session, Store, StoreContext, StoredDefinition
 from claimstate._store.copies import TABLES
 from claimstate._store.targets import checked_url, masked, parse_failure
 
@@ -136,15 +136,26 @@ def shown(target: str) -> str:
     return f"postgresql://{user}{host}{port}/{parts.get('dbname', '')}"
 
 
+class _Pooled(Session):
+    """One thread's connection from the pool, held for its open transaction or read."""
+
+    conn: psycopg.Connection[Any] | None = None
+    piping: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None  # the write's pipeline mode
+    pipeline: psycopg.Pipeline | None = None  # of the open write transaction
+    unsent = False  # the open transaction has sent nothing to the server yet
+
+
 class PostgresStore(Store):
     """Claims in a PostgreSQL database, from a libpq URL or a psycopg_pool ConnectionPool given.
 
     A pool given stays the caller's (closing the service does not close it); its connections are used in
     autocommit mode, claimstate opening its own transactions. `busy_timeout` is how long a call waits
-    for a connection.
+    for a connection; `pool_size` is the most connections a pool claimstate makes opens (each thread's
+    call holds one for its transaction or read, so it bounds how many run at once).
     """
 
     schema_version = SCHEMA_VERSION
+    _session: _Pooled
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     _MANY_WRITERS = True
     # The claim is locked on its own: a statement that waited for the lock reads the claims row again but
@@ -159,6 +170,7 @@ class PostgresStore(Store):
         target: str | ConnectionPool[Any],
         *,
         busy_timeout: float,
+        pool_size: int = 10,
         create: bool,
         read_only: bool,
         chain: Chain,
@@ -170,10 +182,6 @@ class PostgresStore(Store):
         self._timeout = busy_timeout
         # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock.
         self._lock_timeout = f"SET LOCAL lock_timeout = {max(1, round(busy_timeout * 1000))}"
-        self._conn: psycopg.Connection[Any] | None = None  # of the open transaction or read
-        self._piping: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None  # the write's pipeline mode
-        self._pipeline: psycopg.Pipeline | None = None  # of the open write transaction
-        self._unsent = False  # the open transaction has sent nothing to the server yet
         self._cursors = itertools.count()  # names the cursors of `stream`, unique on each connection
         self._errors = _Errors(self)
         pool: ConnectionPool[psycopg.Connection[Any]]
@@ -185,7 +193,7 @@ class PostgresStore(Store):
                 pool = ConnectionPool(
                     target,
                     min_size=1,
-                    max_size=4,
+                    max_size=pool_size,
                     kwargs={"autocommit": True},
                     open=False,
                     name="claimstate",
@@ -209,6 +217,9 @@ class PostgresStore(Store):
             self.close()
             raise
 
+    def _new_session(self) -> _Pooled:
+        return _Pooled()
+
     def _probe(self, target: str) -> None:
         """Connect once before making a pool, so a server that is down, or a database that does not exist,
         is one clear error at once (a pool would retry in the background, logging each try)."""
@@ -226,9 +237,11 @@ class PostgresStore(Store):
     def _checkout(self) -> psycopg.Connection[Any]:
         try:
             conn = self._pool.getconn(timeout=self._timeout)
-        except PoolTimeout:
-            raise StorageError(
-                f"no connection to PostgreSQL at {self.path} within {self._timeout:g} s", path=self.path
+        except PoolTimeout:  # every connection is in use: busy, not down (a call that waits longer may get one)
+            raise StorageBusy(
+                f"no connection to PostgreSQL at {self.path} within {self._timeout:g} s: all {self._pool.max_size}"
+                " of the pool's are in use (a larger pool_size lets more calls run at once)",
+                path=self.path,
             ) from None
         except PoolClosed:
             raise StorageError(
@@ -256,7 +269,7 @@ class PostgresStore(Store):
         raise StorageError(f"every connection to PostgreSQL at {self.path} failed; is the server up?", path=self.path)
 
     def _give_back(self) -> None:
-        conn, self._conn, self._pipeline, self._piping = self._conn, None, None, None
+        conn, self._session.conn, self._session.pipeline, self._session.piping = self._session.conn, None, None, None
         if conn is not None:
             self._pool.putconn(conn)  # a broken one is discarded, and the pool makes a new one
 
@@ -264,8 +277,8 @@ class PostgresStore(Store):
         """BEGIN, in pipeline mode: it goes to the server with the first read (locking the claim), and the
         history INSERT goes with the COMMIT, so a fire costs three round trips, not five."""
         with self._errors:
-            self._conn, (self._piping, self._pipeline) = self._take(self._begin_piped)
-        self._unsent = True
+            self._session.conn, (self._session.piping, self._session.pipeline) = self._take(self._begin_piped)
+        self._session.unsent = True
 
     def _begin_piped(
         self, conn: psycopg.Connection[Any]
@@ -284,22 +297,22 @@ class PostgresStore(Store):
     def _sync(self) -> None:
         """Send what the pipeline holds and read the results. A connection found lost at the first sync
         (it died in the pool) has applied nothing: that is a Race, which `write` runs again."""
-        assert self._pipeline is not None
+        assert self._session.pipeline is not None
         try:
-            self._pipeline.sync()
+            self._session.pipeline.sync()
         except psycopg.OperationalError as error:
-            if self._unsent and _lost(error, self._conn) is not None:
+            if self._session.unsent and _lost(error, self._session.conn) is not None:
                 raise Race(f"the connection was lost before the transaction began ({_said(error)})") from error
             raise
-        self._unsent = False
+        self._session.unsent = False
 
     def _commit(self) -> None:
-        conn, piping = self._connection(), self._piping
+        conn, piping = self._connection(), self._session.piping
         try:
             with self._errors:
                 conn.execute("COMMIT")
                 if piping is not None:
-                    self._piping = None
+                    self._session.piping = None
                     piping.__exit__(None, None, None)  # sends the rest, raising the first error
         except BaseException:
             self._roll_back()
@@ -307,8 +320,8 @@ class PostgresStore(Store):
         self._give_back()
 
     def _roll_back(self) -> None:
-        conn, piping = self._conn, self._piping
-        self._piping = None
+        conn, piping = self._session.conn, self._session.piping
+        self._session.piping = None
         try:
             if piping is not None:
                 piping.__exit__(None, None, None)
@@ -323,30 +336,32 @@ class PostgresStore(Store):
             self._give_back()
 
     def read(self, reads: Callable[[], T]) -> T:
-        if self._depth:
+        if self._session.depth:
             return reads()
         with self._errors:
-            self._conn, _ = self._take(lambda conn: conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        self._depth = 1
+            self._session.conn, _ = self._take(
+                lambda conn: conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            )
+        self._session.depth = 1
         try:
             return reads()
         finally:
-            self._depth = 0
+            self._session.depth = 0
             self._roll_back()  # nothing was written: ending the snapshot is all
 
     def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None:
+        if self._session.conn is None:
             raise StorageError("no transaction is open", path=self.path)
-        return self._conn
+        return self._session.conn
 
     def _execute(self, sql: str, params: Sequence[Any], fetch: Callable[[psycopg.Cursor[Any]], T]) -> T:
         """Run one statement in the open transaction, or, outside one, on its own in one round trip (only
         reads run outside a transaction: `_take` may send them again on a fresh connection)."""
         pg_sql = _translated(sql)
         with self._errors:
-            if self._conn is not None:
-                cursor = self._conn.execute(pg_sql, params)
-                if self._pipeline is not None:
+            if self._session.conn is not None:
+                cursor = self._session.conn.execute(pg_sql, params)
+                if self._session.pipeline is not None:
                     self._sync()
                 return fetch(cursor)
             conn, result = self._take(lambda conn: fetch(conn.execute(pg_sql, params)))
@@ -373,7 +388,7 @@ class PostgresStore(Store):
     def send(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Queue a write whose result nothing waits for; it goes with the next read or the COMMIT. Inside
         a batch it goes at once, so an error is raised by the call that caused it."""
-        if self._pipeline is None or self._depth > 1:
+        if self._session.pipeline is None or self._session.depth > 1:
             self.run(sql, params)
             return
         with self._errors:
@@ -399,7 +414,7 @@ class PostgresStore(Store):
         with self._errors:
             locked = conn.execute(_translated(self._LOCK_SKIPPING if skip_locked else self._LOCK), (claim_id,))
             last = conn.execute(_translated(self._LAST_HASH), (claim_id,))
-            if self._pipeline is not None:
+            if self._session.pipeline is not None:
                 self._sync()
             row, head = locked.fetchone(), last.fetchone()
         if row is None:
@@ -438,7 +453,7 @@ class PostgresStore(Store):
         """Bring the schema to SCHEMA_VERSION, under an advisory lock: of instances starting together, one
         migrates and the others find it done."""
         self._start()
-        self._depth = 1
+        self._session.depth = 1
         try:
             if create:
                 self.one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
@@ -461,7 +476,7 @@ class PostgresStore(Store):
             self._roll_back()
             raise
         finally:
-            self._depth = 0
+            self._session.depth = 0
 
     def _check_version(self, version: int, *, create: bool) -> None:
         """Refuse a schema newer than this code, and one that needs migrating by an open that may not."""
@@ -551,8 +566,10 @@ def _translated(sql: str) -> str:
 
 
 class _Errors(StoreContext):
-    """Turns psycopg errors into StorageError with a plain message, or into a Race to run again. Any error
-    inside a transaction spoils it: PostgreSQL refuses every later statement of that transaction."""
+    """Turns psycopg errors into StorageError with a plain message, or into a Race to run again: StorageBusy
+    (retryable) for a lock held past `lock_timeout`, and a lost connection is retryable (with the same
+    idempotency key). Any error inside a transaction spoils it: PostgreSQL refuses every later statement of
+    that transaction."""
 
     __slots__ = ()
     _store: PostgresStore
@@ -561,8 +578,8 @@ class _Errors(StoreContext):
         if not isinstance(error, psycopg.Error):
             return
         store = self._store
-        if store._depth:
-            store._spoiled = True
+        if store._session.depth:
+            store._session.spoiled = True
         state = error.sqlstate or ""
         if state in _RACES:
             raise Race(f"{_RACES[state]}, SQLSTATE {state}") from error
@@ -570,19 +587,20 @@ class _Errors(StoreContext):
         if constraint in _RACING_KEYS:
             raise Race(f"another writer took {_RACING_KEYS[constraint]} first") from error
         if state == "55P03":  # lock_timeout: another writer holds the claim's row
-            raise StorageError(
+            raise StorageBusy(
                 f"{store.path}: a row this call needs (the claim, its lane of the event feed, or a consumer's"
                 f" progress) is locked by another writer and stayed locked past the busy timeout"
                 f" ({store._timeout:g} s); nothing was applied, try again",
                 path=store.path,
             ) from error
-        lost = _lost(error, store._conn)
+        lost = _lost(error, store._session.conn)
         if lost is not None:
             raise StorageError(
                 f"lost the connection to PostgreSQL at {store.path} ({_said(lost)}): the call was not applied,"
                 " unless the connection broke while committing; read the claim again, or retry with the same"
                 " idempotency key",
                 path=store.path,
+                retryable=True,
             ) from error
         raise StorageError(f"{store.path}: PostgreSQL failed: {_said(error)}", path=store.path) from error
 

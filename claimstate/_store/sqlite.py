@@ -13,12 +13,15 @@ that may not write the file, which is refused before SQLite opens it.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import secrets
 import sqlite3
 import stat
+import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -27,8 +30,8 @@ from typing import Any, Literal, TypeVar
 import sqlite_utils
 
 from claimstate._chain import Chain
-from claimstate._errors import ClaimStateError, StorageError
-from claimstate._store.base import Store, StoreContext, StoredDefinition
+from claimstate._errors import ClaimStateError, StorageBusy, StorageError
+from claimstate._store.base import Session, Store, StoreContext, StoredDefinition
 from claimstate._store.claims import decoded
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
@@ -229,10 +232,60 @@ def _file_stamp(path: str) -> tuple[int, int, int, int] | None:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
+class _Connected(Session):
+    """One thread's connection to the file, and (read directly, immutable) the file's stamp when it was made."""
+
+    conn: sqlite3.Connection | None = None
+    stamp: tuple[int, int, int, int] | None = None
+    closer: object = None  # goes with the thread, closing its connection (see `_Connections`)
+
+
+class _Closer:
+    """A token the thread's session holds; when the thread ends it is collected, and its connection closed."""
+
+    __slots__ = ("__weakref__",)
+
+
+class _Connections:
+    """Every open connection of one store, so that `close` closes them all, while a thread that ends takes
+    its own with it (its session goes, and with it the `_Closer` this keeps a finalizer on)."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, sqlite3.Connection] = {}
+        self._numbers = itertools.count()
+        self._lock = threading.Lock()
+
+    def keep(self, conn: sqlite3.Connection) -> _Closer:
+        closer, number = _Closer(), next(self._numbers)
+        with self._lock:
+            self._open[number] = conn
+        weakref.finalize(closer, self._close, number)
+        return closer
+
+    def _close(self, number: int) -> None:
+        with self._lock:
+            conn = self._open.pop(number, None)
+        if conn is not None:
+            conn.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            conns, self._open = list(self._open.values()), {}
+        for conn in conns:
+            conn.close()
+
+
 class SQLiteStore(Store):
-    """A claimstate SQLite file (or ":memory:"). A `read_only` store creates no file."""
+    """A claimstate SQLite file (or ":memory:"). A `read_only` store creates no file.
+
+    Each thread opens its own connection to the file when it first uses the store, so readers run beside
+    the one writer SQLite allows (WAL) and a writer waits for the file's lock only as long as the busy
+    timeout. An in-memory database is one connection, so threads take turns on it, a transaction or a
+    read at a time.
+    """
 
     schema_version = SCHEMA_VERSION
+    _session: _Connected
 
     def __init__(
         self,
@@ -247,27 +300,53 @@ class SQLiteStore(Store):
     ) -> None:
         super().__init__(str(path), chain=chain, definition=definition, read_only=read_only)
         self._busy_timeout = busy_timeout
-        self._stamp: tuple[int, int, int, int] | None = None  # of the file, while read directly (immutable)
+        self._synchronous = synchronous
         self._errors = _Errors(self)
+        self._connections = _Connections()
+        self._shared: sqlite3.Connection | None = None  # the one connection of an in-memory database
+        self._turns = threading.RLock()  # which thread's turn it is on that connection
         if synchronous not in ("NORMAL", "FULL"):
             raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}", path=self.path)
         if read_only:
             self._open_read_only()
             return
         self._conn = self._connect_writable(synchronous, create=create)
+        if self.path == ":memory:":
+            self._shared = self._conn
         try:
             self._open(synchronous)
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
+
+    def _new_session(self) -> _Connected:
+        return _Connected()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on its first use."""
+        conn = self._shared or self._session.conn
+        if conn is None:
+            if self.read_only:
+                self._connect_read_only()
+            else:
+                self._conn = self._connect(self._uri("rw"), uri=True)
+                with self._errors:
+                    self._conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                    self._conn.execute("PRAGMA foreign_keys = ON")
+            conn = self._session.conn
+            assert conn is not None
+        return conn
+
+    @_conn.setter
+    def _conn(self, conn: sqlite3.Connection) -> None:
+        self._session.conn, self._session.closer = conn, self._connections.keep(conn)
 
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         with self._errors:
-            conn = sqlite3.connect(
+            return sqlite3.connect(
                 target, isolation_level=None, timeout=self._busy_timeout, check_same_thread=False, uri=uri
             )
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
-        return conn
 
     def _connect_writable(self, synchronous: Synchronous, *, create: bool) -> sqlite3.Connection:
         """Connect to the file for writing, making it first if it is missing and `create`.
@@ -422,7 +501,7 @@ class SQLiteStore(Store):
         """From schema `version` to SCHEMA_VERSION, in the caller's transaction: all of it, or nothing."""
         for number, schema in enumerate((_schema_v1, _schema_v2, _schema_v3, _schema_v4), 1):
             if version < number:
-                schema(self.db)
+                schema(sqlite_utils.Database(self._conn, execute_plugins=False))
         if version < 2:  # with every column in place, as the history is read the way it is now
             self._chain_history()
             self._conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", self.chain.record().items())
@@ -489,7 +568,7 @@ class SQLiteStore(Store):
                     " writable once, as its owner",
                     path=self.path,
                 )
-            self._stamp = None
+            self._session.stamp = None
             self._conn = self._connect(uri + "&readonly_shm=1", uri=True)
             try:
                 with self._errors:
@@ -500,7 +579,7 @@ class SQLiteStore(Store):
                     raise
                 self._connect_read_only()  # the writer closed in between: the file now holds everything
             return
-        self._stamp = _file_stamp(self.path)
+        self._session.stamp = _file_stamp(self.path)
         self._conn = self._connect(uri + "&immutable=1", uri=True)
 
     def _undo_wal(self, wal: str) -> bool:
@@ -515,10 +594,22 @@ class SQLiteStore(Store):
 
     def _changed(self) -> bool:
         """Whether a file read directly changed, or a writer opened it, since this connection was made."""
-        return self._stamp is not None and (os.path.exists(self.path + "-wal") or _file_stamp(self.path) != self._stamp)
+        stamp = self._session.stamp
+        return stamp is not None and (os.path.exists(self.path + "-wal") or _file_stamp(self.path) != stamp)
 
     def close(self) -> None:
-        self._conn.close()
+        """Close every thread's connection."""
+        self._connections.close_all()
+
+    def _take_turn(self) -> None:
+        """On an in-memory database's one connection, wait for this thread's turn, held to the end of its
+        transaction or read (`_end_turn`); a file's threads each have a connection, and need no turns."""
+        if self._shared is not None:
+            self._turns.acquire()
+
+    def _end_turn(self) -> None:
+        if self._shared is not None:
+            self._turns.release()
 
     def read(self, reads: Callable[[], T]) -> T:
         """Run `reads` on one snapshot of the database (inside a batch, on the batch's transaction).
@@ -526,24 +617,29 @@ class SQLiteStore(Store):
         A read-only store reading the file directly reads again on a fresh connection if a writer came
         meanwhile, so it never returns what a half-done checkpoint showed.
         """
-        if self._depth:
+        session = self._session
+        if session.depth:
             return reads()
         for _attempt in range(_READ_ATTEMPTS):
             if self._changed():
                 self._conn.close()
                 self._connect_read_only()
-            with self._errors:
-                self._conn.execute("BEGIN")
-            self._depth = 1
+            self._take_turn()
             try:
-                result = reads()
-            except ClaimStateError:
-                if self._changed():
-                    continue
-                raise
+                with self._errors:
+                    self._conn.execute("BEGIN")
+                session.depth = 1
+                try:
+                    result = reads()
+                except ClaimStateError:
+                    if self._changed():
+                        continue
+                    raise
+                finally:
+                    session.depth = 0
+                    self._end_read()
             finally:
-                self._depth = 0
-                self._end_read()
+                self._end_turn()
             if not self._changed():
                 return result
         raise StorageError(f"{self.path} kept changing while it was read; try again", path=self.path)
@@ -565,17 +661,26 @@ class SQLiteStore(Store):
         """Nothing to do: the next event's rowid follows the highest position copied."""
 
     def _start(self) -> None:
-        with self._errors:
-            self._conn.execute("BEGIN IMMEDIATE")
+        self._take_turn()
+        try:
+            with self._errors:
+                self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._end_turn()
+            raise
 
     def _commit(self) -> None:
         with self._errors:
             self._conn.execute("COMMIT")
+        self._end_turn()  # if COMMIT failed, the roll back that follows ends the turn
 
     def _roll_back(self) -> None:
-        with self._errors:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+        try:
+            with self._errors:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+        finally:
+            self._end_turn()
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self._errors:
@@ -629,11 +734,14 @@ class SQLiteStore(Store):
 
 
 class _Errors(StoreContext):
-    """Turns sqlite3 errors into StorageError with a plain message."""
+    """Turns sqlite3 errors into StorageError with a plain message: StorageBusy (retryable) for the file
+    locked by another writer past the busy timeout."""
 
     __slots__ = ()
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
         if isinstance(error, sqlite3.Error):
             path = self._store.path
+            if _busy(error):
+                raise StorageBusy(_plain(error, path), path=path) from error
             raise StorageError(_plain(error, path), path=path) from error

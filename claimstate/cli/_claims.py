@@ -12,7 +12,6 @@ from claimstate import (
     Claim,
     InvalidInput,
     TransitionRecord,
-    read_json_object,
     run_script,
 )
 from claimstate.cli._group import command
@@ -37,6 +36,7 @@ from claimstate.cli._output import (
     table,
     write_triggers,
 )
+from claimstate.scripting import read_json_object
 
 
 def _json_option(value: str | None, path: str | None) -> dict[str, Any] | None:

@@ -19,8 +19,6 @@ from claimstate import (
     Event,
     StorageError,
     copy_claims,
-    format_time,
-    read_json_object,
 )
 from claimstate.cli._group import command
 from claimstate.cli._options import (
@@ -37,6 +35,7 @@ from claimstate.cli._output import (
     table,
 )
 from claimstate.definition import short_fingerprint
+from claimstate.scripting import format_time, read_json_object
 
 
 @command(no_now="it creates or migrates the database, which holds no times")

@@ -13,18 +13,10 @@ import click
 from click.core import ParameterSource
 
 from claimstate import (
-    DEMO_TITLES,
     ClaimService,
     DiagramError,
     Diagrams,
     InvalidInput,
-    format_history,
-    is_demo_claim,
-    is_postgres,
-    make_folder,
-    visible_text,
-    walk_demo,
-    write_file,
 )
 from claimstate import check as run_check
 from claimstate.cli._group import command
@@ -43,6 +35,16 @@ from claimstate.cli._output import (
     write_triggers,
 )
 from claimstate.definition import Definition, fingerprint_of, read_export
+from claimstate.scripting import (
+    DEMO_TITLES,
+    format_history,
+    is_demo_claim,
+    is_postgres,
+    make_folder,
+    visible_text,
+    walk_demo,
+    write_file,
+)
 
 
 class _DiagramCommand(click.Command):

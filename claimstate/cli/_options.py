@@ -28,10 +28,9 @@ from claimstate import (
     LifecycleChanged,
     StorageError,
     TransitionRefused,
-    parse_time,
-    visible_text,
 )
 from claimstate.definition import Definition
+from claimstate.scripting import parse_time, visible_text
 
 EXIT_CODES: dict[type[ClaimStateError], int] = {
     TransitionRefused: 1,

@@ -20,11 +20,10 @@ from claimstate import (
     InvalidInput,
     Mismatch,
     TransitionRecord,
-    format_time,
-    visible_text,
 )
 from claimstate.cli._options import Settings, get_settings, say
 from claimstate.definition import Definition
+from claimstate.scripting import format_time, visible_text
 
 T = TypeVar("T")
 

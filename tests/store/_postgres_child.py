@@ -87,7 +87,7 @@ def hold(args: dict[str, Any]) -> None:
             assert loaded is not None
         else:
             service.fire(args["claim"], "withdraw", "buyer:alice", {"reason": "never mind"}, now=at)
-        conn = service._store._conn  # type: ignore[attr-defined]
+        conn = service._store._session.conn  # type: ignore[attr-defined]
         emit({"holding": args["claim"], "backend": conn.info.backend_pid})
         started = time.monotonic()
         while time.monotonic() - started < MAX_SECONDS and os.getppid() == parent:

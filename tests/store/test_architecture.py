@@ -22,9 +22,9 @@ STORE_IMPORTERS = (
     "claimstate._copy",  # the whole-database copy works on two stores, table by table (`copies.TABLES`); it gets
     # them from each service's `Core` (`_service.service.core_of`), reading no other object's attributes
 )
-# The public face (the package itself, exactly) re-exports what the store decides about a target
-# (`is_postgres`), so the CLI and services ask the public API, not the store: it may import it, nothing else.
-STORE_REEXPORTS = ("claimstate",)
+# The public module for scripts (`claimstate.scripting`, exactly) re-exports what the store decides about a target
+# (`is_postgres`), so the CLI and scripts ask the public API, not the store: it may import it, nothing else.
+STORE_REEXPORTS = ("claimstate.scripting",)
 # The store's query modules: each class in them is given the database object (`database.Database`) and runs
 # its statements through it. The database object and its backends are what import them, never the reverse.
 QUERY_MODULES = tuple(

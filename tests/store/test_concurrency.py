@@ -1,0 +1,200 @@
+"""One service shared by many threads: no call waits for another claim's lock, and a storm of fires loses or
+doubles nothing (versions contiguous, the feed equal to the history, verify clean), on both stores.
+
+Ordering is asserted with events and the database's own view of who waits for a lock, never with timings.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing
+
+from claimstate import ClaimService, ConcurrentModification, Fired, StorageBusy, TransitionRefused
+
+THREADS = 8
+CLAIMS = 24
+FIRES_PER_THREAD = 25
+
+
+def _wait_until(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {seconds} s")
+        time.sleep(0.01)
+
+
+def _waiting_for_a_row_lock(url: str) -> Callable[[], bool]:
+    import psycopg  # noqa: PLC0415  (the postgres extra)
+
+    def waiting() -> bool:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+        return row is not None and row[0] >= 1
+
+    return waiting
+
+
+class _Background:
+    """A fire on claim A run in a thread of its own, to wait for the lock another connection holds."""
+
+    def __init__(self, service: ClaimService, claim_id: str) -> None:
+        self.done = threading.Event()
+        self.result: list[Fired | Exception] = []
+        self.started = threading.Event()
+
+        def run() -> None:
+            self.started.set()
+            try:
+                self.result.append(service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}))
+            except Exception as error:  # shown by the assertions
+                self.result.append(error)
+            finally:
+                self.done.set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def finished(self) -> Fired | Exception:
+        self.thread.join(30)
+        assert self.done.is_set(), "the fire on A never returned"
+        return self.result[0]
+
+
+def _calls_on_b(service: ClaimService, b: str, *, write: bool) -> None:
+    """Every kind of call, on claim B: each must return while A's fire still waits."""
+    assert service.get(b).id == b
+    assert len(service.history(b)) == 1
+    assert any(a.allowed for a in service.available(b, "buyer:alice"))
+    assert [claim.id for claim in service.list_claims(order="o-b")] == [b]
+    if write:
+        assert service.fire(b, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}).claim.version == 2
+
+
+def test_a_fire_waiting_for_one_claims_row_lock_delays_no_call_on_another_postgres(postgres_url: str) -> None:
+    """PostgreSQL: another connection holds claim A's row; a fire on A waits for it in one thread, while get,
+    history, available, list and a fire on claim B, on the same service, all return in the main thread."""
+    import psycopg  # noqa: PLC0415
+
+    with ClaimService(postgres_url, busy_timeout=60) as service:
+        a = service.file_claim(filing(order_id="o-a")).claim.id
+        b = service.file_claim(filing(order_id="o-b")).claim.id
+        with psycopg.connect(postgres_url) as holder:  # a transaction, held open
+            holder.execute("SELECT 1 FROM claims WHERE id = %s FOR UPDATE", (a,))
+            background = _Background(service, a)
+            _wait_until(_waiting_for_a_row_lock(postgres_url), "the fire on A waiting for the row lock")
+            _calls_on_b(service, b, write=True)
+            assert not background.done.is_set()  # A still waited while every call on B was answered
+            holder.rollback()
+        fired = background.finished()
+        assert isinstance(fired, Fired) and fired.claim.version == 2
+        assert service.verify() == []
+
+
+def test_a_fire_waiting_for_the_files_write_lock_delays_no_read_sqlite(tmp_path: Path) -> None:
+    """SQLite: another connection holds the file's write lock (SQLite has one writer, no row locks); a fire
+    on A waits for it in one thread, while reads of claim B on the same service return (WAL readers never
+    wait for the writer). A write of B waits for the same file lock, as SQLite allows one writer."""
+    db_path = str(tmp_path / "claims.db")
+    with ClaimService(db_path, busy_timeout=60) as service:
+        a = service.file_claim(filing(order_id="o-a")).claim.id
+        b = service.file_claim(filing(order_id="o-b")).claim.id
+        holder = sqlite3.connect(db_path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        background = _Background(service, a)
+        background.started.wait(30)
+        _calls_on_b(service, b, write=False)
+        # Nothing B's reads did released the writer: A's fire is still held back by the file lock.
+        assert not background.done.is_set()
+        holder.execute("ROLLBACK")
+        holder.close()
+        fired = background.finished()
+        assert isinstance(fired, Fired) and fired.claim.version == 2
+
+
+def test_a_thread_inside_a_batch_holds_no_other_thread_back_from_reading(store_target: str) -> None:
+    """A batch is its thread's transaction: another thread's reads on the same service run meanwhile, and
+    see nothing of the batch until it commits."""
+    with ClaimService(store_target) as service:
+        a = service.file_claim(filing(order_id="o-a")).claim.id
+        inside, leave = threading.Event(), threading.Event()
+
+        def batch() -> None:
+            with service.batch():
+                service.fire(a, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE})
+                inside.set()
+                assert leave.wait(30)
+
+        thread = threading.Thread(target=batch, daemon=True)
+        thread.start()
+        assert inside.wait(30)
+        assert service.get(a).version == 1  # the batch has not committed
+        assert len(service.history(a)) == 1
+        leave.set()
+        thread.join(30)
+        assert service.get(a).version == 2
+
+
+def test_threads_sharing_one_service_lose_and_double_nothing(store_target: str) -> None:
+    """8 threads fire random allowed triggers on shared claims through one service: each claim's versions
+    run 1..n with no gap, every accepted fire is in the history once, the feed holds exactly the history's
+    transitions, and verify finds nothing wrong."""
+    with ClaimService(store_target, busy_timeout=60) as service:
+        ids = [service.file_claim(filing(order_id=f"o-{n}"), now=T0).claim.id for n in range(CLAIMS)]
+        accepted: Counter[str] = Counter()
+        errors: list[BaseException] = []
+        counted = threading.Lock()
+
+        def storm(seed: int) -> None:
+            chance = random.Random(seed)
+            try:
+                for _ in range(FIRES_PER_THREAD):
+                    claim_id = chance.choice(ids)
+                    actor = ACTORS[chance.choice(["buyer", "supplier", "agent"])]
+                    allowed = [a.trigger for a in service.available(claim_id, actor, T0) if a.allowed]
+                    allowed = [trigger for trigger in allowed if trigger != "withdraw"] or allowed
+                    if not allowed:
+                        continue
+                    trigger = chance.choice(allowed)
+                    try:
+                        service.fire(claim_id, trigger, actor, GOOD_DATA.get(trigger), now=T0)
+                    except TransitionRefused:
+                        continue  # another thread moved the claim on since `available` looked
+                    except (ConcurrentModification, StorageBusy):
+                        raise
+                    with counted:
+                        accepted[claim_id] += 1
+            except BaseException as error:  # re-raised below, in the test's thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=storm, args=(seed,)) for seed in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert errors == []
+        assert sum(accepted.values()) > CLAIMS  # the storm did fire
+        history_by_claim: dict[str, list[tuple[int, str]]] = {}
+        for claim_id in ids:
+            claim, history = service.get(claim_id), service.history(claim_id)
+            assert [record.seq for record in history] == list(range(1, claim.version + 1))
+            assert claim.version == 1 + accepted[claim_id]
+            history_by_claim[claim_id] = [(record.seq, record.trigger) for record in history]
+        fed: dict[str, list[tuple[int, str]]] = {claim_id: [] for claim_id in ids}
+        after = 0
+        while page := service.feed(after=after, limit=500):
+            for event in page:
+                fed[event.claim_id].append((event.seq, event.trigger))
+            after = page[-1].position
+        assert {claim_id: sorted(events) for claim_id, events in fed.items()} == history_by_claim
+        assert service.verify() == []
