@@ -36,6 +36,8 @@ from claimstate._migration import Migration, Move, Outdated
 from claimstate._money import Money
 from claimstate._script import run_script
 from claimstate._service import AsyncClaimService, ClaimService, Difference, Mismatch
+from claimstate._stats import Stats
+from claimstate._ticker import run_ticker
 from claimstate._view import ClaimView
 
 if _TYPE_CHECKING:
@@ -76,6 +78,7 @@ __all__ = [
     "Refusal",
     "Report",
     "ReturnShipment",
+    "Stats",
     "StorageBusy",
     "StorageError",
     "TransitionRecord",
@@ -86,6 +89,7 @@ __all__ = [
     "check",
     "copy_claims",
     "run_script",
+    "run_ticker",
 ]
 
 _RENAMED = {"Moved": "Copied", "move_claims": "copy_claims"}  # deprecated names, kept for one release

@@ -276,9 +276,21 @@ def query(target: str, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def before_operations(path: str | Path) -> None:
+    """Take a SQLite database back to what schema 4 wrote: no workers table, no index of claims by state and
+    age, events without their entered_at. The caller sets the schema version it stands for."""
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE workers")
+    conn.execute("DROP INDEX claims_by_state_age")
+    conn.execute("ALTER TABLE events DROP COLUMN entered_at")
+    conn.commit()
+    conn.close()
+
+
 def forget_definitions(path: str | Path) -> None:
     """Take a SQLite database back to before schema 4: no definitions kept or recorded, and each history row
     hashed without one (as schema 3 hashed it). The caller sets the schema version it stands for."""
+    before_operations(path)
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE definitions")
     conn.execute("DROP INDEX claims_open_by_definition")

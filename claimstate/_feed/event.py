@@ -44,7 +44,9 @@ class Event:
     (`claim_id`, `seq`) identifies it: a consumer that may see an event twice (delivery is at least
     once) keeps that pair to act once. `claim` is the claim's summary after the transition (see SUMMARY).
     `position` orders the whole feed roughly by commit; `lane` and `lane_seq` are its place in its lane,
-    which is what acknowledging it records.
+    which is what acknowledging it records. `entered_at` is when it entered the feed (the writing
+    service's clock as its transaction committed), unlike `at`, the business time, which may be back-dated;
+    None for an event written before claimstate recorded it.
     """
 
     position: int
@@ -59,6 +61,7 @@ class Event:
     claim: Mapping[str, Any]
     lane: int
     lane_seq: int
+    entered_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: what `claimstate events` prints, one per line."""
@@ -73,4 +76,5 @@ class Event:
             "at": to_iso(self.at),
             "data": dict(self.data),
             "claim": dict(self.claim),
+            "entered_at": None if self.entered_at is None else to_iso(self.entered_at),
         }

@@ -14,6 +14,7 @@ from claimstate._inputs import identifier, whole_number
 from claimstate._service.core import Core, reading
 from claimstate._service.ids import new_claim_id, worker_name
 from claimstate._service.options import seconds
+from claimstate._telemetry import delivered, handling
 from claimstate._time import aware, to_iso
 
 
@@ -36,7 +37,7 @@ class Feed:
         now = core.now(None)
         with self._workers_lock:
             self.workers.add(worker)
-        return core.store.write(
+        events = core.store.write(
             partial(
                 core.store.events.deliver,
                 consumer,
@@ -46,6 +47,8 @@ class Feed:
                 limit=limit,
             )
         )
+        delivered(consumer, events, now)
+        return events
 
     def checked_ack(self, consumer: str, up_to: Event) -> None:
         consumer = identifier(consumer, "consumer")
@@ -88,7 +91,7 @@ class Feed:
                     set_aside=set_aside,
                     release=partial(self.release, worker, consumer),
                 ),
-                handler,
+                handling(consumer, handler),
                 stop=threading.Event() if stop is None else stop,
                 lease=lease,
                 poll=poll,

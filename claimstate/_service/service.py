@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,9 @@ from claimstate._service.history import damaged, record
 from claimstate._service.idempotency import digest, retried
 from claimstate._service.ids import new_claim_id
 from claimstate._service.options import checked_options
+from claimstate._stats import STUCK_AFTER, STUCK_SHOWN, Stats, built
 from claimstate._store import Store, StoredDefinition, Synchronous, open_store
+from claimstate._telemetry import traced_deadline, traced_file, traced_fire, traced_tick
 from claimstate._time import to_iso
 from claimstate._verify import Mismatch
 from claimstate._view import ClaimView
@@ -113,6 +115,7 @@ class ClaimService:
             )
         replayers = Replayers(definition, self.engine.policy)
         self._core = Core(store, self.engine, replayers, store.chain, clock or (lambda: datetime.now(UTC)))
+        store.events.clock = partial(self._core.now, None)  # when an event enters the feed: this clock's time
         self._store = store  # shorthand for the facade's own methods
         self.path = store.path
         self._feed = Feed(self._core)
@@ -183,6 +186,7 @@ class ClaimService:
 
     # --- writes ----------------------------------------------------------------------------------------
 
+    @traced_file
     def file_claim(
         self,
         data: Mapping[str, Any],
@@ -232,6 +236,7 @@ class ClaimService:
 
         return self._store.write(file)
 
+    @traced_fire
     def fire(
         self,
         claim_id: str,
@@ -280,6 +285,7 @@ class ClaimService:
         """How many deadlines are due at `now`: what the next `tick` will try to fire."""
         return self._store.claims.due_count(to_iso(self._core.now(now)))
 
+    @traced_tick
     def tick(
         self, now: datetime | None = None, *, limit: int = 500, progress: Callable[[int], None] | None = None
     ) -> list[TransitionRecord]:
@@ -309,8 +315,8 @@ class ClaimService:
         after: tuple[str, str] | None = None
         while True:
             due = self._store.read(partial(self._store.claims.due, to_iso(at), limit, after))
-            for _, claim_id, trigger in due:
-                fired = self._fire_deadline(claim_id, trigger, at)
+            for due_at, claim_id, trigger in due:
+                fired = traced_deadline(self._fire_deadline, claim_id, trigger, at, due_at)
                 if progress is not None:
                     progress(1)
                 if fired is not None:
@@ -537,6 +543,30 @@ class ClaimService:
         (`integrity`), not raised. `Mismatch.kind` names the check.
         """
         return verifying.verify(self._core)
+
+    @reading
+    def stats(self, now: datetime | None = None, *, stuck_after: timedelta | None = None) -> Stats:
+        """What an operator watches, read on one snapshot, ages measured at `now`: claims per state with the
+        oldest and the median age (time since the claim last changed, so time in its state); open claims in
+        states without a deadline unchanged for longer than `stuck_after` (default a day), by state with the
+        oldest ids; deadlines due but not fired; each consumer's events not yet acknowledged, per lane, aged
+        from when each entered the feed; and each tick worker's last heartbeat. Each figure is one indexed
+        query (see the docs, Operations)."""
+        at = self._core.now(now)
+        stuck_after = STUCK_AFTER if stuck_after is None else stuck_after
+        if not isinstance(stuck_after, timedelta) or stuck_after < timedelta():
+            raise InvalidInput(f"must be a timedelta of zero or more, not {stuck_after!r}", field="stuck_after")
+        states = self.definition.states
+        waiting = [s.name for s in states if not s.final and s.deadline is None]
+        rows = self._store.operations
+        read = {
+            "states": rows.states(),
+            "stuck": rows.stuck(waiting, to_iso(at - stuck_after), STUCK_SHOWN),
+            "overdue": rows.overdue(to_iso(at)),
+            "lag": rows.lag(),
+            "workers": rows.workers(),
+        }
+        return built(at, stuck_after, frozenset(s.name for s in states if s.final), read)
 
     # --- helpers ---------------------------------------------------------------------------------------
 

@@ -5,10 +5,11 @@ on-rollback hooks), runs a write again when it lost a race, and migrates the sch
 classes of their own, one per concern, each given the store as the `database.Database` it runs on and
 calling nothing else of it: `claims` (claims and their history, `claims.ClaimRows`), `definitions`
 (definitions and meta rows, `definitions.DefinitionRows`), `verify` (what a verify reads,
-`verify.VerifyRows`), `events` (the feed, `events.EventRows`) and `copy` (the whole-store copy,
-`copies.CopyRows`). A backend supplies the connection, the transactions, the schema and how its errors
-read; the statements are plain SQL that SQLite and PostgreSQL both run, and what a backend does its own
-way it gives a query class as a hook (PostgreSQL's locking read of a claim, its counters after a copy).
+`verify.VerifyRows`), `events` (the feed, `events.EventRows`), `copy` (the whole-store copy,
+`copies.CopyRows`) and `operations` (stats and the workers' heartbeats, `operations.OperationRows`). A
+backend supplies the connection, the transactions, the schema and how its errors read; the statements are
+plain SQL that SQLite and PostgreSQL both run, and what a backend does its own way it gives a query class
+as a hook (PostgreSQL's locking read of a claim, its counters after a copy).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from claimstate._store import events
 from claimstate._store.claims import SELECT_LOADED, ClaimRows, StoredClaim
 from claimstate._store.copies import CopyRows
 from claimstate._store.definitions import DefinitionRows, StoredDefinition
+from claimstate._store.operations import OperationRows
 from claimstate._store.verify import VerifyRows
+from claimstate._telemetry import gave_up, retrying, storage_fault
 from claimstate._time import to_iso
 
 __all__ = ["Race", "Session", "Store", "StoreContext", "StoredClaim", "StoredDefinition"]  # the last two re-exported
@@ -69,6 +72,7 @@ class Store(abc.ABC):
     schema_version: int  # the backend's schema version, which opening the database migrates it to
     _SKIP_LOCKED = ""  # what a backend that locks rows adds to a query, to pass over rows others hold
     _MANY_WRITERS = False  # whether writers run at once (then a lane's numbers come from a locked counter)
+    _PERCENTILE = False  # whether the database has percentile_cont (the median age per state)
 
     def __init__(self, path: str, *, chain: Chain, definition: StoredDefinition, read_only: bool) -> None:
         self.path = path
@@ -88,6 +92,7 @@ class Store(abc.ABC):
         self.definitions = DefinitionRows(self, definition=definition)
         self.verify = VerifyRows(self)
         self.copy = CopyRows(self, copied=self._copied)
+        self.operations = OperationRows(self, percentile=self._PERCENTILE)
 
     def _new_session(self) -> Session:
         """The per-thread state of this backend's transactions (a subclass of `Session` adds a connection)."""
@@ -195,8 +200,13 @@ class Store(abc.ABC):
                     return body()
             except Race as race:
                 if self._session.depth or attempt == _ATTEMPTS:
+                    gave_up(claim_id, attempt, race.detail, batch=bool(self._session.depth))
                     raise ConcurrentModification(claim_id, None, None, detail=race.detail) from None
+                retrying(claim_id, attempt, race.detail)
                 time.sleep(0.001 * 2**attempt)
+            except StorageError as error:
+                storage_fault(claim_id, error)
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- what a backend does its own way, given to its query classes as hooks -----------------------

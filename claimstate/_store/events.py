@@ -21,31 +21,32 @@ events are delivered again. A lane whose event a handler failed on is set aside 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from claimstate._errors import InvalidInput
 from claimstate._feed import LANES, Event, lane_of
 from claimstate._json import decode, encode
 from claimstate._store.database import Database
-from claimstate._time import from_iso
+from claimstate._time import from_iso, to_iso
 
 COLUMNS = (
     "position", "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "claim", "lane",
-    "lane_seq",
+    "lane_seq", "entered_at",
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
 _NEXT_IN_LANE = "INSERT INTO lanes (lane, last) VALUES (?, 1) ON CONFLICT (lane) DO UPDATE SET last = lanes.last + 1"
-_EVENT_COLUMNS = "claim_id, seq, trigger, from_state, to_state, actor, at, data, claim"
+_EVENT_COLUMNS = "claim_id, seq, trigger, from_state, to_state, actor, at, data, claim, entered_at"
 # With one writer at a time (SQLite): the lane's next number is its highest plus one.
 _INSERT_ALONE = (
     f"INSERT INTO events (lane, lane_seq, {_EVENT_COLUMNS})"
-    " VALUES (?, (SELECT coalesce(max(lane_seq), 0) + 1 FROM events WHERE lane = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, (SELECT coalesce(max(lane_seq), 0) + 1 FROM events WHERE lane = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # With many writers (PostgreSQL): the lane's counter row, locked until commit, then the event, in one statement.
 _INSERT_COUNTED = (
     f"WITH next AS ({_NEXT_IN_LANE} RETURNING last) INSERT INTO events (lane, lane_seq, {_EVENT_COLUMNS})"
-    " SELECT ?, next.last, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM next"
+    " SELECT ?, next.last, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM next"
 )
 # The first unacknowledged event of a consumer's lane, by position (NULL when the lane is read up).
 _OLDEST = "(SELECT position FROM events e WHERE e.lane = c.lane AND e.lane_seq > c.acked ORDER BY e.lane_seq LIMIT 1)"
@@ -71,6 +72,10 @@ _NEW_CONSUMER = (  # every lane's row of a consumer, unless it has them (workers
 _UNACKED = "e.lane_seq > coalesce((SELECT acked FROM consumers c WHERE c.name = ? AND c.lane = e.lane), 0)"
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class _Pending(threading.local):
     """The event rows of a thread's open transaction: threads sharing a store each have their own."""
 
@@ -80,13 +85,16 @@ class _Pending(threading.local):
 
 class EventRows:
     """The feed's statements, run on `database` inside its transactions. The events a transaction appends
-    are written by its before-commit hook (`flush`) and forgotten by its on-rollback hook (`discard`)."""
+    are written by its before-commit hook (`flush`) and forgotten by its on-rollback hook (`discard`).
+    `clock` gives the time each event enters the feed (`entered_at`), read as the transaction commits: the
+    service sets it to its own clock."""
 
     def __init__(self, database: Database, *, skip_locked: str, many_writers: bool) -> None:
         self._db = database
         self._skip_locked = skip_locked  # what makes a lane another worker is taking be passed over
         self._insert = _INSERT_COUNTED if many_writers else _INSERT_ALONE
         self._open = _Pending()  # each thread's open transaction's event rows, their lane first
+        self.clock: Callable[[], datetime] = _wall_clock
         database.before_commit(self.flush)
         database.on_rollback(self.discard)
 
@@ -102,8 +110,9 @@ class EventRows:
         for each other in a circle. A lane's events keep the order they were appended in (sorting is stable).
         Sent, not waited for: on PostgreSQL they go to the server with the COMMIT."""
         pending, self._open.rows = sorted(self._open.rows, key=lambda row: row[0]), []
+        entered = to_iso(self.clock()) if pending else None
         for row in pending:
-            self._db.send(self._insert, row)
+            self._db.send(self._insert, (*row, entered))
 
     def discard(self) -> None:
         """Forget pending events, after the transaction that appended them rolled back."""
@@ -200,7 +209,7 @@ class EventRows:
     def _events(self, sql: str, params: tuple[Any, ...]) -> list[Event]:
         return [
             Event(position, claim_id, seq, trigger, source, dest, actor, from_iso(at), decode(data), decode(claim),
-                  lane, lane_seq)
-            for position, claim_id, seq, trigger, source, dest, actor, at, data, claim, lane, lane_seq
+                  lane, lane_seq, None if entered is None else from_iso(entered))
+            for position, claim_id, seq, trigger, source, dest, actor, at, data, claim, lane, lane_seq, entered
             in self._db.all(sql, params)
         ]  # fmt: skip

@@ -28,8 +28,9 @@ from claimstate._store.base import Race, Session, Store, StoreContext, StoredDef
 from claimstate._store.copies import TABLES
 from claimstate._store.targets import checked_url, masked, parse_failure
 
-# 1: claims, their append-only hash-chained history, and meta; 2: the event feed; 3: definitions
-SCHEMA_VERSION = 3
+# 1: claims, their append-only hash-chained history, and meta; 2: the event feed; 3: definitions; 4: when
+# each event entered the feed, the tick workers' heartbeats, claims by state and age
+SCHEMA_VERSION = 4
 T = TypeVar("T")
 _MIGRATION_LOCK = int.from_bytes(b"ClSt-mig", "big") >> 1  # the advisory lock migrations hold (a signed bigint)
 _RACES = {"40001": "a serialization failure", "40P01": "a deadlock"}
@@ -63,6 +64,9 @@ _DEFINITION_INDEXES = {
     "claims_open_by_definition": "CREATE INDEX claims_open_by_definition ON claims USING btree (definition)"
     " WHERE (closed = 0)"
 }
+_OPERATIONS_INDEXES = {
+    "claims_by_state_age": "CREATE INDEX claims_by_state_age ON claims USING btree (state, updated_at)",
+}
 _PRIMARY_KEYS = {  # made by the tables' PRIMARY KEY clauses
     "claims_pkey": "CREATE UNIQUE INDEX claims_pkey ON claims USING btree (id)",
     "transitions_pkey": "CREATE UNIQUE INDEX transitions_pkey ON transitions USING btree (claim_id, seq)",
@@ -71,8 +75,9 @@ _PRIMARY_KEYS = {  # made by the tables' PRIMARY KEY clauses
     "lanes_pkey": "CREATE UNIQUE INDEX lanes_pkey ON lanes USING btree (lane)",
     "consumers_pkey": "CREATE UNIQUE INDEX consumers_pkey ON consumers USING btree (name, lane)",
     "definitions_pkey": "CREATE UNIQUE INDEX definitions_pkey ON definitions USING btree (fingerprint)",
+    "workers_pkey": "CREATE UNIQUE INDEX workers_pkey ON workers USING btree (name)",
 }
-_TABLES = ("claims", "transitions", "meta", "events", "lanes", "consumers", "definitions")
+_TABLES = ("claims", "transitions", "meta", "events", "lanes", "consumers", "definitions", "workers")
 _APPEND_ONLY = "claimstate_history_is_append_only"  # the function the append-only triggers run, and its body
 _APPEND_ONLY_BODY = " BEGIN RAISE EXCEPTION 'the transition history is append-only'; END "
 _TRIGGERS = {
@@ -113,7 +118,13 @@ _SCHEMA_V3 = (  # which definition decided each claim and history row (its finge
     f" first_seen {_TEXT} NOT NULL)",
     *_DEFINITION_INDEXES.values(),
 )
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+_SCHEMA_V4 = (  # when each event entered the feed (NULL before), the tick workers' heartbeats (see _ticker)
+    f"ALTER TABLE events ADD COLUMN entered_at {_TEXT}",
+    f"CREATE TABLE workers (name {_TEXT} PRIMARY KEY, kind {_TEXT} NOT NULL, started_at {_TEXT} NOT NULL,"
+    f" beat_at {_TEXT} NOT NULL, last_tick_at {_TEXT}, fired BIGINT NOT NULL)",
+    *_OPERATIONS_INDEXES.values(),
+)
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 
 def shown(target: str) -> str:
@@ -158,6 +169,7 @@ class PostgresStore(Store):
     _session: _Pooled
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     _MANY_WRITERS = True
+    _PERCENTILE = True
     # The claim is locked on its own: a statement that waited for the lock reads the claims row again but
     # every other table as of its start, so a join would miss the history row the lock's holder just
     # committed. The last hash is read by the next statement, sent in the same round trip.
@@ -527,7 +539,8 @@ class PostgresStore(Store):
             " ORDER BY rulename"
         )
         problems = [f"the table {name} is missing" for name in _TABLES if name not in tables]
-        for name, sql in {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES, **_PRIMARY_KEYS}.items():
+        for name, sql in {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES, **_OPERATIONS_INDEXES,
+                          **_PRIMARY_KEYS}.items():  # fmt: skip
             if name not in indexes:
                 problems.append(f"the index {name} is missing")
             elif indexes[name] != sql:

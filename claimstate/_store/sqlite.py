@@ -35,8 +35,9 @@ from claimstate._store.base import Session, Store, StoreContext, StoredDefinitio
 from claimstate._store.claims import decoded
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
-# 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed; 4: definitions
-SCHEMA_VERSION = 4
+# 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed; 4: definitions;
+# 5: when each event entered the feed, the tick workers' heartbeats, claims by state and age
+SCHEMA_VERSION = 5
 Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -57,6 +58,7 @@ _PARTIAL_INDEXES_AND_TRIGGERS = {
     "transitions_no_delete": "CREATE TRIGGER transitions_no_delete BEFORE DELETE ON transitions"
     " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
     "claims_open_by_definition": "CREATE INDEX claims_open_by_definition ON claims (definition) WHERE closed = 0",
+    "claims_by_state_age": "CREATE INDEX claims_by_state_age ON claims (state, updated_at)",
 }
 _SCHEMA = {
     "claims": "table", "transitions": "table", "meta": "table",
@@ -65,9 +67,15 @@ _SCHEMA = {
     "transitions_idempotency": "index", "transitions_filing_keys": "index",
     "transitions_no_update": "trigger", "transitions_no_delete": "trigger",
     "events": "table", "events_by_lane": "index", "consumers": "table", "definitions": "table",
-    "claims_open_by_definition": "index",
+    "claims_open_by_definition": "index", "workers": "table", "claims_by_state_age": "index",
 }  # fmt: skip
 _SCHEMA_V4_INDEXES = ("claims_open_by_definition",)  # made by schema 4, with the column it indexes
+_SCHEMA_V5_INDEXES = ("claims_by_state_age",)  # made by schema 5 (what `stats` reads per state)
+# One row per worker (a tick runner), its heartbeat: see _store.operations.
+_WORKERS = (
+    "CREATE TABLE workers (name TEXT PRIMARY KEY, kind TEXT NOT NULL, started_at TEXT NOT NULL,"
+    " beat_at TEXT NOT NULL, last_tick_at TEXT, fired INTEGER NOT NULL)"
+)
 # The event feed (see _store.events). A position is the rowid: pruning keeps the newest event, so one is
 # never given twice (AUTOINCREMENT would cost a page written per fire).
 _FEED = (
@@ -126,7 +134,7 @@ def _schema_v1(db: sqlite_utils.Database) -> None:
     db.table("claims").create_index(["supplier_id"], index_name="claims_by_supplier")
     db.table("claims").create_index(["order_id"], index_name="claims_by_order")
     for name, sql in _PARTIAL_INDEXES_AND_TRIGGERS.items():  # sqlite-utils' create_index has no WHERE clause
-        if name not in _SCHEMA_V4_INDEXES:
+        if name not in _SCHEMA_V4_INDEXES + _SCHEMA_V5_INDEXES:
             db.execute(sql)
 
 
@@ -152,6 +160,15 @@ def _schema_v4(db: sqlite_utils.Database) -> None:
         " first_seen TEXT NOT NULL)"
     )
     for name in _SCHEMA_V4_INDEXES:
+        db.execute(_PARTIAL_INDEXES_AND_TRIGGERS[name])
+
+
+def _schema_v5(db: sqlite_utils.Database) -> None:
+    """When each event entered the feed (NULL for those before), the tick workers' heartbeats, and claims
+    indexed by state and age, for `stats`."""
+    db.execute("ALTER TABLE events ADD COLUMN entered_at TEXT")
+    db.execute(_WORKERS)
+    for name in _SCHEMA_V5_INDEXES:
         db.execute(_PARTIAL_INDEXES_AND_TRIGGERS[name])
 
 
@@ -499,7 +516,7 @@ class SQLiteStore(Store):
 
     def _migrate(self, version: int) -> None:
         """From schema `version` to SCHEMA_VERSION, in the caller's transaction: all of it, or nothing."""
-        for number, schema in enumerate((_schema_v1, _schema_v2, _schema_v3, _schema_v4), 1):
+        for number, schema in enumerate((_schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5), 1):
             if version < number:
                 schema(sqlite_utils.Database(self._conn, execute_plugins=False))
         if version < 2:  # with every column in place, as the history is read the way it is now
@@ -712,6 +729,7 @@ class SQLiteStore(Store):
                 row[0]: (row[1], row[2]) for row in self._conn.execute("SELECT name, type, sql FROM sqlite_master")
             }
             columns = {row[1] for row in self._conn.execute("PRAGMA table_info(transitions)")}
+            event_columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
         problems = []
         for name, kind in _SCHEMA.items():
             if name not in found:
@@ -720,6 +738,8 @@ class SQLiteStore(Store):
                 problems.append(f"the {kind} {name} is not the one claimstate made: {found[name][1]}")
         if "transitions" in found and not {"hash", "definition"} <= columns:
             problems.append("the table transitions lacks its hash or definition column")
+        if "events" in found and "entered_at" not in event_columns:
+            problems.append("the table events lacks its entered_at column")
         added = sorted(name for name, (kind, _sql) in found.items() if kind == "trigger" and name not in _SCHEMA)
         problems += [f"the trigger {name} is not claimstate's: {found[name][1]}" for name in added]
         return problems

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -13,14 +15,17 @@ from claimstate import (
     InvalidInput,
     TransitionRecord,
     run_script,
+    run_ticker,
 )
 from claimstate.cli._group import command
 from claimstate.cli._options import (
+    Duration,
     NonEmptyPath,
     exit_code,
     get_settings,
     read_text,
     say,
+    stopped_by_signals,
 )
 from claimstate.cli._output import (
     CLAIM_HEADERS,
@@ -206,8 +211,28 @@ def can(claim_id: str, actor: str) -> None:
 
 
 @command()
-def tick() -> None:
-    """Fire every deadline that is due now (or at --now), once each; prints what fired."""
+@click.option("--every", type=Duration(least=0.001), metavar="DURATION",
+              help="Run as a tick runner: fire what is due every DURATION (5, 5s, 500ms, 1m) until SIGTERM or"
+              " Ctrl-C, which stop it between deadlines; records a heartbeat per round (see stats).")  # fmt: skip
+@click.option("--name", metavar="NAME", help="With --every: the runner's name in its heartbeat (default host:pid:id).")
+def tick(every: timedelta | None, name: str | None) -> None:
+    """Fire every deadline that is due now (or at --now), once each; prints what fired. With --every, keep
+    firing them on the clock until stopped, then print how many fired (exit 0 after a clean stop)."""
+    settings = get_settings()
+    if every is None:
+        if name is not None:
+            raise click.UsageError("--name goes with --every, which was not given")
+        _tick_once()
+        return
+    if settings.now is not None:
+        raise click.UsageError("--every fires on the clock: it takes no --now")
+    stop = threading.Event()
+    with settings.service() as service, stopped_by_signals(stop):
+        fired = run_ticker(service, every.total_seconds(), stop, name=name)
+    emit({"fired": fired, "stopped": True}, lambda: f"tick runner stopped: fired {fired} deadline(s)")
+
+
+def _tick_once() -> None:
     settings = get_settings()
     with settings.service() as service, progress(service.due(settings.now), "tick") as advance:
         fired = service.iter_tick(settings.now, progress=advance)

@@ -1,15 +1,13 @@
-"""The commands that act on the database: init, verify, events, migrate and migrate-store."""
+"""The commands that act on the database: init, verify, stats, events, migrate and migrate-store."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from functools import partial
 
 import click
@@ -17,17 +15,20 @@ from click.core import ParameterSource
 
 from claimstate import (
     Event,
+    Stats,
     StorageError,
     copy_claims,
 )
 from claimstate.cli._group import command
 from claimstate.cli._options import (
     EXIT_CODES,
+    Duration,
     NonEmptyPath,
     get_settings,
     open_service,
     read_text,
     say,
+    stopped_by_signals,
 )
 from claimstate.cli._output import (
     emit,
@@ -57,6 +58,66 @@ def verify() -> None:
         whole = " (and in the database as a whole)" if any(m.claim_id is None for m in problems) else ""
         say(f"error: verify found {len(problems)} problem(s) in {claims} claim(s){whole}", err=True)
         sys.exit(EXIT_CODES[StorageError])
+
+
+@command()
+@click.option("--stuck-after", type=Duration(), default="1d", show_default=True, metavar="DURATION",
+              help="How long an open claim may sit unchanged in a state without a deadline before it counts as"
+              " stuck (5m, 2h, 1d).")  # fmt: skip
+def stats(stuck_after: timedelta) -> None:
+    """Print what an operator watches: claims per state with the oldest and median age, claims stuck in
+    states without a deadline, overdue deadlines, each consumer's lag and the tick runners' heartbeats
+    (ages at --now, default the clock)."""
+    settings = get_settings()
+    with settings.service(read_only=True) as service:
+        found = service.stats(settings.now, stuck_after=stuck_after)
+    emit(found.to_dict(), partial(_stats_text, found))
+
+
+def _age(age: timedelta | None) -> str:
+    """An age in the two largest units that matter: ``3d 4h``, ``5m 12s``, ``0.25s``."""
+    if age is None:
+        return "-"
+    total = age.total_seconds()
+    if total < 60:
+        return f"{total:.3g}s"
+    parts: list[str] = []
+    left = int(total)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size or parts:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return " ".join(parts[:2])
+
+
+def _stats_text(found: Stats) -> str:
+    """The stats as tables, one section per figure."""
+    lines = [f"claims: {found.claims} at {format_time(found.now)}"]
+    if found.states:
+        rows = [(s.state + (" (final)" if s.final else ""), s.count, _age(s.oldest_age), _age(s.median_age))
+                for s in found.states]  # fmt: skip
+        lines += [table(rows, ("state", "claims", "oldest", "median"))]
+    lines += ["", f"stuck (open, in a state without a deadline, unchanged for over {_age(found.stuck_after)}):"]
+    stuck = [(s.state, s.count, _age(s.oldest_age), ", ".join(s.oldest_ids)) for s in found.stuck]
+    lines += [table(stuck, ("state", "claims", "oldest", "oldest ids")) if stuck else "none"]
+    overdue = found.overdue
+    lines += ["", f"overdue deadlines (due, not fired): {overdue.count}"]
+    if overdue.oldest_due is not None:
+        lines[-1] += f", the earliest due {format_time(overdue.oldest_due)} ({_age(overdue.oldest_late)} late)"
+    lines += ["", "consumer lag (events not acknowledged, by lane):"]
+    lag: list[tuple[object, ...]] = [
+        (c.consumer, lane.lane, lane.pending, _age(lane.oldest_age)) for c in found.consumers for lane in c.lanes
+    ]
+    lag += [(c.consumer, "-", 0, "-") for c in found.consumers if not c.lanes]
+    lines += [table(lag, ("consumer", "lane", "pending", "oldest")) if lag else "no consumers"]
+    lines += ["", "tick runners (last heartbeat):"]
+    beats = [
+        (w.name, w.kind, format_time(w.started_at), _age(w.since_beat) + " ago",
+         "-" if w.last_tick_at is None else format_time(w.last_tick_at), w.fired)
+        for w in found.workers
+    ]  # fmt: skip
+    lines += [table(beats, ("worker", "kind", "started", "last beat", "last tick", "fired")) if beats else "none"]
+    return "\n".join(lines)
 
 
 @command(no_now="leases on the feed run on the wall clock")
@@ -93,7 +154,7 @@ def events(consumer: str | None, ack: bool, follow: bool, poll: float, lease: fl
     with settings.service(migrating=True) as service:  # it fires nothing: a change awaiting its plan stops no feed
         if follow:
             stop = threading.Event()
-            with _stopped_by_signals(stop):
+            with stopped_by_signals(stop):
                 service.consume(consumer, partial(_print_event, stop), stop=stop, poll=poll, lease=lease)
             return
         while batch := service.events(consumer, limit=500, lease=lease):
@@ -127,17 +188,6 @@ def _print_event(stop: threading.Event, event: Event) -> None:
     if not _printed([event]):
         stop.set()
         raise BrokenPipeError("the reader of the events went away")
-
-
-@contextmanager
-def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM set `stop`, so a follower finishes its batch's acknowledgement and exits 0."""
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @command(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import IO, Any, NoReturn, ParamSpec, TypeVar
@@ -118,6 +122,43 @@ def load_definition(target: str, typed: bool = True) -> Definition:
     --definition, else by $CLAIMSTATE_DEFINITION (what an error names)."""
     field = "--definition" if typed else "$CLAIMSTATE_DEFINITION"
     return claimstate.definition.load_definition(target, field=field)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """A length of time: a number of seconds (``5``, ``0.5``) or with a unit (``500ms``, ``5s``, ``1m``,
+    ``2h``, ``1d``), given as a timedelta; at least `least` seconds."""
+
+    name = "DURATION"
+
+    def __init__(self, least: float = 0.0) -> None:
+        self.least = least
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", str(value))
+        if found is None:
+            self.fail(f"give a number of seconds, or one with a unit (500ms, 5s, 1m, 2h, 1d), not {value!r}", param,
+                      ctx)  # fmt: skip
+        number = float(found[1]) * _UNITS[found[2] or "s"]
+        if not math.isfinite(number) or number < self.least or number > 366 * 86400:
+            self.fail(f"{value!r} is out of range (from {self.least:g} seconds to a year)", param, ctx)
+        return timedelta(seconds=number)
+
+
+@contextmanager
+def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM set `stop` instead of interrupting, so a loop finishes what it is doing
+    (a batch's acknowledgement, a deadline being fired) and the command exits 0."""
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class NonEmptyPath(click.Path):

@@ -100,7 +100,7 @@ def one_line(text: str) -> str:
 
 def test_file_fire_show_history_list_and_can(db: Path) -> None:
     """The everyday commands print JSON with the stable keys of a claim and of a history entry."""
-    assert ok(db, "init") == {"db": str(db), "schema_version": 4}
+    assert ok(db, "init") == {"db": str(db), "schema_version": 5}
     claim_id = filed(db)
     fired = ok(db, "fire", claim_id, "submit_evidence", "--actor", "buyer:alice", "--data",
                json.dumps({"evidence": EVIDENCE}), "--now", LATER)  # fmt: skip
@@ -397,6 +397,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "list": ([], {"--now"}),
         "can": ([claim_id, "--actor", "supplier:acme"], set()),
         "tick": ([], set()),
+        "stats": ([], set()),
         "verify": ([], {"--now"}),
         "diagram": (["--claim", claim_id, "--format", "dot", "-o", "claim.dot"], {"--now"}),
         "model": ([], {"--db", "--now"}),

@@ -249,6 +249,7 @@ def walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]
         "list": [],
         "can": [claim_id, "--actor", "supplier:acme"],
         "tick": [],
+        "stats": [],
         "verify": [],
         "diagram": [],
         "model": [],
