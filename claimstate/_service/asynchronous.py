@@ -187,25 +187,8 @@ class AsyncClaimService:
         """`claimstate.run_ticker` on this service: due deadlines fired each `every` seconds, with a heartbeat
         per round, on a thread of its own, until `stop` is set or the task is cancelled (either stops it
         between deadlines, nothing half-done); how many fired."""
-        loop = asyncio.get_running_loop()
-        stopped = threading.Event()
-
-        async def watch() -> None:
-            if stop is not None:
-                await stop.wait()
-                stopped.set()
-
-        watcher = asyncio.create_task(watch())
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claimstate-tick")
-        run = partial(run_ticker, self.sync, every, stopped, name=name, now=now, limit=limit)
-        try:
-            return await asyncio.shield(loop.run_in_executor(worker, contextvars.copy_context().run, run))
-        except asyncio.CancelledError:
-            stopped.set()  # the runner stops after the deadline it is firing; then the cancellation goes on
-            raise
-        finally:
-            watcher.cancel()
-            worker.shutdown(wait=False)
+        runner = partial(run_ticker, self.sync, every, name=name, now=now, limit=limit)
+        return await _until_stopped(runner, stop, "claimstate-tick")
 
     async def consume(
         self,
@@ -223,7 +206,6 @@ class AsyncClaimService:
         cancelled; how many events were handled. The loop itself (leases, pauses, acknowledgements) is
         ClaimService's, on a thread of its own."""
         loop = asyncio.get_running_loop()
-        stopped = threading.Event()
 
         def handle(event: Event) -> object:
             result = handler(event)
@@ -231,23 +213,9 @@ class AsyncClaimService:
                 return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
             return result
 
-        async def watch() -> None:
-            if stop is not None:
-                await stop.wait()
-                stopped.set()
-
-        watcher = asyncio.create_task(watch())
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claimstate-consume")
-        run = partial(self.sync.consume, consumer, handle, stop=stopped, limit=limit, lease=lease, poll=poll,
-                      max_pause=max_pause)  # fmt: skip
-        try:
-            return await asyncio.shield(loop.run_in_executor(worker, contextvars.copy_context().run, run))
-        except asyncio.CancelledError:
-            stopped.set()  # the loop stops between events, giving its lane back; then the cancellation goes on
-            raise
-        finally:
-            watcher.cancel()
-            worker.shutdown(wait=False)
+        loop_consume = partial(self.sync.consume, consumer, handle, limit=limit, lease=lease, poll=poll,
+                               max_pause=max_pause)  # fmt: skip
+        return await _until_stopped(lambda stopped: loop_consume(stop=stopped), stop, "claimstate-consume")
 
     # --- what needs no I/O --------------------------------------------------------------------------
 
@@ -270,6 +238,30 @@ class AsyncClaimService:
     @property
     def path(self) -> str:
         return self.sync.path
+
+
+async def _until_stopped(run: Callable[[threading.Event], T], stop: asyncio.Event | None, name: str) -> T:
+    """Run a loop of ClaimService's (consume, the tick runner) on a thread of its own until it returns; its
+    `threading.Event` is set when `stop` is, or when this task is cancelled (the loop then ends between
+    two steps, nothing half-done, and the cancellation goes on)."""
+    stopped = threading.Event()
+
+    async def watch() -> None:
+        if stop is not None:
+            await stop.wait()
+            stopped.set()
+
+    watcher = asyncio.create_task(watch())
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    running = asyncio.get_running_loop().run_in_executor(worker, contextvars.copy_context().run, run, stopped)
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        stopped.set()
+        raise
+    finally:
+        watcher.cancel()
+        worker.shutdown(wait=False)
 
 
 async def _awaited(awaitable: Awaitable[T]) -> T:

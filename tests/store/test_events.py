@@ -11,14 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 from click.testing import CliRunner
-from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing, forget_definitions
+from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, Clock, filing, forget_definitions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,16 +37,6 @@ from claimstate.cli import cli
 
 EVENT_KEYS = {"position", "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "claim",
               "entered_at"}  # fmt: skip
-
-
-class Clock:
-    """A clock the test moves: the service reads it for leases and for transitions given no `now`."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

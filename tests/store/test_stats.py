@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import EVIDENCE, T0, before_operations, filing
+from helpers import EVIDENCE, T0, Clock, before_operations, filing
 
 from claimstate import ClaimService, InvalidInput, Stats
 from claimstate._feed import lane_of
@@ -20,16 +20,6 @@ from claimstate.cli import cli
 
 H = timedelta(hours=1)
 NOW = T0 + 10 * H
-
-
-class Clock:
-    """A clock the test moves: what the service reads for an event's entered_at."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
