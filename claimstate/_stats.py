@@ -27,14 +27,15 @@ def _time(at: datetime | None) -> str | None:
 
 @attrs.frozen
 class StateStats:
-    """The claims in one state: how many, and how long they have been in it (`now` - their last change):
-    the oldest's age and the median age. `final` states only ever gather claims."""
+    """The claims in one state: how many, and (open states) how long they have been in it (`now` - their last
+    change): the oldest's age and the median age. A `final` state's claims are only counted: they stay
+    there for good, and their ages would cost a read of every claim ever closed."""
 
     state: str
     count: int
     final: bool
-    oldest_age: timedelta
-    median_age: timedelta
+    oldest_age: timedelta | None
+    median_age: timedelta | None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,9 +177,15 @@ def built(
     """The Stats of the rows read (`rows`: the `states`, `stuck`, `overdue`, `lag` and `workers` of
     OperationRows); `finals` are the definition's final states."""
     states = tuple(
-        StateStats(state, count, state in finals, now - from_iso(oldest), _median(median, now))
-        for state, count, oldest, median in rows["states"]
-    )
+        sorted(
+            [
+                *(StateStats(state, count, state in finals, now - from_iso(oldest), _median(median, now))
+                  for state, count, oldest, median in rows["states"]),
+                *(StateStats(state, count, True, None, None) for state, count in rows["closed"]),
+            ],
+            key=lambda found: found.state,
+        )
+    )  # fmt: skip
     stuck: dict[str, StuckClaims] = {}
     for state, count, claim_id, updated_at in rows["stuck"]:
         found = stuck.get(state)

@@ -281,7 +281,7 @@ def before_operations(path: str | Path) -> None:
     age, events without their entered_at. The caller sets the schema version it stands for."""
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE workers")
-    conn.execute("DROP INDEX claims_by_state_age")
+    conn.execute("DROP INDEX claims_open_by_state")
     conn.execute("ALTER TABLE events DROP COLUMN entered_at")
     conn.commit()
     conn.close()

@@ -11,11 +11,12 @@ for why threads, and not a second, async-only copy of the store on an async driv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial, update_wrapper
@@ -25,7 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition
 from claimstate._engine import Engine
-from claimstate._errors import InvalidInput
+from claimstate._errors import InvalidInput, StorageError
 from claimstate._feed import Event
 from claimstate._service.service import ClaimService
 from claimstate._store import Store
@@ -75,9 +76,13 @@ class AsyncClaimService:
         )
         self._sync = path if isinstance(path, ClaimService) else None
         self._workers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="claimstate")
-        self._batch: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar(
-            f"claimstate_batch_{id(self)}", default=None
+        # The open batch: the task that opened it and its thread. Tasks the block starts inherit the
+        # variable, but their calls run on the shared workers: only the block's own are the batch's.
+        self._batch: contextvars.ContextVar[tuple[asyncio.Task[Any], ThreadPoolExecutor] | None] = (
+            contextvars.ContextVar(f"claimstate_batch_{id(self)}", default=None)
         )
+        self._opened = asyncio.Lock()
+        self._closed = False
 
     @property
     def sync(self) -> ClaimService:
@@ -90,15 +95,21 @@ class AsyncClaimService:
 
     async def open(self) -> AsyncClaimService:
         """Open the database (connect, check, migrate) off the event loop; opening twice does nothing."""
-        if self._sync is None and self._opening is not None:
-            self._sync = await self._run(self._opening)
+        async with self._opened:
+            if self._sync is None and self._opening is not None:
+                self._sync = await self._run(self._opening)
         return self
 
     async def close(self) -> None:
-        """Give back the feed's lanes and close the database, then stop the worker threads."""
+        """Let the calls under way finish, stop the worker threads, then give back the feed's lanes and close
+        the database. Closing twice does nothing; calls after it are refused."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, partial(self._workers.shutdown, wait=True))
         if self._sync is not None:
-            await self._run(self._sync.close)
-        self._workers.shutdown(wait=False)
+            await loop.run_in_executor(None, self._sync.close)
 
     async def __aenter__(self) -> AsyncClaimService:
         return await self.open()
@@ -109,29 +120,39 @@ class AsyncClaimService:
     async def _run(self, call: Callable[[], T]) -> T:
         """Run `call` on a worker thread (the batch's own inside `batch()`), in this task's context, so that
         what the caller set in context variables (a tracing span, say) holds there too."""
+        if self._closed:
+            raise StorageError("the service is closed: open a new one", path=self._sync.path if self._sync else "")
         context = contextvars.copy_context()
-        workers = self._batch.get() or self._workers
+        batch = self._batch.get()
+        workers = batch[1] if batch is not None and batch[0] is asyncio.current_task() else self._workers
         return await asyncio.get_running_loop().run_in_executor(workers, context.run, call)
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[AsyncClaimService]:
         """Every call awaited inside the block in one transaction: all of them, or none if the block raises.
         The block's calls run on one thread of their own (a transaction is its thread's), one at a time."""
-        if self._batch.get() is not None:  # a batch inside a batch joins it, as ClaimService's does
+        task, batch = asyncio.current_task(), self._batch.get()
+        if task is None:
+            raise InvalidInput("a batch is opened from a task of an event loop", field="batch")
+        if batch is not None and batch[0] is task:  # a batch inside a batch joins it, as ClaimService's does
             yield self
             return
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claimstate-batch")
-        token = self._batch.set(worker)
+        token = self._batch.set((task, worker))
         block = self.sync.batch()
         try:
-            await self._run(block.__enter__)
+            try:
+                await _through(worker, block.__enter__)
+            except asyncio.CancelledError:  # cancelled while it began: it did begin, so it is rolled back
+                await _through(worker, partial(block.__exit__, asyncio.CancelledError, None, None))
+                raise
             try:
                 yield self
             except BaseException as error:
-                if not await self._run(partial(block.__exit__, type(error), error, error.__traceback__)):
+                if not await _through(worker, partial(block.__exit__, type(error), error, error.__traceback__)):
                     raise
             else:
-                await self._run(partial(block.__exit__, None, None, None))
+                await _through(worker, partial(block.__exit__, None, None, None))
         finally:
             self._batch.reset(token)
             worker.shutdown(wait=False)
@@ -207,15 +228,30 @@ class AsyncClaimService:
         ClaimService's, on a thread of its own."""
         loop = asyncio.get_running_loop()
 
+        handling: set[Future[object]] = set()  # the async handler's run on the loop, while it runs
+        halted = threading.Event()  # set on cancellation: a handler's run registered after it is cancelled too
+
         def handle(event: Event) -> object:
             result = handler(event)
-            if inspect.isawaitable(result):
-                return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
-            return result
+            if not inspect.isawaitable(result):
+                return result
+            running = asyncio.run_coroutine_threadsafe(_awaited(result), loop)
+            handling.add(running)
+            if halted.is_set():
+                running.cancel()
+            try:
+                return running.result()
+            finally:
+                handling.discard(running)
+
+        def interrupt() -> None:  # on cancellation: the handler is cancelled too, and its event not acknowledged
+            halted.set()
+            for running in list(handling):
+                running.cancel()
 
         loop_consume = partial(self.sync.consume, consumer, handle, limit=limit, lease=lease, poll=poll,
                                max_pause=max_pause)  # fmt: skip
-        return await _until_stopped(lambda stopped: loop_consume(stop=stopped), stop, "claimstate-consume")
+        return await _until_stopped(lambda stopped: loop_consume(stop=stopped), stop, "claimstate-consume", interrupt)
 
     # --- what needs no I/O --------------------------------------------------------------------------
 
@@ -240,10 +276,35 @@ class AsyncClaimService:
         return self.sync.path
 
 
-async def _until_stopped(run: Callable[[threading.Event], T], stop: asyncio.Event | None, name: str) -> T:
+async def _through(worker: ThreadPoolExecutor, call: Callable[[], T]) -> T:
+    """`call` on `worker`, awaited to its end even if this task is cancelled meanwhile (a batch's BEGIN
+    or COMMIT is never left half-way on its thread); a cancellation that came meanwhile is raised after
+    it, and only if `call` succeeded."""
+    done = asyncio.wrap_future(worker.submit(contextvars.copy_context().run, call))
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            if done.cancelled():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+
+async def _until_stopped(
+    run: Callable[[threading.Event], T],
+    stop: asyncio.Event | None,
+    name: str,
+    interrupt: Callable[[], None] = lambda: None,
+) -> T:
     """Run a loop of ClaimService's (consume, the tick runner) on a thread of its own until it returns; its
-    `threading.Event` is set when `stop` is, or when this task is cancelled (the loop then ends between
-    two steps, nothing half-done, and the cancellation goes on)."""
+    `threading.Event` is set when `stop` is, or when this task is cancelled (then `interrupt` stops what
+    the loop waits for on the event loop, the loop ends between two steps, nothing half-done, and the
+    cancellation goes on)."""
     stopped = threading.Event()
 
     async def watch() -> None:
@@ -258,6 +319,9 @@ async def _until_stopped(run: Callable[[threading.Event], T], stop: asyncio.Even
         return await asyncio.shield(running)
     except asyncio.CancelledError:
         stopped.set()
+        interrupt()
+        with contextlib.suppress(BaseException):  # the loop ends between two steps: wait for it to end
+            await asyncio.shield(running)
         raise
     finally:
         watcher.cancel()

@@ -48,7 +48,7 @@ from claimstate._service.ids import new_claim_id
 from claimstate._service.options import checked_options
 from claimstate._stats import STUCK_AFTER, STUCK_SHOWN, Stats, built
 from claimstate._store import Store, StoredDefinition, Synchronous, open_store
-from claimstate._telemetry import traced_deadline, traced_file, traced_fire, traced_tick
+from claimstate._telemetry import service_log, traced_deadline, traced_file, traced_fire, traced_tick
 from claimstate._time import to_iso
 from claimstate._verify import Mismatch
 from claimstate._view import ClaimView
@@ -316,7 +316,13 @@ class ClaimService:
         while True:
             due = self._store.read(partial(self._store.claims.due, to_iso(at), limit, after))
             for due_at, claim_id, trigger in due:
-                fired = traced_deadline(self._fire_deadline, claim_id, trigger, at, due_at)
+                try:
+                    fired = traced_deadline(self._fire_deadline, claim_id, trigger, at, due_at)
+                except StorageError as error:
+                    if error.retryable or self._store.read_only:
+                        raise  # the database, not this claim: the whole tick stops, and is run again
+                    service_log.warning("tick passed over claim %s: %s (run verify)", claim_id, error)
+                    fired = None  # a damaged claim stays due, for verify to report; the others still fire
                 if progress is not None:
                     progress(1)
                 if fired is not None:
@@ -561,6 +567,7 @@ class ClaimService:
         rows = self._store.operations
         read = {
             "states": rows.states(),
+            "closed": rows.closed(),
             "stuck": rows.stuck(waiting, to_iso(at - stuck_after), STUCK_SHOWN),
             "overdue": rows.overdue(to_iso(at)),
             "lag": rows.lag(),

@@ -291,6 +291,8 @@ class _Transaction(StoreContext):
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> None:
         store, session = self._store, self._store._session
+        if session.depth <= 0:  # ended on a thread that never began it (a batch's generator collected elsewhere)
+            return
         session.depth -= 1
         if session.depth:
             return

@@ -2,7 +2,9 @@
 states without a deadline, overdue deadlines, each consumer's lag, and the tick workers' heartbeats.
 
 `OperationRows` runs on a `database.Database` (the store) and calls nothing else of it. Each read is one
-query on an index: claims by state and age (`claims_by_state_age`, on state and updated_at), the open
+query on an index: open claims by state and age (`claims_open_by_state`, on state and updated_at, of open
+claims alone, so the figures cost what the open claims do, however many closed ones pile up), closed
+claims counted per state (`claims_by_state`), the open
 deadlines (`claims_open_deadlines`), a lane's events (`events_by_lane`) and the workers' rows. The median
 is a backend's own (`median`): PostgreSQL's percentile_cont, or on SQLite the middle rows of each state
 picked by a window.
@@ -20,19 +22,20 @@ from claimstate._store.database import Database
 MIDDLE_ROWS = (
     "SELECT state, n, place, updated_at FROM (SELECT state, updated_at,"
     " row_number() OVER (PARTITION BY state ORDER BY updated_at) AS place,"
-    " count(*) OVER (PARTITION BY state) AS n FROM claims) AS ranked"
+    " count(*) OVER (PARTITION BY state) AS n FROM claims WHERE closed = 0) AS ranked"
     " WHERE place = 1 OR place = (n + 1) / 2 OR place = (n + 2) / 2 ORDER BY state, place"
 )
 # PostgreSQL: rows (state, count, oldest updated_at, median updated_at as seconds since the epoch).
 PERCENTILE = (
     "SELECT state, count(*), min(updated_at),"
     " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM updated_at::timestamptz)) FROM claims"
-    " GROUP BY state ORDER BY state"
+    " WHERE closed = 0 GROUP BY state ORDER BY state"
 )
+_CLOSED = "SELECT state, count(*) FROM claims WHERE closed = 1 GROUP BY state ORDER BY state"
 _STUCK = (
     "SELECT state, n, id, updated_at FROM (SELECT state, id, updated_at,"
-    " row_number() OVER (PARTITION BY state ORDER BY updated_at, id) AS place,"
-    " count(*) OVER (PARTITION BY state) AS n FROM claims WHERE state IN ({states}) AND updated_at < ?) AS ranked"
+    " row_number() OVER (PARTITION BY state ORDER BY updated_at) AS place, count(*) OVER (PARTITION BY state)"
+    " AS n FROM claims WHERE closed = 0 AND state IN ({states}) AND updated_at < ?) AS ranked"
     " WHERE place <= ? ORDER BY state, place"
 )
 _OVERDUE = "SELECT count(*), min(deadline_at) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
@@ -58,7 +61,7 @@ class OperationRows:
         self._percentile = percentile
 
     def states(self) -> list[tuple[str, int, str, float | str]]:
-        """(state, count, oldest updated_at, median) per state with claims: the median as seconds since the
+        """(state, count, oldest updated_at, median) per state with open claims: the median as seconds since the
         epoch (PostgreSQL), or as the one or two middle updated_at joined by a space (SQLite)."""
         if self._percentile:
             return [(row[0], int(row[1]), row[2], float(row[3])) for row in self._db.all(PERCENTILE)]
@@ -68,6 +71,10 @@ class OperationRows:
             if rank in ((count + 1) // 2, (count + 2) // 2):
                 row[3].append(updated_at)
         return [(state, count, oldest, " ".join(middle)) for state, count, oldest, middle in found.values()]
+
+    def closed(self) -> list[tuple[str, int]]:
+        """(state, count) of the closed claims per final state."""
+        return [(row[0], int(row[1])) for row in self._db.all(_CLOSED)]
 
     def stuck(self, states: Sequence[str], before: str, few: int) -> list[tuple[str, int, str, str]]:
         """(state, how many, claim id, updated_at) of the claims in `states` last changed before `before`, the

@@ -65,7 +65,8 @@ _DEFINITION_INDEXES = {
     " WHERE (closed = 0)"
 }
 _OPERATIONS_INDEXES = {
-    "claims_by_state_age": "CREATE INDEX claims_by_state_age ON claims USING btree (state, updated_at)",
+    "claims_open_by_state": "CREATE INDEX claims_open_by_state ON claims USING btree (state, updated_at)"
+    " WHERE (closed = 0)",
 }
 _PRIMARY_KEYS = {  # made by the tables' PRIMARY KEY clauses
     "claims_pkey": "CREATE UNIQUE INDEX claims_pkey ON claims USING btree (id)",

@@ -58,7 +58,7 @@ _PARTIAL_INDEXES_AND_TRIGGERS = {
     "transitions_no_delete": "CREATE TRIGGER transitions_no_delete BEFORE DELETE ON transitions"
     " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END",
     "claims_open_by_definition": "CREATE INDEX claims_open_by_definition ON claims (definition) WHERE closed = 0",
-    "claims_by_state_age": "CREATE INDEX claims_by_state_age ON claims (state, updated_at)",
+    "claims_open_by_state": "CREATE INDEX claims_open_by_state ON claims (state, updated_at) WHERE closed = 0",
 }
 _SCHEMA = {
     "claims": "table", "transitions": "table", "meta": "table",
@@ -67,10 +67,10 @@ _SCHEMA = {
     "transitions_idempotency": "index", "transitions_filing_keys": "index",
     "transitions_no_update": "trigger", "transitions_no_delete": "trigger",
     "events": "table", "events_by_lane": "index", "consumers": "table", "definitions": "table",
-    "claims_open_by_definition": "index", "workers": "table", "claims_by_state_age": "index",
+    "claims_open_by_definition": "index", "workers": "table", "claims_open_by_state": "index",
 }  # fmt: skip
 _SCHEMA_V4_INDEXES = ("claims_open_by_definition",)  # made by schema 4, with the column it indexes
-_SCHEMA_V5_INDEXES = ("claims_by_state_age",)  # made by schema 5 (what `stats` reads per state)
+_SCHEMA_V5_INDEXES = ("claims_open_by_state",)  # made by schema 5 (what `stats` reads per state)
 # One row per worker (a tick runner), its heartbeat: see _store.operations.
 _WORKERS = (
     "CREATE TABLE workers (name TEXT PRIMARY KEY, kind TEXT NOT NULL, started_at TEXT NOT NULL,"
@@ -253,6 +253,7 @@ class _Connected(Session):
     """One thread's connection to the file, and (read directly, immutable) the file's stamp when it was made."""
 
     conn: sqlite3.Connection | None = None
+    number = -1  # the connection's number in `_Connections`
     stamp: tuple[int, int, int, int] | None = None
     closer: object = None  # goes with the thread, closing its connection (see `_Connections`)
 
@@ -264,20 +265,35 @@ class _Closer:
 
 
 class _Connections:
-    """Every open connection of one store, so that `close` closes them all, while a thread that ends takes
-    its own with it (its session goes, and with it the `_Closer` this keeps a finalizer on)."""
+    """Every open connection of one store and which are in use (a transaction or a read under way), so
+    that `close_all` closes the idle ones at once and each busy one as its use ends, never one another
+    thread is using; a thread that ends takes its own with it (its session goes, and with it the
+    `_Closer` this keeps a finalizer on)."""
 
     def __init__(self) -> None:
         self._open: dict[int, sqlite3.Connection] = {}
+        self._busy: set[int] = set()
+        self.closing = False
         self._numbers = itertools.count()
         self._lock = threading.Lock()
 
-    def keep(self, conn: sqlite3.Connection) -> _Closer:
+    def keep(self, conn: sqlite3.Connection) -> tuple[_Closer, int]:
         closer, number = _Closer(), next(self._numbers)
         with self._lock:
             self._open[number] = conn
-        weakref.finalize(closer, self._close, number)
-        return closer
+        weakref.finalize(closer, self._close, number).atexit = False  # at exit, a thread may still use it
+        return closer, number
+
+    def use(self, number: int) -> None:
+        with self._lock:
+            self._busy.add(number)
+
+    def done(self, number: int) -> None:
+        with self._lock:
+            self._busy.discard(number)
+            conn = self._open.pop(number, None) if self.closing else None
+        if conn is not None:
+            conn.close()
 
     def _close(self, number: int) -> None:
         with self._lock:
@@ -287,7 +303,9 @@ class _Connections:
 
     def close_all(self) -> None:
         with self._lock:
-            conns, self._open = list(self._open.values()), {}
+            self.closing = True
+            idle = [number for number in self._open if number not in self._busy]
+            conns = [self._open.pop(number) for number in idle]
         for conn in conns:
             conn.close()
 
@@ -327,9 +345,11 @@ class SQLiteStore(Store):
         if read_only:
             self._open_read_only()
             return
-        self._conn = self._connect_writable(synchronous, create=create)
+        conn = self._connect_writable(synchronous, create=create)
         if self.path == ":memory:":
-            self._shared = self._conn
+            self._shared = conn  # every thread's, closed by `close` alone
+        else:
+            self._conn = conn
         try:
             self._open(synchronous)
         except BaseException:
@@ -344,20 +364,27 @@ class SQLiteStore(Store):
         """This thread's connection, opened on its first use."""
         conn = self._shared or self._session.conn
         if conn is None:
+            self._refuse_if_closed()
             if self.read_only:
                 self._connect_read_only()
             else:
-                self._conn = self._connect(self._uri("rw"), uri=True)
-                with self._errors:
-                    self._conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-                    self._conn.execute("PRAGMA foreign_keys = ON")
+                conn = self._connect(self._uri("rw"), uri=True)
+                try:
+                    with self._errors:
+                        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                        conn.execute("PRAGMA foreign_keys = ON")
+                except BaseException:
+                    conn.close()
+                    raise
+                self._conn = conn
             conn = self._session.conn
             assert conn is not None
         return conn
 
     @_conn.setter
     def _conn(self, conn: sqlite3.Connection) -> None:
-        self._session.conn, self._session.closer = conn, self._connections.keep(conn)
+        self._session.conn = conn
+        self._session.closer, self._session.number = self._connections.keep(conn)
 
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         with self._errors:
@@ -615,17 +642,36 @@ class SQLiteStore(Store):
         return stamp is not None and (os.path.exists(self.path + "-wal") or _file_stamp(self.path) != stamp)
 
     def close(self) -> None:
-        """Close every thread's connection."""
+        """Close every thread's connection: the idle ones now, each one in use when its transaction or read
+        ends (never under another thread's feet). Calls after it are a StorageError."""
+        if self._shared is not None and self._turns.acquire(timeout=self._busy_timeout):
+            self._shared.close()  # in its owner's turn, so no thread is using it
+            self._turns.release()
         self._connections.close_all()
 
     def _take_turn(self) -> None:
-        """On an in-memory database's one connection, wait for this thread's turn, held to the end of its
-        transaction or read (`_end_turn`); a file's threads each have a connection, and need no turns."""
-        if self._shared is not None:
-            self._turns.acquire()
+        """Mark this thread's connection in use until `_end_turn` (the end of its transaction or read), so
+        that `close` leaves it be meanwhile. On an in-memory database's one connection, first wait for this
+        thread's turn, held to the same end; a file's threads each have a connection, and need no turns."""
+        self._refuse_if_closed()
+        if self._shared is None:
+            self._conn  # noqa: B018  (opens this thread's connection, which gives it its number)
+            self._connections.use(self._session.number)
+        elif not self._turns.acquire(timeout=self._busy_timeout):
+            raise StorageBusy(
+                f"{self.path}: another thread kept the in-memory database past the busy timeout"
+                f" ({self._busy_timeout:g} s); nothing was applied, try again",
+                path=self.path,
+            )
+
+    def _refuse_if_closed(self) -> None:
+        if self._connections.closing:
+            raise StorageError(f"{self.path} is closed: open a new service to use it", path=self.path)
 
     def _end_turn(self) -> None:
-        if self._shared is not None:
+        if self._shared is None:
+            self._connections.done(self._session.number)
+        else:
             self._turns.release()
 
     def read(self, reads: Callable[[], T]) -> T:

@@ -5,6 +5,7 @@ database. Each test drives its own event loop with asyncio.run; nothing is timed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import random
 import threading
@@ -25,6 +26,7 @@ from claimstate import (
     Event,
     Fired,
     InvalidInput,
+    StorageError,
     TransitionRefused,
 )
 
@@ -275,3 +277,55 @@ def test_an_unopened_service_and_bad_threads_are_refused_by_name() -> None:
     with pytest.raises(InvalidInput) as error:
         asyncio.run(service.get("c-1"))
     assert error.value.field == "service"
+
+
+def test_a_batch_cancelled_as_it_begins_gives_its_connection_back(store_target: str) -> None:
+    """A task cancelled while its batch's BEGIN runs on the batch's thread: the transaction is rolled back
+    there, so the one pooled connection (PostgreSQL) or the in-memory turn is free for the next call."""
+
+    async def main() -> None:
+        async with AsyncClaimService(store_target, pool_size=1, busy_timeout=2) as service:
+            claim_id = (await service.file_claim(filing(), now=T0)).claim.id
+
+            async def body() -> None:
+                async with service.batch():
+                    await service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
+
+            for turns in range(4):  # cancelled at each await of the block in turn
+                task = asyncio.create_task(body())
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                assert (await service.get(claim_id)).id == claim_id  # no connection or turn left held
+            assert await service.verify() == []
+
+    asyncio.run(main())
+
+
+def test_tasks_started_inside_a_batch_run_outside_it() -> None:
+    """Only the block's own calls join its transaction: a task it starts calls on the shared workers, and
+    still can after the block has ended."""
+
+    async def main() -> None:
+        async with AsyncClaimService(":memory:") as service:
+            claim_id = (await service.file_claim(filing(), now=T0)).claim.id
+            async with service.batch():
+                later = asyncio.create_task(asyncio.sleep(0.01))
+                started = asyncio.create_task(service.get(claim_id))
+            await later
+            assert (await started).id == claim_id
+            assert (await asyncio.create_task(service.get(claim_id))).id == claim_id
+
+    asyncio.run(main())
+
+
+def test_closing_twice_and_calling_after_close() -> None:
+    async def main() -> None:
+        async with AsyncClaimService(":memory:") as service:
+            await service.close()  # and again by `async with`: nothing happens
+        with pytest.raises(StorageError, match="closed"):
+            await service.get("c-1")
+
+    asyncio.run(main())

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing
 
-from claimstate import ClaimService, Event, Fired, TransitionRefused, run_ticker
+from claimstate import ClaimService, Event, Fired, StorageError, TransitionRefused, run_ticker
 
 THREADS = 8
 CLAIMS = 24
@@ -240,3 +240,58 @@ def test_threads_sharing_one_service_lose_and_double_nothing(store_target: str, 
             after = page[-1].position
         assert {claim_id: sorted(events) for claim_id, events in fed.items()} == history_by_claim
         assert service.verify() == []
+
+
+def test_closing_while_other_threads_call_refuses_their_next_calls_and_crashes_nothing(store_target: str) -> None:
+    """Closing under threads still reading: a call under way finishes or fails as a StorageError, the next
+    ones are refused by name; no connection is closed under a thread using it (that would crash SQLite)."""
+    service = ClaimService(store_target)
+    claim_id = service.file_claim(filing()).claim.id
+    outcomes: Counter[str] = Counter()
+    go = threading.Barrier(5)
+
+    def read() -> None:
+        go.wait()
+        for _ in range(300):
+            try:
+                service.get(claim_id)
+                outcomes["read"] += 1
+            except StorageError as error:
+                outcomes["closed" if "closed" in str(error) else str(error)] += 1
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    service.close()
+    for thread in threads:
+        thread.join(30)
+    assert set(outcomes) <= {"read", "closed"}, outcomes
+    with pytest.raises(StorageError, match="closed"):
+        service.get(claim_id)
+
+
+def test_an_in_memory_service_made_in_a_thread_outlives_the_thread() -> None:
+    made: list[ClaimService] = []
+    thread = threading.Thread(target=lambda: made.append(ClaimService(":memory:")))
+    thread.start()
+    thread.join(30)
+    (service,) = made
+    assert service.file_claim(filing()).claim.version == 1
+    assert len(service.list_claims()) == 1
+    service.close()
+
+
+def test_a_tick_passes_over_a_damaged_claim_and_fires_the_others(tmp_path: Path) -> None:
+    """One claim's row damaged by hand: the tick (and a tick runner) fires every other due deadline, and
+    the damaged claim stays due, for verify to report."""
+    path = str(tmp_path / "claims.db")
+    with ClaimService(path) as service:
+        damaged = service.file_claim(filing(order_id="o-1"), now=T0).claim.id
+        healthy = service.file_claim(filing(order_id="o-2"), now=T0 + timedelta(minutes=1)).claim.id
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE claims SET details = '{' WHERE id = ?", (damaged,))
+        later = T0 + timedelta(days=60)
+        assert [record.claim_id for record in service.tick(later)] == [healthy]
+        assert service.due(later) == 1
+        assert any(mismatch.claim_id == damaged for mismatch in service.verify())

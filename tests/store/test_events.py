@@ -735,7 +735,7 @@ def test_postgres_an_older_schema_opened_read_only_says_it_needs_a_writable_open
     ClaimService(postgres_url).close()
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("DROP TABLE events, lanes, consumers, definitions, workers")
-        conn.execute("DROP INDEX claims_by_state_age")
+        conn.execute("DROP INDEX claims_open_by_state")
         conn.execute("DROP INDEX claims_open_by_definition")
         conn.execute("ALTER TABLE claims DROP COLUMN definition")
         conn.execute("ALTER TABLE transitions DROP COLUMN definition")

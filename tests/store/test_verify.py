@@ -357,7 +357,7 @@ def to_schema_1(path: Path) -> None:
     with tampering(path, triggers=False) as conn:
         for table in ("meta", "events", "consumers", "definitions", "workers"):
             conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP INDEX claims_by_state_age")
+        conn.execute("DROP INDEX claims_open_by_state")
         conn.execute("ALTER TABLE transitions DROP COLUMN hash")
         conn.execute("DROP INDEX claims_open_by_definition")
         conn.execute("ALTER TABLE transitions DROP COLUMN definition")
