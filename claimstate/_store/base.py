@@ -195,8 +195,9 @@ class Store(abc.ABC):
         writer, run it again whole, a few times, then raise ConcurrentModification. Inside a batch it cannot
         run again alone: the race spoils the batch and is raised at once."""
         for attempt in range(1, _ATTEMPTS + 1):
+            transaction = self.transaction()  # a store that may not write refuses here: a refusal, not a fault
             try:
-                with self.transaction():
+                with transaction:
                     return body()
             except Race as race:
                 if self._session.depth or attempt == _ATTEMPTS:

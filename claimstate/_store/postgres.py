@@ -78,6 +78,9 @@ _PRIMARY_KEYS = {  # made by the tables' PRIMARY KEY clauses
     "definitions_pkey": "CREATE UNIQUE INDEX definitions_pkey ON definitions USING btree (fingerprint)",
     "workers_pkey": "CREATE UNIQUE INDEX workers_pkey ON workers USING btree (name)",
 }
+_ADDED_COLUMNS = (  # what later schemas added to earlier tables, which verify and the feed rely on
+    ("claims", "definition"), ("transitions", "definition"), ("events", "entered_at"),
+)  # fmt: skip
 _TABLES = ("claims", "transitions", "meta", "events", "lanes", "consumers", "definitions", "workers")
 _APPEND_ONLY = "claimstate_history_is_append_only"  # the function the append-only triggers run, and its body
 _APPEND_ONLY_BODY = " BEGIN RAISE EXCEPTION 'the transition history is append-only'; END "
@@ -540,6 +543,17 @@ class PostgresStore(Store):
             " ORDER BY rulename"
         )
         problems = [f"the table {name} is missing" for name in _TABLES if name not in tables]
+        columns = {
+            (row[0], row[1])
+            for row in self.all(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            )
+        }
+        problems += [
+            f"the table {table} lacks its {column} column"
+            for table, column in _ADDED_COLUMNS
+            if table in tables and (table, column) not in columns
+        ]
         for name, sql in {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES, **_OPERATIONS_INDEXES,
                           **_PRIMARY_KEYS}.items():  # fmt: skip
             if name not in indexes:

@@ -4,6 +4,7 @@ WARNING, and none of the `transitions` library's per-transition INFO lines in a 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -127,9 +128,14 @@ def test_a_storage_fault_is_logged_at_warning(caplog: pytest.LogCaptureFixture, 
         claim_id = service.file_claim(filing(), now=T0).claim.id
     with ClaimService(path, read_only=True) as service, pytest.raises(StorageError):
         service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
+    assert _records(caplog, "claimstate.store") == []  # a read-only store's refusal is the caller's, not a fault
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE claims SET details = '{' WHERE id = ?", (claim_id,))
+    with ClaimService(path) as service, pytest.raises(StorageError):
+        service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
     (record,) = _records(caplog, "claimstate.store")
     assert record.levelno == logging.WARNING and record.claim_id == claim_id  # type: ignore[attr-defined]
-    assert "read-only" in record.getMessage()
+    assert "damaged" in record.getMessage()
 
 
 CHILD = """

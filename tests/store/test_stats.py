@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -213,3 +214,18 @@ def test_verify_names_a_missing_entered_at_or_workers_table(tmp_path: Path) -> N
     assert "the table workers is missing" in problems
     assert "the index claims_open_by_state is missing" in problems
     assert "the table events lacks its entered_at column" in problems
+
+
+def test_verify_names_the_entered_at_column_when_it_is_gone(store_target: str) -> None:
+    with ClaimService(store_target) as service:
+        service.file_claim(filing())
+    if store_target.startswith("postgresql"):
+        import psycopg  # noqa: PLC0415  (the postgres extra)
+
+        with psycopg.connect(store_target, autocommit=True) as conn:
+            conn.execute("ALTER TABLE events DROP COLUMN entered_at")
+    else:
+        with closing(sqlite3.connect(store_target)) as conn:
+            conn.execute("ALTER TABLE events DROP COLUMN entered_at")
+    with ClaimService(store_target, read_only=True) as service:
+        assert any("lacks its entered_at column" in str(mismatch) for mismatch in service.verify())
