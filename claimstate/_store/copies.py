@@ -45,23 +45,10 @@ class CopyRows:
         return all(self._db.one(f"SELECT 1 FROM {table} LIMIT 1") is None for table in TABLES if table not in _MERGED)
 
     def table_rows(self, table: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
-        """Every row of `table` (one of TABLES) as stored, all of TABLES[table]'s columns, in key
-        order, a page at a time: what a copy to another store writes."""
+        """Every row of `table` (one of TABLES) as stored, all of TABLES[table]'s columns, in key order,
+        fetched a page at a time in the read's snapshot: what a copy to another store writes."""
         columns, key = TABLES[table], _KEYS[table]
-        select = f"SELECT {', '.join(columns)} FROM {table}"
-        order = f" ORDER BY {', '.join(key)} LIMIT ?"
-        after: tuple[Any, ...] | None = None
-        while True:
-            if after is None:
-                rows = self._db.all(select + order, (page,))
-            else:
-                rows = self._db.all(
-                    f"{select} WHERE ({', '.join(key)}) > ({', '.join('?' * len(key))}){order}", (*after, page)
-                )
-            yield from rows
-            if len(rows) < page:
-                return
-            after = tuple(rows[-1][columns.index(k)] for k in key)
+        return self._db.stream(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(key)}", page)
 
     def insert_rows(self, table: str, rows: Iterable[Sequence[Any]]) -> int:
         """In a write transaction: rows read by another store's `table_rows`, unchanged (hashes included);
