@@ -83,6 +83,9 @@ class AsyncClaimService:
         )
         self._opened = asyncio.Lock()
         self._closed = False
+        # Each open batch holds a thread and a connection for its whole block: at most `threads` at once, so
+        # that batches cannot take every pooled connection from the calls on the shared workers.
+        self._batches = asyncio.Semaphore(threads)
 
     @property
     def sync(self) -> ClaimService:
@@ -130,13 +133,19 @@ class AsyncClaimService:
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[AsyncClaimService]:
         """Every call awaited inside the block in one transaction: all of them, or none if the block raises.
-        The block's calls run on one thread of their own (a transaction is its thread's), one at a time."""
+        The block's calls run on one thread of their own (a transaction is its thread's), one at a time. At
+        most `threads` batches are open at once (each holds a connection for its block); more wait their turn."""
         task, batch = asyncio.current_task(), self._batch.get()
         if task is None:
             raise InvalidInput("a batch is opened from a task of an event loop", field="batch")
         if batch is not None and batch[0] is task:  # a batch inside a batch joins it, as ClaimService's does
             yield self
             return
+        async with self._batches, self._batch_on_its_thread(task) as service:
+            yield service
+
+    @asynccontextmanager
+    async def _batch_on_its_thread(self, task: asyncio.Task[Any]) -> AsyncIterator[AsyncClaimService]:
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claimstate-batch")
         token = self._batch.set((task, worker))
         block = self.sync.batch()

@@ -329,3 +329,31 @@ def test_closing_twice_and_calling_after_close() -> None:
             await service.get("c-1")
 
     asyncio.run(main())
+
+
+def test_at_most_threads_batches_are_open_at_once(postgres_url: str) -> None:
+    """Each open batch holds a thread and a connection: the third of three batches on a 2-thread service
+    waits until one of the first two ends (on PostgreSQL, where batches do not wait for each other)."""
+
+    async def main() -> None:
+        async with AsyncClaimService(postgres_url, threads=2) as service:
+            inside: list[int] = []
+            release = asyncio.Event()
+
+            async def batch(n: int) -> None:
+                async with service.batch():
+                    inside.append(n)
+                    await release.wait()
+
+            tasks = [asyncio.create_task(batch(n)) for n in range(3)]
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                if len(inside) == 2:
+                    break
+            await asyncio.sleep(0.05)
+            assert len(inside) == 2  # the third waits its turn
+            release.set()
+            await asyncio.gather(*tasks)
+            assert sorted(inside) == [0, 1, 2]
+
+    asyncio.run(main())
