@@ -63,12 +63,12 @@ def run_ticker(
         at = aware(clock())
         round_fired = 0
         try:
-            ticking = service.iter_tick(at, limit=limit, progress=partial(_unless_stopped, stop))
+            ticking = service.iter_tick(at, limit=limit)
             try:
                 for _record in ticking:
                     round_fired += 1
-            except _Stopped:
-                pass  # between two deadlines: the last one handled is whole, the next not begun
+                    if stop.is_set():
+                        break
             finally:
                 getattr(ticking, "close", lambda: None)()  # a generator: ends its read at once
             core.store.write(partial(operations.beat, name, to_iso(aware(clock())), to_iso(at), round_fired))
@@ -84,17 +84,6 @@ def run_ticker(
             _log.debug("tick runner %s fired %d deadline(s) at %s", name, round_fired, to_iso(at))
         stop.wait(max(0.0, every - (time.monotonic() - began)))
     return fired
-
-
-class _Stopped(Exception):  # not an error: how `stop` ends a round between two deadlines
-    """Raised by the round's progress callback once `stop` is set, after the deadline just handled."""
-
-
-def _unless_stopped(stop: threading.Event, _handled: int) -> None:
-    """Called after each deadline a round handles, fired or passed over: so a stop set while a page of
-    deadlines that cannot fire is walked ends the round at once, not at the page's end."""
-    if stop.is_set():
-        raise _Stopped
 
 
 def _checked_stop(stop: threading.Event | None) -> threading.Event:

@@ -323,10 +323,10 @@ class ClaimService:
                         raise  # the database, not this claim: the whole tick stops, and is run again
                     service_log.warning("tick passed over claim %s: %s (run verify)", claim_id, error)
                     fired = None  # a damaged claim stays due, for verify to report; the others still fire
-                if fired is not None:
-                    yield fired
                 if progress is not None:
                     progress(1)
+                if fired is not None:
+                    yield fired
             if len(due) < limit:
                 return
             after = due[-1][0], due[-1][1]
