@@ -327,3 +327,19 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def waiting_for_a_lock(url: str, count: int = 1) -> Callable[[], bool]:
+    """Whether at least `count` sessions of the PostgreSQL database at `url` wait for a lock (a row's, say):
+    how a test knows a call is blocked, without timing it."""
+
+    def waiting() -> bool:
+        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+        return row is not None and row[0] >= count
+
+    return waiting

@@ -641,6 +641,6 @@ def given_store(
 
 
 def core_of(service: ClaimService) -> Core:
-    """The parts `service` shares among its jobs (store, engine, chain, lock): for claimstate's own modules
+    """The parts `service` shares among its jobs (store, engine, chain, clock): for claimstate's own modules
     that work on two services at once, the copy, so none reaches into the other's attributes."""
     return service._core

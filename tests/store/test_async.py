@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing
+from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing, waiting_for_a_lock
 
 from claimstate import (
     AsyncClaimService,
@@ -238,13 +238,6 @@ def test_the_event_loop_runs_while_every_database_call_is_under_way(store_target
 def test_a_task_waiting_for_a_row_lock_delays_no_task_on_another_claim(postgres_url: str) -> None:
     import psycopg  # noqa: PLC0415
 
-    def waiting() -> bool:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ).fetchone()
-        return row is not None and row[0] >= 1
-
     async def until(condition: Callable[[], bool]) -> None:
         for _ in range(3000):
             if condition():
@@ -259,7 +252,7 @@ def test_a_task_waiting_for_a_row_lock_delays_no_task_on_another_claim(postgres_
             with psycopg.connect(postgres_url) as holder:
                 holder.execute("SELECT 1 FROM claims WHERE id = %s FOR UPDATE", (a,))
                 on_a = asyncio.create_task(service.fire(a, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}))
-                await until(waiting)
+                await until(waiting_for_a_lock(postgres_url))
                 assert (await service.view(b)).claim.id == b
                 await service.fire(b, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE})
                 assert not on_a.done()

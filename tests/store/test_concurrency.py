@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing
+from helpers import ACTORS, EVIDENCE, GOOD_DATA, T0, filing, waiting_for_a_lock
 
 from claimstate import ClaimService, Event, Fired, StorageError, TransitionRefused, run_ticker
 
@@ -32,19 +32,6 @@ def _wait_until(condition: Callable[[], bool], what: str, seconds: float = 30) -
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen within {seconds} s")
         time.sleep(0.01)
-
-
-def _waiting_for_a_row_lock(url: str) -> Callable[[], bool]:
-    import psycopg  # noqa: PLC0415  (the postgres extra)
-
-    def waiting() -> bool:
-        with psycopg.connect(url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ).fetchone()
-        return row is not None and row[0] >= 1
-
-    return waiting
 
 
 class _Background:
@@ -94,7 +81,7 @@ def test_a_fire_waiting_for_one_claims_row_lock_delays_no_call_on_another_postgr
         with psycopg.connect(postgres_url) as holder:  # a transaction, held open
             holder.execute("SELECT 1 FROM claims WHERE id = %s FOR UPDATE", (a,))
             background = _Background(service, a)
-            _wait_until(_waiting_for_a_row_lock(postgres_url), "the fire on A waiting for the row lock")
+            _wait_until(waiting_for_a_lock(postgres_url), "the fire on A waiting for the row lock")
             _calls_on_b(service, b, write=True)
             assert not background.done.is_set()  # A still waited while every call on B was answered
             holder.rollback()

@@ -39,17 +39,6 @@ EVENT_KEYS = {"position", "claim_id", "seq", "trigger", "from_state", "to_state"
               "entered_at"}  # fmt: skip
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(store_target: str, clock: Clock) -> Iterator[ClaimService]:
-    with ClaimService(store_target, clock=clock) as service:
-        yield service
-
-
 def file_one(service: ClaimService, order: str = "o-1") -> str:
     return service.file_claim(filing(order_id=order), now=T0).claim.id
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import EVIDENCE, T0, ChildLines, filing, pump
+from helpers import EVIDENCE, T0, ChildLines, filing, pump, waiting_for_a_lock
 from psycopg_pool import ConnectionPool
 
 from claimstate import CLAIM_LIFECYCLE, ClaimService, StorageError
@@ -349,17 +349,6 @@ def test_stress_of_parties_and_tick_workers_keeps_every_transition_once(postgres
             raise HashChainBroken(f"{len(found)} claims' hash chains break, e.g. {found[0]}")
 
 
-def _waiting_for_a_lock(url: str, count: int) -> Callable[[], bool]:
-    def waiting() -> bool:
-        with psycopg.connect(url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ).fetchone()
-        return row is not None and row[0] >= count
-
-    return waiting
-
-
 def test_a_fire_that_waited_for_a_row_lock_extends_the_hash_chain(postgres_url: str) -> None:
     """Two services fire on one claim at once: the second waits for the first's row lock, then fires on the
     version the first wrote. Its history row must be chained to the first's, and verify must stay clean."""
@@ -380,7 +369,7 @@ def test_a_fire_that_waited_for_a_row_lock_extends_the_hash_chain(postgres_url: 
         with first.batch():
             first.fire(claim.id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
             thread.start()
-            _wait_until(_waiting_for_a_lock(postgres_url, 1), 10, "the second fire waiting for the row lock")
+            _wait_until(waiting_for_a_lock(postgres_url, 1), 10, "the second fire waiting for the row lock")
         thread.join(timeout=10)
         assert not thread.is_alive()
         assert [getattr(r, "record", r).seq for r in results] == [4]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,17 +20,6 @@ from claimstate.cli import cli
 
 H = timedelta(hours=1)
 NOW = T0 + 10 * H
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def service(store_target: str, clock: Clock) -> Iterator[ClaimService]:
-    with ClaimService(store_target, clock=clock) as service:
-        yield service
 
 
 def file_at(service: ClaimService, claim_id: str, at: datetime) -> str:
