@@ -35,13 +35,14 @@ from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._migration import Migration, Move, Outdated
 from claimstate._money import Money
 from claimstate._script import run_script
-from claimstate._service import AsyncClaimService, ClaimService, Difference, Mismatch
+from claimstate._service import ClaimService, Difference, Mismatch
 from claimstate._stats import Stats
 from claimstate._ticker import run_ticker
 from claimstate._view import ClaimView
 
 if _TYPE_CHECKING:
     __version__: str  # computed on first use by `__getattr__` below, then cached as a plain global
+    from claimstate._service.asynchronous import AsyncClaimService  # imported on first use, as __version__
 
 __all__ = [
     "CLAIM_LIFECYCLE",
@@ -97,13 +98,19 @@ _RENAMED = {"Moved": "Copied", "move_claims": "copy_claims"}  # deprecated names
 
 def __getattr__(name: str) -> object:
     """`__version__`, read from the installed metadata on first use (importing importlib.metadata costs a
-    process some 30 ms, which `import claimstate` need not pay), then kept; and the names of an earlier
-    release, still importable, with a DeprecationWarning naming the new one."""
+    process some 30 ms, which `import claimstate` need not pay), and `AsyncClaimService` (it brings asyncio,
+    ~45 ms), each then kept; and the names of an earlier release, still importable, with a DeprecationWarning
+    naming the new one."""
     if name == "__version__":
         from importlib.metadata import version  # noqa: PLC0415  (only when asked: it costs ~30 ms to import)
 
         globals()["__version__"] = found = version("claimstate")
         return found
+    if name == "AsyncClaimService":
+        from claimstate._service.asynchronous import AsyncClaimService  # noqa: PLC0415
+
+        globals()[name] = AsyncClaimService
+        return AsyncClaimService
     if name in _RENAMED:
         _warnings.warn(
             f"claimstate.{name} is now claimstate.{_RENAMED[name]}; the old name goes in the next release",
@@ -112,3 +119,8 @@ def __getattr__(name: str) -> object:
         )
         return globals()[_RENAMED[name]]
     raise AttributeError(f"module 'claimstate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, those made on first use included."""
+    return sorted({*globals(), *__all__})

@@ -26,6 +26,11 @@ from hypothesis import settings
 
 from claimstate import Engine
 
+# Bytecode is cached, whatever the machine says (some set PYTHONDONTWRITEBYTECODE=1): the suite starts some
+# 200 Python processes (commands, workers, children), and each would compile claimstate's source again,
+# half of what it costs a command to start. The pytest-xdist workers start after this line, so they cache too.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 POSTGRES = os.environ.get("CLAIMSTATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("CLAIMSTATE_REQUIRE_POSTGRES") == "1"
 
@@ -76,6 +81,17 @@ def store_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     if backend == "sqlite":
         return str(tmp_path / "claims.db")
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_store_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One store per backend for a whole module, for tests that each leave it as they found it (calls that
+    are refused, each checked to have written nothing): made once, not once per test."""
+    if request.param == "sqlite":
+        yield str(tmp_path_factory.mktemp("shared") / "claims.db")
+        return
+    with new_schema(request.getfixturevalue("postgres_database")) as url:
+        yield url
 
 
 def _unavailable(reason: str) -> None:

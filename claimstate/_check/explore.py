@@ -149,7 +149,7 @@ def explore(
         for trigger in definition.triggers:
             if trigger == creation.trigger or not definition.candidates(claim.state, trigger):
                 continue  # refused for the state whoever fires it, whatever the data and time: nothing to learn
-            for actor in _actors(claim):
+            for actor in _permitted(engine, claim, trigger):
                 for data in examples.get(trigger, ({},)):
                     for at in moments:
                         filled = _filled(data, claim)
@@ -169,6 +169,13 @@ def explore(
         time.monotonic() - began,
         complete=len(claims) < most,
     )
+
+
+def _permitted(engine: Engine, claim: Claim, trigger: str) -> list[str]:
+    """The actors of `_actors` whom some row `trigger` may take from the claim's state permits: the engine
+    refuses the others whatever the data and time, so firing as them teaches nothing (and was 80% of fires)."""
+    rows = engine.definition.candidates(claim.state, trigger)
+    return [actor for actor in _actors(claim) if any(engine._permits(row, Actor.parse(actor), claim) for row in rows)]
 
 
 def _judge(

@@ -6,9 +6,13 @@ worker threads); `feed` delivers and acknowledges events; `verifying` runs verif
 `options` are what they say.
 """
 
-from claimstate._service.asynchronous import AsyncClaimService
+from typing import TYPE_CHECKING
+
 from claimstate._service.service import ClaimService
 from claimstate._verify import Difference, Mismatch
+
+if TYPE_CHECKING:
+    from claimstate._service.asynchronous import AsyncClaimService
 
 __all__ = [
     "AsyncClaimService",
@@ -16,3 +20,13 @@ __all__ = [
     "Difference",
     "Mismatch",
 ]  # verify's report is part of the service's API
+
+
+def __getattr__(name: str) -> object:
+    """`AsyncClaimService`, imported on first use: it brings asyncio (~45 ms), which a process that never
+    awaits (a command, a worker thread pool) need not pay."""
+    if name == "AsyncClaimService":
+        from claimstate._service.asynchronous import AsyncClaimService  # noqa: PLC0415
+
+        return AsyncClaimService
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -296,40 +296,46 @@ _CALLS: list[tuple[str, Call, str]] = [
 ]
 
 
-@pytest.fixture
-def filed(store_target: str) -> Iterator[tuple[ClaimService, str]]:
-    """A service on each backend holding one claim in mediation (with its events and a consumer's progress)."""
-    with ClaimService(store_target) as service:
+@pytest.fixture(scope="module")
+def filed(
+    shared_store_target: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ClaimService, str, str, Path]]:
+    """A service on each backend holding one claim in mediation (with its events and a consumer's progress),
+    shared by the tests below: each call they make is refused, and each checks that it wrote nothing.
+    Yields the service, the claim's id, the store and the folder beside it."""
+    with ClaimService(shared_store_target) as service:
         claim_id = service.file_claim(filing(), now=T0).claim.id
         service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
         (first, *_) = service.events("pay")
         service.ack("pay", first)
-        yield service, claim_id
+        on_server = shared_store_target.startswith("postgresql://")
+        folder = tmp_path_factory.mktemp("beside") if on_server else Path(shared_store_target).parent
+        yield service, claim_id, shared_store_target, folder
 
 
 @pytest.mark.parametrize(("name", "call", "field"), _CALLS, ids=[c[0] for c in _CALLS])
 def test_methods_refuse_bad_arguments_by_name_writing_nothing(
-    filed: tuple[ClaimService, str], store_target: str, tmp_path: Path, name: str, call: Call, field: str
+    filed: tuple[ClaimService, str, str, Path], name: str, call: Call, field: str
 ) -> None:
     """Each public method given a wrong type, NaN or an infinity, a huge number, None or a time out of range
     raises InvalidInput naming the argument, and the database's rows and the folder are as they were."""
-    service, claim_id = filed
-    rows, files = _rows(store_target), _files(tmp_path)
+    service, claim_id, target, folder = filed
+    rows, files = _rows(target), _files(folder)
     with pytest.raises(InvalidInput) as refused:
         call(service, claim_id)
     assert (refused.value.field, name) == (field, name)
-    assert _rows(store_target) == rows
-    assert _files(tmp_path) == files
+    assert _rows(target) == rows
+    assert _files(folder) == files
 
 
-def test_ack_of_an_event_that_is_not_this_feeds_is_refused(filed: tuple[ClaimService, str], store_target: str) -> None:
+def test_ack_of_an_event_that_is_not_this_feeds_is_refused(filed: tuple[ClaimService, str, str, Path]) -> None:
     """An Event built by hand (never delivered) is refused by name, writing nothing."""
-    service, _ = filed
+    service, _, target, _ = filed
     (event,) = service.feed(limit=1)
-    rows = _rows(store_target)
+    rows = _rows(target)
     with pytest.raises(InvalidInput):
         service.ack("pay", attrs.evolve(event, position=10**6, lane_seq=10**6))
-    assert _rows(store_target) == rows
+    assert _rows(target) == rows
 
 
 # --- derived values: no accepted write makes a claim unreadable -----------------------------------------

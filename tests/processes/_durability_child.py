@@ -119,7 +119,10 @@ def stream(args: dict[str, Any]) -> None:
 
 
 def as_user(uid: int) -> None:
-    """Drop root for good: become `uid`, with that number as the only group too."""
+    """Drop root for good: become `uid`, with that number as the only group too. (What claimstate imports
+    only when it creates a schema is imported first: the interpreter lives where only root may read.)"""
+    import sqlite_utils  # noqa: F401, PLC0415
+
     os.setgid(uid)
     os.setgroups([])
     os.setuid(uid)

@@ -37,6 +37,7 @@ _DROP = """
 import json, os, sys
 from claimstate import ClaimService, ClaimStateError
 from claimstate.cli import main
+import sqlite_utils  # claimstate imports it only to create a schema, by then from a folder this user cannot read
 uid, _, groups = sys.argv[1].partition(":")
 os.setgid(int(uid))
 os.setgroups([int(group) for group in groups.split(",") if group])
