@@ -146,12 +146,34 @@ def new_schema(database: str) -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+_EMPTIED = (  # a claimstate schema's rows gone, as a new one has none (meta's chain and version kept)
+    "SET session_replication_role = replica",  # the append-only history's triggers stand aside
+    *(f"DELETE FROM {table}" for table in ("transitions", "events", "lanes", "consumers", "claims", "definitions")),
+    "DELETE FROM workers",
+    "SELECT setval(pg_get_serial_sequence('events', 'position'), 1, false)",
+)
+
+
 @pytest.fixture
 def fresh_targets(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], ContextManager[str]]:
-    """Makes a new, empty store of the test's backend each time it is called (for Hypothesis examples)."""
+    """Makes an empty store of the test's backend each time it is called (for Hypothesis examples): a new
+    SQLite file; on PostgreSQL one schema per test, its rows deleted after each example (making and migrating
+    a new schema costs the server ~60 ms; deleting a few rows, 2 ms)."""
     if backend == "postgres":
-        database = request.getfixturevalue("postgres_database")
-        return lambda: new_schema(database)
+        import psycopg  # noqa: PLC0415
+
+        url = str(request.getfixturevalue("postgres_url"))
+
+        @contextmanager
+        def emptied() -> Iterator[str]:
+            try:
+                yield url
+            finally:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    if conn.execute("SELECT to_regclass('meta')").fetchone() != (None,):
+                        conn.execute(";".join(_EMPTIED))
+
+        return emptied
 
     @contextmanager
     def new_file() -> Iterator[str]:

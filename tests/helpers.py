@@ -262,13 +262,31 @@ def rechain(conn: sqlite3.Connection, claim_id: str, chain: Chain) -> None:
         conn.execute("UPDATE transitions SET hash = ? WHERE claim_id = ? AND seq = ?", (previous, claim_id, row[1]))
 
 
+_SERVER: dict[str, Any] = {}  # the last server URL query() read, and its connection, kept for the next read
+
+
 def query(target: str, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of `sql`, read from a store's tables directly (not through claimstate): a SQLite file or a URL."""
+    """Rows of `sql`, read from a store's tables directly (not through claimstate): a SQLite file or a URL.
+
+    On a server, one connection (autocommit: it holds nothing between reads) serves reads of one URL in a
+    row: a test reads some tables a thousand times, and a new backend for each costs the server more than
+    the read. One a test terminated is replaced."""
     if target.startswith("postgresql://"):
         import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
 
-        with psycopg.connect(target) as server:
-            return server.execute(sql).fetchall()
+        for attempt in range(2):
+            server = _SERVER.get(target)
+            if server is None or server.closed:
+                for old in _SERVER.values():
+                    old.close()
+                _SERVER.clear()
+                _SERVER[target] = server = psycopg.connect(target, autocommit=True)
+            try:
+                return server.execute(sql).fetchall()
+            except psycopg.OperationalError:
+                server.close()
+                if attempt:
+                    raise
     conn = sqlite3.connect(target)
     try:
         return conn.execute(sql).fetchall()
