@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
+from weakref import finalize, ref
 
 import attrs
 from transitions import EventData, Machine
@@ -90,6 +91,39 @@ def _copy(value: Any) -> Any:
     return value  # text, numbers, booleans and None cannot change
 
 
+class _Built:
+    """What every engine of one definition object shares: its machine, which holds no claim (so threads and
+    engines can share it), and its fingerprint under each set of deadline windows."""
+
+    def __init__(self, definition: Definition) -> None:
+        self.definition = ref(definition)
+        self.machine = Machine(
+            model=None,
+            states=[_FILING, *(s.name for s in definition.states)],
+            initial=_FILING,
+            auto_transitions=False,
+            send_event=True,
+        )
+        for t in definition.transitions:
+            for source in t.sources or (_FILING,):
+                self.machine.add_transition(t.trigger, source, t.dest, conditions=[partial(_admits, t)])
+        self.fingerprints: dict[tuple[tuple[str, Any], ...], str] = {}
+
+
+_BUILT: dict[int, _Built] = {}  # by the definition object's id (equal definitions may hold different guards)
+
+
+def _built(definition: Definition) -> _Built:
+    """The shared parts of `definition`'s engines, built on the first (a service opens engines often: for
+    itself, and for verify and migrations, one per definition its database holds); dropped with it."""
+    key = id(definition)
+    found = _BUILT.get(key)
+    if found is None or found.definition() is not definition:
+        _BUILT[key] = found = _Built(definition)
+        finalize(definition, _BUILT.pop, key, None)
+    return found
+
+
 class Engine:
     """Decides and applies transitions of one definition under one policy; pure, no I/O, no wall clock."""
 
@@ -106,18 +140,13 @@ class Engine:
         unknown = set(self.policy.windows) ^ set(defaults.windows)
         if unknown:
             raise InvalidInput(f"the policy does not fit the definition: {', '.join(sorted(unknown))}", field="policy")
-        self.fingerprint = definition.fingerprint(self.policy)
+        built = _built(definition)
+        windows = tuple(sorted(self.policy.windows.items()))
+        if windows not in built.fingerprints:
+            built.fingerprints[windows] = definition.fingerprint(self.policy)
+        self.fingerprint = built.fingerprints[windows]
         """The hash of the rules this engine decides by (see `claimstate.definition.fingerprint_of`)."""
-        self._machine = Machine(
-            model=None,
-            states=[_FILING, *(s.name for s in definition.states)],
-            initial=_FILING,
-            auto_transitions=False,
-            send_event=True,
-        )
-        for t in definition.transitions:
-            for source in t.sources or (_FILING,):
-                self._machine.add_transition(t.trigger, source, t.dest, conditions=[partial(_admits, t)])
+        self._machine = built.machine
 
     def file_claim(
         self,
