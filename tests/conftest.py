@@ -41,13 +41,6 @@ settings.register_profile("claimstate", database=None, print_blob=True)
 settings.load_profile("claimstate")
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: one worker more than there are cores. Part of the time a test waits (on a server, a lock,
-    a child process), and a third worker fills that time on two cores: the suite took 109 s with three
-    workers, 117 s with two and 113 s with four here."""
-    return len(os.sched_getaffinity(0)) + 1
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The long tests first (those marked slow, then those that start processes), the rest in their order:
     with the suite spread over workers (pytest-xdist, --dist load), no worker is left with a long test at
