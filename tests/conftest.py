@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Walker
+from helpers import Walker, on_server
 from hypothesis import settings
 
 from claimstate import Engine
@@ -126,24 +126,19 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url(postgres_database: str) -> Iterator[str]:
-    """The URL of a new, empty schema in the run's database (its search path), dropped after the test."""
+    """The URL of a new, empty schema in the run's database (its search path)."""
     with new_schema(postgres_database) as url:
         yield url
 
 
 @contextmanager
 def new_schema(database: str) -> Iterator[str]:
-    """A new, empty schema in `database`, as a URL whose search path is it; dropped at the end."""
-    import psycopg  # noqa: PLC0415
-
+    """A new, empty schema in `database`, as a URL whose search path is it. It is not dropped: the run's
+    database takes every schema with it at the end (a DROP SCHEMA for each test cost the server ~10 ms),
+    and each is made through one kept connection (a new backend per test cost it ~8 ms more)."""
     schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{database}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(database, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    on_server(database, f"CREATE SCHEMA {schema}", use="admin")
+    yield f"{database}?options=-csearch_path%3D{schema}"
 
 
 _EMPTIED = (  # a claimstate schema's rows gone, as a new one has none (meta's chain and version kept)

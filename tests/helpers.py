@@ -262,31 +262,38 @@ def rechain(conn: sqlite3.Connection, claim_id: str, chain: Chain) -> None:
         conn.execute("UPDATE transitions SET hash = ? WHERE claim_id = ? AND seq = ?", (previous, claim_id, row[1]))
 
 
-_SERVER: dict[str, Any] = {}  # the last server URL query() read, and its connection, kept for the next read
+_KEPT: dict[str, tuple[str, Any]] = {}  # per use ("read", "admin"): the last server URL, and its connection
+
+
+def on_server(url: str, sql: str, *, use: str = "read") -> list[tuple[Any, ...]]:
+    """Run `sql` on a server through a kept connection, and its rows (none for a statement that has none).
+
+    One connection per use (autocommit: it holds nothing between calls) serves calls to one URL in a row: a
+    test reads some tables a thousand times, and each test makes a schema, and a new backend for each costs
+    the server more than the statement. One a test terminated is replaced."""
+    import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
+
+    for attempt in range(2):
+        kept_url, conn = _KEPT.get(use, (None, None))
+        if kept_url != url or conn is None or conn.closed:
+            if conn is not None:
+                conn.close()
+            conn = psycopg.connect(url, autocommit=True)
+            _KEPT[use] = (url, conn)
+        try:
+            cursor = conn.execute(sql)
+            return cursor.fetchall() if cursor.description is not None else []
+        except psycopg.OperationalError:
+            conn.close()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 def query(target: str, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of `sql`, read from a store's tables directly (not through claimstate): a SQLite file or a URL.
-
-    On a server, one connection (autocommit: it holds nothing between reads) serves reads of one URL in a
-    row: a test reads some tables a thousand times, and a new backend for each costs the server more than
-    the read. One a test terminated is replaced."""
+    """Rows of `sql`, read from a store's tables directly (not through claimstate): a SQLite file or a URL."""
     if target.startswith("postgresql://"):
-        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
-
-        for attempt in range(2):
-            server = _SERVER.get(target)
-            if server is None or server.closed:
-                for old in _SERVER.values():
-                    old.close()
-                _SERVER.clear()
-                _SERVER[target] = server = psycopg.connect(target, autocommit=True)
-            try:
-                return server.execute(sql).fetchall()
-            except psycopg.OperationalError:
-                server.close()
-                if attempt:
-                    raise
+        return on_server(target, sql)
     conn = sqlite3.connect(target)
     try:
         return conn.execute(sql).fetchall()
