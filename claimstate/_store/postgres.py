@@ -478,15 +478,15 @@ class PostgresStore(Store):
             if version < SCHEMA_VERSION:
                 for number in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[number]:
-                        self.run(statement)
+                        self.send(statement)  # all in one round trip, with the next read or the COMMIT
                 if 0 < version < 3:
                     self._adopt_claims()
                 if version == 0:
                     for name, value in self.chain.record().items():
-                        self.run("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
-                    self.run("INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                        self.send("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
+                    self.send("INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 else:
-                    self.run("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
+                    self.send("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
             self._commit()
         except BaseException:
             self._roll_back()
