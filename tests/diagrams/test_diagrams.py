@@ -408,23 +408,30 @@ SCREENSHOTS = os.environ.get("CLAIMSTATE_SCREENSHOTS")  # a folder to keep the p
 
 
 def _layout(html_text: str, name: str, tmp: Path) -> dict[str, Any]:
-    """The page at a 1440x900 window in headless Chromium: its layout report (layout.js), and a
-    screenshot of the whole picture written beside it (and into $CLAIMSTATE_SCREENSHOTS when set)."""
+    """The page at a 1440x900 window in headless Chromium: its layout report (layout.js), and a screenshot
+    of that first screen, from the same start of the browser. With $CLAIMSTATE_SCREENSHOTS set, a
+    screenshot of the whole picture (without the report) is kept there too, for a person to look at."""
     page = tmp / f"{name}.html"
     page.write_text(html_text.replace("</body>", f"<script>{LAYOUT_JS}</script></body>"), encoding="utf-8")
-    dom = _chromium("--window-size=1440,900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri(), tmp=tmp)
+    first = tmp / f"{name}-first-screen.png"
+    dom = _chromium(
+        "--window-size=1440,900", "--virtual-time-budget=5000", f"--screenshot={first}", "--dump-dom",
+        page.as_uri(), tmp=tmp,
+    )  # fmt: skip
     found = re.search(r'<pre id="layout">(.*?)</pre>', dom.stdout, re.S)
     assert found is not None, dom.stderr[-2000:]
+    assert first.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", dom.stderr[-2000:]
     report: dict[str, Any] = json.loads(html.unescape(found.group(1)))
-    shot = Path(SCREENSHOTS or tmp) / f"{name}.png"
-    shot.parent.mkdir(parents=True, exist_ok=True)
-    clean = tmp / f"{name}-clean.html"
-    clean.write_text(html_text, encoding="utf-8")
-    width = int(report["svgWidth"]) + 80
-    done = _chromium(
-        "--hide-scrollbars", f"--window-size={width},2400", f"--screenshot={shot}", clean.as_uri(), tmp=tmp
-    )
-    assert done.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", done.stderr[-2000:]
+    if SCREENSHOTS:
+        shot = Path(SCREENSHOTS) / f"{name}.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        clean = tmp / f"{name}-clean.html"
+        clean.write_text(html_text, encoding="utf-8")
+        width = int(report["svgWidth"]) + 80
+        done = _chromium(
+            "--hide-scrollbars", f"--window-size={width},2400", f"--screenshot={shot}", clean.as_uri(), tmp=tmp
+        )
+        assert done.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", done.stderr[-2000:]
     return report
 
 
