@@ -107,7 +107,16 @@ class _Built:
         for t in definition.transitions:
             for source in t.sources or (_FILING,):
                 self.machine.add_transition(t.trigger, source, t.dest, conditions=[partial(_admits, t)])
-        self.fingerprints: dict[tuple[tuple[str, Any], ...], str] = {}
+        self._fingerprints: dict[tuple[tuple[str, Any], ...], str] = {}
+
+    def fingerprint(self, policy: Policy) -> str:
+        """The definition's fingerprint under `policy`, which only its deadline windows change."""
+        windows = tuple(sorted(policy.windows.items()))
+        if windows not in self._fingerprints:
+            definition = self.definition()
+            assert definition is not None  # an engine of it is being made
+            self._fingerprints[windows] = definition.fingerprint(policy)
+        return self._fingerprints[windows]
 
 
 _BUILT: dict[int, _Built] = {}  # by the definition object's id (equal definitions may hold different guards)
@@ -141,10 +150,7 @@ class Engine:
         if unknown:
             raise InvalidInput(f"the policy does not fit the definition: {', '.join(sorted(unknown))}", field="policy")
         built = _built(definition)
-        windows = tuple(sorted(self.policy.windows.items()))
-        if windows not in built.fingerprints:
-            built.fingerprints[windows] = definition.fingerprint(self.policy)
-        self.fingerprint = built.fingerprints[windows]
+        self.fingerprint = built.fingerprint(self.policy)
         """The hash of the rules this engine decides by (see `claimstate.definition.fingerprint_of`)."""
         self._machine = built.machine
 

@@ -30,3 +30,8 @@ def __getattr__(name: str) -> object:
 
         return AsyncClaimService
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The package's names, `AsyncClaimService` (made on first use) included."""
+    return sorted({*globals(), *__all__})
