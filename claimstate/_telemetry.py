@@ -207,64 +207,44 @@ def _fired(otel: _Otel, trigger: str | None) -> _Done:
     return done
 
 
-def traced_fire(method: F) -> F:
-    """`ClaimService.fire` (claim id, trigger and actor its first parameters) in a ``claimstate.fire`` span;
-    a refusal logged at DEBUG."""
+def _traced_transition(
+    span: str, called: Callable[[Any, Sequence[Any], Mapping[str, Any]], Sequence[object]]
+) -> Callable[[F], F]:
+    """A file or a fire in a `span` span, and its refusal logged at DEBUG; `called` reads the claim id,
+    trigger and actor of a call from the service and its arguments."""
 
-    @wraps(method)
-    def fire(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        otel = _otel if _loaded else _load()
-        if otel is None:
+    def wrap(method: F) -> F:
+        @wraps(method)
+        def traced(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+            claim_id, trigger, actor = called(self, args, kwargs)
+            otel = _otel if _loaded else _load()
             try:
-                return method(self, *args, **kwargs)
+                if otel is None:
+                    return method(self, *args, **kwargs)
+                attributes = {
+                    "claimstate.trigger": str(trigger),
+                    "claimstate.actor.role": str(_role(actor)),
+                    "claimstate.retries": 0,
+                }
+                if claim_id is not None:
+                    attributes["claimstate.claim.id"] = str(claim_id)
+                return otel.call(span, attributes, _bound(method, self, args, kwargs), _fired(otel, str(trigger)))
             except TransitionRefused as refused:
-                _log_refused(refused, *_leading(args, kwargs, ("claim_id", "trigger", "actor")))
+                _log_refused(refused, claim_id, trigger, actor)
                 raise
-        claim_id, trigger, actor = _leading(args, kwargs, ("claim_id", "trigger", "actor"))
-        attributes = {
-            "claimstate.claim.id": str(claim_id),
-            "claimstate.trigger": str(trigger),
-            "claimstate.actor.role": str(_role(actor)),
-            "claimstate.retries": 0,
-        }
-        try:
-            return otel.call(
-                "claimstate.fire", attributes, _bound(method, self, args, kwargs), _fired(otel, str(trigger))
-            )
-        except TransitionRefused as refused:
-            _log_refused(refused, claim_id, trigger, actor)
-            raise
 
-    return cast(F, fire)
+        return cast(F, traced)
+
+    return wrap
 
 
-def traced_file(method: F) -> F:
-    """`ClaimService.file_claim` in a ``claimstate.file`` span; a refusal logged at DEBUG."""
-
-    @wraps(method)
-    def file_claim(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        otel = _otel if _loaded else _load()
-        if otel is None:
-            try:
-                return method(self, *args, **kwargs)
-            except TransitionRefused as refused:
-                _log_refused(refused, kwargs.get("claim_id"), refused.trigger, _filer(args, kwargs))
-                raise
-        trigger = self.definition.creation.trigger
-        attributes = {
-            "claimstate.trigger": trigger,
-            "claimstate.actor.role": str(_role(_filer(args, kwargs))),
-            "claimstate.retries": 0,
-        }
-        if kwargs.get("claim_id") is not None:
-            attributes["claimstate.claim.id"] = str(kwargs["claim_id"])
-        try:
-            return otel.call("claimstate.file", attributes, _bound(method, self, args, kwargs), _fired(otel, trigger))
-        except TransitionRefused as refused:
-            _log_refused(refused, kwargs.get("claim_id"), trigger, _filer(args, kwargs))
-            raise
-
-    return cast(F, file_claim)
+traced_fire = _traced_transition(  # claim id, trigger and actor are `fire`'s first parameters
+    "claimstate.fire", lambda _service, args, kwargs: _leading(args, kwargs, ("claim_id", "trigger", "actor"))
+)
+traced_file = _traced_transition(  # the definition's filing trigger, by the actor given or the data's buyer
+    "claimstate.file",
+    lambda service, args, kwargs: (kwargs.get("claim_id"), service.definition.creation.trigger, _filer(args, kwargs)),
+)
 
 
 def _filer(args: Sequence[Any], kwargs: Mapping[str, Any]) -> object:

@@ -141,10 +141,10 @@ def new_schema(database: str) -> Iterator[str]:
     yield f"{database}?options=-csearch_path%3D{schema}"
 
 
+_CLAIMSTATE_ROWS = ("transitions", "events", "lanes", "consumers", "claims", "definitions", "workers")
 _EMPTIED = (  # a claimstate schema's rows gone, as a new one has none (meta's chain and version kept)
     "SET session_replication_role = replica",  # the append-only history's triggers stand aside
-    *(f"DELETE FROM {table}" for table in ("transitions", "events", "lanes", "consumers", "claims", "definitions")),
-    "DELETE FROM workers",
+    *(f"DELETE FROM {table}" for table in _CLAIMSTATE_ROWS),
     "SELECT setval(pg_get_serial_sequence('events', 'position'), 1, false)",
 )
 

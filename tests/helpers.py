@@ -23,7 +23,9 @@ import pytest
 from claimstate import CLAIM_LIFECYCLE, Claim, Engine
 from claimstate._chain import Chain
 from claimstate._json import encode
+from claimstate._service.service import core_of
 from claimstate._store import Store, StoredDefinition, open_store
+from claimstate._store.base import Race
 from claimstate.definition import Definition
 
 C = TypeVar("C", bound="ChildLines")
@@ -301,20 +303,22 @@ def query(target: str, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def before_operations(path: str | Path) -> None:
+def before_operations(path: str | Path, *, version: int | None = None) -> None:
     """Take a SQLite database back to what schema 4 wrote: no workers table, no index of claims by state and
-    age, events without their entered_at. The caller sets the schema version it stands for."""
+    age, events without their entered_at; and to schema `version` where given (else the caller sets it)."""
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE workers")
     conn.execute("DROP INDEX claims_open_by_state")
     conn.execute("ALTER TABLE events DROP COLUMN entered_at")
+    if version is not None:
+        conn.execute(f"PRAGMA user_version = {int(version)}")
     conn.commit()
     conn.close()
 
 
-def forget_definitions(path: str | Path) -> None:
+def forget_definitions(path: str | Path, *, version: int | None = None) -> None:
     """Take a SQLite database back to before schema 4: no definitions kept or recorded, and each history row
-    hashed without one (as schema 3 hashed it). The caller sets the schema version it stands for."""
+    hashed without one (as schema 3 hashed it); and to schema `version` where given (else the caller sets it)."""
     before_operations(path)
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE definitions")
@@ -332,6 +336,8 @@ def forget_definitions(path: str | Path) -> None:
         "CREATE TRIGGER transitions_no_update BEFORE UPDATE ON transitions"
         " BEGIN SELECT RAISE(ABORT, 'the transition history is append-only'); END"
     )
+    if version is not None:
+        conn.execute(f"PRAGMA user_version = {int(version)}")
     conn.commit()
     conn.close()
 
@@ -368,3 +374,18 @@ def waiting_for_a_lock(url: str, count: int = 1) -> Callable[[], bool]:
         return row is not None and row[0] >= count
 
     return waiting
+
+
+def lose_a_race_once(monkeypatch: pytest.MonkeyPatch, service: Any) -> None:
+    """The service's next claim update loses a race once (a deadlock, as a concurrent writer would cause)
+    before it is applied, so the store runs the write again."""
+    claims = core_of(service).store.claims
+    update, lost = claims.update, []
+
+    def losing_once(*args: Any, **kwargs: Any) -> Any:
+        if not lost:
+            lost.append(1)
+            raise Race("deadlock detected")
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(claims, "update", losing_once)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import EVIDENCE, T0, filing
+from helpers import EVIDENCE, T0, filing, lose_a_race_once
 
 from claimstate import ClaimService, ConcurrentModification, StorageError, TransitionRefused
 from claimstate._service.service import core_of
@@ -91,16 +91,7 @@ def test_a_fire_that_loses_a_race_once_is_applied_and_logged(
     caplog.set_level(logging.INFO, logger="claimstate")
     with ClaimService(":memory:") as service:
         claim_id = service.file_claim(filing(), now=T0).claim.id
-        claims = core_of(service).store.claims
-        update, lost = claims.update, []
-
-        def losing_once(*args: object, **kwargs: object) -> bool:
-            if not lost:
-                lost.append(1)
-                raise Race("deadlock detected")
-            return update(*args, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(claims, "update", losing_once)
+        lose_a_race_once(monkeypatch, service)
         fired = service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
     assert fired.claim.state == "in_mediation"
     (record,) = _records(caplog, "claimstate.store")

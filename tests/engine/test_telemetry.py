@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from helpers import EVIDENCE, T0, filing
+from helpers import EVIDENCE, T0, filing, lose_a_race_once
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -22,8 +22,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from claimstate import AsyncClaimService, ClaimService, Event, TransitionRefused, _telemetry
-from claimstate._service.service import core_of
-from claimstate._store.base import Race
 
 
 class Otel:
@@ -160,16 +158,7 @@ def test_a_retry_is_counted_and_set_on_the_span(
     otel: Otel, service: ClaimService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     claim_id = service.file_claim(filing(), now=T0).claim.id
-    claims = core_of(service).store.claims
-    update, lost = claims.update, []
-
-    def losing_once(*args: Any, **kwargs: Any) -> bool:
-        if not lost:
-            lost.append(1)
-            raise Race("deadlock detected")
-        return update(*args, **kwargs)
-
-    monkeypatch.setattr(claims, "update", losing_once)
+    lose_a_race_once(monkeypatch, service)
     service.fire(claim_id, "withdraw", "buyer:alice", now=T0)
     (span,) = otel.spans("claimstate.fire")
     assert (span.attributes or {})["claimstate.retries"] == 1

@@ -388,11 +388,7 @@ def test_a_claim_row_that_records_another_definition_is_named(tmp_path: Path) ->
 
 def to_schema_3(path: str) -> None:
     """Take a SQLite database back to what schema 3 wrote: no definitions recorded."""
-    forget_definitions(path)
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
+    forget_definitions(path, version=3)
 
 
 def test_an_older_database_adopts_the_definition_it_is_opened_with(tmp_path: Path) -> None:

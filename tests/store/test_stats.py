@@ -165,11 +165,7 @@ def to_previous_schema(target: str) -> None:
             conn.execute("ALTER TABLE events DROP COLUMN entered_at")
             conn.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
         return
-    before_operations(target)
-    conn = sqlite3.connect(target)
-    conn.execute("PRAGMA user_version = 4")
-    conn.commit()
-    conn.close()
+    before_operations(target, version=4)
 
 
 def test_the_upgrade_keeps_the_data_and_adds_the_column_the_table_and_the_index(store_target: str) -> None:
