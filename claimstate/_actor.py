@@ -12,7 +12,8 @@ from claimstate._errors import InvalidInput
 BUYER, SUPPLIER, AGENT, SYSTEM = "buyer", "supplier", "agent", "system"
 DECIDERS = frozenset({SYSTEM, AGENT})  # the clock and the team: their steps can always end a claim
 PEOPLE_ROLES = (BUYER, SUPPLIER, AGENT)
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}"  # a person's id, whole (also in the JSON Schemas)
+_ID = re.compile(ID_PATTERN)
 
 
 @attrs.frozen

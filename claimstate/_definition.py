@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 
@@ -20,8 +21,11 @@ from claimstate._actor import PEOPLE_ROLES, SYSTEM, Actor
 from claimstate._claim import Claim
 from claimstate._errors import DefinitionError, InvalidInput, Refusal, RefusalKind
 from claimstate._fingerprints import fingerprint_of
+from claimstate._money import CURRENCY_EXPONENTS
+from claimstate._schema import DIALECT, currencies_with, nullable
 
 ROLES = (*PEOPLE_ROLES, SYSTEM)
+CURRENCY_FIELD = "currency"  # the filing data's field that names the currency its amounts are in
 MIGRATE = "migrate"  # the trigger of the history row a lifecycle migration writes (claimstate's own)
 
 
@@ -92,17 +96,32 @@ def guard(
     return make
 
 
+FieldSchema = Callable[["Limits", "int | None"], dict[str, Any]]
+"""What a field kind declares: the JSON Schema of its value under the policy's limits, given the number of
+decimals its currency has (None where the currency is not known: any ISO 4217 currency's)."""
+
+
+def any_value(_limits: Limits, _decimals: int | None) -> dict[str, Any]:
+    """The schema of a field that declares none: any JSON value, which its parser judges."""
+    return {}
+
+
 @attrs.frozen(kw_only=True)
 class Field:
     """One item of a trigger's data: `parse` turns the caller's JSON value into a domain value or raises InvalidInput.
 
-    `parse` gets the value, the fields parsed before it, and the claim (None while filing).
+    `parse` gets the value, the fields parsed before it, and the claim (None while filing). `schema` is the
+    JSON Schema of the values `parse` accepts (see `FieldSchema`), declared beside it by each field kind in
+    `claimstate.definition` (by default: any JSON value). `in_currency` marks an amount of money, whose
+    decimals are those of the claim's currency (while filing, of the data's `currency`).
     """
 
     name: str
     description: str
     parse: Callable[[object, Mapping[str, Any], Claim | None], Any] = attrs.field(eq=False, repr=False)
     required: bool = True
+    schema: FieldSchema = attrs.field(default=any_value, eq=False, repr=False)
+    in_currency: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -370,6 +389,43 @@ def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
     return found
 
 
+def trigger_schema(
+    trigger: str,
+    transitions: Iterable[Transition],
+    fields: tuple[Field, ...],
+    limits: Limits,
+    *,
+    decimals: int | None,
+    currency_field: str | None,
+) -> dict[str, Any]:
+    """The schema of `trigger`'s data: an object of its fields, nothing else. Money fields follow
+    `decimals`, or, where the data names the currency itself (`currency_field`, while filing), the
+    decimals of the currency it names."""
+
+    def value(field: Field, places: int | None) -> dict[str, Any]:
+        schema = {**field.schema(limits, places), "description": field.description}
+        return schema if field.required else nullable(schema)
+
+    schema: dict[str, Any] = {
+        "type": "object",
+        "title": trigger,
+        "description": "; ".join(dict.fromkeys(t.description for t in transitions)),
+        "properties": {f.name: value(f, decimals) for f in fields},
+        "required": [f.name for f in fields if f.required],
+        "additionalProperties": False,
+    }
+    priced = [f for f in fields if f.in_currency]
+    if priced and decimals is None and currency_field is not None:
+        schema["allOf"] = [
+            {
+                "if": {"properties": {currency_field: {"enum": currencies_with(places)}}},
+                "then": {"properties": {f.name: value(f, places) for f in priced}},
+            }
+            for places in sorted(set(CURRENCY_EXPONENTS.values()))
+        ]
+    return schema
+
+
 def _frozen_examples(value: Mapping[str, Iterable[Mapping[str, Any]]]) -> Mapping[str, tuple[Mapping[str, Any], ...]]:
     if not isinstance(value, Mapping):
         raise InvalidInput("must map triggers to sample data", field="check_settings.examples")
@@ -501,6 +557,39 @@ class Definition:
     def fingerprint(self, policy: Policy | None = None) -> str:
         """The hash of this definition's rules under `policy` (default windows if None): see `fingerprint_of`."""
         return fingerprint_of(self.to_dict(policy))
+
+    def json_schema(self, policy: Policy | None = None, *, currency: str | None = None) -> dict[str, Any]:
+        """A JSON Schema (2020-12) document with, under `$defs`, one schema per trigger for the data it takes,
+        the filing trigger's included: what a service in another language validates against or generates
+        types from. Lengths come from `policy`'s limits (default policy if None). Amounts on a claim are in
+        the claim's currency: give `currency` for schemas that hold a claim in it to its decimals (without
+        one they allow as many decimals as any currency has). Its `$id` carries the definition's
+        fingerprint, so a changed definition is a changed document."""
+        policy = policy or self.policy()
+        decimals = None
+        if currency is not None:
+            if currency not in CURRENCY_EXPONENTS:
+                raise InvalidInput(f"{currency!r} is not an ISO 4217 currency code", field="currency")
+            decimals = CURRENCY_EXPONENTS[currency]
+        schemas = {
+            trigger: trigger_schema(
+                trigger,
+                (t for t in self.transitions if t.trigger == trigger),
+                self.fields(trigger),
+                policy.limits,
+                decimals=None if trigger == self.creation.trigger else decimals,
+                currency_field=CURRENCY_FIELD if trigger == self.creation.trigger else None,
+            )
+            for trigger in self.triggers
+        }
+        return {
+            "$schema": DIALECT,
+            "$id": f"urn:claimstate:definition:{quote(self.name)}:{self.fingerprint(policy)}",
+            "title": f"The data of each trigger of the {self.name} lifecycle",
+            "description": f"Filing a claim is {self.creation.trigger}; every other trigger fires on a claim."
+            + ("" if currency is None else f" Amounts are in {currency}."),
+            "$defs": schemas,
+        }
 
     def to_dict(self, policy: Policy | None = None) -> dict[str, Any]:
         """The definition as plain JSON-ready data, for tools and diagrams, with the `fingerprint` of its rules."""

@@ -8,13 +8,13 @@ are written out in plain words in the README's lifecycle section and in the gene
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import attrs
 
-from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
+from claimstate._actor import AGENT, BUYER, ID_PATTERN, SUPPLIER, SYSTEM, Actor
 from claimstate._claim import ACCEPTED, OPEN, REJECTED, SUPERSEDED, VOIDED, Claim, Evidence, Offer, ReturnShipment
 from claimstate._definition import (
     CheckSettings,
@@ -22,6 +22,7 @@ from claimstate._definition import (
     DeadlineRule,
     Definition,
     Field,
+    Limits,
     State,
     Transition,
     View,
@@ -30,6 +31,7 @@ from claimstate._definition import (
 from claimstate._errors import InvalidInput
 from claimstate._fields import checked_text, choice, currency, money, text
 from claimstate._money import Money
+from claimstate._schema import nullable, text_schema
 
 EVIDENCE_KINDS = ("order", "shipping", "delivery", "correspondence", "photo", "other")
 RESOLUTIONS = ("full_refund", "partial_refund")
@@ -58,14 +60,31 @@ def _evidence_items(value: object, parsed: Mapping[str, Any], claim: Claim | Non
     return tuple(value)
 
 
-def _party_id(role: str) -> Callable[[object, Mapping[str, Any], Claim | None], str]:
+def _evidence_schema(limits: Limits, _decimals: int | None) -> dict[str, Any]:
+    item = {
+        "type": "object",
+        "properties": {
+            "kind": {"type": "string", "enum": list(EVIDENCE_KINDS)},
+            "description": text_schema(limits.text, blank_ok=False),
+            "document": nullable(text_schema(limits.text, blank_ok=True)),
+        },
+        "required": ["kind", "description"],
+        "additionalProperties": False,
+    }
+    return {"type": "array", "items": item, "maxItems": limits.evidence_per_fire}
+
+
+def _party_id(name: str, role: str, description: str) -> Field:
     def parse(value: object, _parsed: Mapping[str, Any], _claim: Claim | None) -> str:
         try:
-            return str(Actor(role, checked_text(value, f"{role}_id")).id)
+            return str(Actor(role, checked_text(value, name)).id)
         except InvalidInput as error:
-            raise InvalidInput(error.reason, field=f"{role}_id") from None
+            raise InvalidInput(error.reason, field=name) from None
 
-    return parse
+    def schema(limits: Limits, _decimals: int | None) -> dict[str, Any]:
+        return {"type": "string", "maxLength": limits.text, "pattern": f"^{ID_PATTERN}$"}
+
+    return Field(name=name, description=description, parse=parse, schema=schema)
 
 
 def evidence_field(*, required: bool = True) -> Field:
@@ -74,6 +93,7 @@ def evidence_field(*, required: bool = True) -> Field:
         description="list of {kind, description, document?}; kind is " + ", ".join(EVIDENCE_KINDS),
         parse=_evidence_items,
         required=required,
+        schema=_evidence_schema,
     )
 
 
@@ -480,8 +500,8 @@ MEDIATING = ("in_mediation", "under_review")
 
 FILE_FIELDS = (
     text("order_id", "the order the claim is about"),
-    Field(name="buyer_id", description="the buyer filing (must be the actor)", parse=_party_id(BUYER)),
-    Field(name="supplier_id", description="the supplier of the order", parse=_party_id(SUPPLIER)),
+    _party_id("buyer_id", BUYER, "the buyer filing (must be the actor)"),
+    _party_id("supplier_id", SUPPLIER, "the supplier of the order"),
     currency("currency", "ISO 4217 code of the order"),
     money("amount", "the order amount, a decimal string"),
     text("reason", "what went wrong, in the buyer's words"),

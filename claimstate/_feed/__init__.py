@@ -5,6 +5,6 @@ that hands events to a handler and acknowledges them. The rows themselves are th
 """
 
 from claimstate._feed.consumer import Consumer, consume
-from claimstate._feed.event import LANES, Event, lane_of, summary
+from claimstate._feed.event import LANES, Event, cursor_of, lane_of, parse_cursor, summary
 
-__all__ = ["LANES", "Consumer", "Event", "consume", "lane_of", "summary"]
+__all__ = ["LANES", "Consumer", "Event", "consume", "cursor_of", "lane_of", "parse_cursor", "summary"]

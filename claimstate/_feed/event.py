@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from claimstate._errors import InvalidInput
 from claimstate._time import to_iso
 
 LANES = 16  # fixed: a claim's lane must never change, or its events could be read out of order
@@ -29,6 +30,21 @@ SUMMARY = (
 def lane_of(claim_id: str) -> int:
     """The claim's lane: a stable hash of its id (CRC-32, the same in every process and version)."""
     return zlib.crc32(claim_id.encode()) % LANES
+
+
+def cursor_of(lane: int, lane_seq: int) -> str:
+    """An event's place in its lane as text (``"3.17"``), by which a client with no Event object in hand
+    (over HTTP, say) acknowledges it."""
+    return f"{lane}.{lane_seq}"
+
+
+def parse_cursor(text: object) -> tuple[int, int]:
+    """The (lane, lane_seq) of a cursor `cursor_of` wrote; InvalidInput for anything else."""
+    lane, dot, seq = text.partition(".") if isinstance(text, str) else ("", "", "")
+    if not (dot and lane.isdigit() and seq.isdigit() and len(lane) <= 3 and len(seq) <= 18):
+        raise InvalidInput(f"{text!r} is not an event's cursor (like '3.17': its lane, a dot, its place)",
+                           field="up_to")  # fmt: skip
+    return int(lane), int(seq)
 
 
 def summary(d: Mapping[str, Any], closed: bool) -> dict[str, Any]:
@@ -63,10 +79,16 @@ class Event:
     lane_seq: int
     entered_at: datetime | None = None
 
+    @property
+    def cursor(self) -> str:
+        """Its place in its lane as text, to acknowledge it by (`ClaimService.ack` takes either)."""
+        return cursor_of(self.lane, self.lane_seq)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: what `claimstate events` prints, one per line."""
         return {
             "position": self.position,
+            "cursor": self.cursor,
             "claim_id": self.claim_id,
             "seq": self.seq,
             "trigger": self.trigger,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from claimstate._errors import ClaimStateError, InvalidInput
-from claimstate._feed import Consumer, Event, consume
+from claimstate._feed import Consumer, Event, consume, parse_cursor
 from claimstate._inputs import identifier, whole_number
 from claimstate._service.core import Core, reading
 from claimstate._service.ids import new_claim_id, worker_name
@@ -28,9 +28,13 @@ class Feed:
         self.workers: set[str] = set()
         self._workers_lock = threading.Lock()  # threads start and stop workers at once
 
-    def events(self, consumer: str, limit: int, lease: float) -> list[Event]:
+    def events(self, consumer: str, limit: int, lease: float, worker: str | None) -> list[Event]:
         consumer, limit, lease = identifier(consumer, "consumer"), whole_number(limit, "limit"), seconds(lease)
-        return self.deliver(consumer, limit, lease, self.worker)
+        return self.deliver(consumer, limit, lease, self._worker(worker))
+
+    def _worker(self, worker: str | None) -> str:
+        """This service's own name in the lease rows, or the one its caller gives for a client of its own."""
+        return self.worker if worker is None else identifier(worker, "worker")
 
     def deliver(self, consumer: str, limit: int, lease: float, worker: str) -> list[Event]:
         core = self._core
@@ -50,14 +54,21 @@ class Feed:
         delivered(consumer, events, now)
         return events
 
-    def checked_ack(self, consumer: str, up_to: Event) -> None:
-        consumer = identifier(consumer, "consumer")
-        if not isinstance(up_to, Event):
-            raise InvalidInput(f"up_to must be an Event this feed delivered, not {type(up_to).__name__}", field="up_to")
-        self.ack(consumer, up_to, self.worker)
+    def checked_ack(self, consumer: str, up_to: Event | str, worker: str | None) -> None:
+        consumer, worker = identifier(consumer, "consumer"), self._worker(worker)
+        if isinstance(up_to, Event):
+            self.ack(consumer, up_to, worker)
+            return
+        if not isinstance(up_to, str):
+            raise InvalidInput(f"up_to must be an Event this feed delivered or its cursor, not {type(up_to).__name__}",
+                               field="up_to")  # fmt: skip
+        lane, lane_seq = parse_cursor(up_to)
+        self._core.store.write(partial(self._core.store.events.ack, consumer, lane, lane_seq, worker=worker))
 
     def ack(self, consumer: str, up_to: Event, worker: str) -> None:
-        self._core.store.write(partial(self._core.store.events.ack, consumer, up_to, worker=worker))
+        self._core.store.write(
+            partial(self._core.store.events.ack, consumer, up_to.lane, up_to.lane_seq, worker=worker)
+        )
 
     def consume(
         self,

@@ -353,7 +353,7 @@ class ClaimService:
 
     # --- the event feed --------------------------------------------------------------------------------
 
-    def events(self, consumer: str, limit: int = 100, *, lease: float = 30.0) -> list[Event]:
+    def events(self, consumer: str, limit: int = 100, *, lease: float = 30.0, worker: str | None = None) -> list[Event]:
         """The next events `consumer` has not acknowledged (at most `limit`), to handle and then `ack`.
 
         They come from one lane (one set of claims), in the order they were committed, so a claim's events
@@ -361,17 +361,21 @@ class ClaimService:
         `consumer` (other services calling `events` with the same name) get other lanes meanwhile, and the
         lane's unacknowledged events go to one of them if this one does not acknowledge them in time.
         Asked again before acknowledging, it delivers the same events again, then the rest. Every name is a
-        consumer of its own, reading the whole feed from its oldest retained event.
+        consumer of its own, reading the whole feed from its oldest retained event. `worker` names who holds
+        the lease (default: this service); a service that relays the feed to clients of its own names each
+        one, as the HTTP API does.
         """
-        return self._feed.events(consumer, limit, lease)
+        return self._feed.events(consumer, limit, lease, worker)
 
-    def ack(self, consumer: str, up_to: Event) -> None:
-        """Record that `consumer` has handled `up_to` and every event delivered before it in its lane.
+    def ack(self, consumer: str, up_to: Event | str, *, worker: str | None = None) -> None:
+        """Record that `consumer` has handled `up_to` (an Event, or its `cursor`) and every event delivered
+        before it in its lane; once all it was delivered is acknowledged, the lane is free again for another
+        worker (`worker`: see `events`).
 
         Durable once it returns. Acknowledging an event twice, or an older one, changes nothing; an event
         not yet delivered to `consumer` is refused (InvalidInput), because that would skip events.
         """
-        self._feed.checked_ack(consumer, up_to)
+        self._feed.checked_ack(consumer, up_to, worker)
 
     def consume(
         self,

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from claimstate._errors import InvalidInput
-from claimstate._feed import LANES, Event, lane_of
+from claimstate._feed import LANES, Event, cursor_of, lane_of
 from claimstate._json import decode, encode
 from claimstate._store.database import Database
 from claimstate._time import from_iso, to_iso
@@ -137,23 +137,22 @@ class EventRows:
         db.send(_LEASE, (worker, until, last, last, consumer, lane))
         return events
 
-    def ack(self, consumer: str, event: Event, *, worker: str) -> None:
-        """In a write transaction: record `event`, and every event before it in its lane, as handled by
-        `consumer`; the lane is given back when all that was delivered is acknowledged."""
+    def ack(self, consumer: str, lane: int, lane_seq: int, *, worker: str) -> None:
+        """In a write transaction: record event `lane_seq` of `lane`, and every event before it in the lane, as
+        handled by `consumer`; the lane is given back when all that was delivered is acknowledged."""
         db = self._db
-        if not 0 <= event.lane < LANES:
-            raise InvalidInput(f"the event's lane {event.lane} is not one of this feed's", field="up_to")
-        row = db.one("SELECT leased_to FROM consumers WHERE name = ? AND lane = ?", (consumer, event.lane))
+        if not 0 <= lane < LANES:
+            raise InvalidInput(f"lane {lane} is not one of this feed's (0 to {LANES - 1})", field="up_to")
+        row = db.one("SELECT leased_to FROM consumers WHERE name = ? AND lane = ?", (consumer, lane))
         if row is None:
             raise InvalidInput(f"no consumer {consumer!r} has taken events yet", field="consumer")
-        if event.lane_seq > row[0]:
+        if lane_seq > row[0]:
             raise InvalidInput(
-                f"event {event.claim_id} seq {event.seq} was not delivered to {consumer!r}: only delivered events"
-                " are acknowledged",
+                f"event {cursor_of(lane, lane_seq)} was not delivered to {consumer!r}: only delivered events are"
+                " acknowledged",
                 field="up_to",
             )
-        n = event.lane_seq
-        db.run(_ACK, (n, worker, n, worker, n, consumer, event.lane, n))
+        db.run(_ACK, (lane_seq, worker, lane_seq, worker, lane_seq, consumer, lane, lane_seq))
 
     def release(self, worker: str, *, consumer: str | None = None) -> None:
         """In a write transaction: give back every lane `worker` holds (of `consumer`, or of any),

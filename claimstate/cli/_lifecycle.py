@@ -35,6 +35,7 @@ from claimstate.cli._output import (
     write_triggers,
 )
 from claimstate.definition import Definition, fingerprint_of, read_export
+from claimstate.http import openapi
 from claimstate.scripting import (
     DEMO_TITLES,
     format_history,
@@ -118,13 +119,31 @@ def diagram(
     no_now="the definition is the same at any time",
     no_db="it prints the definition and reads no database",
 )
-@click.option("--export", "path", type=NonEmptyPath(dir_okay=False, path_type=Path),
-              help="Write the definition as JSON (with its fingerprint) to this file, for `diff`.")  # fmt: skip
-def model(path: Path | None) -> None:
+@click.option(
+    "--export",
+    "path",
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
+    help="Write the definition as JSON (with its fingerprint) to this file, for `diff`.",
+)
+@click.option(
+    "--openapi",
+    "api_path",
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
+    help="Write the HTTP API's OpenAPI document (every trigger's route and data schema) to this file.",
+)
+def model(path: Path | None, api_path: Path | None) -> None:  # fmt: skip
     """Print the lifecycle definition: states, transitions, guards, actors, deadline windows, each trigger's data,
-    and its fingerprint (what claims record they were decided under)."""
+    and its fingerprint (what claims record they were decided under); with --json, also the JSON Schema of
+    each trigger's data."""
     definition = get_settings().definition
     data = definition.to_dict()
+    if path is not None and api_path is not None:
+        refuse("takes --export or --openapi, not both")
+    if api_path is not None:
+        write_file(api_path, json.dumps(openapi(definition), indent=2, ensure_ascii=False) + "\n")
+        emit({"path": str(api_path), "fingerprint": data["fingerprint"]},
+             lambda: f"{api_path}: the OpenAPI document of definition {data['name']}")  # fmt: skip
+        return
     if path is not None:
         write_file(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         emit({"path": str(path), "fingerprint": data["fingerprint"]},
@@ -143,7 +162,7 @@ def model(path: Path | None) -> None:
                 + table(transitions, ("trigger", "from", "to", "who", "only when")) + "\n\n"
                 + triggers.getvalue().rstrip())  # fmt: skip
 
-    emit(data, human)
+    emit({**data, "json_schema": definition.json_schema()}, human)
 
 
 def _known_view(definition: Definition, view: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "claimstate"
 CLI = PACKAGE / "cli"
-PUBLIC = {"claimstate", "claimstate.definition", "claimstate.scripting"}
+PUBLIC = {"claimstate", "claimstate.definition", "claimstate.scripting", "claimstate.http"}
 
 
 def imported(module: Path) -> list[str]:

@@ -35,7 +35,7 @@ from claimstate import (
 from claimstate._feed import LANES, lane_of
 from claimstate.cli import cli
 
-EVENT_KEYS = {"position", "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "claim",
+EVENT_KEYS = {"position", "cursor", "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "claim",
               "entered_at"}  # fmt: skip
 
 

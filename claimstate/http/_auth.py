@@ -1,0 +1,70 @@
+"""Who calls: the refusals of the HTTP layer itself, and bearer tokens mapped to actors.
+
+The embedding service decides who acts (`create_app(actor_from=...)`); nothing here trusts a header that
+names an actor. `bearer_tokens` is the one ready-made way: a token the server was given names one actor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+
+from claimstate._actor import Actor
+from claimstate._errors import PROBLEM_TYPES, ClaimStateError, InvalidInput
+
+MIN_TOKEN = 16  # characters: a shorter token could be guessed
+
+
+class RequestRefused(ClaimStateError):
+    """The HTTP layer refused a request before any claim was read or written: no or an unknown token (401), a
+    claim or listing that is not the caller's (403), no such route (404) or method (405), a body too large
+    (413) or not JSON (415). `code` names the case; it is also the problem type's name."""
+
+    problem = "request-refused"
+    title = "Request refused"
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+    def to_problem(self) -> dict[str, Any]:
+        """As `ClaimStateError.to_problem`, with a problem type and title of the case's own (`code`)."""
+        return {**super().to_problem(), "type": PROBLEM_TYPES + self.code,
+                "title": self.code.replace("-", " ").capitalize()}  # fmt: skip
+
+
+def bearer_tokens(tokens: Mapping[str, Actor | str]) -> Callable[[Request], Actor]:
+    """An `actor_from` for `create_app`: the request's ``Authorization: Bearer <token>`` names the actor its
+    token is mapped to; no token, or one not in `tokens`, is refused (401). Tokens are kept and looked up
+    by their SHA-256 digest (so a lookup's timing tells nothing of a token), and never appear in an error or
+    a log."""
+    if not isinstance(tokens, Mapping):
+        raise InvalidInput(f"tokens must map each token to an actor, not {type(tokens).__name__}", field="tokens")
+    known: dict[bytes, Actor] = {}
+    for number, (token, actor) in enumerate(tokens.items(), 1):
+        if not isinstance(token, str) or len(token) < MIN_TOKEN or not token.isascii() or not token.isprintable():
+            raise InvalidInput(f"token {number} must be printable ASCII of at least {MIN_TOKEN} characters",
+                               field="tokens")  # fmt: skip
+        try:
+            known[_digest(token)] = Actor.parse(actor)
+        except InvalidInput as error:
+            raise InvalidInput(f"token {number}'s actor: {error.reason}", field="tokens") from None
+
+    def actor_from(request: Request) -> Actor:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise RequestRefused(401, "not-authenticated", "send Authorization: Bearer <token>")
+        actor = known.get(_digest(token.strip()))
+        if actor is None:
+            raise RequestRefused(401, "not-authenticated", "the bearer token names no one here")
+        return actor
+
+    return actor_from
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
