@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,23 @@ def serve(host: str, port: int, tokens_path: Path | None, workers: int) -> None:
     tokens = _tokens(tokens_path)
     bearer_tokens(tokens)  # refused now, by number and never by value, rather than in each worker
     settings = get_settings()
+    _listenable(host, port)
+    with settings.service(create=True) as service:  # opened (made or migrated) once here: its errors are ours
+        shown = service.path  # a URL without its password
     os.environ[_SERVING] = json.dumps({"db": settings.db, "definition": settings.definition_name, "tokens": tokens})
-    say(f"serving {settings.db} on http://{host}:{port} (OpenAPI: /openapi.json); Ctrl-C stops", err=True)
+    say(f"serving {shown} on http://{host}:{port} (OpenAPI: /openapi.json); Ctrl-C stops", err=True)
     uvicorn.run("claimstate.cli._serve:served_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", server_header=False)  # fmt: skip
+
+
+def _listenable(host: str, port: int) -> None:
+    """Refuse an address this process cannot listen on (taken, or not this machine's) before starting, with
+    claimstate's exit code rather than the server's."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {error.strerror or error}", field="--port") from None
 
 
 def _tokens(path: Path | None) -> dict[str, Any]:

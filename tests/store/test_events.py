@@ -248,6 +248,23 @@ def test_events_not_acknowledged_are_delivered_again(service: ClaimService) -> N
     assert service.events("payments") == first[1:]
 
 
+def test_a_client_acknowledges_by_cursor_under_a_worker_name_of_its_own(service: ClaimService) -> None:
+    """A relay (the HTTP API) names each client as a worker and acknowledges by the event's cursor: the
+    client's lane is its own until it acknowledges, and then free for others."""
+    a, b = claims_in_distinct_lanes(2)
+    for n, claim_id in enumerate((a, b)):
+        service.file_claim(filing(order_id=f"o-{n}"), claim_id=claim_id, now=T0)
+    first = service.events("warehouse", worker="client-1")
+    assert first[-1].cursor == f"{first[-1].lane}.{first[-1].lane_seq}"
+    assert service.events("warehouse", worker="client-1") == first  # its own lane, again
+    second = service.events("warehouse", worker="client-2")
+    assert {e.lane for e in first}.isdisjoint({e.lane for e in second})
+    service.ack("warehouse", first[-1].cursor, worker="client-1")
+    service.ack("warehouse", second[-1].cursor, worker="client-2")
+    assert service.events("warehouse", worker="client-1") == service.events("warehouse", worker="client-2") == []
+    assert service.feed("warehouse") == []
+
+
 def test_a_group_shares_lanes_and_a_lapsed_lease_passes_to_another_worker(store_target: str, clock: Clock) -> None:
     """Two workers of one consumer never get the same lane at once; when one stops acknowledging, its lane's
     events go to the other once its lease has run out, and not before."""
@@ -289,6 +306,10 @@ def test_a_lane_keeps_one_claims_events_from_two_workers_at_once(store_target: s
         (lambda s, e: s.ack("payments", {"claim_id": "x"}), "up_to"),
         (lambda s, e: s.ack("nobody", e), "consumer"),
         (lambda s, e: s.ack("payments", e), "up_to"),  # never delivered to payments
+        (lambda s, e: s.ack("payments", e.cursor), "up_to"),  # the same, by its cursor
+        (lambda s, e: s.ack("payments", "3"), "up_to"),  # not a cursor
+        (lambda s, e: s.ack("payments", "16.1"), "up_to"),  # no such lane
+        (lambda s, e: s.events("payments", 10, worker=" "), "worker"),
         (lambda s, e: s.feed(after=-1), "after"),
         (lambda s, e: s.prune_events("yesterday"), "older_than"),
         (lambda s, e: s.consume("payments", print, limit=0), "limit"),
