@@ -41,7 +41,8 @@ def cursor_of(lane: int, lane_seq: int) -> str:
 def parse_cursor(text: object) -> tuple[int, int]:
     """The (lane, lane_seq) of a cursor `cursor_of` wrote; InvalidInput for anything else."""
     lane, dot, seq = text.partition(".") if isinstance(text, str) else ("", "", "")
-    if not (dot and lane.isdigit() and seq.isdigit() and len(lane) <= 3 and len(seq) <= 18):
+    if not (dot and lane.isascii() and seq.isascii() and lane.isdigit() and seq.isdigit() and len(lane) <= 3
+            and len(seq) <= 18):  # fmt: skip
         raise InvalidInput(f"{text!r} is not an event's cursor (like '3.17': its lane, a dot, its place)",
                            field="up_to")  # fmt: skip
     return int(lane), int(seq)

@@ -40,7 +40,12 @@ _SERVING = "CLAIMSTATE_SERVING"  # what the command hands to uvicorn's workers, 
     show_default=True,
     help="Server processes (each with its own connections; use PostgreSQL for more than one).",
 )
-def serve(host: str, port: int, tokens_path: Path | None, workers: int) -> None:  # fmt: skip
+@click.option(
+    "--access-log",
+    is_flag=True,
+    help="Log a line per request (off by default: it costs a request a tenth of its server time).",
+)
+def serve(host: str, port: int, tokens_path: Path | None, workers: int, access_log: bool) -> None:  # fmt: skip
     """Serve the HTTP API on --db until stopped (Ctrl-C): every trigger a route, the OpenAPI document at
     /openapi.json. Needs the http extra (pip install 'claimstate[http]'). Callers send
     `Authorization: Bearer <token>`; each token acts as one actor, and a token is never printed or logged."""
@@ -60,7 +65,7 @@ def serve(host: str, port: int, tokens_path: Path | None, workers: int) -> None:
     os.environ[_SERVING] = json.dumps({"db": settings.db, "definition": settings.definition_name, "tokens": tokens})
     say(f"serving {shown} on http://{host}:{port} (OpenAPI: /openapi.json); Ctrl-C stops", err=True)
     uvicorn.run("claimstate.cli._serve:served_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", server_header=False)  # fmt: skip
+                log_level="info", access_log=access_log, server_header=False)  # fmt: skip
 
 
 def _listenable(host: str, port: int) -> None:

@@ -31,7 +31,16 @@ from claimstate._errors import ClaimStateError, InvalidInput
 from claimstate._service import ClaimService
 from claimstate._service.asynchronous import AsyncClaimService
 from claimstate.http._auth import RequestRefused
-from claimstate.http._openapi import DIAGRAM_TYPES, MAX_LIMIT, MAX_WAIT, PROBLEM, openapi
+from claimstate.http._openapi import (
+    CURSOR,
+    DIAGRAM_TYPES,
+    ETAG,
+    MAX_LIMIT,
+    MAX_WAIT,
+    MAX_WORKER,
+    PROBLEM,
+    openapi,
+)
 
 ActorFrom = Callable[[Request], "Actor | str | Awaitable[Actor | str | None] | None"]
 """Who calls: the actor (an `Actor` or ``"buyer:alice"``) from the request, or None (401); it may raise a
@@ -75,11 +84,11 @@ def create_app(
                            field="service")  # fmt: skip
     api = _Api(service, actor_from, max_body, title)
     routes = [
+        Route("/claims/{claim_id}/{trigger}", api.fire, methods=["POST"], name="fire"),  # the busiest, tried first
         Route("/claims", api.file_claim, methods=["POST"], name="file_claim"),
         Route("/claims", api.list_claims, methods=["GET"], name="list_claims"),
         Route("/claims/{claim_id}", api.get_claim, methods=["GET"], name="get_claim"),
         Route("/claims/{claim_id}/diagram", api.diagram, methods=["GET"], name="claim_diagram"),
-        Route("/claims/{claim_id}/{trigger}", api.fire, methods=["POST"], name="fire"),
         Route("/events", api.events, methods=["GET"], name="events"),
         Route("/openapi.json", api.openapi, methods=["GET"], name="openapi"),
         Route("/healthz", api.healthz, methods=["GET"], name="healthz"),
@@ -140,11 +149,11 @@ class _Api:
 
     async def fire(self, request: Request) -> Response:
         sync = await self._ready()
+        actor = await self._actor(request)  # who calls, first: a stranger learns nothing, not even the triggers
         claim_id, trigger = request.path_params["claim_id"], request.path_params["trigger"]
         if trigger not in sync.definition.triggers or trigger == sync.definition.creation.trigger:
             firing = [t for t in sync.definition.triggers if t != sync.definition.creation.trigger]
             raise RequestRefused(404, "no-such-trigger", f"no trigger {trigger!r}; known: {', '.join(firing)}")
-        actor = await self._actor(request)
         data = await self._body(request, required=False)
         fired = await self.claims.fire(claim_id, trigger, actor, data, idempotency_key=_idempotency_key(request),
                                        expected_version=_if_match(request))  # fmt: skip
@@ -159,7 +168,7 @@ class _Api:
         view = await self.claims.view(request.path_params["claim_id"], actor)
         _may_read(actor, view.claim)
         headers = _versioned(view.claim)
-        if request.headers.get("if-none-match", "").strip() == headers["ETag"]:
+        if _holds(request.headers.get("if-none-match"), headers["ETag"]):
             return Response(status_code=304, headers=headers)
         return _Json(view.to_dict(), 200, headers)
 
@@ -180,10 +189,10 @@ class _Api:
 
     async def diagram(self, request: Request) -> Response:
         sync = await self._ready()
+        actor = await self._actor(request)
         fmt = request.query_params.get("format", "html")
         if fmt not in DIAGRAM_TYPES:
             raise InvalidInput(f"unknown format {fmt!r}; known: {', '.join(DIAGRAM_TYPES)}", field="format")
-        actor = await self._actor(request)
         view = await self.claims.view(request.path_params["claim_id"])
         _may_read(actor, view.claim)
         pages = Diagrams(sync.definition, policy=sync.engine.policy, claim=view.claim, history=view.history)
@@ -201,9 +210,14 @@ class _Api:
             raise InvalidInput("name the consumer whose events to read", field="consumer")
         limit = _whole(query.get("limit"), "limit", default=100, most=MAX_LIMIT)
         wait = _seconds(query.get("wait"), "wait", most=MAX_WAIT)
-        worker = f"http/{actor}/{query.get('worker', 'default')}"
+        named = query.get("worker", "default")
+        if len(named) > MAX_WORKER:
+            raise InvalidInput(f"longer than {MAX_WORKER} characters", field="worker")
+        worker = f"http/{actor}/{named}"
         acked = query.get("ack")
         if acked is not None:
+            if not CURSOR.fullmatch(acked):
+                raise InvalidInput(f"{acked!r} is not an answer's ack (an event's cursor, like '3.17')", field="ack")
             await self.claims.ack(consumer, acked, worker=worker)
         ends = time.monotonic() + wait
         while True:
@@ -295,16 +309,23 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
+def _holds(if_none_match: str | None, etag: str) -> bool:
+    """Whether If-None-Match names `etag` as RFC 9110 reads it: `*`, or a list of tags compared weakly (caches
+    and HTTP libraries send `W/"3"` and lists)."""
+    tags = [] if if_none_match is None else [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return tags == ["*"] or etag in tags
+
+
 def _if_match(request: Request) -> int | None:
     """The version If-Match names (its ETag, ``"3"``); None for none or ``*``."""
     given = request.headers.get("if-match")
-    if given is None or given.strip() == "*":
+    if given is None or given == "*":
         return None
-    version = given.strip().strip('"')
-    if not version.isdigit() or not version.isascii() or len(version) > 18:
+    etag = ETAG.fullmatch(given)
+    if etag is None:
         raise InvalidInput(f"{given!r} is not one of this API's ETags (a quoted version, like \"3\")",
                            field="If-Match")  # fmt: skip
-    return int(version)
+    return int(etag[1])
 
 
 def _whole(given: str | None, name: str, *, default: int, most: int) -> int:

@@ -6,17 +6,23 @@ It imports no web framework: `claimstate model --openapi` writes it without the 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from claimstate._definition import Definition, Policy
 from claimstate._errors import PROBLEM_TYPES
+from claimstate._feed import LANES
 from claimstate._inputs import MAX_ID
+from claimstate._schema import WHITESPACE, text_schema
 
 PROBLEM = "application/problem+json"
 DIAGRAM_TYPES = {"html": "text/html", "svg": "image/svg+xml", "mermaid": "text/plain", "dot": "text/plain",
                  "md": "text/markdown"}  # fmt: skip
 MAX_LIMIT = 500  # claims or events in one answer
 MAX_WAIT = 30  # seconds a poll of /events may wait for one
+MAX_WORKER = 50  # characters: the feed's worker is "http/<actor>/<worker>", within MAX_ID for the longest actor
+ETAG = re.compile(r'"([1-9][0-9]{0,17})"')  # a claim's version as its ETag, which If-Match names (or "*")
+CURSOR = re.compile(rf"({'|'.join(map(str, range(LANES)))})\.[0-9]{{1,18}}")  # an event's cursor: lane.place
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -27,9 +33,10 @@ def _nullable(kind: str) -> dict[str, Any]:
     return {"type": [kind, "null"]}
 
 
+_CONTROL = r"\u0000-\u001f\u007f-\u009f"  # Unicode's control characters (Cc)
 _TIME = {"type": "string", "format": "date-time"}
 _TEXT = {"type": "string"}
-_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+_ID = _ref("Id")
 
 _RESPONSES = {
     400: "The request is malformed: its body, a header or a parameter (`field` names it)",
@@ -49,19 +56,22 @@ def _problems(*statuses: int) -> dict[str, Any]:
     return {str(s): {"description": _RESPONSES[s], "content": {PROBLEM: {"schema": _ref("Problem")}}} for s in statuses}
 
 
-def _header(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"description": description, "schema": schema or _TEXT}
+def _header(description: str, schema: dict[str, Any] | None = None, *, required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema or _TEXT}
 
 
-_ETAG = _header('The claim\'s version, quoted: `"3"`. Send it back as `If-Match` to fire only on that version.')
+_ETAG = _header('The claim\'s version, quoted: `"3"`. Send it back as `If-Match` to fire only on that version.',
+                {"type": "string", "pattern": f"^{ETAG.pattern}$"}, required=True)  # fmt: skip
+_LOCATION = _header("The claim's URL", required=True)
 _REPLAYED = _header("`true` when the answer is the first result of a request repeated under its `Idempotency-Key`",
                     {"type": "string", "enum": ["true"]})  # fmt: skip
 _IDEMPOTENCY = {
     "name": "Idempotency-Key", "in": "header", "required": False, "schema": _ID,
     "description": "Repeating a request under the same key returns its first result and applies nothing again;"
-                   " the same key with another request is refused (422).",
+                   " the same key with another request is refused (422). Plain, or quoted (`\"abc\"`) as the IETF"
+                   " draft writes it.",
 }  # fmt: skip
-_CLAIM_ID = {"name": "claim_id", "in": "path", "required": True, "schema": _ID}
+_CLAIM_ID = {"name": "claim_id", "in": "path", "required": True, "schema": _ref("ClaimId")}
 
 
 def openapi(definition: Definition, policy: Policy | None = None, *, title: str | None = None) -> dict[str, Any]:
@@ -70,13 +80,14 @@ def openapi(definition: Definition, policy: Policy | None = None, *, title: str 
     schemas = definition.json_schema(policy)
     creation = definition.creation.trigger
     paths: dict[str, Any] = {
-        "/claims": {"post": _filing(definition), "get": _listing(definition)},
+        "/claims": {"post": _filing(definition), "get": _listing(definition, policy)},
         "/claims/{claim_id}": {"get": _reading()},
         "/claims/{claim_id}/diagram": {"get": _diagram()},
     }
     for trigger in definition.triggers:
         if trigger != creation:
-            paths[f"/claims/{{claim_id}}/{trigger}"] = {"post": _firing(definition, trigger)}
+            data = schemas["$defs"][trigger]
+            paths[f"/claims/{{claim_id}}/{trigger}"] = {"post": _firing(definition, trigger, data)}
     paths["/events"] = {"get": _events()}
     paths["/openapi.json"] = {"get": {"operationId": "openapi", "summary": "This document", "security": [],
                                       "responses": {"200": {"description": "The OpenAPI document",
@@ -85,7 +96,7 @@ def openapi(definition: Definition, policy: Policy | None = None, *, title: str 
     paths["/healthz"] = {"get": {"operationId": "healthz", "summary": "Whether the server answers", "security": [],
                                  "responses": {"200": {"description": "It does", "content": {"application/json": {
                                      "schema": _ref("Health")}}}}}}  # fmt: skip
-    components = {**_components(definition), **{f"data.{t}": s for t, s in schemas["$defs"].items()}}
+    components = {**_components(definition), **_ids(), **{f"data.{t}": s for t, s in schemas["$defs"].items()}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -146,18 +157,17 @@ def _filing(definition: Definition) -> dict[str, Any]:
         "parameters": [_IDEMPOTENCY],
         "requestBody": {"required": True, "content": _json(_ref(f"data.{trigger}"), _example(definition, trigger))},
         "responses": {
-            "201": {"description": "Filed", "headers": {"Location": _header("The claim's URL"), "ETag": _ETAG},
+            "201": {"description": "Filed", "headers": {"Location": _LOCATION, "ETag": _ETAG},
                     "content": _json(_ref("Claim"))},
             "200": {"description": "Filed by an earlier request under the same Idempotency-Key",
-                    "headers": {"Location": _header("The claim's URL"), "ETag": _ETAG,
-                                "Idempotent-Replayed": _REPLAYED},
+                    "headers": {"Location": _LOCATION, "ETag": _ETAG, "Idempotent-Replayed": _REPLAYED},
                     "content": _json(_ref("Claim"))},
             **_problems(400, 401, 403, 409, 413, 415, 422, 503),
         },
     }  # fmt: skip
 
 
-def _firing(definition: Definition, trigger: str) -> dict[str, Any]:
+def _firing(definition: Definition, trigger: str, data: dict[str, Any]) -> dict[str, Any]:
     roles, codes = _who(definition, trigger)
     transitions = [t for t in definition.transitions if t.trigger == trigger]
     steps = "; ".join(dict.fromkeys(f"from {', '.join(t.sources)} to {t.dest}" for t in transitions))
@@ -174,10 +184,13 @@ def _firing(definition: Definition, trigger: str) -> dict[str, Any]:
         "parameters": [
             _CLAIM_ID,
             _IDEMPOTENCY,
-            {"name": "If-Match", "in": "header", "required": False, "schema": _TEXT,
+            {"name": "If-Match", "in": "header", "required": False,
+             "schema": {"type": "string", "pattern": rf"^(\*|{ETAG.pattern})$"},
              "description": 'The version the caller read (its ETag, `"3"`): fired only if the claim is still there'},
         ],
-        "requestBody": {"required": False, "content": _json(_ref(f"data.{trigger}"), _example(definition, trigger))},
+        # No body is the empty object: a trigger whose data has required fields needs one.
+        "requestBody": {"required": bool(data.get("required")),
+                        "content": _json(_ref(f"data.{trigger}"), _example(definition, trigger))},
         "responses": {
             "200": {"description": "Applied (or, under a repeated Idempotency-Key, applied before)",
                     "headers": {"ETag": _ETAG, "Idempotent-Replayed": _REPLAYED}, "content": _json(_ref("Claim"))},
@@ -190,29 +203,40 @@ def _reading() -> dict[str, Any]:
     return {
         "operationId": "get_claim",
         "summary": "The claim, its history and what the caller may do now, read at one moment",
-        "parameters": [_CLAIM_ID],
+        "parameters": [
+            _CLAIM_ID,
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": _TEXT,
+                "description": 'The ETag the caller holds (`"3"`; or several, or `*`): 304 with no body if the claim'
+                " is still at it",
+            },
+        ],
         "responses": {
             "200": {"description": "The claim", "headers": {"ETag": _ETAG}, "content": _json(_ref("ClaimView"))},
-            "304": {"description": "Unchanged since the version `If-None-Match` named"},
+            "304": {"description": "Unchanged since the version `If-None-Match` named", "headers": {"ETag": _ETAG}},
             **_problems(400, 401, 403, 404, 409, 503),
         },
     }
 
 
-def _listing(definition: Definition) -> dict[str, Any]:
+def _listing(definition: Definition, policy: Policy) -> dict[str, Any]:
     def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
     states = {"type": "string", "enum": [s.name for s in definition.states]}
+    value = text_schema(policy.limits.text, blank_ok=True)  # matched against a claim's own field: any text
     return {
         "operationId": "list_claims",
         "summary": "Claims matching every filter given, in the order they were filed, a page at a time",
         "description": "A buyer or supplier sees only their own claims.",
         "parameters": [
             query("state", "In this state", states),
-            query("buyer", "Of this buyer", _ID),
-            query("supplier", "Of this supplier", _ID),
-            query("order", "On this order", _ID),
+            query("buyer", "Of this buyer", value),
+            query("supplier", "Of this supplier", value),
+            query("order", "On this order", value),
             query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
             query("after", "The page after this claim id: the previous page's `next`", _ID),
         ],
@@ -253,15 +277,33 @@ def _events() -> dict[str, Any]:
         ),
         "parameters": [
             query("consumer", "The consumer's name: each name reads the whole feed once", _ID, required=True),
-            query("ack", "The `ack` of the previous answer: acknowledges its events", _TEXT),
+            query("ack", "The `ack` of the previous answer: acknowledges its events",
+                  {"type": "string", "pattern": f"^{CURSOR.pattern}$"}),
             query("limit", "At most this many events", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
             query("wait", "Seconds to wait for an event when there is none", {"type": "number", "minimum": 0,
                                                                             "maximum": MAX_WAIT}),
-            query("worker", "Names one of several clients reading one consumer (default: one per actor)", _ID),
+            query("worker", "Names one of several clients reading one consumer (default: one per actor)",
+                  {**_ID, "maxLength": MAX_WORKER}),
         ],
         "responses": {"200": {"description": "The events (none if the wait ran out)",
                               "content": _json(_ref("EventPage"))}, **_problems(400, 401, 403, 503)},
     }  # fmt: skip
+
+
+def _ids() -> dict[str, Any]:
+    """Ids and keys as the service reads them (`identifier`): 1 to MAX_ID characters, each printable, not all
+    whitespace. A pattern states all but "printable" (Python's str.isprintable: no character of Unicode's
+    other or separator categories but the space), which no pattern can state compactly in both dialects a
+    schema meets, so the format `printable` names it. A claim's id in a path holds no `/` besides: the server
+    decodes `%2F` before it routes."""
+
+    def text(refused: str, description: str) -> dict[str, Any]:
+        pattern = f"^[^{refused}]*[^{refused}{WHITESPACE}][^{refused}]*$"
+        return {"type": "string", "minLength": 1, "maxLength": MAX_ID, "format": "printable", "pattern": pattern,
+                "description": description}  # fmt: skip
+
+    said = f"1 to {MAX_ID} printable characters (Python's str.isprintable), not all whitespace"
+    return {"Id": text(_CONTROL, said), "ClaimId": text(_CONTROL + "/", f"A claim's id: {said}, no /")}
 
 
 def _components(definition: Definition) -> dict[str, Any]:

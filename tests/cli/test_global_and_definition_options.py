@@ -294,7 +294,7 @@ def _filled(args: list[str], run: str) -> list[str]:
 def test_every_command_accepts_each_global_option_before_its_name(walk: dict[str, list[str]]) -> None:
     """`claimstate --db X <command>` (and --json, --now, --definition, and all four at once) works for every
     command of the group, those with no use for one ignoring it: exit 0, never a refusal."""
-    assert set(walk) == set(cli.commands)
+    assert set(walk) == set(cli.commands) - {"serve"}  # it runs until stopped: tests/http/test_serve.py
     runs = 0
     for name, args in walk.items():
         for option, words in [*GLOBAL.items(), ("all", [w for ws in GLOBAL.values() for w in ws])]:

@@ -92,6 +92,7 @@ def from_schema(trigger: str, currency: str | None = None) -> st.SearchStrategy[
 
 # --- the claims each trigger is fired on: every situation `check` reaches, in three currencies ---
 
+
 @functools.cache
 def explored() -> list[Claim]:
     """Every situation `check` reaches, from filings in USD, JPY (no decimals) and KWD (three)."""
@@ -127,7 +128,7 @@ def claims_taking(trigger: str) -> list[tuple[Claim, str]]:
 
 
 def engine_verdict(trigger: str, data: Any, claim: Claim | None = None, actor: str | None = None) -> str:
-    """"ok", "invalid" (InvalidInput) or "refused" (TransitionRefused: a rule, not the data's form)."""
+    """ "ok", "invalid" (InvalidInput) or "refused" (TransitionRefused: a rule, not the data's form)."""
     try:
         if claim is None:
             buyer = data.get("buyer_id") if isinstance(data, dict) else None
@@ -187,7 +188,9 @@ def test_the_whitespace_spelled_out_is_what_python_strips() -> None:
 def test_each_trigger_has_claims_to_fire_on() -> None:
     empty = [t for t in CLAIM_LIFECYCLE.triggers if t != FILING and not claims_taking(t)]
     assert not empty
-    currencies = {claim.amount.currency for t in CLAIM_LIFECYCLE.triggers if t != FILING for claim, _ in claims_taking(t)}
+    currencies = {
+        claim.amount.currency for t in CLAIM_LIFECYCLE.triggers if t != FILING for claim, _ in claims_taking(t)
+    }
     assert currencies == {"USD", "JPY", "KWD"}
 
 

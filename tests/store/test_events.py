@@ -35,8 +35,8 @@ from claimstate import (
 from claimstate._feed import LANES, lane_of
 from claimstate.cli import cli
 
-EVENT_KEYS = {"position", "cursor", "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "claim",
-              "entered_at"}  # fmt: skip
+EVENT_KEYS = {"position", "cursor", "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data",
+              "claim", "entered_at"}  # fmt: skip
 
 
 def file_one(service: ClaimService, order: str = "o-1") -> str:
