@@ -386,20 +386,17 @@ def _components(definition: Definition) -> dict[str, Any]:
             "refund": _nullable("string"),
         },
     }
-    record = {
-        "type": "object",
-        "required": ["claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data"],
-        "properties": {
-            "claim_id": _TEXT,
-            "seq": {"type": "integer"},
-            "trigger": _TEXT,
-            "from_state": _nullable("string"),
-            "to_state": _TEXT,
-            "actor": _TEXT,
-            "at": _TIME,
-            "data": {"type": "object"},
-        },
+    step = {  # one applied transition: a history record, and what an event says of it
+        "claim_id": _TEXT,
+        "seq": {"type": "integer"},
+        "trigger": _TEXT,
+        "from_state": _nullable("string"),
+        "to_state": _TEXT,
+        "actor": _TEXT,
+        "at": _TIME,
+        "data": {"type": "object"},
     }
+    record = {"type": "object", "required": list(step), "properties": step}
     availability = {
         "type": "object",
         "required": ["trigger", "allowed", "reasons", "needs"],
@@ -412,18 +409,11 @@ def _components(definition: Definition) -> dict[str, Any]:
     }
     event = {
         "type": "object",
-        "required": ["position", "cursor", "claim_id", "seq", "trigger", "to_state", "actor", "at", "data", "claim"],
+        "required": ["position", "cursor", *step, "claim"],
         "properties": {
             "position": {"type": "integer"},
             "cursor": _TEXT,
-            "claim_id": _TEXT,
-            "seq": {"type": "integer"},
-            "trigger": _TEXT,
-            "from_state": _nullable("string"),
-            "to_state": _TEXT,
-            "actor": _TEXT,
-            "at": _TIME,
-            "data": {"type": "object"},
+            **step,
             "claim": {"type": "object"},
             "entered_at": {"type": ["string", "null"], "format": "date-time"},
         },

@@ -29,7 +29,7 @@ FILING = CLAIM_LIFECYCLE.creation.trigger
 ACTORS = ("buyer:alice", "supplier:acme", "agent:kim", "system")
 BASE = {"order_id": "o-1", "buyer_id": "alice", "supplier_id": "acme", "currency": "USD", "amount": "49.90",
         "reason": "arrived broken", "resolution": "full_refund"}  # fmt: skip
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                           HealthCheck.filter_too_much])  # fmt: skip
 
 

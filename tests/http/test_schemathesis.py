@@ -55,7 +55,7 @@ ALICE, BOB, ACME, KIM, SYSTEM = TOKENS
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 # Fuzzed cases per operation, after its coverage cases: valid ones, as the coverage cases already break each
 # constraint of the document one by one (and an invalid case costs Schemathesis ~40 ms to draw).
-FUZZED = 10
+FUZZED = 4
 DOCUMENT = openapi(CLAIM_LIFECYCLE)
 
 
@@ -210,7 +210,7 @@ def _fuzzed(operation: schemathesis.APIOperation, server: Server) -> None:
 
 
 @pytest.mark.slow
-def test_every_operation_answers_as_its_document_says(server: Server) -> None:
+def test_every_operation_answers_as_its_document_says(server: Server, backend: str) -> None:
     """Every failure is reported, the first of each kind per operation, once all operations have run."""
     failures: dict[tuple[str, ...], str] = {}
 
@@ -221,8 +221,10 @@ def test_every_operation_answers_as_its_document_says(server: Server) -> None:
             kinds = tuple(sorted(f"{failure.code} {failure.title}" for failure in group.exceptions))
             failures.setdefault((operation.label, *kinds), str(group))
 
+    # The invalid cases try the HTTP layer's refusals, which never reach the store: one backend runs them.
+    modes = MODES if backend == "sqlite" else [GenerationMode.POSITIVE]
     for operation in (result.ok() for result in schema.get_all_operations()):
-        for case in schema.iter_coverage_cases(operation, generation_modes=MODES,
+        for case in schema.iter_coverage_cases(operation, generation_modes=modes,
                                                generation_config=schema.config.generation):  # fmt: skip
             reported(operation, _sent, case, server)
         reported(operation, _fuzzed, operation, server)
