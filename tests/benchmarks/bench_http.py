@@ -553,7 +553,7 @@ def main() -> None:
         parser_name = "httptools" if importlib.util.find_spec("httptools") else "h11"  # what uvicorn picks
         loop_name = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
         print(f"server: `claimstate serve --workers 2` (uvicorn {uvicorn.__version__}, HTTP parser {parser_name},"
-              f" event loop {loop_name}, access log on)")  # fmt: skip
+              f" event loop {loop_name}, access log off)")  # fmt: skip
         print(f"claimstate HTTP benchmark ({'quick' if args.quick else 'full'}): {rounds} rounds, PostgreSQL at"
               f" {url.rsplit('/', 1)[0]}, {os.cpu_count()} cores; {len(PATH)} transitions per claim, one commit"
               f" each; {claims[0]} claims a run one at a time, {claims[1]} under load", flush=True)  # fmt: skip
