@@ -81,8 +81,8 @@ def _party_id(name: str, role: str, description: str) -> Field:
         except InvalidInput as error:
             raise InvalidInput(error.reason, field=name) from None
 
-    def schema(limits: Limits, _decimals: int | None) -> dict[str, Any]:
-        return {"type": "string", "maxLength": limits.text, "pattern": f"^{ID_PATTERN}$"}
+    def schema(_limits: Limits, _decimals: int | None) -> dict[str, Any]:
+        return {"type": "string", "pattern": f"^{ID_PATTERN}$"}
 
     return Field(name=name, description=description, parse=parse, schema=schema)
 

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
 from claimstate._claim import Claim
 from claimstate._diagrams import Diagrams
-from claimstate._errors import ClaimStateError, InvalidInput
+from claimstate._errors import ClaimNotFound, ClaimStateError, InvalidInput
 from claimstate._service import ClaimService
 from claimstate._service.asynchronous import AsyncClaimService
 from claimstate.http._auth import RequestRefused
@@ -70,8 +70,9 @@ def create_app(
     `actor_from(request)` says who calls; there is no default, and nothing trusts a header naming an actor
     (`bearer_tokens` maps tokens the server holds to actors). A buyer or supplier reads only their own
     claims; the feed (`/events`) is for the team and services (roles agent and system). A service given
-    open stays the caller's to close; an `AsyncClaimService` given unopened is opened on the first request
-    (or at startup) and closed at shutdown. Bodies over `max_body` bytes are refused (413).
+    open stays the caller's to close; an `AsyncClaimService` given unopened is opened at startup (or on the
+    first request) and closed at shutdown, when the app is the server's own (a mounted app's lifespan is not
+    run: give it a service you open and close). Bodies over `max_body` bytes are refused (413).
     """
     if not callable(actor_from):
         raise InvalidInput("actor_from must be a function of the request giving its actor", field="actor_from")
@@ -85,8 +86,7 @@ def create_app(
     api = _Api(service, actor_from, max_body, title)
     routes = [
         Route("/claims/{claim_id}/{trigger}", api.fire, methods=["POST"], name="fire"),  # the busiest, tried first
-        Route("/claims", api.file_claim, methods=["POST"], name="file_claim"),
-        Route("/claims", api.list_claims, methods=["GET"], name="list_claims"),
+        Route("/claims", api.file_or_list, methods=["GET", "POST"], name="claims"),  # one route: a 405 lists both
         Route("/claims/{claim_id}", api.get_claim, methods=["GET"], name="get_claim"),
         Route("/claims/{claim_id}/diagram", api.diagram, methods=["GET"], name="claim_diagram"),
         Route("/events", api.events, methods=["GET"], name="events"),
@@ -137,6 +137,9 @@ class _Api:
 
     # --- routes ----------------------------------------------------------------------------------------
 
+    async def file_or_list(self, request: Request) -> Response:
+        return await (self.file_claim if request.method == "POST" else self.list_claims)(request)
+
     async def file_claim(self, request: Request) -> Response:
         await self._ready()
         actor = await self._actor(request)
@@ -155,8 +158,15 @@ class _Api:
             firing = [t for t in sync.definition.triggers if t != sync.definition.creation.trigger]
             raise RequestRefused(404, "no-such-trigger", f"no trigger {trigger!r}; known: {', '.join(firing)}")
         data = await self._body(request, required=False)
-        fired = await self.claims.fire(claim_id, trigger, actor, data, idempotency_key=_idempotency_key(request),
-                                       expected_version=_if_match(request))  # fmt: skip
+        try:
+            fired = await self.claims.fire(claim_id, trigger, actor, data, idempotency_key=_idempotency_key(request),
+                                           expected_version=_if_match(request))  # fmt: skip
+        except ClaimStateError as error:
+            # A refusal names the claim's state and a stale If-Match its version: a party learns them of their
+            # own claims only. (A fire that applies was the caller's to make: the engine permits parties alone.)
+            if actor.role in (BUYER, SUPPLIER) and not isinstance(error, ClaimNotFound | InvalidInput):
+                _may_read(actor, await self.claims.get(claim_id))
+            raise
         headers = _versioned(fired.claim)
         if fired.replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -167,7 +177,9 @@ class _Api:
         actor = await self._actor(request)
         view = await self.claims.view(request.path_params["claim_id"], actor)
         _may_read(actor, view.claim)
-        headers = _versioned(view.claim)
+        # The ETag is the claim's version; what the caller may do now also turns with the clock (deadlines), and
+        # the answer is the caller's own: caches keep it privately, and revalidate it.
+        headers = {**_versioned(view.claim), "Cache-Control": "private, no-cache", "Vary": "Authorization"}
         if _holds(request.headers.get("if-none-match"), headers["ETag"]):
             return Response(status_code=304, headers=headers)
         return _Json(view.to_dict(), 200, headers)
@@ -211,8 +223,8 @@ class _Api:
         limit = _whole(query.get("limit"), "limit", default=100, most=MAX_LIMIT)
         wait = _seconds(query.get("wait"), "wait", most=MAX_WAIT)
         named = query.get("worker", "default")
-        if len(named) > MAX_WORKER:
-            raise InvalidInput(f"longer than {MAX_WORKER} characters", field="worker")
+        if len(named) > MAX_WORKER or not named.strip():
+            raise InvalidInput(f"must be a name of 1 to {MAX_WORKER} characters, not {named!r}", field="worker")
         worker = f"http/{actor}/{named}"
         acked = query.get("ack")
         if acked is not None:

@@ -18,10 +18,13 @@ from claimstate._errors import PROBLEM_TYPES, ClaimStateError, InvalidInput
 MIN_TOKEN = 16  # characters: a shorter token could be guessed
 
 
+_TITLES = {"not-json": "Not JSON", "not-yours": "Not the caller's", "too-large": "Body too large"}
+
+
 class RequestRefused(ClaimStateError):
-    """The HTTP layer refused a request before any claim was read or written: no or an unknown token (401), a
-    claim or listing that is not the caller's (403), no such route (404) or method (405), a body too large
-    (413) or not JSON (415). `code` names the case; it is also the problem type's name."""
+    """The HTTP layer refused a request, and wrote nothing: no or an unknown token (401), a claim or listing
+    that is not the caller's (403), no such trigger or route (404) or method (405), a body too large (413) or
+    not JSON (415). `code` names the case; it is also the problem type's name."""
 
     problem = "request-refused"
     title = "Request refused"
@@ -33,8 +36,8 @@ class RequestRefused(ClaimStateError):
 
     def to_problem(self) -> dict[str, Any]:
         """As `ClaimStateError.to_problem`, with a problem type and title of the case's own (`code`)."""
-        return {**super().to_problem(), "type": PROBLEM_TYPES + self.code,
-                "title": self.code.replace("-", " ").capitalize()}  # fmt: skip
+        title = _TITLES.get(self.code) or self.code.replace("-", " ").capitalize()
+        return {**super().to_problem(), "type": PROBLEM_TYPES + self.code, "title": title}
 
 
 def bearer_tokens(tokens: Mapping[str, Actor | str]) -> Callable[[Request], Actor]:

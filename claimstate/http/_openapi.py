@@ -137,11 +137,15 @@ def _example(definition: Definition, trigger: str) -> dict[str, Any] | None:
     return {k: plain.get(v, v) if isinstance(v, str) else v for k, v in samples[0].items()}
 
 
+_ENGINE_REFUSALS = {"not_in_state", "actor_not_permitted", "within_limits"}
+
+
 def _who(definition: Definition, trigger: str) -> tuple[list[str], list[str]]:
-    """Who may fire `trigger` (roles), and every refusal code its guards can give."""
+    """Who may fire `trigger` (roles), and every refusal code it can give: the engine's own (the claim's state,
+    who fires, the limits) and its guards'."""
     transitions = [t for t in definition.transitions if t.trigger == trigger]
     roles = sorted({role for t in transitions for role in t.actors})
-    codes = sorted({g.code for t in transitions for g in t.guards} | {"within_limits"})
+    codes = sorted({g.code for t in transitions for g in t.guards} | _ENGINE_REFUSALS)
     return roles, codes
 
 
@@ -175,9 +179,11 @@ def _firing(definition: Definition, trigger: str, data: dict[str, Any]) -> dict[
         "operationId": trigger,
         "summary": transitions[0].description.capitalize(),
         "description": (
-            f"Fires {trigger} on the claim ({steps}). Who may: {', '.join(roles)} (a buyer or supplier only on"
-            f" their own claim). Refusals it can give: {', '.join(codes)}. Amounts are in the claim's currency,"
-            " with no more decimals than it has."
+            f"Fires {trigger} on the claim ({steps}). Who may: {', '.join(roles)}"
+            + (" (a buyer or supplier only on their own claim)" if {"buyer", "supplier"} & set(roles) else "")
+            + f". Refusals it can give: {', '.join(codes)}."
+            + (" Amounts are in the claim's currency, with no more decimals than it has."
+               if any(f.in_currency for f in definition.fields(trigger)) else "")
         ),
         "x-claimstate-actors": roles,
         "x-claimstate-refusals": codes,
@@ -403,7 +409,7 @@ def _components(definition: Definition) -> dict[str, Any]:
         "properties": {
             "trigger": _TEXT,
             "allowed": {"type": "boolean"},
-            "reasons": {"type": "array", "items": refusal},
+            "reasons": {"type": "array", "items": _ref("Refusal")},
             "needs": {"type": "array", "items": _TEXT},
         },
     }
@@ -430,7 +436,7 @@ def _components(definition: Definition) -> dict[str, Any]:
             "error": _TEXT,
             "retryable": {"type": "boolean"},
             "field": _nullable("string"),
-            "reasons": {"type": "array", "items": refusal},
+            "reasons": {"type": "array", "items": _ref("Refusal")},
         },
     }
     return {

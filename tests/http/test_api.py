@@ -403,13 +403,25 @@ def test_a_buyer_may_neither_read_nor_fire_on_another_buyers_claim(
     for who in ("bob", "zeta"):
         assert_problem(api.get(f"/claims/{claim_id}", who=who), 403, "not-yours")
         assert_problem(api.get(f"/claims/{claim_id}/diagram?format=dot", who=who), 403, "not-yours")
-    refused = api.fire(claim_id, "submit_evidence", EVIDENCE_DATA, who="bob")
-    body = assert_problem(refused, 403, "transition-refused", trigger="submit_evidence")
-    assert [reason["kind"] for reason in body["reasons"]] == ["permission"]
-    assert "alice" not in json.dumps(body)  # nothing of the claim's parties told to another buyer
+    for trigger, data in (("submit_evidence", EVIDENCE_DATA), ("withdraw", {"reason": "x"})):
+        for headers in (None, {"If-Match": '"7"'}):  # a stale If-Match would tell the claim's version
+            body = assert_problem(api.fire(claim_id, trigger, data, who="bob", headers=headers), 403, "not-yours")
+            told = json.dumps(body)
+            assert "alice" not in told and "awaiting_evidence" not in told and "actual_version" not in told
     assert footprint() == before
     assert api.get(f"/claims/{claim_id}", who="alice").status_code == 200
     assert api.get(f"/claims/{claim_id}", who="acme").status_code == 200
+
+
+def test_a_claims_answer_is_the_callers_own_and_a_405_names_every_method(api: Api) -> None:
+    """A read is kept privately by caches and revalidated (what the caller may do turns with the clock); a
+    method a route does not take is refused with the ones it does."""
+    claim_id = api.file()
+    read = api.get(f"/claims/{claim_id}", who="alice")
+    assert read.headers["cache-control"] == "private, no-cache" and read.headers["vary"] == "Authorization"
+    refused = api.run(api.send("PUT", "/claims"))
+    assert_problem(refused, 405, "method-not-allowed")
+    assert set(refused.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
 
 
 def test_the_teams_decisions_are_refused_to_a_partys_token_with_the_reasons_as_data(
