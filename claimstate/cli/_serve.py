@@ -99,7 +99,7 @@ def served_app() -> Any:
     from claimstate import AsyncClaimService  # noqa: PLC0415  (it brings asyncio, which the other commands need not)
     from claimstate.http import bearer_tokens, create_app  # noqa: PLC0415
 
-    serving = json.loads(os.environ[_SERVING])
+    serving = json.loads(os.environ.pop(_SERVING))  # the tokens go no further: not to Graphviz, say
     named, key = serving["definition"], os.environ.get(HISTORY_KEY_VARIABLE)
     service = AsyncClaimService(
         serving["db"],
