@@ -26,6 +26,7 @@ from claimstate._schema import DIALECT, currencies_with, nullable
 
 ROLES = (*PEOPLE_ROLES, SYSTEM)
 CURRENCY_FIELD = "currency"  # the filing data's field that names the currency its amounts are in
+WITHIN_LIMITS = "within_limits"  # the refusal code of a step past the policy's limits
 MIGRATE = "migrate"  # the trigger of the history row a lifecycle migration writes (claimstate's own)
 
 
@@ -243,7 +244,7 @@ class Limits:
                          f" {self.evidence_per_claim} per claim")  # fmt: skip
         if len(after.offers) > self.offers_per_claim and (before is None or after.offers != before.offers):
             found.append(f"the claim would hold {len(after.offers)} offers; at most {self.offers_per_claim} per claim")
-        return tuple(Refusal("guard", "within_limits", message) for message in found)
+        return tuple(Refusal("guard", WITHIN_LIMITS, message) for message in found)
 
 
 UNBOUNDED = Limits(text=sys.maxsize, evidence_per_fire=sys.maxsize, evidence_per_claim=sys.maxsize,
@@ -491,6 +492,7 @@ class Definition:
     _outgoing: Mapping[tuple[str, str], tuple[Transition, ...]] = attrs.field(init=False, repr=False, eq=False)
     _by_name: Mapping[str, State] = attrs.field(init=False, repr=False, eq=False)
     _fields: Mapping[str, tuple[Field, ...]] = attrs.field(init=False, repr=False, eq=False)
+    _by_trigger: Mapping[str, tuple[Transition, ...]] = attrs.field(init=False, repr=False, eq=False)
     triggers: tuple[str, ...] = attrs.field(init=False, eq=False)
     """Every trigger, in definition order."""
     creation: Transition = attrs.field(init=False, repr=False, eq=False)
@@ -519,6 +521,10 @@ class Definition:
         object.__setattr__(self, "_by_name", MappingProxyType({s.name: s for s in self.states}))
         fields = {t.trigger: t.fields for t in reversed(self.transitions)}  # the first transition's, as before
         object.__setattr__(self, "_fields", MappingProxyType(fields))
+        by_trigger: dict[str, list[Transition]] = defaultdict(list)
+        for t in self.transitions:
+            by_trigger[t.trigger].append(t)
+        object.__setattr__(self, "_by_trigger", MappingProxyType({k: tuple(v) for k, v in by_trigger.items()}))
         object.__setattr__(self, "triggers", tuple(dict.fromkeys(t.trigger for t in self.transitions)))
         object.__setattr__(self, "creation", next(t for t in self.transitions if t.creates))
 
@@ -535,6 +541,10 @@ class Definition:
     def label(self, source: str | None, trigger: str, dest: str) -> str:
         """The plain words of the transition `trigger` takes from `source` to `dest` (its name if none)."""
         return next((t.label for t in self.candidates(source, trigger) if t.dest == dest), trigger)
+
+    def transitions_of(self, trigger: str) -> tuple[Transition, ...]:
+        """Every transition `trigger` may take, from any state, in definition order."""
+        return self._by_trigger.get(trigger, ())
 
     def fields(self, trigger: str) -> tuple[Field, ...]:
         """The data `trigger` takes (the same from every state: building the definition checks it)."""
@@ -574,7 +584,7 @@ class Definition:
         schemas = {
             trigger: trigger_schema(
                 trigger,
-                (t for t in self.transitions if t.trigger == trigger),
+                self.transitions_of(trigger),
                 self.fields(trigger),
                 policy.limits,
                 decimals=None if trigger == self.creation.trigger else decimals,

@@ -19,12 +19,15 @@ from transitions import EventData, Machine
 
 from claimstate._actor import DECIDERS, Actor
 from claimstate._claim import Claim, Deadline, TransitionRecord
-from claimstate._definition import Context, Definition, Policy, Transition
+from claimstate._definition import WITHIN_LIMITS, Context, Definition, Policy, Transition
 from claimstate._errors import InvalidInput, Refusal, TransitionRefused
 from claimstate._inputs import identifier, plain_data
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._time import aware, within_range
 
+NOT_IN_STATE, ACTOR_NOT_PERMITTED = "not_in_state", "actor_not_permitted"  # the engine's own refusal codes
+REFUSAL_CODES = frozenset({NOT_IN_STATE, ACTOR_NOT_PERMITTED, WITHIN_LIMITS})
+"""The codes a trigger can be refused with whatever its guards: the claim's state, who fires, the limits."""
 _FILING = "(filing)"  # the machine's start, standing for "no claim yet"; never stored
 
 
@@ -327,7 +330,7 @@ class Engine:
                 if final
                 else f"{trigger} is not possible in state {state or 'before filing'}"
             )
-            return (Refusal("state", "not_in_state", message),)
+            return (Refusal("state", NOT_IN_STATE, message),)
         permitted = [t for t in candidates if self._permits(t, actor, claim)]
         if not permitted:
             roles = sorted({r for t in candidates for r in t.actors})
@@ -335,7 +338,7 @@ class Engine:
                 message = f"{actor} is not this claim's {actor.role}"
             else:
                 message = f"{actor.role} may not fire {trigger} here; only {', '.join(roles)}"
-            return (Refusal("permission", "actor_not_permitted", message),)
+            return (Refusal("permission", ACTOR_NOT_PERMITTED, message),)
         if any(self._passes(t, context, with_data) for t in permitted):
             return ()
         failing = {

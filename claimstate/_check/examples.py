@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from claimstate._definition import Definition
+from claimstate._money import Money
 
 Examples = Mapping[str, Sequence[Mapping[str, Any]]]
 
@@ -55,3 +56,11 @@ def lacking(definition: Definition, examples: Examples) -> dict[str, tuple[str, 
         if fewest:
             missing[trigger] = fewest
     return missing
+
+
+def with_amounts(data: Mapping[str, Any], order: Money) -> dict[str, Any]:
+    """Example data with its money placeholders ("{below}", "{order}", "{above}") made amounts in the order's
+    currency, against the order amount."""
+    amounts = {"{below}": order.minor // 2, "{order}": order.minor, "{above}": order.minor + 100}
+    return {k: str(Money(amounts[v], order.currency)) if isinstance(v, str) and v in amounts else v
+            for k, v in data.items()}  # fmt: skip

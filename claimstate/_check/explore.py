@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
+from claimstate._check.examples import with_amounts
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Context, Definition
 from claimstate._engine import Engine, Fired
@@ -152,7 +153,7 @@ def explore(
             for actor in _permitted(engine, claim, trigger):
                 for data in examples.get(trigger, ({},)):
                     for at in moments:
-                        filled = _filled(data, claim)
+                        filled = with_amounts(data, claim.amount)
                         _judge(engine, claim, trigger, actor, filled, at=at, seen=(passed, refused))
                         try:
                             fired = engine.fire(claim, trigger, actor, filled, at)
@@ -206,10 +207,3 @@ def _judge(
                 (passed if guard.check(context) else refused).add(guard.code)
             except (InvalidInput, KeyError):
                 refused.add(guard.code)
-
-
-def _filled(data: Mapping[str, Any], claim: Claim) -> dict[str, Any]:
-    """The example data with money placeholders set against the claim's order amount."""
-    order = claim.amount.minor
-    amounts = {"{below}": order // 2, "{order}": order, "{above}": order + 100}
-    return {k: f"{amounts[v] / 100:.2f}" if isinstance(v, str) and v in amounts else v for k, v in data.items()}

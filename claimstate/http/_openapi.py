@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from claimstate._check.examples import with_amounts
 from claimstate._definition import Definition, Policy
-from claimstate._errors import PROBLEM_TYPES
+from claimstate._engine import REFUSAL_CODES
+from claimstate._errors import PROBLEM_TYPES, InvalidInput
 from claimstate._feed import LANES
 from claimstate._inputs import MAX_ID
+from claimstate._money import Money
 from claimstate._schema import WHITESPACE, text_schema
 
 PROBLEM = "application/problem+json"
@@ -129,23 +132,23 @@ def _json(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
 
 
 def _example(definition: Definition, trigger: str) -> dict[str, Any] | None:
-    """The first sample `claimstate check` fires `trigger` with, its amounts made plain."""
-    samples = definition.check_settings.examples.get(trigger, ())
+    """The first sample `claimstate check` fires `trigger` with, its amounts set against the first filing's."""
+    examples = definition.check_settings.examples
+    samples, filings = examples.get(trigger, ()), examples.get(definition.creation.trigger, ())
     if not samples:
         return None
-    plain = {"{below}": "10.00", "{order}": "25.00", "{above}": "30.00"}
-    return {k: plain.get(v, v) if isinstance(v, str) else v for k, v in samples[0].items()}
-
-
-_ENGINE_REFUSALS = {"not_in_state", "actor_not_permitted", "within_limits"}
+    try:
+        return with_amounts(samples[0], Money.parse(filings[0]["amount"], filings[0]["currency"]))
+    except (IndexError, KeyError, InvalidInput):  # no filing sample with an amount: no placeholders to fill
+        return dict(samples[0])
 
 
 def _who(definition: Definition, trigger: str) -> tuple[list[str], list[str]]:
     """Who may fire `trigger` (roles), and every refusal code it can give: the engine's own (the claim's state,
     who fires, the limits) and its guards'."""
-    transitions = [t for t in definition.transitions if t.trigger == trigger]
+    transitions = definition.transitions_of(trigger)
     roles = sorted({role for t in transitions for role in t.actors})
-    codes = sorted({g.code for t in transitions for g in t.guards} | _ENGINE_REFUSALS)
+    codes = sorted({g.code for t in transitions for g in t.guards} | REFUSAL_CODES)
     return roles, codes
 
 
@@ -173,7 +176,7 @@ def _filing(definition: Definition) -> dict[str, Any]:
 
 def _firing(definition: Definition, trigger: str, data: dict[str, Any]) -> dict[str, Any]:
     roles, codes = _who(definition, trigger)
-    transitions = [t for t in definition.transitions if t.trigger == trigger]
+    transitions = definition.transitions_of(trigger)
     steps = "; ".join(dict.fromkeys(f"from {', '.join(t.sources)} to {t.dest}" for t in transitions))
     return {
         "operationId": trigger,
