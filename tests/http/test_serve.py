@@ -154,6 +154,12 @@ class Server:
         return code
 
 
+def assert_stopped_cleanly(output: str, *, workers: int) -> None:
+    """Ctrl-C ran each worker's shutdown (which closes its service) and printed no traceback."""
+    assert "Traceback" not in output, output
+    assert output.count("Application shutdown complete") == workers, output
+
+
 def running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -239,6 +245,7 @@ def test_a_real_server_on_sqlite_serves_the_api_and_stops_on_sigint(tmp_path: Pa
         assert [(e["claim_id"], e["seq"]) for e in after["events"]] == [(claim_id, 3)]
 
         assert server.stop() == 0
+        assert_stopped_cleanly(server.output(), workers=1)
         assert_nothing_secret_in(server.output())
 
 
@@ -321,6 +328,7 @@ def test_two_server_processes_on_postgresql_fire_on_one_claim(tmp_path: Path, po
             for client in opened:
                 client.close()
         assert server.stop() == 0
+        assert_stopped_cleanly(server.output(), workers=2)
         assert_nothing_secret_in(server.output(), password)
 
 
