@@ -31,6 +31,7 @@ from claimstate._errors import (
     UnreadableClaims,
 )
 from claimstate._feed import Event
+from claimstate._flows import ArrowCount, Flows, TimeInState
 from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._migration import Migration, Move, Outdated
 from claimstate._money import Money
@@ -48,6 +49,7 @@ __all__ = [
     "CLAIM_LIFECYCLE",
     "PROPERTIES",
     "Actor",
+    "ArrowCount",
     "AsyncClaimService",
     "Availability",
     "Claim",
@@ -66,6 +68,7 @@ __all__ = [
     "Event",
     "Evidence",
     "Fired",
+    "Flows",
     "InvalidInput",
     "LifecycleChanged",
     "Migration",
@@ -82,6 +85,7 @@ __all__ = [
     "Stats",
     "StorageBusy",
     "StorageError",
+    "TimeInState",
     "TransitionRecord",
     "TransitionRefused",
     "UnreadableClaims",

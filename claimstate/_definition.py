@@ -27,6 +27,12 @@ from claimstate._schema import DIALECT, currencies_with, nullable
 ROLES = (*PEOPLE_ROLES, SYSTEM)
 CURRENCY_FIELD = "currency"  # the filing data's field that names the currency its amounts are in
 WITHIN_LIMITS = "within_limits"  # the refusal code of a step past the policy's limits
+# What a final state means for the money and the goods, in words (pictures colour final states by it).
+OUTCOMES = {
+    "refund_with_return": "money back to the buyer; the goods go back to the supplier",
+    "refund_goods_kept": "money back to the buyer; the buyer keeps the goods",
+    "paid_to_supplier": "the money goes to the supplier",
+}
 MIGRATE = "migrate"  # the trigger of the history row a lifecycle migration writes (claimstate's own)
 
 
@@ -164,6 +170,7 @@ class State:
     deadline: DeadlineRule | None = None
     title: str = attrs.field(default=attrs.Factory(_title_of, takes_self=True))
     note: str = ""  # a rule people must see on the state itself in the pictures
+    outcome: str = ""  # a final state's outcome for money and goods, one of OUTCOMES ("": not said)
 
 
 def _roles(actors: Iterable[str]) -> frozenset[str]:
@@ -275,6 +282,10 @@ def _problems(states: tuple[State, ...], transitions: tuple[Transition, ...]) ->
         for source in t.sources:
             outgoing[source].append(t)
     yield from _naming_problems(states, transitions)
+    for s in states:
+        if s.outcome and (not s.final or s.outcome not in OUTCOMES):
+            yield (f"state {s.name} has outcome {s.outcome!r}: only a final state has one, one of"
+                   f" {', '.join(OUTCOMES)}")  # fmt: skip
     yield from _deadline_problems(states, transitions)
     yield from _exit_problems(states, outgoing)
     for source, out in outgoing.items():
@@ -618,6 +629,7 @@ class Definition:
                     "meaning": s.meaning,
                     "note": s.note,
                     "final": s.final,
+                    "outcome": s.outcome,
                     "deadline": None
                     if s.deadline is None
                     else {

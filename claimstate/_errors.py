@@ -290,8 +290,8 @@ class PlanRefused(InvalidInput):
 
 
 class DiagramError(ClaimStateError):
-    """A diagram could not be drawn in `fmt` (Graphviz missing or failing); the text formats still work.
-    503: the server lacks the tool, not a fault of the request."""
+    """A diagram could not be drawn in `fmt` (the built-in Graphviz or the PNG rasteriser failed); the text
+    formats still work. 503: the server could not draw it, not a fault of the request."""
 
     status = 503
     problem = "diagram-error"

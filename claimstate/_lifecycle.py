@@ -473,6 +473,7 @@ STATES = (
         title="Refunded in full",
         meaning="full refund paid; the goods are back with the supplier",
         final=True,
+        outcome="refund_with_return",
         note="only after a return shipment is recorded",
     ),
     State(
@@ -480,18 +481,21 @@ STATES = (
         title="Refunded in part",
         meaning="partial refund paid; the buyer keeps the goods",
         final=True,
+        outcome="refund_goods_kept",
     ),
     State(
         name="payment_released",
         title="Payment released to the supplier",
         meaning="payment released to the supplier",
         final=True,
+        outcome="paid_to_supplier",
     ),
     State(
         name="withdrawn",
         title="Withdrawn by the buyer",
         meaning="the buyer withdrew the claim; payment released to the supplier",
         final=True,
+        outcome="paid_to_supplier",
     ),
 )
 

@@ -77,6 +77,21 @@ class Overdue:
 
 
 @attrs.frozen
+class OverdueState:
+    """The deadlines due at `now` and not fired, of the claims in one state: how many, the earliest one's due
+    time, and how late it is (what `Overdue` counts, per state)."""
+
+    state: str
+    count: int
+    oldest_due: datetime
+    oldest_late: timedelta
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "count": self.count, "oldest_due": to_iso(self.oldest_due),
+                "oldest_late_seconds": _seconds(self.oldest_late)}  # fmt: skip
+
+
+@attrs.frozen
 class LaneLag:
     """One lane of a consumer: events not yet acknowledged, and how long the oldest of them has waited
     since it entered the feed (None if every one of them was written before claimstate recorded that)."""
@@ -130,8 +145,9 @@ class WorkerBeat:
 class Stats:
     """An operator's view of the database at `now`, read on one snapshot: claims per state with their ages
     (`states`), open claims stuck in states without a deadline for longer than `stuck_after` (`stuck`),
-    deadlines due but not fired (`overdue`), each consumer's lag (`consumers`) and the tick workers'
-    heartbeats (`workers`). Ages are `timedelta`s; `to_dict` gives them in seconds."""
+    deadlines due but not fired (`overdue`, and per state, by state, `overdue_states`), each consumer's
+    lag (`consumers`) and the tick workers' heartbeats (`workers`). Ages are `timedelta`s; `to_dict` gives
+    them in seconds."""
 
     now: datetime
     stuck_after: timedelta
@@ -140,6 +156,7 @@ class Stats:
     overdue: Overdue
     consumers: tuple[ConsumerLag, ...]
     workers: tuple[WorkerBeat, ...]
+    overdue_states: tuple[OverdueState, ...] = attrs.field(default=(), kw_only=True)
 
     @property
     def claims(self) -> int:
@@ -155,6 +172,7 @@ class Stats:
             "stuck_after_seconds": _seconds(self.stuck_after),
             "stuck": [s.to_dict() for s in self.stuck],
             "overdue": self.overdue.to_dict(),
+            "overdue_states": [o.to_dict() for o in self.overdue_states],
             "consumers": [c.to_dict() for c in self.consumers],
             "workers": [w.to_dict() for w in self.workers],
         }
@@ -174,8 +192,9 @@ def built(
     finals: frozenset[str],
     rows: dict[str, Any],
 ) -> Stats:
-    """The Stats of the rows read (`rows`: the `states`, `stuck`, `overdue`, `lag` and `workers` of
-    OperationRows); `finals` are the definition's final states."""
+    """The Stats of the rows read (`rows`: the `states`, `closed`, `stuck`, `overdue_states`, `lag` and
+    `workers` of OperationRows); `finals` are the definition's final states. The overdue deadlines in all
+    are summed from those per state, so the two never disagree."""
     states = tuple(
         sorted(
             [
@@ -193,9 +212,13 @@ def built(
             stuck[state] = StuckClaims(state, count, now - from_iso(updated_at), (claim_id,))
         else:
             stuck[state] = attrs.evolve(found, oldest_ids=(*found.oldest_ids, claim_id))
-    count, due = rows["overdue"]
-    oldest_due = None if due is None else from_iso(due)
-    overdue = Overdue(count, oldest_due, None if oldest_due is None else now - oldest_due)
+    overdue_states = tuple(
+        OverdueState(state, count, from_iso(due), now - from_iso(due)) for state, count, due in rows["overdue_states"]
+    )
+    oldest_due = min((o.oldest_due for o in overdue_states), default=None)
+    overdue = Overdue(
+        sum(o.count for o in overdue_states), oldest_due, None if oldest_due is None else now - oldest_due
+    )
     lanes: dict[str, list[LaneLag]] = {}
     for consumer, lane, pending, entered in rows["lag"]:
         kept = lanes.setdefault(consumer, [])
@@ -216,4 +239,6 @@ def built(
                    int(fired), now - from_iso(beat))
         for name, kind, started, beat, ticked, fired in rows["workers"]
     )  # fmt: skip
-    return Stats(now, stuck_after, states, tuple(stuck.values()), overdue, consumers, workers)
+    return Stats(
+        now, stuck_after, states, tuple(stuck.values()), overdue, consumers, workers, overdue_states=overdue_states
+    )

@@ -305,8 +305,10 @@ def query(target: str, sql: str) -> list[tuple[Any, ...]]:
 
 def before_operations(path: str | Path, *, version: int | None = None) -> None:
     """Take a SQLite database back to what schema 4 wrote: no workers table, no index of claims by state and
-    age, events without their entered_at; and to schema `version` where given (else the caller sets it)."""
+    age (nor schema 6's of history rows by time), events without their entered_at; and to schema `version`
+    where given (else the caller sets it)."""
     conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX transitions_by_time")
     conn.execute("DROP TABLE workers")
     conn.execute("DROP INDEX claims_open_by_state")
     conn.execute("ALTER TABLE events DROP COLUMN entered_at")

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from claimstate._definition import OUTCOMES
 from claimstate._diagrams.graph import Edge, Graph, Node, edge_kind
 from claimstate._text import visible
 
@@ -41,6 +42,8 @@ LEGEND = (
     ("parties", "\u2550\u2550\u2550\u2550\u2550", "either party (buyer or supplier)"),
 )
 FINAL_WORDS = "double border: a final state, the claim is closed"
+# A final state's fill by its outcome: greens where money goes back to the buyer, amber to the supplier.
+OUTCOME_FILL = {"refund_with_return": "#c8e6c9", "refund_goods_kept": "#b3e5fc", "paid_to_supplier": "#ffe0b2"}
 _FADED = 'color="#d0d0d0", fontcolor="#b0b0b0"'
 _TAKEN = "penwidth=3"
 _LOOP_PORTS = ("e", "w", "n", "s")
@@ -51,6 +54,11 @@ _FONT = 'fontname="DejaVu Sans"'  # its own metrics are built into Graphviz: tex
 def colour_of(kind: str) -> str:
     """The colour of a kind of arrow (see LEGEND)."""
     return _COLOUR[kind]
+
+
+def _outcome_fill(node: Node) -> str:
+    """The fill of a final state's box by its outcome (nothing when it says none)."""
+    return f', fillcolor="{OUTCOME_FILL[node.outcome]}"' if node.outcome in OUTCOME_FILL else ""
 
 
 def _id(state: str) -> str:
@@ -153,7 +161,9 @@ def _overview(graph: Graph) -> list[str]:
         out.append("  }")
     out.append("  subgraph cluster_final {")
     out.append(f'    label="closed: final states"; style="rounded,dashed"; {_FONT}; fontsize=12; rank=same;')
-    out += [f"    {_id(n.name)} [peripheries=2, {_state_label(n, [])}];" for n in graph.nodes if n.final]
+    out += [
+        f"    {_id(n.name)} [peripheries=2{_outcome_fill(n)}, {_state_label(n, [])}];" for n in graph.nodes if n.final
+    ]
     out.append("  }")
     footnotes: dict[str, int] = {}
     titles = {n.name: n.title for n in graph.nodes}
@@ -181,15 +191,17 @@ def _overview(graph: Graph) -> list[str]:
             out.append(f"  {_id(edge.dest)} -> {stay} [{_STYLE[kind]}];")
         else:
             out.append(f"  {START if edge.source is None else _id(edge.source)} -> {_id(edge.dest)} [{attrs}];")
-    out += _legend(footnotes, [n.name for n in graph.nodes if n.final])
+    kinds = {edge_kind(e) for e in crossing}
+    out += _legend(footnotes, [n for n in graph.nodes if n.final], kinds)
     return out
 
 
 def _state_label(node: Node, loops: Iterable[Edge]) -> str:
-    """A state's box: its title, its identifier, the deadline it runs, the rule it keeps, what happens in it.
+    """A state's box: its title, the deadline it runs, the rule it keeps, what happens in it (its code name is
+    in the page's tables, not in the picture).
 
     Plain text lines: the built-in Graphviz has no HTML-like labels (it is built without expat)."""
-    lines = [node.title, f"({node.name})"]
+    lines = [node.title]
     if node.window:
         lines.append(f"deadline: {node.window}")
     if node.note:
@@ -208,9 +220,10 @@ def _edge_words(edge: Edge, footnotes: dict[str, int]) -> str:
 
 
 def _marks(edge: Edge, footnotes: dict[str, int]) -> str:
-    """`` [1, 4]``: the numbers of the edge's guards among the footnotes (numbering new ones)."""
-    numbers = [footnotes.setdefault(g, len(footnotes) + 1) for g in edge.guards]
-    return f" [{', '.join(map(str, numbers))}]" if numbers else ""
+    """`` [1, 4]``: the edge's condition numbers, sorted (the same in every view), noting them for the legend."""
+    numbers = edge.conditions or tuple(footnotes.setdefault(g, len(footnotes) + 1) for g in edge.guards)
+    footnotes.update(zip(edge.guards, numbers, strict=True))
+    return f" [{', '.join(map(str, sorted(set(numbers))))}]" if numbers else ""
 
 
 def _wrapped(text: str, width: int = 26) -> str:
@@ -225,13 +238,14 @@ def _wrapped(text: str, width: int = 26) -> str:
     return "\n".join([*lines, line])
 
 
-def _legend(footnotes: dict[str, int], finals: list[str]) -> list[str]:
-    """How to read the picture, drawn in it under the final states: a sample of each kind of line with
-    what it means, the final states' double border, and the numbered guards."""
+def _legend(footnotes: dict[str, int], finals: list[Node], kinds: set[str]) -> list[str]:
+    """How to read the picture, drawn in it under the final states: a sample of each kind of line drawn
+    with what it means, the final states' double border and the colours of their outcomes, and the numbered
+    guards in number order."""
     out = ["  subgraph cluster_legend {", f'    label="How to read it"; style=rounded; color="#999999"; {_FONT};'
            " fontsize=14; labeljust=l;"]  # fmt: skip
     previous = None
-    for kind, _sample, meaning in LEGEND:
+    for kind, _sample, meaning in (row for row in LEGEND if row[0] in kinds):
         tail, head = _own(f"legend_{kind}_from"), _own(f"legend_{kind}_to")
         out.append(f'    {tail} [shape=point, width=0.05, color="#ffffff"]; {head} [shape=point, width=0.05,'
                    f' color="#ffffff"]; {{ rank=same; {tail}; {head}; }}')  # fmt: skip
@@ -243,15 +257,24 @@ def _legend(footnotes: dict[str, int], finals: list[str]) -> list[str]:
         f'    {_own("legend_final")} [shape=box, style="rounded", peripheries=2, fontsize=12,'
         f" label={quote(FINAL_WORDS)}];"
     )
-    out.append(f"    {previous} -> {_own('legend_final')} [style=invis];")
+    if previous is not None:
+        out.append(f"    {previous} -> {_own('legend_final')} [style=invis];")
+    previous = _own("legend_final")
+    for outcome in dict.fromkeys(n.outcome for n in finals if n.outcome):
+        box = _own(f"legend_{outcome}")
+        out.append(f'    {box} [shape=box, style="rounded,filled", peripheries=2, fontsize=12,'
+                   f' fillcolor="{OUTCOME_FILL[outcome]}", label={quote(OUTCOMES[outcome])}];')  # fmt: skip
+        out.append(f"    {previous} -> {box} [style=invis];")
+        previous = box
     if footnotes:
-        words = "".join(f"[{number}] {_escaped(guard)}\\l" for guard, number in footnotes.items())
+        ordered = sorted(footnotes.items(), key=lambda item: item[1])
+        words = "".join(f"[{number}] {_escaped(guard)}\\l" for guard, number in ordered)
         out.append(f'    {_own("legend_guards")} [shape=box, style="rounded", color="#ffffff", fontsize=12,'
                    f' label="Only when:\\l{words}"];')  # fmt: skip
-        out.append(f"    {_own('legend_final')} -> {_own('legend_guards')} [style=invis];")
+        out.append(f"    {previous} -> {_own('legend_guards')} [style=invis];")
     out.append("  }")
-    first = _own(f"legend_{LEGEND[0][0]}_from")
-    out += [f"  {_id(final)} -> {first} [style=invis];" for final in finals[len(finals) // 2 :][:1]]
+    first = next((_own(f"legend_{kind}_from") for kind, _, _ in LEGEND if kind in kinds), _own("legend_final"))
+    out += [f"  {_id(final.name)} -> {first} [style=invis];" for final in finals[len(finals) // 2 :][:1]]
     return out
 
 
@@ -269,7 +292,7 @@ def _story(graph: Graph) -> list[str]:
         node = nodes.get(step.dest)
         title = step.dest if node is None else node.title
         last = number == len(graph.steps)
-        lines = [title, f"({step.dest})"] + (["now", *graph.facts.split("; ")[1:]] if last else [])
+        lines = [title] + (["now", *graph.facts.split("; ")[1:]] if last else [])
         look = 'fillcolor="#ffd54f", penwidth=3' if last else 'fillcolor="#fff3c4"'
         if node is not None and node.final:
             look += ", peripheries=2"
@@ -321,7 +344,7 @@ def _every_arrow(graph: Graph) -> list[str]:
 
 
 def _node_attrs(node: Node, claim: bool) -> str:
-    label = f"label={quote(node.title + chr(10) + node.name)}"
+    label = f"label={quote(node.title)}"
     if node.current:
         return f'{label}, fillcolor="#ffd54f", penwidth=4'
     if node.visited:

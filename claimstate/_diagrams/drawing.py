@@ -7,28 +7,45 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition, Policy
 from claimstate._diagrams import diff
+from claimstate._diagrams.console import overview_page
 from claimstate._diagrams.dot import to_dot
 from claimstate._diagrams.graph import Graph, extract
-from claimstate._diagrams.graphviz import INSTALL_HINT, drawable, to_png, to_svg
+from claimstate._diagrams.graphviz import drawable, to_png, to_svg
 from claimstate._diagrams.mermaid import to_mermaid
 from claimstate._diagrams.page import to_html, to_markdown
-from claimstate._errors import DiagramError, InvalidInput
+from claimstate._errors import InvalidInput
 from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE
+
+if TYPE_CHECKING:
+    from claimstate._errors import PlanRefused
+    from claimstate._migration import Migration
+
+
+def to_page(graph: Graph) -> str:
+    """The HTML page of a graph: the console's overview for the whole lifecycle, else the printable page (a
+    phase view, a claim's path)."""
+    return overview_page(graph) if graph.overview and graph.view is None else to_html(graph)
+
 
 # format -> (renderer, file name in diagrams/, what the file is, for diagrams/README.md)
 FORMATS: dict[str, tuple[Callable[[Graph], str | bytes], str, str]] = {
     "mermaid": (to_mermaid, "lifecycle.mmd", "Mermaid stateDiagram-v2 text (GitHub and GitLab draw it)"),
     "dot": (to_dot, "lifecycle.dot", "Graphviz DOT text"),
     "svg": (to_svg, "lifecycle.svg", "the picture, drawn by Graphviz (built in: no program needed)"),
-    "png": (to_png, "lifecycle.png", "the same picture as an image (needs Graphviz's dot program)"),
+    "png": (to_png, "lifecycle.png", "the same picture as an image, drawn from the SVG (built in too)"),
     "md": (to_markdown, "lifecycle.md", "a page: the Mermaid diagram, then every state and transition in plain words"),
-    "html": (to_html, "lifecycle.html", "a self-contained page to open or print: the picture and the same tables"),
+    "html": (
+        to_page,
+        "lifecycle.html",
+        "the console: the whole lifecycle on one screen, its words on hover and click, links to every page; then"
+        " the same tables",
+    ),
 }
 REGENERATE = "claimstate diagram --all diagrams"
 VIEW_FORMATS = ("svg", "html")  # each detail view's files, beside the overview's
@@ -58,11 +75,20 @@ class Diagrams:
 
     @staticmethod
     def diff_html(
-        old: Mapping[str, Any], new: Mapping[str, Any], *, open_claims: Mapping[str, int] | None = None
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        *,
+        open_claims: Mapping[str, int] | None = None,
+        migration: Migration | PlanRefused | None = None,
+        report: Mapping[str, Any] | str | None = None,
+        nav: str = "",
     ) -> str:
-        """The review of a change between two exported definitions, as an HTML page with the new lifecycle drawn
-        (`claimstate diff --format html`); given `open_claims`, each listed change's count of them."""
-        return diff.to_html(old, new, open_claims=open_claims)
+        """The change review page between two exported definitions (`claimstate diff --format html`): both
+        lifecycles side by side, each change in words; given `open_claims` (`ClaimService.open_claims`), the open
+        claims each change touches; given `migration` (`ClaimService.migrate(plan, dry_run=True)`, or the
+        PlanRefused it raised), what the plan would do; given `report` (`check(...).to_dict()` of the new
+        definition, or words saying why it was not checked), check's results; `nav`, the pages' links at the top."""
+        return diff.to_html(old, new, open_claims=open_claims, migration=migration, report=report, nav=nav)
 
     def __init__(
         self,
@@ -93,14 +119,14 @@ class Diagrams:
         return to_svg(self.graph)
 
     def png(self) -> bytes:
-        """Needs Graphviz's dot program; DiagramError says how to install it when it is missing."""
+        """The SVG as an image, drawn in-process (resvg, with the DejaVu Sans claimstate ships): no program needed."""
         return to_png(self.graph)
 
     def markdown(self) -> str:
         return to_markdown(self.graph)
 
     def html(self) -> str:
-        return to_html(self.graph)
+        return to_page(self.graph)
 
     def render(self, fmt: str) -> str | bytes:
         """The diagram in format `fmt`, one of FORMATS."""
@@ -111,9 +137,8 @@ class Diagrams:
     def write_all(self, folder: str | Path) -> list[Path]:
         """Write every format under the names committed in diagrams/, and a README saying what each file is.
 
-        Without Graphviz's dot program every other format is still written, then a DiagramError names the
-        one that was not (png). A README.md there that is not the one this writes (a project's own, say, with
-        ``--all .``) is InvalidInput, before anything is written.
+        A README.md there that is not the one this writes (a project's own, say, with ``--all .``) is
+        InvalidInput, before anything is written.
         """
         drawable(len(self.graph.nodes), len(self.graph.edges), "definition")  # refused before anything is written
         folder = make_folder(Path(folder))
@@ -127,24 +152,12 @@ class Diagrams:
                     " own",
                     field="folder",
                 )
-        written, missing = [], []
-        for fmt, (_, name, _) in FORMATS.items():
-            try:
-                content = self.render(fmt)
-            except DiagramError:
-                missing.append(fmt)
-                continue
-            written.append(write_file(folder / name, content))
+        written = [write_file(folder / name, self.render(fmt)) for fmt, (_, name, _) in FORMATS.items()]
         for view in self.definition.views:
             detail = Diagrams(self.definition, view=view.name)
             for fmt in VIEW_FORMATS:
                 written.append(write_file(folder / f"lifecycle-{view.name}.{fmt}", detail.render(fmt)))
         written.append(write_file(folder / "README.md", _readme(self.definition)))
-        if missing:
-            raise DiagramError(
-                f"wrote every format but {', '.join(missing)}, which needs Graphviz's dot program: {INSTALL_HINT}",
-                fmt=missing[0],
-            )
         return written
 
 

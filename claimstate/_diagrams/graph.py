@@ -7,8 +7,9 @@ nothing of any syntax.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import attrs
 
@@ -33,6 +34,8 @@ class Node:
     title: str = ""
     note: str = ""
     window: str | None = None  # the deadline's window in words (``7 days``), when the state sets one
+    outcome: str = ""  # a final state's outcome for money and goods (a key of OUTCOMES), if it says one
+    clock: str = ""  # the deadline's description alone (``the buyer must ship the return``)
 
 
 @attrs.frozen
@@ -55,6 +58,7 @@ class Edge:
     steps: tuple[int, ...] = ()
     faded: bool = False
     action: str = ""  # the transition's label: a few plain words
+    conditions: tuple[int, ...] = ()  # its guards' numbers among the graph's `conditions`, in order
 
     @property
     def numbers(self) -> str:
@@ -94,6 +98,10 @@ class Graph:
     steps: tuple[Step, ...] = ()  # a claim's path, in order
     loops_drawn: bool = False  # a detail view: an arrow that stays in its state is drawn, not told inside it
     facts: str = ""  # a claim's order, parties, amount and running deadline, in words
+    # Every guard's words, numbered from 1 in definition order: the same numbers in every view of it.
+    conditions: tuple[str, ...] = ()
+    views: tuple[tuple[str, str], ...] = ()  # the definition's detail views (name, title), for the pages' links
+    view: str | None = None  # the name of the view this graph draws, if it is one
 
     def transition_rows(self) -> list[dict[str, str]]:
         """One row per transition of the definition, in plain words, for the pages' tables."""
@@ -167,10 +175,15 @@ def extract(
             title=s.title,
             note=s.note,
             window=None if s.deadline is None else window_words(policy.window(s.deadline.name)),
+            outcome=s.outcome,
+            clock="" if s.deadline is None else s.deadline.description,
         )
         for s in definition.states
     )
     windows = {s.name: s.deadline for s in definition.states}
+    conditions = tuple(dict.fromkeys(g.description for t in definition.transitions for g in t.guards))
+    numbers = {words: number for number, words in enumerate(conditions, 1)}
+    views = tuple((v.name, v.title) for v in definition.views)
     edges = []
     for index, t in enumerate(definition.transitions):
         for source in t.sources or (None,):
@@ -190,15 +203,18 @@ def extract(
                     taken,
                     faded=claim is not None and not taken,
                     action=t.label,
+                    conditions=tuple(numbers[g.description] for g in t.guards),
                 )
             )
     if view is not None:
         shown = [e for e in edges if e.trigger in view.triggers]
         touched = {e.dest for e in shown} | {e.source for e in shown}
         title = f"{view.title}: a detail of the {definition.name} lifecycle"
-        return Graph(title, tuple(n for n in nodes if n.name in touched), tuple(shown), overview=True, loops_drawn=True)
+        return Graph(title, tuple(n for n in nodes if n.name in touched), tuple(shown), overview=True, loops_drawn=True,
+                     conditions=conditions, views=views, view=view.name)  # fmt: skip
     if claim is None:
-        return Graph(f"The {definition.name} lifecycle", nodes, tuple(edges), overview=True)
+        return Graph(f"The {definition.name} lifecycle", nodes, tuple(edges), overview=True, conditions=conditions,
+                     views=views)  # fmt: skip
     titles = {s.name: s.title for s in definition.states}
     story = tuple(
         Step(r.seq, r.source, r.dest, _told(r, definition.label(r.source, r.trigger, r.dest)),
@@ -208,7 +224,7 @@ def extract(
     title = f"Claim on order {claim.order_id}: {claim.buyer_id} against {claim.supplier_id}, {claim.amount.format()}"
     deadline = "" if claim.deadline is None else f"; its clock runs until {_when(claim.deadline.due)} UTC"
     facts = f"Claim {claim.id}, now {titles.get(claim.state, claim.state)} ({claim.state}){deadline}."
-    return Graph(title, nodes, tuple(edges), claim.id, steps=story, facts=facts)
+    return Graph(title, nodes, tuple(edges), claim.id, steps=story, facts=facts, conditions=conditions, views=views)
 
 
 def _when(at: datetime) -> str:
@@ -248,3 +264,58 @@ def edge_kind(edge: Edge) -> str:
     if edge.actors == ("buyer",):
         return "buyer"
     return "parties"
+
+
+def graph_of_export(exported: object) -> Graph:
+    """The graph `extract` gives for a definition, built from its export (`Definition.to_dict()`, `claimstate
+    model --export`), so a lifecycle can be drawn from a file with no Python definition behind it: a change
+    review draws both sides so. An export has no detail views (`views` is empty); a hand-edited one may leave
+    out what a definition fills in by default (a state's title, a transition's label, its guards and data).
+    KeyError or TypeError: not an export."""
+    data = cast(Mapping[str, Any], exported)
+    states = {s["name"]: s for s in data["states"]}
+
+    def window(state: Mapping[str, Any] | None) -> str | None:
+        deadline = None if state is None else state.get("deadline")
+        return None if not deadline else window_words(timedelta(seconds=int(deadline["window_seconds"])))
+
+    nodes = tuple(
+        Node(
+            s["name"],
+            s.get("meaning", ""),
+            bool(s.get("final", False)),
+            None
+            if not s.get("deadline")
+            else f"{s['deadline']['name']}: {s['deadline'].get('description', '')}, within {window(s)}",
+            title=s.get("title") or s["name"].replace("_", " ").capitalize(),
+            note=s.get("note", ""),
+            window=window(s),
+            outcome=s.get("outcome", ""),
+            clock=s["deadline"].get("description", "") if s.get("deadline") else "",
+        )
+        for s in data["states"]
+    )
+    transitions = data["transitions"]
+    conditions = tuple(dict.fromkeys(g["description"] for t in transitions for g in t.get("guards", ())))
+    numbers = {words: number for number, words in enumerate(conditions, 1)}
+    edges = []
+    for index, t in enumerate(transitions):
+        actors = set(t.get("actors", ()))
+        fields = tuple(f["name"] if f.get("required", True) else f"{f['name']} (optional)" for f in t.get("data", ()))
+        for source in t["sources"] or (None,):
+            edges.append(
+                Edge(
+                    source,
+                    t["dest"],
+                    t["trigger"],
+                    index,
+                    t.get("description", ""),
+                    tuple(g["description"] for g in t.get("guards", ())),
+                    tuple(r for r in ROLES if r in actors),
+                    window(states.get(source)) if t.get("on_deadline") and source else None,
+                    fields,
+                    action=t.get("label") or t.get("description", ""),
+                    conditions=tuple(numbers[g["description"]] for g in t.get("guards", ())),
+                )
+            )
+    return Graph(f"The {data['name']} lifecycle", nodes, tuple(edges), overview=True, conditions=conditions)

@@ -83,6 +83,9 @@ table { border-collapse: collapse; width: 100%; font-size: 0.9em; margin-bottom:
 th, td { border: 1px solid #999; padding: 4px 6px; text-align: left; vertical-align: top; }
 th { background: #eee; }
 code { font-family: "DejaVu Sans Mono", monospace; }
+.next { border: 2px solid #ff6f00; background: #fff8e1; padding: 4px 14px; border-radius: 6px; }
+nav { display: flex; flex-wrap: wrap; gap: 4px 14px; padding-bottom: 6px; border-bottom: 1px solid #ccc; }
+nav a { color: #0d47a1; } nav a[aria-current] { font-weight: bold; color: #111; }
 @media print {
   body { margin: 0; } .picture { border: none; page-break-after: always; }
   .picture { overflow: visible; } .picture svg { width: 100%; } tr { page-break-inside: avoid; }
@@ -105,13 +108,46 @@ _STEP_COLUMNS = (("step", "step"), ("when", "when (UTC)"), ("who", "who"), ("tri
                  ("from", "from"), ("to", "to"), ("what", "what happened"))  # fmt: skip
 
 
-def html_page(title: str, intro: str, body: str) -> str:
+# The pages' names, the same in a diagrams folder and under `claimstate serve`'s /console/.
+OVERVIEW_PAGE = "lifecycle.html"
+STORIES_PAGE = "stories.html"
+CHANGES_PAGE = "changes.html"
+CLAIMS_PAGE = "claims"  # served only: it reads the database
+
+
+def view_page(view: str) -> str:
+    return f"lifecycle-{view}.html"
+
+
+def nav_html(views: tuple[tuple[str, str], ...], current: str, *, served: bool = False, up: bool = False) -> str:
+    """The links every page carries, to the overview, each phase view, the stories and (served, with a
+    database) the claims and the change review; the page itself marked as the current one. `up`: the page
+    sits one folder below the others (a claim's, at claims/ID)."""
+    links = [
+        (OVERVIEW_PAGE, "Overview"),
+        *((view_page(name), title) for name, title in views),
+        (STORIES_PAGE, "Stories"),
+    ]
+    if served:
+        links += [(CLAIMS_PAGE, "Claims"), (CHANGES_PAGE, "Change review")]
+    marked, prefix = ' aria-current="page"', "../" if up else ""
+    return (
+        "<nav>"
+        + "".join(
+            f'<a href="{prefix}{href}"{marked if href == current else ""}>{escape_html(words)}</a>'
+            for href, words in links
+        )
+        + "</nav>"
+    )
+
+
+def html_page(title: str, intro: str, body: str, *, nav: str = "") -> str:
     """A self-contained page (no script, font or file loaded from anywhere; it prints): the house style,
-    `title` and `intro` as text, then `body`, which is HTML."""
+    the links to the other pages (`nav`, HTML), `title` and `intro` as text, then `body`, which is HTML."""
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{escape_html(title)}</title><style>{_CSS}</style></head>\n'
-        f"<body><h1>{escape_html(title)}</h1><p>{escape_html(intro)}</p>\n{body}</body></html>\n"
+        f"<body>{nav}<h1>{escape_html(title)}</h1><p>{escape_html(intro)}</p>\n{body}</body></html>\n"
     )
 
 
@@ -144,4 +180,5 @@ def to_html(graph: Graph) -> str:
             f"{_html_table(graph.transition_rows(), _TRANSITION_COLUMNS, {'trigger', 'from', 'to'})}\n"
         )
     body = f"{picture(to_svg(graph))}<h2>How to read the arrows</h2><ul>{legend}</ul>\n{tables}"
-    return html_page(graph.title, intro, body)
+    current = view_page(graph.view) if graph.view else "" if graph.claim_id else OVERVIEW_PAGE
+    return html_page(graph.title, intro, body, nav=nav_html(graph.views, current))

@@ -188,6 +188,7 @@ class AsyncClaimService:
     definitions = _twin(ClaimService.definitions)
     migrate = _twin(ClaimService.migrate)
     stats = _twin(ClaimService.stats)
+    flows = _twin(ClaimService.flows)
 
     async def iter_claims(self, **filters: Any) -> AsyncIterator[Claim]:
         """`ClaimService.iter_claims` (the same filters and paging), each page read on a worker thread."""
@@ -283,6 +284,10 @@ class AsyncClaimService:
     @property
     def path(self) -> str:
         return self.sync.path
+
+    def now(self) -> datetime:
+        """The time by the service's clock: no I/O, so a plain method here too."""
+        return self.sync.now()
 
 
 async def _through(worker: ThreadPoolExecutor, call: Callable[[], T]) -> T:

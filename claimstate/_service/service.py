@@ -33,6 +33,7 @@ from claimstate._errors import (
 )
 from claimstate._feed import Event
 from claimstate._fingerprints import short
+from claimstate._flows import Flows, flows_of
 from claimstate._inputs import identifier, plain_data, valid_text, whole_number
 from claimstate._json import encode
 from claimstate._lifecycle import CLAIM_LIFECYCLE
@@ -48,8 +49,9 @@ from claimstate._service.ids import new_claim_id
 from claimstate._service.options import checked_options
 from claimstate._stats import STUCK_AFTER, STUCK_SHOWN, Stats, built
 from claimstate._store import Store, StoredDefinition, Synchronous, open_store
+from claimstate._store.claims import Listed
 from claimstate._telemetry import service_log, traced_deadline, traced_file, traced_fire, traced_tick
-from claimstate._time import to_iso
+from claimstate._time import aware, to_iso
 from claimstate._verify import Mismatch
 from claimstate._view import ClaimView
 
@@ -476,15 +478,22 @@ class ClaimService:
         order: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        changed_before: datetime | None = None,
+        due_by: datetime | None = None,
     ) -> list[Claim]:
         """Claims matching every filter given, in id order (the order they were filed); page with `after`.
+
+        `changed_before` keeps the claims last changed before that time (with `state`, a state's claims
+        that have sat in it since before then: its stuck ones); `due_by` keeps the claims whose deadline
+        falls due at or before that time (given `now`: those overdue, which no tick has fired yet).
 
         A stored claim that cannot be read (damaged) does not hide the others: the page is read whole, then
         UnreadableClaims names the damaged ones and carries the rest as `claims`."""
         limit = whole_number(limit, "limit")
-        where = self._filters(state=state, buyer=buyer, supplier=supplier, order=order)
+        select = self._selection(state=state, buyer=buyer, supplier=supplier, order=order,
+                                 changed_before=changed_before, due_by=due_by)  # fmt: skip
         after = None if after is None else identifier(after, "after")
-        listed = self._store.claims.claims(where, after=after, limit=limit)
+        listed = select(after=after, limit=limit)
         if listed.unreadable:
             raise UnreadableClaims(dict(listed.unreadable), claims=listed.claims, last=listed.last, path=self.path)
         return listed.claims
@@ -499,8 +508,11 @@ class ClaimService:
         after: str | None = None,
         limit: int | None = None,
         page: int = 500,
+        changed_before: datetime | None = None,
+        due_by: datetime | None = None,
     ) -> Iterator[Claim]:
-        """Claims matching every filter, in id order after `after`, at most `limit` (None: all of them).
+        """Claims matching every filter (those of `list_claims`), in id order after `after`, at most `limit`
+        (None: all of them).
 
         Reads `page` claims per query (keyset paging on the id), so memory stays flat however many there
         are. Each page is one snapshot; claims filed meanwhile with a greater id are included. Stored claims
@@ -509,15 +521,16 @@ class ClaimService:
         """
         page = whole_number(page, "page")
         limit = None if limit is None else whole_number(limit, "limit")
-        where = self._filters(state=state, buyer=buyer, supplier=supplier, order=order)
+        select = self._selection(state=state, buyer=buyer, supplier=supplier, order=order,
+                                 changed_before=changed_before, due_by=due_by)  # fmt: skip
         after = None if after is None else identifier(after, "after")
-        return self._pages(where, after, limit, page)
+        return self._pages(select, after, limit, page)
 
-    def _pages(self, where: dict[str, str], after: str | None, limit: int | None, page: int) -> Iterator[Claim]:
+    def _pages(self, select: Callable[..., Listed], after: str | None, limit: int | None, page: int) -> Iterator[Claim]:
         left, unreadable = limit, dict[str, str]()
         while left is None or left > 0:
             size = page if left is None else min(page, left)
-            listed = self._store.read(partial(self._store.claims.claims, where, after=after, limit=size))
+            listed = self._store.read(partial(select, after=after, limit=size))
             yield from listed.claims
             unreadable.update(listed.unreadable)
             read = len(listed.claims) + len(listed.unreadable)
@@ -527,6 +540,24 @@ class ClaimService:
             left = None if left is None else left - read
         if unreadable:
             raise UnreadableClaims(unreadable, last=after, path=self.path)
+
+    def _selection(
+        self,
+        *,
+        state: str | None,
+        buyer: str | None,
+        supplier: str | None,
+        order: str | None,
+        changed_before: datetime | None,
+        due_by: datetime | None,
+    ) -> Callable[..., Listed]:
+        """The store's listing (given `after` and `limit`) of the claims the filters keep, each filter checked:
+        columns equal to a value, and the times as bounds on theirs (updated_at before, deadline_at at or
+        before)."""
+        where = self._filters(state=state, buyer=buyer, supplier=supplier, order=order)
+        below = {} if changed_before is None else {"updated_at": to_iso(aware(changed_before, field="changed_before"))}
+        up_to = {} if due_by is None else {"deadline_at": to_iso(aware(due_by, field="due_by"))}
+        return partial(self._store.claims.claims, where, below=below, up_to=up_to)
 
     def _filters(
         self, *, state: str | None, buyer: str | None, supplier: str | None, order: str | None
@@ -554,14 +585,18 @@ class ClaimService:
         """
         return verifying.verify(self._core)
 
+    def now(self) -> datetime:
+        """The time by this service's clock (the wall clock in UTC unless it was given one)."""
+        return self._core.now(None)
+
     @reading
     def stats(self, now: datetime | None = None, *, stuck_after: timedelta | None = None) -> Stats:
         """What an operator watches, read on one snapshot, ages measured at `now`: claims per state with the
         oldest and the median age (time since the claim last changed, so time in its state); open claims in
         states without a deadline unchanged for longer than `stuck_after` (default a day), by state with the
-        oldest ids; deadlines due but not fired; each consumer's events not yet acknowledged, per lane, aged
-        from when each entered the feed; and each tick worker's last heartbeat. Each figure is one indexed
-        query (see the docs, Operations)."""
+        oldest ids; deadlines due but not fired, in all and per state; each consumer's events not yet
+        acknowledged, per lane, aged from when each entered the feed; and each tick worker's last heartbeat.
+        Each figure is one indexed query (see the docs, Operations)."""
         at = self._core.now(now)
         stuck_after = STUCK_AFTER if stuck_after is None else stuck_after
         if not isinstance(stuck_after, timedelta) or stuck_after < timedelta():
@@ -569,15 +604,35 @@ class ClaimService:
         states = self.definition.states
         waiting = [s.name for s in states if not s.final and s.deadline is None]
         rows = self._store.operations
+        opened = rows.states()
         read = {
-            "states": rows.states(),
-            "closed": rows.closed(),
+            "states": opened,
+            "closed": rows.closed({state: count for state, count, *_ in opened}),
             "stuck": rows.stuck(waiting, to_iso(at - stuck_after), STUCK_SHOWN),
-            "overdue": rows.overdue(to_iso(at)),
+            "overdue_states": rows.overdue_states(to_iso(at)),
             "lag": rows.lag(),
             "workers": rows.workers(),
         }
         return built(at, stuck_after, frozenset(s.name for s in states if s.final), read)
+
+    @reading
+    def flows(self, since: datetime, until: datetime | None = None) -> Flows:
+        """What the history rows with `since` <= at < `until` (default: now) say, read on one snapshot: how
+        often each arrow (source state, trigger, dest state; a filing's source is None) was taken, and per
+        state how long the stays that ended in the window lasted: count, median and 90th percentile by
+        nearest rank (the stay at rank ceil(p * count), in ascending order). A stay ends at each row that
+        leaves its state, self loops (which stay in it) included, and lasts from the claim's row before it.
+        Each is one query on the index of history rows by time (see the docs, Operations)."""
+        start = aware(since, field="since")
+        end = self._core.now(None) if until is None else aware(until, field="until")
+        if end <= start:
+            raise InvalidInput(
+                f"the window must end after it starts: {to_iso(end)} is not after since {to_iso(start)}",
+                field="until" if until is not None else "since",
+            )
+        rows = self._store.operations
+        window = to_iso(start), to_iso(end)
+        return flows_of(start, end, rows.arrows(*window), rows.stays(*window))
 
     # --- helpers ---------------------------------------------------------------------------------------
 

@@ -142,14 +142,28 @@ class ClaimRows:
     def has_history(self, claim_id: str) -> bool:
         return self._db.one("SELECT 1 FROM transitions WHERE claim_id = ? LIMIT 1", (claim_id,)) is not None
 
-    def claims(self, where: Mapping[str, str], *, after: str | None, limit: int) -> Listed:
-        """Claims matching every column = value of `where` (columns of COLUMNS), in id order, after `after`:
-        the readable ones, and the damaged ones apart, so one damaged row does not hide the others."""
-        unknown = set(where) - set(COLUMNS)
+    def claims(
+        self,
+        where: Mapping[str, str],
+        *,
+        after: str | None,
+        limit: int,
+        below: Mapping[str, str] | None = None,
+        up_to: Mapping[str, str] | None = None,
+    ) -> Listed:
+        """Claims matching every column = value of `where`, column < value of `below` and column <= value of
+        `up_to` (columns of COLUMNS; a NULL column matches no bound), in id order, after `after`: the
+        readable ones, and the damaged ones apart, so one damaged row does not hide the others."""
+        below, up_to = below or {}, up_to or {}
+        unknown = {*where, *below, *up_to} - set(COLUMNS)
         if unknown:
             raise StorageError(f"no claims column {', '.join(sorted(unknown))}", path=self._path)
-        clauses = [f"{column} = ?" for column in where]
-        params: list[Any] = list(where.values())
+        clauses = [
+            *(f"{column} = ?" for column in where),
+            *(f"{column} < ?" for column in below),
+            *(f"{column} <= ?" for column in up_to),
+        ]
+        params: list[Any] = [*where.values(), *below.values(), *up_to.values()]
         if after is not None:
             clauses.append("id > ?")
             params.append(after)

@@ -1,20 +1,24 @@
 """What operating a claimstate database reads and writes: claims per state with their ages, claims stuck in
-states without a deadline, overdue deadlines, each consumer's lag, and the tick workers' heartbeats.
+states without a deadline, overdue deadlines per state, each consumer's lag, the tick workers' heartbeats,
+and the flows of a window of history (arrows taken, time spent in each state).
 
 `OperationRows` runs on a `database.Database` (the store) and calls nothing else of it. Each read is one
 query on an index: open claims by state and age (`claims_open_by_state`, on state and updated_at, of open
-claims alone, so the figures cost what the open claims do, however many closed ones pile up), closed
-claims counted per state (`claims_by_state`), the open
-deadlines (`claims_open_deadlines`), a lane's events (`events_by_lane`) and the workers' rows. The median
-is a backend's own (`median`): PostgreSQL's percentile_cont, or on SQLite the middle rows of each state
-picked by a window.
+claims alone, so the figures cost what the open claims do, however many closed ones pile up), every
+claim counted per state (`claims_by_state`, the index alone: the closed ones are these less the open), the open
+deadlines (`claims_open_deadlines`), a lane's events (`events_by_lane`), the workers' rows, and the
+history rows of a window (`transitions_by_time`, on `at`, each joined to the claim's row before it by
+the primary key). The median age is a backend's own (`median`): PostgreSQL's percentile_cont, or on
+SQLite the middle rows of each state picked by a window; the percentiles of the time in a state are by
+nearest rank on both (PostgreSQL's percentile_disc, SQLite's window picking the same ranks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from claimstate._flows import MEDIAN, P90, nearest_rank
 from claimstate._store.database import Database
 
 # Per state: the count, the oldest updated_at, and the one or two middle ones (SQLite has no percentile):
@@ -31,14 +35,59 @@ PERCENTILE = (
     " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM updated_at::timestamptz)) FROM claims"
     " WHERE closed = 0 GROUP BY state ORDER BY state"
 )
-_CLOSED = "SELECT state, count(*) FROM claims WHERE closed = 1 GROUP BY state ORDER BY state"
+# Every claim counted per state from `claims_by_state` alone (no claims row read; `closed` is in no index
+# with the state): the closed claims of a state are these less its open ones.
+_PER_STATE = "SELECT state, count(*) FROM claims GROUP BY state ORDER BY state"
 _STUCK = (
     "SELECT state, n, id, updated_at FROM (SELECT state, id, updated_at,"
     " row_number() OVER (PARTITION BY state ORDER BY updated_at) AS place, count(*) OVER (PARTITION BY state)"
     " AS n FROM claims WHERE closed = 0 AND state IN ({states}) AND updated_at < ?) AS ranked"
     " WHERE place <= ? ORDER BY state, place"
 )
-_OVERDUE = "SELECT count(*), min(deadline_at) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
+# Per state: the deadlines due at a time and not fired, and the earliest (from the partial index of deadlines).
+_OVERDUE_STATES = (
+    "SELECT state, count(*), min(deadline_at) FROM claims WHERE deadline_at IS NOT NULL AND deadline_at <= ?"
+    " GROUP BY state ORDER BY state"
+)
+# The arrows taken by the history rows of a window [since, until): (from_state, trigger, to_state, count).
+_ARROWS = (
+    "SELECT from_state, trigger, to_state, count(*) FROM transitions WHERE at >= ? AND at < ?"
+    " GROUP BY from_state, trigger, to_state"
+)
+# Each stay ended in the window: the row that left a state joined to the claim's row before it (which
+# entered it), by the primary key; its length in whole microseconds, exact on both stores (times are
+# stored as to_iso writes them: "YYYY-MM-DDTHH:MM:SS.ffffff+00:00").
+_STAYS = (
+    "SELECT r.from_state AS state, {length} AS micros FROM transitions r"
+    " JOIN transitions p ON p.claim_id = r.claim_id AND p.seq = r.seq - 1"
+    " WHERE r.at >= ? AND r.at < ? AND r.from_state IS NOT NULL"
+)
+_SQLITE_MICROS = "(CAST(strftime('%s', substr({t}, 1, 19)) AS INTEGER) * 1000000 + CAST(substr({t}, 21, 6) AS INTEGER))"
+_SQLITE_LENGTH = f"{_SQLITE_MICROS.format(t='r.at')} - {_SQLITE_MICROS.format(t='p.at')}"
+_POSTGRES_LENGTH = "(extract(epoch FROM r.at::timestamptz - p.at::timestamptz) * 1000000)::bigint"
+
+
+def _rank(fraction: tuple[int, int]) -> str:
+    """SQL for the nearest rank of `fraction` of `n` rows: ceil(n * p), in whole numbers."""
+    numerator, denominator = fraction
+    return f"({numerator} * n + {denominator - 1}) / {denominator}"
+
+
+# SQLite has no percentile: rows (state, count, rank, micros) of the median's and the 90th percentile's ranks.
+STAY_RANKS = (
+    "SELECT state, n, place, micros FROM (SELECT state, micros,"
+    " row_number() OVER (PARTITION BY state ORDER BY micros) AS place, count(*) OVER (PARTITION BY state) AS n"
+    f" FROM ({_STAYS.format(length=_SQLITE_LENGTH)}) AS stays) AS ranked"
+    f" WHERE place = {_rank(MEDIAN)} OR place = {_rank(P90)} ORDER BY state, place"
+)
+# PostgreSQL: rows (state, count, median micros, 90th percentile micros). percentile_disc takes the row at
+# rank ceil(p * n) (computed in floating point: for 0.5 and 0.9 the same rank as in whole numbers, checked
+# for every n up to 20 million).
+STAY_PERCENTILES = (
+    "SELECT state, count(*), percentile_disc(?) WITHIN GROUP (ORDER BY micros),"
+    " percentile_disc(?) WITHIN GROUP (ORDER BY micros)"
+    f" FROM ({_STAYS.format(length=_POSTGRES_LENGTH)}) AS stays GROUP BY state ORDER BY state"
+)
 _LAG = (
     "SELECT c.name, c.lane, count(e.position), min(e.entered_at) FROM consumers c"
     " LEFT JOIN events e ON e.lane = c.lane AND e.lane_seq > c.acked GROUP BY c.name, c.lane ORDER BY c.name, c.lane"
@@ -72,9 +121,11 @@ class OperationRows:
                 row[3].append(updated_at)
         return [(state, count, oldest, " ".join(middle)) for state, count, oldest, middle in found.values()]
 
-    def closed(self) -> list[tuple[str, int]]:
-        """(state, count) of the closed claims per final state."""
-        return [(row[0], int(row[1])) for row in self._db.all(_CLOSED)]
+    def closed(self, opened: Mapping[str, int]) -> list[tuple[str, int]]:
+        """(state, count) of the closed claims per state: every claim of the state less its open ones
+        (`opened`, as `states` counted them in the same snapshot), where any are left."""
+        counted = [(row[0], int(row[1]) - opened.get(row[0], 0)) for row in self._db.all(_PER_STATE)]
+        return [(state, count) for state, count in counted if count > 0]
 
     def stuck(self, states: Sequence[str], before: str, few: int) -> list[tuple[str, int, str, str]]:
         """(state, how many, claim id, updated_at) of the claims in `states` last changed before `before`, the
@@ -84,10 +135,29 @@ class OperationRows:
         sql = _STUCK.format(states=", ".join("?" * len(states)))
         return [(row[0], int(row[1]), row[2], row[3]) for row in self._db.all(sql, (*states, before, few))]
 
-    def overdue(self, now: str) -> tuple[int, str | None]:
-        """How many deadlines are due at `now` and not fired, and the earliest one's due time."""
-        row = self._db.one(_OVERDUE, (now,))
-        return (0, None) if row is None else (int(row[0]), row[1])
+    def overdue_states(self, now: str) -> list[tuple[str, int, str]]:
+        """(state, how many, the earliest due time) of the deadlines due at `now` and not fired, per state."""
+        return [(row[0], int(row[1]), row[2]) for row in self._db.all(_OVERDUE_STATES, (now,))]
+
+    def arrows(self, since: str, until: str) -> list[tuple[str | None, str, str, int]]:
+        """(from_state, trigger, to_state, count) of the history rows with `since` <= at < `until`."""
+        return [(row[0], row[1], row[2], int(row[3])) for row in self._db.all(_ARROWS, (since, until))]
+
+    def stays(self, since: str, until: str) -> list[tuple[str, int, int, int]]:
+        """(state, count, median, 90th percentile) of the stays that ended in [`since`, `until`), lengths in
+        microseconds, percentiles by nearest rank: every row of the window that left a state (self loops
+        too), measured from the claim's row before it."""
+        if self._percentile:
+            fractions = [numerator / denominator for numerator, denominator in (MEDIAN, P90)]
+            rows = self._db.all(STAY_PERCENTILES, (*fractions, since, until))
+            return [(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+        found: dict[str, list[int]] = {}
+        for state, count, place, micros in self._db.all(STAY_RANKS, (since, until)):
+            picked = found.setdefault(state, [int(count), 0, 0])
+            for column, fraction in ((1, MEDIAN), (2, P90)):
+                if place == nearest_rank(fraction, int(count)):
+                    picked[column] = int(micros)
+        return [(state, count, median, p90) for state, (count, median, p90) in found.items()]
 
     def lag(self) -> list[tuple[str, int, int, str | None]]:
         """(consumer, lane, events not acknowledged, the oldest entered_at among them) per consumer and lane

@@ -29,8 +29,8 @@ from claimstate._store.copies import TABLES
 from claimstate._store.targets import checked_url, masked, parse_failure
 
 # 1: claims, their append-only hash-chained history, and meta; 2: the event feed; 3: definitions; 4: when
-# each event entered the feed, the tick workers' heartbeats, claims by state and age
-SCHEMA_VERSION = 4
+# each event entered the feed, the tick workers' heartbeats, claims by state and age; 5: history rows by time
+SCHEMA_VERSION = 5
 T = TypeVar("T")
 _MIGRATION_LOCK = int.from_bytes(b"ClSt-mig", "big") >> 1  # the advisory lock migrations hold (a signed bigint)
 _RACES = {"40001": "a serialization failure", "40P01": "a deadlock"}
@@ -67,6 +67,9 @@ _DEFINITION_INDEXES = {
 _OPERATIONS_INDEXES = {
     "claims_open_by_state": "CREATE INDEX claims_open_by_state ON claims USING btree (state, updated_at)"
     " WHERE (closed = 0)",
+}
+_FLOW_INDEXES = {  # the history rows by time: what `flows` reads of a window
+    "transitions_by_time": "CREATE INDEX transitions_by_time ON transitions USING btree (at)",
 }
 _PRIMARY_KEYS = {  # made by the tables' PRIMARY KEY clauses
     "claims_pkey": "CREATE UNIQUE INDEX claims_pkey ON claims USING btree (id)",
@@ -128,7 +131,8 @@ _SCHEMA_V4 = (  # when each event entered the feed (NULL before), the tick worke
     f" beat_at {_TEXT} NOT NULL, last_tick_at {_TEXT}, fired BIGINT NOT NULL)",
     *_OPERATIONS_INDEXES.values(),
 )
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+_SCHEMA_V5 = tuple(_FLOW_INDEXES.values())
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5}
 
 
 def shown(target: str) -> str:
@@ -555,7 +559,7 @@ class PostgresStore(Store):
             if table in tables and (table, column) not in columns
         ]
         for name, sql in {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES, **_OPERATIONS_INDEXES,
-                          **_PRIMARY_KEYS}.items():  # fmt: skip
+                          **_FLOW_INDEXES, **_PRIMARY_KEYS}.items():  # fmt: skip
             if name not in indexes:
                 problems.append(f"the index {name} is missing")
             elif indexes[name] != sql:

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 # 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed; 4: definitions;
-# 5: when each event entered the feed, the tick workers' heartbeats, claims by state and age
-SCHEMA_VERSION = 5
+# 5: when each event entered the feed, the tick workers' heartbeats, claims by state and age; 6: history
+# rows by time
+SCHEMA_VERSION = 6
 Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -69,9 +70,13 @@ _SCHEMA = {
     "transitions_no_update": "trigger", "transitions_no_delete": "trigger",
     "events": "table", "events_by_lane": "index", "consumers": "table", "definitions": "table",
     "claims_open_by_definition": "index", "workers": "table", "claims_open_by_state": "index",
+    "transitions_by_time": "index",
 }  # fmt: skip
 _SCHEMA_V4_INDEXES = ("claims_open_by_definition",)  # made by schema 4, with the column it indexes
 _SCHEMA_V5_INDEXES = ("claims_open_by_state",)  # made by schema 5 (what `stats` reads per state)
+# Made by schema 6, kept exactly as well: the history rows by time (what `flows` reads of a window).
+_SCHEMA_V6_INDEXES = {"transitions_by_time": "CREATE INDEX transitions_by_time ON transitions (at)"}
+_EXACT = {**_PARTIAL_INDEXES_AND_TRIGGERS, **_SCHEMA_V6_INDEXES}  # every object whose SQL text verify compares
 # One row per worker (a tick runner), its heartbeat: see _store.operations.
 _WORKERS = (
     "CREATE TABLE workers (name TEXT PRIMARY KEY, kind TEXT NOT NULL, started_at TEXT NOT NULL,"
@@ -171,6 +176,12 @@ def _schema_v5(db: sqlite_utils.Database) -> None:
     db.execute(_WORKERS)
     for name in _SCHEMA_V5_INDEXES:
         db.execute(_PARTIAL_INDEXES_AND_TRIGGERS[name])
+
+
+def _schema_v6(db: sqlite_utils.Database) -> None:
+    """History rows indexed by time, for `flows` (the arrows taken and the time in each state over a window)."""
+    for sql in _SCHEMA_V6_INDEXES.values():
+        db.execute(sql)
 
 
 _MESSAGES = (  # words in SQLite's message, and what to tell a person instead
@@ -546,7 +557,8 @@ class SQLiteStore(Store):
         """From schema `version` to SCHEMA_VERSION, in the caller's transaction: all of it, or nothing."""
         import sqlite_utils  # noqa: PLC0415  (only to create or migrate a schema: an open costs ~60 ms less)
 
-        for number, schema in enumerate((_schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5), 1):
+        schemas = (_schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6)
+        for number, schema in enumerate(schemas, 1):
             if version < number:
                 schema(sqlite_utils.Database(self._conn, execute_plugins=False))
         if version < 2:  # with every column in place, as the history is read the way it is now
@@ -783,7 +795,7 @@ class SQLiteStore(Store):
         for name, kind in _SCHEMA.items():
             if name not in found:
                 problems.append(f"the {kind} {name} is missing")
-            elif found[name][0] != kind or found[name][1] != _PARTIAL_INDEXES_AND_TRIGGERS.get(name, found[name][1]):
+            elif found[name][0] != kind or found[name][1] != _EXACT.get(name, found[name][1]):
                 problems.append(f"the {kind} {name} is not the one claimstate made: {found[name][1]}")
         if "transitions" in found and not {"hash", "definition"} <= columns:
             problems.append("the table transitions lacks its hash or definition column")

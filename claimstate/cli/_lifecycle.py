@@ -17,6 +17,8 @@ from claimstate import (
     DiagramError,
     Diagrams,
     InvalidInput,
+    Migration,
+    PlanRefused,
 )
 from claimstate import check as run_check
 from claimstate.cli._group import command
@@ -24,6 +26,7 @@ from claimstate.cli._options import (
     NonEmptyPath,
     get_settings,
     open_service,
+    read_text,
     refuse,
     say,
 )
@@ -34,7 +37,7 @@ from claimstate.cli._output import (
     table,
     write_triggers,
 )
-from claimstate.definition import Definition, fingerprint_of, read_export
+from claimstate.definition import Definition, fingerprint_of, load_definition, read_export, short_fingerprint
 from claimstate.http import openapi
 from claimstate.scripting import (
     DEMO_TITLES,
@@ -42,6 +45,7 @@ from claimstate.scripting import (
     is_demo_claim,
     is_postgres,
     make_folder,
+    read_json_object,
     visible_text,
     walk_demo,
     write_file,
@@ -272,33 +276,52 @@ DIFF_FORMATS = ("text", "md", "html")
 
 @command(
     no_now="it compares two definitions, and counts claims as they are now",
-    no_definition="it compares the two exported definitions it is given",
+    no_definition="it compares the two exported definitions it is given (--new-definition names NEW's own)",
 )
 @click.argument("old_path", metavar="OLD.json", type=NonEmptyPath(dir_okay=False, exists=True, path_type=Path))
 @click.argument("new_path", metavar="NEW.json", type=NonEmptyPath(dir_okay=False, exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(DIFF_FORMATS), default="text", show_default=True,
-              help="text: one line per change (--json: the changes as JSON); md: a review for a pull request;"
-              " html: the new lifecycle drawn with the changes marked, then the list.")  # fmt: skip
+              help="text: one line per change, then it in words (--json: the changes as JSON); md: a review for a"
+              " pull request; html: the change review page, old and new side by side with the changes marked,"
+              " each change in words.")  # fmt: skip
 @click.option("-o", "--output", type=NonEmptyPath(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
-def diff(old_path: Path, new_path: Path, fmt: str, output: Path | None) -> None:
+@click.option("--new-definition", "new_name", metavar="MODULE:NAME",
+              help="With --format html: the lifecycle Definition NEW.json was exported from (its fingerprint must"
+              " be NEW.json's); the page then shows what `check` finds in it.")  # fmt: skip
+@click.option("--plan", "plan_path", metavar="PLAN.json", type=NonEmptyPath(dir_okay=False, allow_dash=True),
+              help="With --format html, --new-definition and a database (--db): a migration plan (what `migrate"
+              " --plan` takes; - reads stdin); the page shows its dry run: which open claims would move where, and"
+              " what stops it. Nothing is written.")  # fmt: skip
+def diff(old_path: Path, new_path: Path, fmt: str, output: Path | None, new_name: str | None,
+         plan_path: str | None) -> None:  # fmt: skip
     """What changed from one exported definition (`model --export`) to another: each state and transition
-    added, removed or changed; with --db, how many open claims decided under OLD each change touches
-    (in every format)."""
+    added, removed or changed, in plain words; with --db, how many open claims decided under OLD each change
+    touches (in every format). The html review page also shows, given --new-definition, `check`'s results
+    for the new lifecycle and, given --plan, a migration plan's dry run."""
     settings = get_settings()
     if fmt != "text" and output is None and "--json" in settings.after:
         refuse(f"takes --json with --format {fmt} only with -o: without it it prints the review itself")
     counting = bool(settings.db_given or os.environ.get("CLAIMSTATE_DB"))
+    _page_options(fmt, new_name, plan_path, counting=counting)
     # text reads both as exports with a fingerprint, as it always has; md and html read them as `diagram --diff`
     # did (a hand-edited export reviews), but OLD's fingerprint is what --db counts the open claims of
     old = _exported(old_path, "OLD.json") if fmt == "text" or counting else read_export(old_path, "OLD.json")
     new = _exported(new_path, "NEW.json") if fmt == "text" else read_export(new_path, "NEW.json")
     found = Diagrams.changes(old, new)
+    definition = None if new_name is None else _new_definition(new_name, new)
+    plan = None if plan_path is None else read_json_object(read_text(plan_path, "--plan"), "--plan")
     counts: dict[str, int] | None = None
+    migration: Migration | PlanRefused | None = None
     if counting:
-        with settings.service(read_only=True) as service:
+        with open_service(settings.db, read_only=True, definition=definition or settings.definition) as service:
             counts = service.open_claims(fingerprint_of(old))
+            if plan is not None:
+                try:
+                    migration = service.migrate(plan, dry_run=True)
+                except PlanRefused as refused:  # what stops the plan is for the page to say
+                    migration = refused
     listed = [
-        {**attrs.asdict(c), "details": list(c.details), "touches": list(c.touches),
+        {**attrs.asdict(c), "details": list(c.details), "touches": list(c.touches), "words": list(c.words),
          **({} if counts is None else {"open_claims": sum(counts.get(s, 0) for s in c.touches)})}
         for c in found
     ]  # fmt: skip
@@ -310,6 +333,7 @@ def diff(old_path: Path, new_path: Path, fmt: str, output: Path | None) -> None:
         for change, item in zip(found, listed, strict=True):
             touched = "" if counts is None else f"  [{item['open_claims']} open claim(s)]"
             lines.append(f"{change.kind} {change.what} {change.name}{touched}")
+            lines += [f"    {said}" for said in change.words]
             lines += [f"    {detail}" for detail in change.details]
         return "\n".join(lines)
 
@@ -320,13 +344,57 @@ def diff(old_path: Path, new_path: Path, fmt: str, output: Path | None) -> None:
         review = visible_text(human(), keep="\n") + "\n"  # what it prints, as it prints it
     elif fmt == "md":
         review = Diagrams.diff_markdown(old, new, open_claims=counts)
-    else:
+    elif definition is None:  # the page says how to check the new lifecycle
         review = Diagrams.diff_html(old, new, open_claims=counts)
+    else:
+        review = Diagrams.diff_html(old, new, open_claims=counts, migration=migration,
+                                    report=_checked(definition, new_name))  # fmt: skip
     if output is None:
         click.echo(review, nl=False)
         return
     write_file(output, review)
     emit({"path": str(output), "format": fmt}, lambda: str(output))
+
+
+def _page_options(fmt: str, new_name: str | None, plan_path: str | None, *, counting: bool) -> None:
+    """A usage error unless --new-definition and --plan are where they fit: on the html page, the plan with
+    the new definition (its dry run moves claims onto it) and a database (it reads the open claims)."""
+    if (new_name or plan_path) and fmt != "html":
+        raise click.UsageError("--new-definition and --plan go with --format html: they add check's results and the"
+                               " migration's dry run to the review page")  # fmt: skip
+    if plan_path and not new_name:
+        raise click.UsageError("--plan needs --new-definition: its dry run moves the open claims onto the new"
+                               " definition, which NEW.json alone cannot decide by")  # fmt: skip
+    if plan_path and not counting:
+        raise click.UsageError("--plan needs a database (--db or $CLAIMSTATE_DB): its dry run reads the open claims")
+
+
+def _new_definition(target: str, new: dict[str, Any]) -> Definition:
+    """The Definition --new-definition names, refused (naming the option) unless NEW.json is its export: the
+    same rules, by fingerprint."""
+    definition = load_definition(target, field="--new-definition")
+    ours = definition.to_dict()["fingerprint"]
+    try:
+        theirs: str | None = fingerprint_of(new)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        theirs = None
+    if theirs != ours:
+        said = "rules that do not read" if theirs is None else f"fingerprint {short_fingerprint(theirs)}"
+        raise InvalidInput(
+            f"{target} is not the definition NEW.json exports: its fingerprint is {short_fingerprint(ours)}, and"
+            f" NEW.json holds {said} (export it with `claimstate --definition {target} model --export NEW.json`)",
+            field="--new-definition",
+        )
+    return definition
+
+
+def _checked(definition: Definition, target: str | None) -> dict[str, Any] | str:
+    """`check`'s report on the new definition (as JSON), or why it could not explore it (a filing no example
+    makes)."""
+    try:
+        return run_check(definition).to_dict()
+    except InvalidInput as error:
+        return f"Check could not explore {target}: {error.reason}"
 
 
 @command(no_definition="the demo walks the built-in lifecycle's own stories")

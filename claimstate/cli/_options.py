@@ -48,7 +48,7 @@ EXIT_CODES: dict[type[ClaimStateError], int] = {
 EXIT_HELP = (
     "Exit codes: 0 done; 1 transition refused (each reason printed); 2 usage or invalid input; "
     "3 claim not found; 4 concurrent modification; 5 storage error, or verify found damage; "
-    "6 a drawing tool (Graphviz) is missing; 7 open claims were decided under another lifecycle definition "
+    "6 a picture could not be drawn; 7 open claims were decided under another lifecycle definition "
     "(migrate them)."
 )
 

@@ -13,11 +13,13 @@ from claimstate.http._openapi import openapi
 
 if TYPE_CHECKING:
     from claimstate.http._app import ActorFrom, create_app
-    from claimstate.http._auth import RequestRefused, bearer_tokens
+    from claimstate.http._auth import RequestRefused, bearer_tokens, viewer_tokens
+    from claimstate.http._console import ViewerFrom
 
-__all__ = ["ActorFrom", "RequestRefused", "bearer_tokens", "create_app", "openapi"]
+__all__ = ["ActorFrom", "RequestRefused", "ViewerFrom", "bearer_tokens", "create_app", "openapi", "viewer_tokens"]
 
-_NEEDS_STARLETTE = {"ActorFrom": "_app", "create_app": "_app", "RequestRefused": "_auth", "bearer_tokens": "_auth"}
+_NEEDS_STARLETTE = {"ActorFrom": "_app", "create_app": "_app", "RequestRefused": "_auth", "bearer_tokens": "_auth",
+                    "ViewerFrom": "_console", "viewer_tokens": "_auth"}  # fmt: skip
 
 
 def __getattr__(name: str) -> object:

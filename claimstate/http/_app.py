@@ -14,6 +14,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -30,7 +31,9 @@ from claimstate._diagrams import Diagrams
 from claimstate._errors import ClaimNotFound, ClaimStateError, InvalidInput
 from claimstate._service import ClaimService
 from claimstate._service.asynchronous import AsyncClaimService
+from claimstate._stats import STUCK_AFTER
 from claimstate.http._auth import RequestRefused
+from claimstate.http._console import Console, ViewerFrom
 from claimstate.http._openapi import (
     CURSOR,
     DIAGRAM_TYPES,
@@ -61,9 +64,11 @@ class _Json(Response):
 def create_app(
     service: ClaimService | AsyncClaimService,
     *,
-    actor_from: ActorFrom,
+    actor_from: ActorFrom | None,
     max_body: int = MAX_BODY,
     title: str | None = None,
+    viewer_from: ViewerFrom | None = None,
+    stuck_after: timedelta = STUCK_AFTER,
 ) -> Starlette:
     """The HTTP API over `service` (see the docs' HTTP page for every route).
 
@@ -73,9 +78,20 @@ def create_app(
     open stays the caller's to close; an `AsyncClaimService` given unopened is opened at startup (or on the
     first request) and closed at shutdown, when the app is the server's own (a mounted app's lifespan is not
     run: give it a service you open and close). Bodies over `max_body` bytes are refused (413).
+
+    The console for people is served under /console/ (it only reads). `viewer_from(request)` says who may
+    look (raising `RequestRefused` for anyone else); None lets in whoever reaches the server, as suits one
+    listening on loopback alone (`viewer_tokens` is the ready-made check beyond it). With `actor_from` None,
+    only the console is served. Claims unchanged for longer than `stuck_after` in a state without a
+    deadline are shown as stuck.
     """
-    if not callable(actor_from):
+    if actor_from is not None and not callable(actor_from):
         raise InvalidInput("actor_from must be a function of the request giving its actor", field="actor_from")
+    if viewer_from is not None and not callable(viewer_from):
+        raise InvalidInput("viewer_from must be a function of the request, refusing who may not look",
+                           field="viewer_from")  # fmt: skip
+    if not isinstance(stuck_after, timedelta) or stuck_after <= timedelta():
+        raise InvalidInput(f"must be a timedelta above zero, not {stuck_after!r}", field="stuck_after")
     if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
         raise InvalidInput(f"must be a whole number of bytes above 0, not {max_body!r}", field="max_body")
     if isinstance(service, ClaimService):
@@ -83,20 +99,29 @@ def create_app(
     elif not isinstance(service, AsyncClaimService):
         raise InvalidInput(f"must be a ClaimService or AsyncClaimService, not {type(service).__name__}",
                            field="service")  # fmt: skip
-    api = _Api(service, actor_from, max_body, title)
-    routes = [
-        Route("/claims/{claim_id}/{trigger}", api.fire, methods=["POST"], name="fire"),  # the busiest, tried first
-        Route("/claims", api.file_or_list, methods=["GET", "POST"], name="claims"),  # one route: a 405 lists both
-        Route("/claims/{claim_id}", api.get_claim, methods=["GET"], name="get_claim"),
-        Route("/claims/{claim_id}/diagram", api.diagram, methods=["GET"], name="claim_diagram"),
-        Route("/events", api.events, methods=["GET"], name="events"),
-        Route("/openapi.json", api.openapi, methods=["GET"], name="openapi"),
-        Route("/healthz", api.healthz, methods=["GET"], name="healthz"),
-    ]
+    api = _Api(service, actor_from or _nobody, max_body, title)
+    console = Console(service, api.ready, viewer_from, stuck_after)
+    routes = (
+        []
+        if actor_from is None
+        else [
+            Route("/claims/{claim_id}/{trigger}", api.fire, methods=["POST"], name="fire"),  # the busiest, tried first
+            Route("/claims", api.file_or_list, methods=["GET", "POST"], name="claims"),  # one route: a 405 lists both
+            Route("/claims/{claim_id}", api.get_claim, methods=["GET"], name="get_claim"),
+            Route("/claims/{claim_id}/diagram", api.diagram, methods=["GET"], name="claim_diagram"),
+            Route("/events", api.events, methods=["GET"], name="events"),
+            Route("/openapi.json", api.openapi, methods=["GET"], name="openapi"),
+        ]
+    )
+    routes += [Route("/healthz", api.healthz, methods=["GET"], name="healthz"), *console.routes()]
     handlers: dict[Any, Callable[..., Any]] = {
         ClaimStateError: api.problem, HTTPException: api.http_problem, Exception: api.crash,
     }  # fmt: skip
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=api.lifespan)
+
+
+def _nobody(_request: Request) -> Actor:
+    raise RequestRefused(404, "not-found", "this server serves the console alone")
 
 
 class _Api:
@@ -112,14 +137,14 @@ class _Api:
 
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        await self._ready()
+        await self.ready()
         try:
             yield
         finally:
             if self._owned:
                 await self.claims.close()
 
-    async def _ready(self) -> ClaimService:
+    async def ready(self) -> ClaimService:
         try:
             return self.claims.sync
         except InvalidInput:  # not open yet: open it, and close it at shutdown
@@ -141,7 +166,7 @@ class _Api:
         return await (self.file_claim if request.method == "POST" else self.list_claims)(request)
 
     async def file_claim(self, request: Request) -> Response:
-        await self._ready()
+        await self.ready()
         actor = await self._actor(request)
         data = await self._body(request, required=True)
         fired = await self.claims.file_claim(data, actor=actor, idempotency_key=_idempotency_key(request))
@@ -151,7 +176,7 @@ class _Api:
         return _Json(fired.claim.to_dict(), 200 if fired.replayed else 201, headers)
 
     async def fire(self, request: Request) -> Response:
-        sync = await self._ready()
+        sync = await self.ready()
         actor = await self._actor(request)  # who calls, first: a stranger learns nothing, not even the triggers
         claim_id, trigger = request.path_params["claim_id"], request.path_params["trigger"]
         if trigger not in sync.definition.triggers or trigger == sync.definition.creation.trigger:
@@ -173,7 +198,7 @@ class _Api:
         return _Json(fired.claim.to_dict(), 200, headers)
 
     async def get_claim(self, request: Request) -> Response:
-        await self._ready()
+        await self.ready()
         actor = await self._actor(request)
         view = await self.claims.view(request.path_params["claim_id"], actor)
         _may_read(actor, view.claim)
@@ -185,7 +210,7 @@ class _Api:
         return _Json(view.to_dict(), 200, headers)
 
     async def list_claims(self, request: Request) -> Response:
-        await self._ready()
+        await self.ready()
         actor = await self._actor(request)
         query = request.query_params
         filters = {name: query.get(name) for name in ("state", "buyer", "supplier", "order")}
@@ -195,12 +220,14 @@ class _Api:
                 raise RequestRefused(403, "not-yours", f"a {own} lists only their own claims ({own}={actor.id})")
             filters[own] = actor.id
         limit = _whole(query.get("limit"), "limit", default=100, most=MAX_LIMIT)
-        claims = await self.claims.list_claims(**filters, limit=limit, after=query.get("after"))
+        state, buyer, supplier, order = (filters[name] for name in ("state", "buyer", "supplier", "order"))
+        claims = await self.claims.list_claims(state=state, buyer=buyer, supplier=supplier, order=order, limit=limit,
+                                               after=query.get("after"))  # fmt: skip
         page = {"claims": [c.to_dict() for c in claims], "next": claims[-1].id if len(claims) == limit else None}
         return _Json(page)
 
     async def diagram(self, request: Request) -> Response:
-        sync = await self._ready()
+        sync = await self.ready()
         actor = await self._actor(request)
         fmt = request.query_params.get("format", "html")
         if fmt not in DIAGRAM_TYPES:
@@ -212,7 +239,7 @@ class _Api:
         return Response(drawn, media_type=DIAGRAM_TYPES[fmt])
 
     async def events(self, request: Request) -> Response:
-        await self._ready()
+        await self.ready()
         actor = await self._actor(request)
         if actor.role not in _FEED_READERS:
             raise RequestRefused(403, "not-yours", "the feed holds every claim: it is for the team and services")
@@ -240,7 +267,7 @@ class _Api:
         return _Json({"events": [e.to_dict() for e in batch], "ack": batch[-1].cursor if batch else None})
 
     async def openapi(self, _request: Request) -> Response:
-        sync = await self._ready()
+        sync = await self.ready()
         if self._document is None:
             self._document = openapi(sync.definition, sync.engine.policy, title=self.title)
         return _Json(self._document)

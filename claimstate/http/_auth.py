@@ -7,7 +7,7 @@ names an actor. `bearer_tokens` is the one ready-made way: a token the server wa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -16,6 +16,7 @@ from claimstate._actor import Actor
 from claimstate._errors import PROBLEM_TYPES, ClaimStateError, InvalidInput
 
 MIN_TOKEN = 16  # characters: a shorter token could be guessed
+VIEWER_COOKIE = "claimstate_viewer"  # where a browser keeps its viewer token for the console
 
 
 _TITLES = {"not-json": "Not JSON", "not-yours": "Not the caller's", "too-large": "Body too large"}
@@ -49,11 +50,9 @@ def bearer_tokens(tokens: Mapping[str, Actor | str]) -> Callable[[Request], Acto
         raise InvalidInput(f"tokens must map each token to an actor, not {type(tokens).__name__}", field="tokens")
     known: dict[bytes, Actor] = {}
     for number, (token, actor) in enumerate(tokens.items(), 1):
-        if not isinstance(token, str) or len(token) < MIN_TOKEN or not token.isascii() or not token.isprintable():
-            raise InvalidInput(f"token {number} must be printable ASCII of at least {MIN_TOKEN} characters",
-                               field="tokens")  # fmt: skip
+        _checked(token, number)
         try:
-            known[_digest(token)] = Actor.parse(actor)
+            known[digest(token)] = Actor.parse(actor)
         except InvalidInput as error:
             raise InvalidInput(f"token {number}'s actor: {error.reason}", field="tokens") from None
 
@@ -61,7 +60,7 @@ def bearer_tokens(tokens: Mapping[str, Actor | str]) -> Callable[[Request], Acto
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise RequestRefused(401, "not-authenticated", "send Authorization: Bearer <token>")
-        actor = known.get(_digest(token.strip()))
+        actor = known.get(digest(token.strip()))
         if actor is None:
             raise RequestRefused(401, "not-authenticated", "the bearer token names no one here")
         return actor
@@ -69,5 +68,32 @@ def bearer_tokens(tokens: Mapping[str, Actor | str]) -> Callable[[Request], Acto
     return actor_from
 
 
-def _digest(token: str) -> bytes:
+def _checked(token: object, number: int) -> str:
+    if not isinstance(token, str) or len(token) < MIN_TOKEN or not token.isascii() or not token.isprintable():
+        raise InvalidInput(f"token {number} must be printable ASCII of at least {MIN_TOKEN} characters",
+                           field="tokens")  # fmt: skip
+    return token
+
+
+def viewer_tokens(tokens: Iterable[str]) -> Callable[[Request], None]:
+    """A `viewer_from` for `create_app`'s console: the request carries one of `tokens`, in the console's cookie
+    (a browser, after opening it once with ``?token=``) or as ``Authorization: Bearer``; else 401. Kept by
+    digest, as `bearer_tokens` keeps its tokens."""
+    if isinstance(tokens, str | Mapping) or not isinstance(tokens, Iterable):
+        raise InvalidInput(f"viewer tokens must be a collection of tokens, not {type(tokens).__name__}",
+                           field="tokens")  # fmt: skip
+    known = {digest(_checked(token, number)) for number, token in enumerate(tokens, 1)}
+
+    def viewer_from(request: Request) -> None:
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        token = bearer.strip() if scheme.lower() == "bearer" else request.cookies.get(VIEWER_COOKIE, "")
+        if not token or digest(token) not in known:
+            raise RequestRefused(401, "not-authenticated", "the console needs a viewer token: open it once with"
+                                 " ?token=<your viewer token>")  # fmt: skip
+
+    return viewer_from
+
+
+def digest(token: str) -> bytes:
+    """A token as it is kept and looked up: its SHA-256 digest."""
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()

@@ -106,7 +106,7 @@ CASES: dict[str, tuple[Callable[[], ClaimStateError], int, bool]] = {
         lambda: LifecycleChanged("decided elsewhere", definition="ab" * 32, outdated=(), claim_id="c-1"), 409, False,
     ),
     "plan_refused": (lambda: PlanRefused(["state x is not in the new definition"]), 422, False),
-    "diagram": (lambda: DiagramError("Graphviz's dot is not installed", fmt="png"), 503, False),
+    "diagram": (lambda: DiagramError("the rasteriser could not draw it", fmt="png"), 503, False),
 }  # fmt: skip
 
 

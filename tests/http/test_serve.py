@@ -27,6 +27,7 @@ from click.testing import CliRunner, Result
 from helpers import EVIDENCE, filing, query
 from http_helpers import ACTORS, TOKENS
 
+from claimstate import ClaimService
 from claimstate.cli import cli
 
 START_WITHIN = 15.0  # seconds for a server to answer /healthz
@@ -67,13 +68,16 @@ def no_tokens_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_tokens_variable")
-def test_serve_refuses_to_start_without_tokens(tmp_path: Path) -> None:
-    """Without --tokens or $CLAIMSTATE_TOKENS no one could call the server: it refuses at once (exit 2, one
-    line saying where tokens come from) rather than serve an API that answers 401 to everyone, and creates
-    no database."""
+def test_serve_without_tokens_reads_an_existing_database_and_beyond_loopback_needs_a_viewer(tmp_path: Path) -> None:
+    """Without --tokens or $CLAIMSTATE_TOKENS serve offers the console alone, which only reads: a database that
+    is not there is not made (exit 5); on an address beyond loopback it refuses to start without a viewer
+    token (exit 2, one line), before it opens anything."""
     db = tmp_path / "claims.db"
     result = serve("--db", str(db), "serve")
-    assert_refused(result, "--tokens FILE or $CLAIMSTATE_TOKENS")
+    assert result.exit_code == 5 and "no database" in result.stderr
+    assert not db.exists()
+    assert_refused(serve("--db", str(db), "serve", "--host", "0.0.0.0"), 'map one to "viewer"')
+    assert_refused(serve("--db", str(db), "serve", "--host", "192.0.2.7"), "beyond loopback")
     assert not db.exists()
 
 
@@ -175,11 +179,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(db: str, folder: Path, *options: str) -> Iterator[Server]:
-    """`claimstate --db DB serve --tokens FILE --port P *options` as a process, once /healthz answers; killed
-    (with whatever it started) at the end if the test did not stop it."""
+def serving(db: str, folder: Path, *options: str, tokens: bool = True) -> Iterator[Server]:
+    """`claimstate --db DB serve --tokens FILE --port P *options` as a process (without --tokens: the console
+    alone), once /healthz answers; killed (with whatever it started) at the end if the test did not stop it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMSTATE_")}
-    argv = [sys.executable, "-m", "claimstate", "--db", db, "serve", "--tokens", str(tokens_file(folder))]
+    argv = [sys.executable, "-m", "claimstate", "--db", db, "serve"]
+    argv += ["--tokens", str(tokens_file(folder))] if tokens else []
     port = free_port()
     out, err = folder / "stdout.txt", folder / "stderr.txt"
     with out.open("wb") as stdout, err.open("wb") as stderr:
@@ -247,6 +252,26 @@ def test_a_real_server_on_sqlite_serves_the_api_and_stops_on_sigint(tmp_path: Pa
         assert server.stop() == 0
         assert_stopped_cleanly(server.output(), workers=1)
         assert_nothing_secret_in(server.output())
+
+
+def test_a_real_server_without_tokens_serves_the_console_alone_reading(tmp_path: Path) -> None:
+    """Without tokens the server serves the console, its live figures and its pages, and no API route; the
+    database, opened read-only, is unchanged; Ctrl-C stops it cleanly."""
+    db = str(tmp_path / "claims.db")
+    with ClaimService(db) as service:
+        service.file_claim(filing(), claim_id="c-1")
+    with serving(db, tmp_path, tokens=False) as server, httpx.Client(base_url=server.url) as client:
+        page = client.get("/console/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert client.get("/console/live.json").json()["states"]["awaiting_evidence"]["open"] == 1
+        assert "Who must act next" in client.get("/console/claims/c-1").text
+        assert client.get("/claims").status_code == 404
+        assert client.post("/claims", json=filing(order_id="o-2")).status_code == 404
+        assert client.post("/console/claims/c-1").status_code == 405
+        assert server.stop() == 0
+    assert "the console alone" in server.output()
+    assert_stopped_cleanly(server.output(), workers=1)
+    assert query(db, "SELECT id, version FROM claims") == [("c-1", 1)]
 
 
 def worker_of(response: httpx.Response, server: Server) -> int:

@@ -358,6 +358,7 @@ def to_schema_1(path: Path) -> None:
         for table in ("meta", "events", "consumers", "definitions", "workers"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("DROP INDEX claims_open_by_state")
+        conn.execute("DROP INDEX transitions_by_time")
         conn.execute("ALTER TABLE transitions DROP COLUMN hash")
         conn.execute("DROP INDEX claims_open_by_definition")
         conn.execute("ALTER TABLE transitions DROP COLUMN definition")
@@ -381,7 +382,7 @@ def test_migrating_schema_1_chains_the_existing_history(db: Path, key: bytes | N
     with ClaimService(db, history_key=key) as service:
         assert service.verify() == []
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (5,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (6,)
     assert dict(conn.execute("SELECT name, value FROM meta").fetchall())["chain"] == Chain(key).kind
     conn.close()
     migrated = hashes(db)

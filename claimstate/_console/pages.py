@@ -1,0 +1,187 @@
+"""The console's pages for support: a list of claims (what a count on the overview stands for) and one
+claim's situation at a glance, who must act next first.
+
+Pages read a claim, its history and what each party may do now (`ClaimService.available`), and say it in
+the lifecycle's own words: the transitions' labels, the states' titles, the deadlines' descriptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from claimstate._actor import SYSTEM, Actor
+from claimstate._claim import ACCEPTED, Claim, TransitionRecord
+from claimstate._console.live import duration
+from claimstate._definition import Context, Definition, Policy, Transition
+from claimstate._diagrams.graph import action
+from claimstate._diagrams.page import CLAIMS_PAGE, escape_html, html_page, nav_html
+from claimstate._engine import Availability
+
+_ROLE_WORDS = {"buyer": "The buyer", "supplier": "The supplier", "agent": "The dispute team", SYSTEM: "The clock"}
+_RESOLUTIONS = {"full_refund": "a full refund", "partial_refund": "a partial refund"}
+
+
+def when(at: datetime) -> str:
+    """``12 Jan 2027, 10:00 UTC``."""
+    return f"{at.day} {at.strftime('%b %Y, %H:%M')} UTC"
+
+
+def _nav(definition: Definition, current: str = CLAIMS_PAGE, *, up: bool = False) -> str:
+    return nav_html(tuple((v.name, v.title) for v in definition.views), current, served=True, up=up)
+
+
+def claims_page(definition: Definition, claims: Sequence[Claim], *, heading: str, now: datetime, links: str) -> str:
+    """A table of claims, each linked to its page: where it is, since when, and its running deadline."""
+    titles = {s.name: s.title for s in definition.states}
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{cell}</td>" for cell in (
+            f'<a href="{links}{escape_html(c.id)}">{escape_html(c.id)}</a>',
+            escape_html(c.order_id),
+            f"{escape_html(c.buyer_id)} against {escape_html(c.supplier_id)}",
+            escape_html(c.amount.format()),
+            escape_html(titles.get(c.state, c.state)),
+            duration(now - c.updated_at),
+            "-" if c.deadline is None else escape_html(when(c.deadline.due)),
+        )) + "</tr>"
+        for c in claims
+    )  # fmt: skip
+    table = (
+        '<table class="list"><thead><tr><th>claim</th><th>order</th><th>parties</th><th>amount</th><th>state</th>'
+        f"<th>in it for</th><th>deadline</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    body = table if claims else "<p>No claims.</p>"
+    return html_page(heading, f"As of {when(now)}; at most {len(claims) or 'a page of'} shown, oldest id first.",
+                     body, nav=_nav(definition))  # fmt: skip
+
+
+def _next_steps(
+    definition: Definition, policy: Policy, claim: Claim, options: dict[str, tuple[Availability, ...]], now: datetime
+) -> str:
+    """Who may act now (each role's allowed steps, in words) and what the clock does if nobody does."""
+    state = definition.state(claim.state)
+    if state.final:
+        return f"<p>Nobody: the claim is closed. {escape_html(state.meaning.capitalize())}.</p>"
+    said = []
+    for role, allowed in options.items():
+        steps = [definition.label(claim.state, a.trigger, _dest(definition, claim.state, a.trigger)) for a in allowed]
+        if steps:
+            words = "; ".join(dict.fromkeys(action(s) for s in steps))
+            said.append(f"<li><b>{_ROLE_WORDS.get(role, role)}</b>, steps open now: {escape_html(words)}.</li>")
+    if claim.deadline is not None:
+        due = claim.deadline.due
+        taken = _clock_step(definition, policy, claim)
+        rule = state.deadline
+        then = (
+            ""
+            if taken is None
+            else f" the clock acts ({taken.label}): the claim goes to {definition.state(taken.dest).title.lower()}"
+        )
+        left = f"passed {duration(now - due)} ago, not fired yet" if due <= now else f"in {duration(due - now)}"
+        must = "" if rule is None else f"{rule.description.capitalize()} by "
+        said.insert(0, f"<li><b>{escape_html(must + when(due))}</b> ({left}). If nobody does,{escape_html(then)}.</li>")
+    else:
+        waited = duration(now - claim.updated_at)
+        said.append(
+            f"<li><b>No deadline runs here</b>: nothing happens until someone acts (unchanged for {waited}).</li>"
+        )
+    return f"<ul>{''.join(said)}</ul>"
+
+
+def _dest(definition: Definition, state: str, trigger: str) -> str:
+    found = definition.candidates(state, trigger)
+    return found[0].dest if found else state
+
+
+def _clock_step(definition: Definition, policy: Policy, claim: Claim) -> Transition | None:
+    """The transition the clock will take when the running deadline passes (the first whose guards hold)."""
+    if claim.deadline is None:
+        return None
+    context = Context(claim.id, claim, Actor(SYSTEM), {}, claim.deadline.due, policy)
+    for t in definition.candidates(claim.state, claim.deadline.trigger):
+        if all(g.check(context) for g in t.guards):
+            return t
+    return None
+
+
+def _asked(claim: Claim) -> str:
+    asked = _RESOLUTIONS.get(claim.resolution, claim.resolution)
+    amount = claim.refund_amount.format() if claim.refund_amount is not None else claim.amount.format()
+    of = f" of the {claim.amount.format()} order" if claim.refund_amount is not None else " (the order amount)"
+    return f"<p>{escape_html(f'{asked.capitalize()}: {amount}{of}. Why: “{claim.reason}”')}</p>"
+
+
+def _agreement(claim: Claim) -> str:
+    if not claim.offers:
+        return "<p>No offer made.</p>"
+    items = "".join(
+        f"<li>The {escape_html(o.by)} offered {escape_html(_RESOLUTIONS.get(o.kind, o.kind))} of"
+        f" {escape_html(o.amount.format())}, {escape_html(when(o.at))}: {escape_html(o.status)}"
+        f"{' (the agreement)' if o.status == ACCEPTED else ''}.</li>"
+        for o in claim.offers
+    )
+    return f"<ul>{items}</ul>"
+
+
+def _evidence(claim: Claim) -> str:
+    if not claim.evidence:
+        return "<p>None yet.</p>"
+    items = "".join(
+        f"<li>{escape_html(f'{e.by.capitalize()}, {when(e.at)}: {e.kind}, “{e.description}”')}"
+        + (f" ({escape_html(e.document)})" if e.document else "")
+        + "</li>"
+        for e in claim.evidence
+    )
+    return f"<ul>{items}</ul>"
+
+
+def _timeline(definition: Definition, history: Sequence[TransitionRecord], now: datetime, current: str) -> str:
+    titles = {s.name: s.title for s in definition.states}
+    rows = []
+    for number, record in enumerate(history):
+        until = history[number + 1].at if number + 1 < len(history) else None
+        stayed = duration((until or now) - record.at) + ("" if until else " so far" if record.dest == current else "")
+        who = _ROLE_WORDS.get(record.actor.role, "The clock") + (f" ({record.actor.id})" if record.actor.id else "")
+        what = action(definition.label(record.source, record.trigger, record.dest))
+        rows.append(f"<tr><td>{escape_html(when(record.at))}</td><td>{escape_html(who)}</td><td>{escape_html(what)}</td>"
+                    f"<td>{escape_html(titles.get(record.dest, record.dest))}</td><td>{stayed}</td></tr>")  # fmt: skip
+    return (
+        '<table class="list"><thead><tr><th>when</th><th>who</th><th>what</th><th>then</th><th>stayed there</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def claim_page(
+    definition: Definition,
+    policy: Policy,
+    claim: Claim,
+    *,
+    history: Sequence[TransitionRecord],
+    options: dict[str, tuple[Availability, ...]],
+    now: datetime,
+) -> str:
+    """One claim for support: who must act next and by when, what the buyer asked and why, the offers and
+    the agreement, the evidence, the return, and a timeline with how long each step took. `options` are
+    each role's allowed steps now (`available`, allowed ones only)."""
+    state = definition.state(claim.state)
+    shipment = (
+        ""
+        if claim.shipment is None
+        else f"<h2>Return</h2><p>Shipped with {escape_html(claim.shipment.carrier)}, tracking"
+        f" {escape_html(claim.shipment.tracking_number)}, {escape_html(when(claim.shipment.shipped_at))}.</p>"
+    )
+    address = (
+        "" if claim.return_address is None else f"<p>Return address confirmed: {escape_html(claim.return_address)}</p>"
+    )
+    body = (
+        f'<div class="next"><h2>Who must act next</h2>{_next_steps(definition, policy, claim, options, now)}</div>'
+        f"<h2>What the buyer asked for</h2>{_asked(claim)}"
+        f"<h2>Offers and agreement</h2>{_agreement(claim)}"
+        f"<h2>Evidence</h2>{_evidence(claim)}{shipment}{address}"
+        f"<h2>Timeline</h2>{_timeline(definition, history, now, claim.state)}"
+    )
+    intro = (
+        f"Now: {state.title} ({state.meaning}). Order {claim.order_id}, {claim.buyer_id} (buyer) against"
+        f" {claim.supplier_id} (supplier), {claim.amount.format()}; filed {when(claim.filed_at)}."
+    )
+    return html_page(f"Claim {claim.id}", intro, body, nav=_nav(definition, "", up=True))
