@@ -1,5 +1,5 @@
 """`ClaimService.flows`: what the history says of a window of time, in one snapshot: how often each arrow of
-the lifecycle was taken, and how long claims stayed in each state before they left it.
+the lifecycle was taken, and how long claims stayed in each state, from entering it to leaving it for another.
 
 Every figure comes from one indexed query (see `_store.operations`); this module turns the rows into
 values, and those values into plain JSON.
@@ -45,8 +45,9 @@ class ArrowCount:
 class TimeInState:
     """The stays in one state that ended in the window: how many, and their median and 90th percentile
     lengths, by nearest rank (the value at rank ceil(p * count) in ascending order: always one of the
-    stays, never a mean of two). A stay is the time from the history row that entered the state to the
-    claim's next row, the one that left it (a self loop, which stays in the state, ends a stay too)."""
+    stays, never a mean of two). A stay is a visit: from the history row that entered the state (a filing,
+    or a step from another state) to the row that left it for another state. A self loop (an offer made in
+    mediation) neither ends a stay nor starts one: the visit runs on through it."""
 
     state: str
     count: int
@@ -61,10 +62,12 @@ class TimeInState:
 @attrs.frozen
 class Flows:
     """What the history rows with `since <= at < until` say, read on one snapshot: how often each arrow was
-    taken (`arrows`, filings first, then by source, trigger and dest), and per state how long the stays
-    that ended in the window lasted (`states`, by state; each row that left a state, self loops
-    included, ends a stay: its `at` minus the `at` of the claim's row before it). A state no stay ended
-    in is absent. Durations are `timedelta`s; `to_dict` gives them in seconds."""
+    taken (`arrows`, filings first, then by source, trigger and dest; every row, self loops included), and
+    per state how long the stays that ended in the window lasted (`states`, by state). A stay ends at each
+    row of the window that left its state for another (not at a self loop) and lasts from the claim's
+    latest earlier row that changed state, the one that entered it, wherever in time that lies (the self
+    loops between do not restart the clock). A state no stay ended in is absent. Durations are
+    `timedelta`s; `to_dict` gives them in seconds."""
 
     since: datetime
     until: datetime

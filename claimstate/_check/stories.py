@@ -14,7 +14,7 @@ from claimstate._check.explore import Exploration, Step
 from claimstate._check.scenarios import Scenario, outcomes
 from claimstate._diagrams import Diagrams
 from claimstate._diagrams.graph import action
-from claimstate._diagrams.page import html_page, picture
+from claimstate._diagrams.page import STORIES_PAGE, html_page, nav_html, picture
 
 _TITLE = "What can happen to a claim: one story per outcome"
 _INTRO = (
@@ -58,4 +58,4 @@ def to_html(found: Exploration) -> str:
         svg = Diagrams(claim=story.steps[-1].after, history=[s.record for s in story.steps]).svg()
         items = "".join(f"<li>{html.escape(s.split('. ', 1)[1])}</li>" for s in _sentences(found, story))
         parts.append(f"<h2>{html.escape(story.title)}</h2><ol>{items}</ol>\n{picture(svg)}")
-    return html_page(_TITLE, _INTRO, "".join(parts))
+    return html_page(_TITLE, _INTRO, "".join(parts), nav=nav_html(found.definition.views, STORIES_PAGE))

@@ -2,8 +2,8 @@
 
 Per state: open claims, the oldest and the median time in the state, stuck claims (states without a
 deadline) and overdue deadlines; per state over the window, how often claims left it and the median and
-90th percentile of the time they spent; per arrow (a transition, drawn once however many states it
-leaves), how often it was taken. Plain JSON for the page's script.
+90th percentile of the time they spent; per transition and per arrow (a transition from one state), how
+often it was taken. Plain JSON for the page's script.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from claimstate._definition import Definition
 from claimstate._flows import Flows
+from claimstate._service import ClaimService
 from claimstate._stats import Stats
 from claimstate._time import to_iso
 
@@ -29,6 +30,15 @@ def duration(span: timedelta) -> str:
 
 def _seconds(value: Any) -> float | None:
     return None if value is None else round(value.total_seconds(), 3)
+
+
+def figures_of(service: ClaimService, *, days: int, stuck_after: timedelta, claims: str) -> dict[str, Any]:
+    """The figures as the console serves them, read from `service` now: `stats` and the last `days` of
+    `flows`."""
+    stats = service.stats(stuck_after=stuck_after)
+    flows = service.flows(stats.now - timedelta(days=days), stats.now)
+    window = "day" if days == 1 else f"{days} days"
+    return live_figures(service.definition, stats, flows, window=window, claims=claims)
 
 
 def live_figures(definition: Definition, stats: Stats, flows: Flows, *, window: str, claims: str) -> dict[str, Any]:
@@ -49,13 +59,14 @@ def live_figures(definition: Definition, stats: Stats, flows: Flows, *, window: 
         states.setdefault(spent.state, {}).update(
             left=spent.count, time_median=_seconds(spent.median), time_p90=_seconds(spent.p90)
         )
-    arrows: dict[str, int] = {}
+    arrows: dict[str, int] = {}  # by transition, and by transition and source ("N-FROM", as the arrows' ids)
     index = {id(t): number for number, t in enumerate(definition.transitions)}
     for arrow in flows.arrows:
         taken = next((t for t in definition.candidates(arrow.source, arrow.trigger) if t.dest == arrow.dest), None)
         if taken is not None:  # history of a transition this definition no longer has is not drawn
-            key = str(index[id(taken)])
-            arrows[key] = arrows.get(key, 0) + arrow.count
+            number = index[id(taken)]
+            arrows[str(number)] = arrows.get(str(number), 0) + arrow.count
+            arrows[f"{number}-{arrow.source or 'new'}"] = arrow.count
     return {
         "now": to_iso(stats.now).replace("T", " ")[:16] + " UTC",
         "window": window,

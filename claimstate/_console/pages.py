@@ -9,17 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import quote
 
-from claimstate._actor import SYSTEM, Actor
+from claimstate._actor import AGENT, BUYER, SUPPLIER, SYSTEM, Actor
 from claimstate._claim import ACCEPTED, Claim, TransitionRecord
 from claimstate._console.live import duration
 from claimstate._definition import Context, Definition, Policy, Transition
+from claimstate._diagrams.console import ROLE_WORDS
 from claimstate._diagrams.graph import action
 from claimstate._diagrams.page import CLAIMS_PAGE, escape_html, html_page, nav_html
 from claimstate._engine import Availability
+from claimstate._service import ClaimService
 
-_ROLE_WORDS = {"buyer": "The buyer", "supplier": "The supplier", "agent": "The dispute team", SYSTEM: "The clock"}
 _RESOLUTIONS = {"full_refund": "a full refund", "partial_refund": "a partial refund"}
+
+
+def _upper(text: str) -> str:
+    """The text with its first letter in upper case, the rest as written (str.capitalize lowers it)."""
+    return text[:1].upper() + text[1:]
 
 
 def when(at: datetime) -> str:
@@ -28,15 +35,18 @@ def when(at: datetime) -> str:
 
 
 def _nav(definition: Definition, current: str = CLAIMS_PAGE, *, up: bool = False) -> str:
-    return nav_html(tuple((v.name, v.title) for v in definition.views), current, served=True, up=up)
+    return nav_html(definition.views, current, served=True, up=up)
 
 
-def claims_page(definition: Definition, claims: Sequence[Claim], *, heading: str, now: datetime, links: str) -> str:
-    """A table of claims, each linked to its page: where it is, since when, and its running deadline."""
+def claims_page(
+    definition: Definition, claims: Sequence[Claim], *, heading: str, now: datetime, links: str, more: str | None
+) -> str:
+    """A table of claims, each linked to its page: where it is, since when, and its running deadline; `more`,
+    the address of the next page, when there is one."""
     titles = {s.name: s.title for s in definition.states}
     rows = "".join(
         "<tr>" + "".join(f"<td>{cell}</td>" for cell in (
-            f'<a href="{links}{escape_html(c.id)}">{escape_html(c.id)}</a>',
+            f'<a href="{links}{escape_html(quote(c.id, safe=""))}">{escape_html(c.id)}</a>',
             escape_html(c.order_id),
             f"{escape_html(c.buyer_id)} against {escape_html(c.supplier_id)}",
             escape_html(c.amount.format()),
@@ -51,8 +61,9 @@ def claims_page(definition: Definition, claims: Sequence[Claim], *, heading: str
         f"<th>in it for</th><th>deadline</th></tr></thead><tbody>{rows}</tbody></table>"
     )
     body = table if claims else "<p>No claims.</p>"
-    return html_page(heading, f"As of {when(now)}; at most {len(claims) or 'a page of'} shown, oldest id first.",
-                     body, nav=_nav(definition))  # fmt: skip
+    if more:
+        body += f'<p><a href="{escape_html(more)}">The next {len(claims)}</a></p>'
+    return html_page(heading, f"As of {when(now)}; in the order they were filed.", body, nav=_nav(definition))
 
 
 def _next_steps(
@@ -61,25 +72,33 @@ def _next_steps(
     """Who may act now (each role's allowed steps, in words) and what the clock does if nobody does."""
     state = definition.state(claim.state)
     if state.final:
-        return f"<p>Nobody: the claim is closed. {escape_html(state.meaning.capitalize())}.</p>"
+        return f"<p>Nobody: the claim is closed. {escape_html(_upper(state.meaning))}.</p>"
     said = []
+    ids = {"buyer": claim.buyer_id, "supplier": claim.supplier_id}
     for role, allowed in options.items():
-        steps = [definition.label(claim.state, a.trigger, _dest(definition, claim.state, a.trigger)) for a in allowed]
+        actor = Actor(role, ids.get(role, "console") if role != SYSTEM else None)
+        steps = [
+            t.label for a in allowed if (t := _taken(definition, policy, claim, trigger=a.trigger, actor=actor, at=now))
+        ]
         if steps:
+            who = _upper(ROLE_WORDS.get(role, role)) + (f" ({ids[role]})" if role in ids else "")
             words = "; ".join(dict.fromkeys(action(s) for s in steps))
-            said.append(f"<li><b>{_ROLE_WORDS.get(role, role)}</b>, steps open now: {escape_html(words)}.</li>")
+            said.append(f"<li><b>{escape_html(who)}</b>, steps open now: {escape_html(words)}.</li>")
     if claim.deadline is not None:
         due = claim.deadline.due
-        taken = _clock_step(definition, policy, claim)
+        taken = _taken(definition, policy, claim, trigger=claim.deadline.trigger, actor=Actor(SYSTEM), at=due)
         rule = state.deadline
-        then = (
-            ""
-            if taken is None
-            else f" the clock acts ({taken.label}): the claim goes to {definition.state(taken.dest).title.lower()}"
-        )
-        left = f"passed {duration(now - due)} ago, not fired yet" if due <= now else f"in {duration(due - now)}"
-        must = "" if rule is None else f"{rule.description.capitalize()} by "
-        said.insert(0, f"<li><b>{escape_html(must + when(due))}</b> ({left}). If nobody does,{escape_html(then)}.</li>")
+        then = "" if taken is None else f" the clock acts ({taken.label}): {_goes(definition, taken.dest)}"
+        must = "" if rule is None else f"{_upper(rule.description)} by "
+        if due <= now:
+            late = (f"It passed {duration(now - due)} ago and the clock has not acted yet: it acts when a tick runner"
+                    " next runs (claimstate tick).")  # fmt: skip
+            said.insert(0, f"<li><b>{escape_html(must + when(due))}</b>. {late} Then{escape_html(then)}.</li>")
+        else:
+            left = f"in {duration(due - now)}"
+            said.insert(
+                0, f"<li><b>{escape_html(must + when(due))}</b> ({left}). If nobody does,{escape_html(then)}.</li>"
+            )
     else:
         waited = duration(now - claim.updated_at)
         said.append(
@@ -88,18 +107,20 @@ def _next_steps(
     return f"<ul>{''.join(said)}</ul>"
 
 
-def _dest(definition: Definition, state: str, trigger: str) -> str:
-    found = definition.candidates(state, trigger)
-    return found[0].dest if found else state
+def _goes(definition: Definition, dest: str) -> str:
+    """``the claim ends: “Payment released to the supplier”`` or ``the claim moves to “Awaiting the return”``."""
+    state = definition.state(dest)
+    return f"the claim {'ends' if state.final else 'moves to'}: “{state.title}”"
 
 
-def _clock_step(definition: Definition, policy: Policy, claim: Claim) -> Transition | None:
-    """The transition the clock will take when the running deadline passes (the first whose guards hold)."""
-    if claim.deadline is None:
-        return None
-    context = Context(claim.id, claim, Actor(SYSTEM), {}, claim.deadline.due, policy)
-    for t in definition.candidates(claim.state, claim.deadline.trigger):
-        if all(g.check(context) for g in t.guards):
+def _taken(
+    definition: Definition, policy: Policy, claim: Claim, *, trigger: str, actor: Actor, at: datetime
+) -> Transition | None:
+    """The transition `trigger` would take from the claim's state for `actor` at `at`: the first whose guards
+    hold, leaving out those that judge data the trigger has not been given."""
+    context = Context(claim.id, claim, actor, {}, at, policy)
+    for t in definition.candidates(claim.state, trigger):
+        if all(g.uses_data or g.check(context) for g in t.guards):
             return t
     return None
 
@@ -108,7 +129,7 @@ def _asked(claim: Claim) -> str:
     asked = _RESOLUTIONS.get(claim.resolution, claim.resolution)
     amount = claim.refund_amount.format() if claim.refund_amount is not None else claim.amount.format()
     of = f" of the {claim.amount.format()} order" if claim.refund_amount is not None else " (the order amount)"
-    return f"<p>{escape_html(f'{asked.capitalize()}: {amount}{of}. Why: “{claim.reason}”')}</p>"
+    return f"<p>{escape_html(f'{_upper(asked)}: {amount}{of}. Why: “{claim.reason}”')}</p>"
 
 
 def _agreement(claim: Claim) -> str:
@@ -127,7 +148,7 @@ def _evidence(claim: Claim) -> str:
     if not claim.evidence:
         return "<p>None yet.</p>"
     items = "".join(
-        f"<li>{escape_html(f'{e.by.capitalize()}, {when(e.at)}: {e.kind}, “{e.description}”')}"
+        f"<li>{escape_html(f'{_upper(e.by)}, {when(e.at)}: {e.kind}, “{e.description}”')}"
         + (f" ({escape_html(e.document)})" if e.document else "")
         + "</li>"
         for e in claim.evidence
@@ -141,7 +162,8 @@ def _timeline(definition: Definition, history: Sequence[TransitionRecord], now: 
     for number, record in enumerate(history):
         until = history[number + 1].at if number + 1 < len(history) else None
         stayed = duration((until or now) - record.at) + ("" if until else " so far" if record.dest == current else "")
-        who = _ROLE_WORDS.get(record.actor.role, "The clock") + (f" ({record.actor.id})" if record.actor.id else "")
+        who = _upper(ROLE_WORDS.get(record.actor.role, record.actor.role))
+        who += f" ({record.actor.id})" if record.actor.id else ""
         what = action(definition.label(record.source, record.trigger, record.dest))
         rows.append(f"<tr><td>{escape_html(when(record.at))}</td><td>{escape_html(who)}</td><td>{escape_html(what)}</td>"
                     f"<td>{escape_html(titles.get(record.dest, record.dest))}</td><td>{stayed}</td></tr>")  # fmt: skip
@@ -149,6 +171,18 @@ def _timeline(definition: Definition, history: Sequence[TransitionRecord], now: 
         '<table class="list"><thead><tr><th>when</th><th>who</th><th>what</th><th>then</th><th>stayed there</th>'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def page_of_claim(service: ClaimService, claim_id: str) -> str:
+    """A claim's page as the console serves it, read from `service` now: the claim, its history, and what the
+    buyer, the supplier and the dispute team may each do."""
+    claim, history, now = service.get(claim_id), service.history(claim_id), service.now()
+    actors = {"buyer": Actor(BUYER, claim.buyer_id), "supplier": Actor(SUPPLIER, claim.supplier_id),
+              "agent": Actor(AGENT, "console")}  # fmt: skip
+    options = {role: tuple(a for a in service.available(claim_id, actor, now) if a.allowed)
+               for role, actor in actors.items()}  # fmt: skip
+    definition = service.definition
+    return claim_page(definition, service.engine.policy, claim, history=history, options=options, now=now)
 
 
 def claim_page(

@@ -6,8 +6,8 @@ graph of plain words; one renderer per format draws it (`dot`, `mermaid`, `graph
 changed between two exported definitions. Renderers know their syntax and nothing of the lifecycle.
 """
 
-from claimstate._diagrams.diff import to_html as diff_html
 from claimstate._diagrams.diff import to_markdown as diff_markdown
 from claimstate._diagrams.drawing import FORMATS, REGENERATE, VIEW_FORMATS, Diagrams
+from claimstate._diagrams.review import review_page as diff_html
 
 __all__ = ["FORMATS", "REGENERATE", "VIEW_FORMATS", "Diagrams", "diff_html", "diff_markdown"]

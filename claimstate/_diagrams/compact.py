@@ -2,11 +2,13 @@
 
 Each box holds only its state's title and its deadline; each arrow only its action in a few words. The
 rest (who acts, the conditions, what a deadline does, what happens inside a state) is the console's to
-show on hover and click, so the picture stays about 1,300 by 750 points for the built-in lifecycle, where
-the printed overview (`dot`) is 2,100 by 2,000. Arrows leaving several states are drawn once, as the
-overview draws them. Every box is a `<g id="state-NAME">` and every arrow a `<g id="arrow-N">` (N the
-transition's index in the definition), which the console's script finds; Graphviz's own `<title>`
-elements are taken out, or the browser would show code names as tooltips.
+show on hover and click, so the picture stays about 1,350 by 1,000 points for the built-in lifecycle, where
+the printed overview (`dot`) is 2,100 by 2,000. An arrow is drawn from each state it leaves (no box
+around states, whose clipped arrows Graphviz draws as stubs), but from a note naming them when it leaves
+NOTED_FROM states or more. Every box is a `<g id="state-NAME">` and every arrow a `<g id="arrow-N-FROM">`
+(N the transition's index in the definition, FROM its source state, ``new`` for the filing, ``any`` for
+a note's), which the console's script finds; Graphviz's own `<title>` elements are taken out, or the
+browser would show code names as tooltips.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from claimstate._diagrams.dot import (
 from claimstate._diagrams.graph import Edge, Graph, Node, edge_kind
 from claimstate._diagrams.graphviz import draw_svg, drawable
 
+NOTED_FROM = 3  # a transition from this many states or more is drawn once, from a note naming them
 TITLE_POINTS = 14  # a state's title; the console keeps it at 11 CSS pixels or more (a scale of 0.79)
 _TITLES = re.compile(r"<title>[^<]*</title>\n?")
 
@@ -34,9 +37,10 @@ def state_id(name: str) -> str:
     return f"state-{name}"
 
 
-def arrow_id(transition: int) -> str:
-    """The id of a transition's arrow (one per transition: arrows from several states are drawn once)."""
-    return f"arrow-{transition}"
+def arrow_id(transition: int, source: str | None) -> str:
+    """The id of a transition's arrow from `source` (``new``: the filing; ``any``: the one arrow drawn from a
+    note naming its many sources)."""
+    return f"arrow-{transition}-{source or 'new'}"
 
 
 def _box(node: Node, loops: int) -> str:
@@ -57,8 +61,7 @@ def to_compact_dot(graph: Graph) -> str:
     """The compact DOT of a lifecycle graph (its loops counted inside their states, not drawn)."""
     loops = [e for e in graph.edges if e.source == e.dest]
     crossing = [e for e in graph.edges if e.source != e.dest]
-    merged = _Merged.of(crossing)
-    grouped = {state for group in merged.groups for state in group}
+    noted = {t: sources for t, sources in _Merged.of(crossing).sources.items() if len(sources) >= NOTED_FROM}
     inside = {n.name: len({e.transition for e in loops if e.dest == n.name}) for n in graph.nodes}
     out = [
         "digraph lifecycle {",
@@ -69,34 +72,24 @@ def to_compact_dot(graph: Graph) -> str:
     ]
     if any(e.source is None for e in graph.edges):
         out.append(f'  {START} [id="start", shape=circle, label="", width=0.2, style=filled, fillcolor="#000000"];')
-    out += [f"  {_box(n, inside[n.name])}" for n in graph.nodes if n.name not in grouped]
-    for number, members in enumerate(merged.groups):
-        out.append(f"  subgraph cluster_group_{number} {{")
-        out.append(f'    label="the team may act from either"; style="rounded,dashed"; {_FONT}; fontsize=11;'
-                   ' color="#0d47a1"; fontcolor="#0d47a1";')  # fmt: skip
-        out += [f"    {_box(n, inside[n.name])}" for n in graph.nodes if n.name in members]
-        out.append("  }")
+    out += [f"  {_box(n, inside[n.name])}" for n in graph.nodes]
     finals = " ".join(quote(n.name) + ";" for n in graph.nodes if n.final)
     if finals:
         out.append(f"  {{ rank=same; {finals} }}")
     titles = {n.name: n.title for n in graph.nodes}
     drawn: set[int] = set()
     for edge in crossing:
-        group = merged.group_of(edge)
-        if edge.transition in merged.noted or group is not None:
+        if edge.transition in noted:
             if edge.transition in drawn:
                 continue
             drawn.add(edge.transition)
-        look = _arrow(edge)
-        if edge.transition in merged.noted:
+        look = _arrow(edge, "any" if edge.transition in noted else edge.source)
+        if edge.transition in noted:
             note = quote(f":note_{edge.transition}")
-            froms = ", ".join(titles[s].lower() for s in merged.noted[edge.transition])
+            froms = ", ".join(titles[s].lower() for s in noted[edge.transition])
             out.append(f'  {note} [shape=note, style=filled, fillcolor="#f5f5f5", fontsize=11,'
                        f" label={quote(_wrapped('from any of: ' + froms, 30))}];")  # fmt: skip
             out.append(f"  {note} -> {quote(edge.dest)} [{look}];")
-        elif group is not None:
-            tail = quote(merged.groups[group][0])
-            out.append(f"  {tail} -> {quote(edge.dest)} [{look}, ltail=cluster_group_{group}];")
         else:
             tail = START if edge.source is None else quote(edge.source)
             out.append(f"  {tail} -> {quote(edge.dest)} [{look}];")
@@ -104,10 +97,11 @@ def to_compact_dot(graph: Graph) -> str:
     return "\n".join(out) + "\n"
 
 
-def _arrow(edge: Edge) -> str:
+def _arrow(edge: Edge, source: str | None) -> str:
+    """An arrow's look: its kind's line, its words, and the id the script finds it by."""
     kind = edge_kind(edge)
     return (
-        f"id={quote(arrow_id(edge.transition))}, class={quote('arrow ' + kind)}, {_STYLE[kind]},"
+        f"id={quote(arrow_id(edge.transition, source))}, class={quote(f'arrow {kind}')}, {_STYLE[kind]},"
         f" label={quote(_wrapped(edge.action, 14))}"
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from claimstate._definition import OUTCOMES
-from claimstate._diagrams.compact import compact_svg
+from claimstate._diagrams.compact import TITLE_POINTS, compact_svg
 from claimstate._diagrams.dot import LEGEND, OUTCOME_FILL, colour_of
 from claimstate._diagrams.graph import Edge, Graph, edge_kind
 from claimstate._diagrams.page import (
@@ -28,12 +28,12 @@ from claimstate._diagrams.page import (
     nav_html,
 )
 
-_WHO = {"buyer": "the buyer", "supplier": "the supplier", "agent": "the dispute team", "system": "the clock"}
+ROLE_WORDS = {"buyer": "the buyer", "supplier": "the supplier", "agent": "the dispute team", "system": "the clock"}
 
 
 def who(actors: tuple[str, ...]) -> str:
     """``the buyer``, ``the buyer or the supplier``, ``the clock``: the roles that may act, in words."""
-    return " or ".join(_WHO.get(role, role) for role in actors) or "no one"
+    return " or ".join(ROLE_WORDS.get(role, role) for role in actors) or "no one"
 
 
 def _arrow(edge: Edge, merged: list[Edge], titles: dict[str, str], conditions: tuple[str, ...]) -> dict[str, Any]:
@@ -42,12 +42,10 @@ def _arrow(edge: Edge, merged: list[Edge], titles: dict[str, str], conditions: t
         "trigger": edge.trigger,
         "action": edge.action,
         "description": edge.description,
-        "sources": sources,
         "from": ", ".join("a new claim" if s is None else titles.get(s, s) for s in sources),
         "dest": edge.dest,
         "to": titles.get(edge.dest, edge.dest),
         "who": who(edge.actors),
-        "kind": edge_kind(edge),
         "conditions": [[number, conditions[number - 1]] for number in sorted(set(edge.conditions))],
         "after": edge.timer,
         "data": list(edge.data),
@@ -143,6 +141,20 @@ def _asset(name: str) -> str:
     return (files("claimstate._diagrams") / "assets" / name).read_text(encoding="utf-8")
 
 
+def _clock(clock: dict[str, Any]) -> str:
+    """One state's deadline: how long after a claim enters it, and what the clock then does (each way, with
+    the condition that picks it when there are several)."""
+    thens = "; ".join(
+        f"{then['action']}: {then['to'].lower()}"
+        + (f" (if {' and '.join(w for w in then['when'] if 'deadline' not in w)})" if len(clock["then"]) > 1 else "")
+        for then in clock["then"]
+    )
+    return (
+        f'<li data-state="{escape_html(clock["state"])}"><b>{escape_html(clock["title"])}</b>: after'
+        f" {escape_html(clock['window'])} there, {escape_html(thens)}.</li>"
+    )
+
+
 def _summary(model: dict[str, Any]) -> str:
     """The panel's first content: how each ending is reached and by whom, what each deadline does, and how
     to read the picture (only the kinds of line and the outcomes it draws)."""
@@ -155,22 +167,12 @@ def _summary(model: dict[str, Any]) -> str:
             f"</span><b>{escape_html(end['title'])}</b>: {escape_html(end['outcome'] or 'closed')}.{note}"
             f' <span class="muted">When: {escape_html(ways)}.</span></li>'
         )
-    out.append('</ul><h2>When deadlines fire</h2><ul class="deadlines">')
-    for clock in model["deadlines"]:
-        thens = "; ".join(
-            f"{then['action']}: {then['to'].lower()}"
-            + (
-                f" (if {' and '.join(w for w in then['when'] if 'deadline' not in w)})"
-                if len(clock["then"]) > 1
-                else ""
-            )
-            for then in clock["then"]
-        )
-        out.append(
-            f'<li data-state="{escape_html(clock["state"])}"><b>{escape_html(clock["title"])}</b>: after'
-            f" {escape_html(clock['window'])}, {escape_html(thens)}.</li>"
-        )
-    out.append('</ul><h2>How to read it</h2><ul class="legend">')
+    out.append("</ul>")
+    if model["deadlines"]:
+        out.append('<h2>When deadlines fire</h2><ul class="deadlines">')
+        out += [_clock(clock) for clock in model["deadlines"]]
+        out.append("</ul>")
+    out.append('<h2>How to read it</h2><ul class="legend">')
     out += [
         f'<li><span class="line {kind}" style="color:{colour}"></span>{escape_html(meaning)}</li>'
         for kind, colour, meaning in model["legend"]
@@ -179,14 +181,14 @@ def _summary(model: dict[str, Any]) -> str:
         f'<li><span class="swatch" style="background:{fill}"></span>{escape_html(words)}</li>'
         for fill, words in model["outcomes"]
     ]
-    out.append("<li>Hover or click a state or an arrow for its words; drag to move, scroll to zoom.</li></ul>")
+    out.append("</ul>")
     return "".join(out)
 
 
 def overview_page(graph: Graph, *, live: str | None = None, claims: str | None = None) -> str:
     """The console's overview of a lifecycle graph. With `live` (the URL of its figures) and `claims` (the
     claims list's), the served console: the figures are drawn on the picture and the links lead to claims."""
-    model = {**console_model(graph), "live": live, "claims": claims}
+    model = {**console_model(graph), "live": live, "claims": claims, "title_points": TITLE_POINTS}
     data = orjson.dumps(model).decode().replace("<", "\\u003c")  # no tag, comment or "</script>" in the script
     controls = '<label><input type="checkbox" id="codes"> code names</label>'
     if live:
@@ -211,7 +213,8 @@ def overview_page(graph: Graph, *, live: str | None = None, claims: str | None =
         f'<main class="console"><div id="picture">{svg[svg.index("<svg") :]}'
         '<div id="zoom"><button type="button" id="zoom-in" title="zoom in">+</button>'
         '<button type="button" id="zoom-out" title="zoom out">\u2212</button>'
-        '<button type="button" id="zoom-fit" title="the whole lifecycle">fit</button></div></div>'
+        '<button type="button" id="zoom-fit" title="the whole lifecycle">fit</button>'
+        "<span>Hover or click a state or an arrow for its words; drag to move, scroll to zoom.</span></div></div>"
         f'<aside><div class="controls">{controls}</div><section id="details"></section>'
         f'<section id="summary">{_summary(model)}</section></aside></main></div>\n'
         f'<div class="page">{tables}</div>\n'

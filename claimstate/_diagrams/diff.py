@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -22,10 +22,6 @@ from claimstate._diagrams.graph import window_words
 from claimstate._diagrams.graphviz import drawable
 from claimstate._diagrams.page import markdown_code, markdown_text
 from claimstate._errors import InvalidInput
-
-if TYPE_CHECKING:
-    from claimstate._errors import PlanRefused
-    from claimstate._migration import Migration
 
 Key = tuple[str, tuple[str, ...], str]  # a transition: trigger, sources, destination
 
@@ -237,22 +233,6 @@ def to_markdown(old: Mapping[str, Any], new: Mapping[str, Any], *, open_claims: 
                 lines += [f"  - {markdown_text(detail)}" for detail in change.details]
             lines.append("")
     return "\n".join(lines)
-
-
-def to_html(
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
-    *,
-    open_claims: Mapping[str, int] | None = None,
-    migration: Migration | PlanRefused | None = None,
-    report: Mapping[str, Any] | str | None = None,
-    nav: str = "",
-) -> str:
-    """The change review page (`review.review_page`): both lifecycles side by side, each change in words
-    with the open claims it touches, the migration's dry run and `check`'s results when given."""
-    from claimstate._diagrams.review import review_page  # noqa: PLC0415 (the page reads this module's changes)
-
-    return review_page(old, new, open_claims=open_claims, migration=migration, report=report, nav=nav)
 
 
 # --- the changes in words ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._definition import Definition, Policy
@@ -18,13 +18,10 @@ from claimstate._diagrams.graph import Graph, extract
 from claimstate._diagrams.graphviz import drawable, to_png, to_svg
 from claimstate._diagrams.mermaid import to_mermaid
 from claimstate._diagrams.page import to_html, to_markdown
+from claimstate._diagrams.review import review_page
 from claimstate._errors import InvalidInput
 from claimstate._files import make_folder, write_file
 from claimstate._lifecycle import CLAIM_LIFECYCLE
-
-if TYPE_CHECKING:
-    from claimstate._errors import PlanRefused
-    from claimstate._migration import Migration
 
 
 def to_page(graph: Graph) -> str:
@@ -73,22 +70,8 @@ class Diagrams:
         given `open_claims` (open claims per state under `old`, `ClaimService.open_claims`), each change's count."""
         return diff.to_markdown(old, new, open_claims=open_claims)
 
-    @staticmethod
-    def diff_html(
-        old: Mapping[str, Any],
-        new: Mapping[str, Any],
-        *,
-        open_claims: Mapping[str, int] | None = None,
-        migration: Migration | PlanRefused | None = None,
-        report: Mapping[str, Any] | str | None = None,
-        nav: str = "",
-    ) -> str:
-        """The change review page between two exported definitions (`claimstate diff --format html`): both
-        lifecycles side by side, each change in words; given `open_claims` (`ClaimService.open_claims`), the open
-        claims each change touches; given `migration` (`ClaimService.migrate(plan, dry_run=True)`, or the
-        PlanRefused it raised), what the plan would do; given `report` (`check(...).to_dict()` of the new
-        definition, or words saying why it was not checked), check's results; `nav`, the pages' links at the top."""
-        return diff.to_html(old, new, open_claims=open_claims, migration=migration, report=report, nav=nav)
+    # The change review page between two exports (`claimstate diff --format html`): see review.review_page.
+    diff_html = staticmethod(review_page)
 
     def __init__(
         self,

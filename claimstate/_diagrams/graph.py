@@ -100,7 +100,7 @@ class Graph:
     facts: str = ""  # a claim's order, parties, amount and running deadline, in words
     # Every guard's words, numbered from 1 in definition order: the same numbers in every view of it.
     conditions: tuple[str, ...] = ()
-    views: tuple[tuple[str, str], ...] = ()  # the definition's detail views (name, title), for the pages' links
+    views: tuple[View, ...] = ()  # the definition's detail views, for the pages' links
     view: str | None = None  # the name of the view this graph draws, if it is one
 
     def transition_rows(self) -> list[dict[str, str]]:
@@ -183,7 +183,7 @@ def extract(
     windows = {s.name: s.deadline for s in definition.states}
     conditions = tuple(dict.fromkeys(g.description for t in definition.transitions for g in t.guards))
     numbers = {words: number for number, words in enumerate(conditions, 1)}
-    views = tuple((v.name, v.title) for v in definition.views)
+    views = definition.views
     edges = []
     for index, t in enumerate(definition.transitions):
         for source in t.sources or (None,):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 
+from claimstate._definition import View
 from claimstate._diagrams.dot import FINAL_WORDS, LEGEND, colour_of
 from claimstate._diagrams.graph import Graph
 from claimstate._diagrams.graphviz import to_svg
@@ -32,8 +34,9 @@ _INTRO = (
 )
 _OVERVIEW_INTRO = (
     "Generated from the lifecycle definition that the engine runs; never drawn by hand. Each box is a state"
-    " (its title, its name in the code, the deadline its clock runs); each arrow says what happens, the"
-    " numbers in brackets are the conditions listed under Only when, and the line says who acts."
+    " (its title and the deadline its clock runs; its name in the code is in the tables below); each arrow"
+    " says what happens, the numbers in brackets are the conditions listed under Only when (numbered alike"
+    " on every page), and the line says who acts."
 )
 
 
@@ -119,13 +122,13 @@ def view_page(view: str) -> str:
     return f"lifecycle-{view}.html"
 
 
-def nav_html(views: tuple[tuple[str, str], ...], current: str, *, served: bool = False, up: bool = False) -> str:
+def nav_html(views: Iterable[View], current: str, *, served: bool = False, up: bool = False) -> str:
     """The links every page carries, to the overview, each phase view, the stories and (served, with a
     database) the claims and the change review; the page itself marked as the current one. `up`: the page
     sits one folder below the others (a claim's, at claims/ID)."""
     links = [
         (OVERVIEW_PAGE, "Overview"),
-        *((view_page(name), title) for name, title in views),
+        *((view_page(v.name), v.title) for v in views),
         (STORIES_PAGE, "Stories"),
     ]
     if served:
@@ -134,7 +137,7 @@ def nav_html(views: tuple[tuple[str, str], ...], current: str, *, served: bool =
     return (
         "<nav>"
         + "".join(
-            f'<a href="{prefix}{href}"{marked if href == current else ""}>{escape_html(words)}</a>'
+            f'<a href="{escape_html(prefix + href)}"{marked if href == current else ""}>{escape_html(words)}</a>'
             for href, words in links
         )
         + "</nav>"

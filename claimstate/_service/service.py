@@ -620,9 +620,11 @@ class ClaimService:
         """What the history rows with `since` <= at < `until` (default: now) say, read on one snapshot: how
         often each arrow (source state, trigger, dest state; a filing's source is None) was taken, and per
         state how long the stays that ended in the window lasted: count, median and 90th percentile by
-        nearest rank (the stay at rank ceil(p * count), in ascending order). A stay ends at each row that
-        leaves its state, self loops (which stay in it) included, and lasts from the claim's row before it.
-        Each is one query on the index of history rows by time (see the docs, Operations)."""
+        nearest rank (the stay at rank ceil(p * count), in ascending order). A stay is a visit: it ends at
+        each row that leaves its state for another (a self loop, which stays in it, ends none) and lasts from
+        the row that entered the state, the claim's latest earlier row that changed state, so self loops in
+        between do not restart the clock. Each figure is one query on the index of history rows by time (see
+        the docs, Operations)."""
         start = aware(since, field="since")
         end = self._core.now(None) if until is None else aware(until, field="until")
         if end <= start:

@@ -7,10 +7,11 @@ query on an index: open claims by state and age (`claims_open_by_state`, on stat
 claims alone, so the figures cost what the open claims do, however many closed ones pile up), every
 claim counted per state (`claims_by_state`, the index alone: the closed ones are these less the open), the open
 deadlines (`claims_open_deadlines`), a lane's events (`events_by_lane`), the workers' rows, and the
-history rows of a window (`transitions_by_time`, on `at`, each joined to the claim's row before it by
-the primary key). The median age is a backend's own (`median`): PostgreSQL's percentile_cont, or on
-SQLite the middle rows of each state picked by a window; the percentiles of the time in a state are by
-nearest rank on both (PostgreSQL's percentile_disc, SQLite's window picking the same ranks).
+history rows of a window (`transitions_by_time`, on `at`; for the time in each state, each row that left a
+state finds the row that entered it by one probe back of `transitions_state_changes`, the rows that changed
+state, on (claim_id, seq, at)). The median age is a backend's own (`median`): PostgreSQL's percentile_cont,
+or on SQLite the middle rows of each state picked by a window; the percentiles of the time in a state are
+by nearest rank on both (PostgreSQL's percentile_disc, SQLite's window picking the same ranks).
 """
 
 from __future__ import annotations
@@ -54,17 +55,33 @@ _ARROWS = (
     "SELECT from_state, trigger, to_state, count(*) FROM transitions WHERE at >= ? AND at < ?"
     " GROUP BY from_state, trigger, to_state"
 )
-# Each stay ended in the window: the row that left a state joined to the claim's row before it (which
-# entered it), by the primary key; its length in whole microseconds, exact on both stores (times are
-# stored as to_iso writes them: "YYYY-MM-DDTHH:MM:SS.ffffff+00:00").
-_STAYS = (
-    "SELECT r.from_state AS state, {length} AS micros FROM transitions r"
-    " JOIN transitions p ON p.claim_id = r.claim_id AND p.seq = r.seq - 1"
-    " WHERE r.at >= ? AND r.at < ? AND r.from_state IS NOT NULL"
+# A history row that changed its claim's state: the filing (no from_state) or a step to another state, not a
+# self loop. `transitions_state_changes` indexes these rows alone, on (claim_id, seq, at).
+_CHANGED = "({t}.from_state IS NULL OR {t}.from_state <> {t}.to_state)"
+# The window's rows that left a state for another (a filing leaves none; a self loop stays): each ends a stay
+# in its from_state. Placeholders: since, until.
+_LEAVING = "r.at >= ? AND r.at < ? AND r.from_state <> r.to_state"
+# The row that entered the state a leaving row `r` leaves: the claim's latest earlier row that changed state
+# (the self loops between do not restart the clock), one probe of transitions_state_changes scanning back
+# from (r.claim_id, r.seq), its `at` read from the index alone.
+_ENTERED = (
+    f"SELECT {{at}} FROM transitions e WHERE e.claim_id = r.claim_id AND e.seq < r.seq AND {_CHANGED.format(t='e')}"
+    " ORDER BY e.seq DESC LIMIT 1"
 )
+# Lengths in whole microseconds, exact on both stores (times are stored as to_iso writes them:
+# "YYYY-MM-DDTHH:MM:SS.ffffff+00:00"). SQLite: a scalar subquery, NULL for a leaving row with no entry
+# (a damaged history: verify names it), which the ranking below leaves out.
 _SQLITE_MICROS = "(CAST(strftime('%s', substr({t}, 1, 19)) AS INTEGER) * 1000000 + CAST(substr({t}, 21, 6) AS INTEGER))"
-_SQLITE_LENGTH = f"{_SQLITE_MICROS.format(t='r.at')} - {_SQLITE_MICROS.format(t='p.at')}"
-_POSTGRES_LENGTH = "(extract(epoch FROM r.at::timestamptz - p.at::timestamptz) * 1000000)::bigint"
+_SQLITE_STAYS = (
+    f"SELECT r.from_state AS state, {_SQLITE_MICROS.format(t='r.at')}"
+    f" - ({_ENTERED.format(at=_SQLITE_MICROS.format(t='e.at'))}) AS micros FROM transitions r WHERE {_LEAVING}"
+)
+# PostgreSQL: a LATERAL join (evaluated once per row, where a scalar subquery would run once per percentile;
+# a leaving row with no entry drops out).
+_POSTGRES_STAYS = (
+    "SELECT r.from_state AS state, (extract(epoch FROM r.at::timestamptz - entered.at::timestamptz) * 1000000)::bigint"
+    f" AS micros FROM transitions r CROSS JOIN LATERAL ({_ENTERED.format(at='e.at')}) AS entered WHERE {_LEAVING}"
+)
 
 
 def _rank(fraction: tuple[int, int]) -> str:
@@ -73,11 +90,13 @@ def _rank(fraction: tuple[int, int]) -> str:
     return f"({numerator} * n + {denominator - 1}) / {denominator}"
 
 
-# SQLite has no percentile: rows (state, count, rank, micros) of the median's and the 90th percentile's ranks.
+# SQLite has no percentile: rows (state, count, rank, micros) of the median's and the 90th percentile's ranks,
+# of the stays with a length. LIMIT -1 OFFSET 0 (no limit) keeps SQLite from merging the stays into the
+# ranking query, which would run the scalar subquery once per use of `micros`, or push the IS NOT NULL into it.
 STAY_RANKS = (
     "SELECT state, n, place, micros FROM (SELECT state, micros,"
     " row_number() OVER (PARTITION BY state ORDER BY micros) AS place, count(*) OVER (PARTITION BY state) AS n"
-    f" FROM ({_STAYS.format(length=_SQLITE_LENGTH)}) AS stays) AS ranked"
+    f" FROM ({_SQLITE_STAYS} LIMIT -1 OFFSET 0) AS stays WHERE micros IS NOT NULL) AS ranked"
     f" WHERE place = {_rank(MEDIAN)} OR place = {_rank(P90)} ORDER BY state, place"
 )
 # PostgreSQL: rows (state, count, median micros, 90th percentile micros). percentile_disc takes the row at
@@ -86,7 +105,7 @@ STAY_RANKS = (
 STAY_PERCENTILES = (
     "SELECT state, count(*), percentile_disc(?) WITHIN GROUP (ORDER BY micros),"
     " percentile_disc(?) WITHIN GROUP (ORDER BY micros)"
-    f" FROM ({_STAYS.format(length=_POSTGRES_LENGTH)}) AS stays GROUP BY state ORDER BY state"
+    f" FROM ({_POSTGRES_STAYS}) AS stays GROUP BY state ORDER BY state"
 )
 _LAG = (
     "SELECT c.name, c.lane, count(e.position), min(e.entered_at) FROM consumers c"
@@ -145,8 +164,9 @@ class OperationRows:
 
     def stays(self, since: str, until: str) -> list[tuple[str, int, int, int]]:
         """(state, count, median, 90th percentile) of the stays that ended in [`since`, `until`), lengths in
-        microseconds, percentiles by nearest rank: every row of the window that left a state (self loops
-        too), measured from the claim's row before it."""
+        microseconds, percentiles by nearest rank. A stay is a visit: it ends at a row of the window that left
+        its state for another (not a self loop, not a filing) and lasts from the claim's latest earlier row
+        that changed state (the one that entered it; self loops in between do not restart the clock)."""
         if self._percentile:
             fractions = [numerator / denominator for numerator, denominator in (MEDIAN, P90)]
             rows = self._db.all(STAY_PERCENTILES, (*fractions, since, until))

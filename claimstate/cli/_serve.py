@@ -65,8 +65,9 @@ def serve(host: str, port: int, tokens_path: Path | None, workers: int, access_l
     """Serve --db until stopped (Ctrl-C): the console for people at /console/ (it only reads), and, given
     actors' tokens, the HTTP API (every trigger a route, the OpenAPI document at /openapi.json). Needs the
     http extra (pip install 'claimstate[http]'). Callers send `Authorization: Bearer <token>`; each token
-    acts as one actor, and a token is never printed or logged. On 127.0.0.1 (the default) the console is
-    open to this machine; on any other address it asks for a viewer token (open it once with ?token=...)."""
+    acts as one actor, and a token is never printed (nor logged, but for a viewer token a browser sends once
+    as ?token=..., which --access-log shows). On 127.0.0.1 (the default) the console is open to this
+    machine; on any other address it asks for a viewer token (open it once with ?token=...)."""
     try:
         import uvicorn  # noqa: PLC0415  (the http extra's: the other commands run without it)
 

@@ -99,7 +99,7 @@ def create_app(
     elif not isinstance(service, AsyncClaimService):
         raise InvalidInput(f"must be a ClaimService or AsyncClaimService, not {type(service).__name__}",
                            field="service")  # fmt: skip
-    api = _Api(service, actor_from or _nobody, max_body, title)
+    api = _Api(service, actor_from, max_body, title)
     console = Console(service, api.ready, viewer_from, stuck_after)
     routes = (
         []
@@ -114,20 +114,20 @@ def create_app(
         ]
     )
     routes += [Route("/healthz", api.healthz, methods=["GET"], name="healthz"), *console.routes()]
+    if actor_from is None:  # the console alone: its address is where a person lands
+        routes.append(Route("/", console.home, methods=["GET"]))
     handlers: dict[Any, Callable[..., Any]] = {
         ClaimStateError: api.problem, HTTPException: api.http_problem, Exception: api.crash,
     }  # fmt: skip
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=api.lifespan)
 
 
-def _nobody(_request: Request) -> Actor:
-    raise RequestRefused(404, "not-found", "this server serves the console alone")
-
-
 class _Api:
     """The routes' handlers over one service."""
 
-    def __init__(self, service: AsyncClaimService, actor_from: ActorFrom, max_body: int, title: str | None) -> None:
+    def __init__(
+        self, service: AsyncClaimService, actor_from: ActorFrom | None, max_body: int, title: str | None
+    ) -> None:
         self.claims = service
         self.actor_from = actor_from
         self.max_body = max_body
@@ -153,6 +153,8 @@ class _Api:
             return self.claims.sync
 
     async def _actor(self, request: Request) -> Actor:
+        if self.actor_from is None:  # the API's routes are not served then: a route that asks is a mistake here
+            raise RequestRefused(404, "not-found", "this server serves the console alone")
         found = self.actor_from(request)
         if inspect.isawaitable(found):
             found = await found

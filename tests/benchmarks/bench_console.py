@@ -1,5 +1,6 @@
-"""What a console's live figures cost on a large database: `stats()`, `flows()` over 30 days and one claim's
-page (`get` + `history` + `available`), as times and as ratios to a plain scan of as many rows in the same run.
+"""What a console's live figures cost on a large database: `stats()`, `flows()` over 30 days, both as the
+console's live figures, and one claim's page as the console serves it (`get` + `history` + `available` for
+three parties, and the page written), as times and as ratios to a plain scan of as many rows in the same run.
 
 Run on demand (not part of the test suite):
 
@@ -37,6 +38,9 @@ from typing import Any
 import attrs
 
 from claimstate import CLAIM_LIFECYCLE, ClaimService, Engine
+from claimstate._console.live import figures_of
+from claimstate._console.pages import page_of_claim
+from claimstate._stats import STUCK_AFTER
 from claimstate._store.rows import COLUMNS, INSERT_CLAIM, INSERT_RECORD, columns_of, linked, stored
 from claimstate._time import to_iso
 
@@ -446,16 +450,12 @@ def measure(target: str, seeded: Seeded, rounds: int) -> Figures:
                 floor.all("SELECT details FROM claims WHERE id = ?", (claim_id,))
                 floor.all("SELECT * FROM transitions WHERE claim_id = ? ORDER BY seq", (claim_id,))
 
-            def page() -> None:
-                claim_id = next(pages)
-                service.get(claim_id)
-                service.history(claim_id)
-                service.available(claim_id, "agent:kim")
-
             base = median_time(raw_page, rounds * 10)
             found.append(("floor: a claim's row and history rows, raw SQL", base, None, None))
-            took = median_time(page, rounds * 10)
-            found.append(("claim page: get + history + available", took, took / base, 0.1))
+            took = median_time(lambda: page_of_claim(service, next(pages)), rounds * 10)
+            found.append(("the console's claim page (read and written, as served)", took, took / base, 0.1))
+            took = median_time(lambda: figures_of(service, days=30, stuck_after=STUCK_AFTER, claims="c"), rounds)
+            found.append(("the console's live figures (stats + 30 days of flows)", took, None, 4.0))
             took = median_time(lambda: service.list_claims(due_by=NOW), rounds)
             found.append(("list_claims(due_by=now): the overdue, first 100", took, None, None))
             week = NOW - timedelta(days=7)

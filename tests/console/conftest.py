@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from console_helpers import Served
 from seeding import NOW, seed
 
 from claimstate import ClaimService
@@ -26,12 +23,13 @@ from claimstate.http import create_app
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 IN_CI = bool(os.environ.get("CI"))
 WIDTH, HEIGHT = 1440, 900
-# Where the tests leave their screenshots to be looked at (a temporary folder unless set).
-SCREENSHOTS = os.environ.get("CLAIMSTATE_SCREENSHOTS")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module's tests: Playwright's synchronous driver keeps an event loop running in this
+    thread while it is open, which would stop other modules' tests on the same worker from running their
+    own (asyncio.run), so it is closed as soon as the module's tests are done."""
     if not Path(CHROMIUM).exists():
         if IN_CI:
             pytest.fail("headless Chromium is missing, and .ci/run installs it")
@@ -71,40 +69,6 @@ def page(browser: Any) -> Iterator[Any]:
     yield opened
     context.close()
     assert not errors, f"the page's script failed: {errors}"
-
-
-def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
-    """Write the page's screenshot to $CLAIMSTATE_SCREENSHOTS (or the test's folder) to be looked at."""
-    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path))
-    return path
-
-
-class Served:
-    """A uvicorn server on a thread, on a port of its own, stopped on exit."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the console's server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import screenshot
+from console_helpers import screenshot
 from page_checks import boxes_outside, clipped, overlaps, small_titles, text_on_screen
 from seeding import EXPECTED
 
@@ -46,9 +46,9 @@ def _answers(page: Any) -> list[str]:
         # who can end a claim?
         *text_on_screen(page, endings, "(the buyer)", "(the supplier)", "(the dispute team)", "(the clock)"),
         # when do deadlines fire?
-        *text_on_screen(page, "#summary ul.deadlines", "Awaiting evidence: after 7 days",
-                        "Awaiting the return: after 10 days", "Return on its way: after 15 days",
-                        "Supplier asked to respond: after 5 days"),
+        *text_on_screen(page, "#summary ul.deadlines", "Awaiting evidence: after 7 days there",
+                        "Awaiting the return: after 10 days there", "Return on its way: after 15 days there",
+                        "Supplier asked to respond: after 5 days there"),
     ]  # fmt: skip
 
 
@@ -80,7 +80,7 @@ def test_hovering_an_arrow_says_who_acts_and_when(page: Any, static_page: str) -
     """Hovering the clock's arrow from "Supplier asked to respond" to "Awaiting the return" names the clock,
     the deadline, and the condition that picks it (the buyer asked a full refund)."""
     page.goto(static_page)
-    page.hover(f"#arrow-{ARROWS['response_deadline:awaiting_return']} text")
+    page.hover(f"#arrow-{ARROWS['response_deadline:awaiting_return']}-awaiting_supplier_response text")
     assert text_on_screen(page, "#details", "supplier silent: full refund goes ahead", "Who: the clock",
                           "the buyer asked a full refund", "after 5 days") == []  # fmt: skip
     page.mouse.move(5, 895)
@@ -143,7 +143,7 @@ def test_live_figures_are_drawn_on_the_picture(page: Any, console: str, tmp_path
         assert str(count) in badges[state], state
     assert "1 stuck" in badges["in_mediation"]
     assert "1 overdue" in badges["awaiting_supplier_response"]
-    taken = page.locator(f"#arrow-{ARROWS['file_claim:awaiting_evidence']} text.taken").text_content()
+    taken = page.locator(f"#arrow-{ARROWS['file_claim:awaiting_evidence']}-new text.taken").text_content()
     assert taken == f"\u00d7{EXPECTED['arrows']['file_claim']}"  # the multiplication sign
     assert _first_screen_problems(page) == []
     assert page.outside == []

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import Served
+from console_helpers import Served
+from helpers import filing
 from seeding import EXPECTED, NOW, PLAN, seed
 from starlette.testclient import TestClient
 
@@ -48,7 +49,10 @@ def test_the_live_figures_are_the_seeded_claims(client: Any) -> None:
                 count, median.total_seconds(), p90.total_seconds()), state  # fmt: skip
     taken: dict[str, int] = {}
     for number, count in live["arrows"].items():
-        taken[ARROWS[number].trigger] = taken.get(ARROWS[number].trigger, 0) + count
+        if "-" not in number:  # per transition; "N-FROM" counts the arrow from one state
+            taken[ARROWS[number].trigger] = taken.get(ARROWS[number].trigger, 0) + count
+    submitted = next(str(n) for n, t in enumerate(CLAIM_LIFECYCLE.transitions) if t.trigger == "submit_evidence")
+    assert live["arrows"][f"{submitted}-awaiting_evidence"] == EXPECTED["arrows"]["submit_evidence"]
     assert taken == EXPECTED["arrows"]
     assert states["in_mediation"]["oldest_age"] == timedelta(days=3).total_seconds()
     assert live["now"] == "2026-12-01 12:00 UTC" and live["window"] == "30 days"
@@ -58,7 +62,7 @@ def test_a_shorter_window_counts_less(client: Any) -> None:
     """Over the last day only the steps of the last day count."""
     live = client.get("/console/live.json?window=1").json()
     assert live["window"] == "day"
-    filed = sum(n for k, n in live["arrows"].items() if ARROWS[k].trigger == "file_claim")
+    filed = sum(n for k, n in live["arrows"].items() if "-" not in k and ARROWS[k].trigger == "file_claim")
     recent = sum(1 for _, steps in PLAN if steps[0][3] < timedelta(days=1))
     assert filed == recent
 
@@ -92,14 +96,22 @@ def test_a_claims_page_for_support(client: Any) -> None:
     first = page.index("Who must act next")
     assert first < page.index("What the buyer asked for") < page.index("Timeline")
     assert "The party asked must respond by 30 Nov 2026, 12:00 UTC" in page
-    assert "passed 1 day ago, not fired yet" in page
-    assert "supplier silent: full refund goes ahead): the claim goes to awaiting the return" in page
+    assert "It passed 1 day ago and the clock has not acted yet" in page
+    assert "the clock acts (supplier silent: full refund goes ahead): the claim moves to: “Awaiting the return”" in page
+    assert "The buyer (buyer5)</b>, steps open now: withdraws." in page
     assert "A full refund: 25.00 USD (the order amount). Why: “arrived broken”" in page
     assert "the lid arrived cracked" in page
     assert "The dispute team (kim)" in page and "6 days so far" in page
     agreed = client.get("/console/claims/c-agreed").text
     assert "The supplier offered a partial refund of 10.00 USD" in agreed and "(the agreement)" in agreed
-    assert "No deadline runs here" in agreed and "The dispute team</b>, steps open now" in agreed
+    assert "No deadline runs here" in agreed
+    assert "The dispute team</b>, steps open now: approves: partial refund; rejects the cancellation." in agreed
+    waiting = client.get("/console/claims/c-ev-1").text
+    assert "The buyer must present evidence (FAQ: seven days) by 8 Dec 2026, 11:00 UTC</b> (in 7 days)" in waiting
+    assert (
+        "If nobody does, the clock acts (no evidence in time): the claim ends: “Payment released to the supplier”"
+        in waiting
+    )
 
 
 def test_a_missing_claim_or_filter_is_a_page_saying_what(client: Any) -> None:
@@ -126,6 +138,8 @@ def test_the_console_alone_serves_no_api(client: Any) -> None:
     """Served without `actor_from`, the API's routes are not there."""
     assert client.get("/claims").status_code == 404
     assert client.get("/healthz").status_code == 200
+    landed = client.get("/", follow_redirects=False)
+    assert landed.status_code == 308 and landed.headers["location"].endswith("/console/")
 
 
 def test_beyond_loopback_a_viewer_token_is_needed(seeded: ClaimService) -> None:
@@ -179,3 +193,44 @@ def test_seeding_is_what_the_plan_says(tmp_path: Any) -> None:
         seed(service)
     rows = sqlite3.connect(tmp_path / "c.db").execute("SELECT claim_id, count(*) FROM transitions GROUP BY claim_id")
     assert dict(rows.fetchall()) == {cid: len(steps) for cid, steps in PLAN}
+
+
+def test_the_console_on_loopback_answers_only_to_loopback_names(seeded: ClaimService) -> None:
+    """Without viewer tokens the console answers requests addressed to 127.0.0.1, localhost or [::1] alone:
+    a page elsewhere that rebinds its own name to 127.0.0.1 gets 403; with viewer tokens any name is fine, and
+    the token's redirect stays on the server (a relative address)."""
+    with TestClient(create_app(seeded, actor_from=None), base_url="http://127.0.0.1") as client:
+        for host in ("127.0.0.1:8000", "localhost", "[::1]:8000", "LOCALHOST:80"):
+            assert client.get("/console/live.json", headers={"Host": host}).status_code == 200, host
+        for host in ("rebind.attacker.example", "evil.example:8000", "127.0.0.1.evil.example", ""):
+            answer = client.get("/console/claims/c-late", headers={"Host": host})
+            assert answer.status_code == 403 and "arrived broken" not in answer.text, host
+    token = "t" * 20
+    with TestClient(create_app(seeded, actor_from=None, viewer_from=viewer_tokens([token])),
+                    base_url="http://claims.example") as client:  # fmt: skip
+        moved = client.get(f"/console/claims?filter=stuck&token={token}", headers={"Host": "evil.example"},
+                           follow_redirects=False)  # fmt: skip
+        assert moved.status_code == 303 and moved.headers["location"] == "/console/claims?filter=stuck"
+        assert client.get("/console/live.json").status_code == 200
+
+
+def test_lists_hold_exactly_their_claims_page_after_page(tmp_path: Any) -> None:
+    """Open claims are listed however many closed ones were filed before them; a full page links to the next,
+    which goes on where it stopped; stuck claims are open ones in states without a deadline alone."""
+    with ClaimService(str(tmp_path / "c.db"), clock=lambda: NOW) as service:
+        for number in range(130):  # closed, their ids first
+            service.file_claim(filing(order_id=f"w-{number}"), claim_id=f"a-{number:03}", now=NOW - timedelta(days=3))
+            service.fire(f"a-{number:03}", "withdraw", "buyer:alice", now=NOW - timedelta(days=3))
+        seed(service)
+        with TestClient(create_app(service, actor_from=None), base_url="http://127.0.0.1") as client:
+            first = client.get("/console/claims").text
+            assert {cid for cid, _ in PLAN if f">{cid}</a>" in first} == {
+                "c-ev-1", "c-ev-2", "c-ev-3", "c-med-old", "c-med-new", "c-late", "c-agreed"}  # fmt: skip
+            assert "The next" not in first
+            everything = client.get("/console/claims?filter=all").text
+            assert everything.count("<tr>") == 1 + 100 and "after=a-099" in everything
+            rest = client.get("/console/claims?filter=all&after=a-099").text
+            assert rest.count("<tr>") == 1 + 30 + len(PLAN) and "The next" not in rest
+            stuck = client.get("/console/claims?filter=stuck").text
+            assert {cid for cid, _ in PLAN if f">{cid}</a>" in stuck} == {"c-med-old"}
+            assert ">a-000</a>" not in stuck

@@ -20,6 +20,13 @@
   svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
   let view = Object.assign({}, home);
   function show() { svg.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`); }
+  // A lifecycle too large to read whole on this screen opens at its top left at the smallest readable
+  // size (titles of 11 px); "fit" still shows all of it.
+  const readable = 11 / model.title_points, box = holder.getBoundingClientRect();
+  if (Math.min(box.width / home.w, box.height / home.h) < readable) {
+    view = { x: home.x, y: home.y, w: box.width / readable, h: box.height / readable };
+    show();
+  }
   function zoom(factor, cx, cy) {
     const w = Math.min(home.w * 2, Math.max(home.w / 8, view.w * factor));
     const h = w * (view.h / view.w);
@@ -83,7 +90,7 @@
     const link = (filter, n, words) => n ? `<a href="${esc(live.claims)}?state=${encodeURIComponent(name)}&amp;filter=${filter}">${n} ${words}</a>` : `0 ${words}`;
     let html = `<h3>Now (${esc(live.now)})</h3><ul>`;
     if (model.states[name].final) {
-      html += `<li>${link("all", s.claims || 0, "claims closed here")}</li>`;
+      html += `<li>${link("all", s.claims || 0, s.claims === 1 ? "claim closed here (all time)" : "claims closed here (all time)")}</li>`;
     } else {
       html += s.open ? `<li>${link("open", s.open, "open claims")}; in this state for: oldest ${duration(s.oldest_age)}, median ${duration(s.median_age)}</li>` : "<li>no open claims</li>";
       if (!model.states[name].window) html += `<li>${link("stuck", s.stuck || 0, "stuck")} (unchanged for over ${duration(live.stuck_after)}; no deadline moves them)</li>`;
@@ -99,7 +106,7 @@
     if (kind === "state") {
       const s = model.states[id];
       html += `<h2>${esc(s.title)}${code(id)}</h2><p>${esc(s.meaning.charAt(0).toUpperCase() + s.meaning.slice(1))}.</p>`;
-      if (s.final) html += `<p><b>Final:</b> the claim is closed. ${esc(s.outcome)}</p>`;
+      if (s.final) html += `<p><b>Final:</b> the claim is closed. ${esc(s.outcome.charAt(0).toUpperCase() + s.outcome.slice(1))}.</p>`;
       if (s.note) html += `<p><b>Rule:</b> ${esc(s.note)}</p>`;
       if (s.window) html += `<p><b>Deadline:</b> ${esc(s.deadline)}. When it passes, the clock acts (below).</p>`;
       else if (!s.final) html += "<p><b>No deadline:</b> a claim stays here until someone acts.</p>";
@@ -113,7 +120,7 @@
       html += `<p><b>Who:</b> ${esc(a.who)}</p><p><b>From:</b> ${esc(a.from)}<br><b>To:</b> ${esc(a.to)}</p>`;
       if (a.after) html += `<p><b>Deadline:</b> fired by the clock after ${esc(a.after)}</p>`;
       html += a.conditions.length ? "<p><b>Only when:</b></p>" + conditions(a) : "<p>No conditions.</p>";
-      if (a.data.length) html += `<p><b>Data it takes:</b> ${esc(a.data.join(", "))}</p>`;
+      if (a.data.length) html += `<p class="code"><b>Data it takes:</b> ${esc(a.data.join(", "))}</p>`;
       if (live) html += `<p><b>Taken</b> ${live.arrows[id] || 0} times over the last ${esc(live.window)}.</p>`;
     }
     details.innerHTML = html;
@@ -126,12 +133,18 @@
     if (element) element.classList.add("selected");
   }
   function target(e) { return e.target.closest("g.state, g.arrow"); }
-  function which(g) { return g.classList.contains("state") ? ["state", g.id.slice(6)] : ["arrow", g.id.slice(6)]; }
+  // A state's box is state-NAME; an arrow is arrow-N-FROM (N the transition, FROM the state it leaves).
+  function which(g) { return g.classList.contains("state") ? ["state", g.id.slice(6)] : ["arrow", g.id.split("-")[1]]; }
   function unpin() { pinned = null; select(null); panel.classList.remove("showing"); }
   svg.addEventListener("mouseover", (e) => { const g = target(e); if (g && !pinned) describe(...which(g)); });
-  svg.addEventListener("mouseout", (e) => {
-    const g = target(e);
-    if (g && !pinned && !(e.relatedTarget && g.contains(e.relatedTarget))) panel.classList.remove("showing");
+  svg.addEventListener("mouseout", (e) => {  // words stay while the pointer goes over to read or click them
+    const g = target(e), to = e.relatedTarget;
+    if (g && !pinned && !(to && (g.contains(to) || panel.contains(to)))) panel.classList.remove("showing");
+  });
+  panel.addEventListener("mouseleave", (e) => {
+    if (!pinned && !(e.relatedTarget && e.relatedTarget.closest && e.relatedTarget.closest("g.state, g.arrow"))) {
+      panel.classList.remove("showing");
+    }
   });
   svg.addEventListener("click", (e) => {
     if (holder.dataset.dragged) { delete holder.dataset.dragged; return; }
@@ -167,10 +180,10 @@
   if (!model.live) return;
   const windowChoice = document.getElementById("window");
   const colourChoice = document.getElementById("colour");
-  function heat(value, most) {  // white to a light orange: the title stays readable on it
+  function heat(value, most) {  // white to a light purple, unlike any outcome's fill; titles stay readable
     const t = most ? Math.min(1, value / most) : 0;
     const mix = (a, b) => Math.round(a + (b - a) * t);
-    return `rgb(${mix(255, 255)},${mix(255, 171)},${mix(255, 145)})`;
+    return `rgb(${mix(255, 206)},${mix(255, 147)},${mix(255, 216)})`;
   }
   function badge(g, text, colour, href, left) {
     const box = g.querySelector("path, polygon").getBBox();
@@ -208,7 +221,8 @@
     });
     const busiest = Math.max(0, ...Object.values(live.arrows));
     svg.querySelectorAll("g.arrow").forEach((g) => {
-      const n = live.arrows[g.id.slice(6)] || 0;
+      const [, number, source] = g.id.split("-");
+      const n = live.arrows[source === "any" ? number : `${number}-${source}`] || 0;
       const path = g.querySelector("path");
       if (!path.dataset.width) path.dataset.width = path.getAttribute("stroke-width") || "1";
       path.setAttribute("stroke-width", colour === "arrows" && busiest ? 1 + 7 * n / busiest : path.dataset.width);
@@ -223,7 +237,9 @@
       t.textContent = `×${n}`;
       g.appendChild(t);
     });
-    document.getElementById("asof").textContent = `live at ${live.now}`;
+    const scale = { claims: `open claims, white 0 to purple ${most}`, time: `median time spent, white 0 to purple ${duration(most)}`,
+      arrows: `arrows' width by how often taken (most: ${busiest})`, none: "" }[colour];
+    document.getElementById("asof").textContent = `live at ${live.now}` + (scale ? `; colour: ${scale}` : "");
     if (pinned) describe(...which(pinned));
   }
   async function refresh() {
