@@ -5,6 +5,7 @@ live figures on the picture. A control page, broken on purpose, shows that every
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from page_checks import boxes_outside, clipped, overlaps, small_titles, text_on_
 from seeding import EXPECTED
 
 from claimstate import CLAIM_LIFECYCLE, Diagrams
+from claimstate.definition import Definition, State, Transition
 
 pytestmark = pytest.mark.slow
 
@@ -165,3 +167,32 @@ def test_a_count_leads_to_the_claims_and_a_claim_to_its_page(page: Any, console:
     page.click("nav >> text=Overview")
     page.wait_for_url("**/console/lifecycle.html")
     assert page.locator("#state-in_mediation").count() == 1
+
+
+def _chain(states: int) -> Definition:
+    """A lifecycle of `states` states in a row, each step the team's: too long to read whole on one screen."""
+    creation = CLAIM_LIFECYCLE.creation
+    names = [f"step_{n:02}" for n in range(states)]
+    return Definition(
+        "long",
+        (*(State(name=n, meaning=f"stage {n}") for n in names[:-1]), State(name=names[-1], meaning="done", final=True)),
+        (
+            Transition(trigger=creation.trigger, sources=(), dest=names[0], actors=creation.actors, description="file",
+                       fields=creation.fields, effect=creation.effect),
+            *(Transition(trigger=f"go_{n}", sources=(a,), dest=b, actors="agent", description="on")
+              for n, (a, b) in enumerate(itertools.pairwise(names))),
+        ),
+    )  # fmt: skip
+
+
+def test_a_lifecycle_too_long_for_one_screen_opens_readable_and_fits_on_demand(page: Any, tmp_path: Path) -> None:
+    """Forty states in a row cannot be read whole at 1440x900: the page opens at its top left with titles of
+    11 px or more, the first state in view, and "fit" then shows the whole of it."""
+    path = tmp_path / "long.html"
+    path.write_text(Diagrams(_chain(40)).html(), encoding="utf-8")
+    page.goto(path.as_uri())
+    assert small_titles(page) == []
+    assert "state-step_00" not in boxes_outside(page)
+    assert len(boxes_outside(page)) > 20
+    page.click("#zoom-fit")
+    assert boxes_outside(page) == [] and small_titles(page)

@@ -20,10 +20,11 @@
   svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
   let view = Object.assign({}, home);
   function show() { svg.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`); }
-  // A lifecycle too large to read whole on this screen opens at its top left at the smallest readable
-  // size (titles of 11 px); "fit" still shows all of it.
-  const readable = 11 / model.title_points, box = holder.getBoundingClientRect();
-  if (Math.min(box.width / home.w, box.height / home.h) < readable) {
+  // A lifecycle too large to read whole on this screen (titles under 11 px) opens at its top left at a
+  // readable size (11.5 px, clear of the floor); "fit" still shows all of it.
+  const box = holder.getBoundingClientRect(), fitted = Math.min(box.width / home.w, box.height / home.h);
+  if (fitted * model.title_points < 11) {
+    const readable = 11.5 / model.title_points;
     view = { x: home.x, y: home.y, w: box.width / readable, h: box.height / readable };
     show();
   }
