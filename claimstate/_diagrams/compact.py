@@ -16,13 +16,14 @@ from __future__ import annotations
 import re
 
 from claimstate._diagrams.dot import (
-    _FONT,
-    _STYLE,
+    FONT,
     OUTCOME_FILL,
     START,
-    _Merged,
-    _wrapped,
+    STYLE,
+    Merged,
+    finals_in_a_row,
     quote,
+    wrapped,
 )
 from claimstate._diagrams.graph import Edge, Graph, Node, edge_kind
 from claimstate._diagrams.graphviz import draw_svg, drawable
@@ -44,7 +45,7 @@ def arrow_id(transition: int, source: str | None) -> str:
 
 
 def _box(node: Node, loops: int) -> str:
-    lines = [_wrapped(node.title, 20)]
+    lines = [wrapped(node.title, 20)]
     if node.window:
         lines.append(f"deadline: {node.window}")
     if loops:
@@ -61,21 +62,19 @@ def to_compact_dot(graph: Graph) -> str:
     """The compact DOT of a lifecycle graph (its loops counted inside their states, not drawn)."""
     loops = [e for e in graph.edges if e.source == e.dest]
     crossing = [e for e in graph.edges if e.source != e.dest]
-    noted = {t: sources for t, sources in _Merged.of(crossing).sources.items() if len(sources) >= NOTED_FROM}
+    noted = {t: sources for t, sources in Merged.of(crossing).sources.items() if len(sources) >= NOTED_FROM}
     inside = {n.name: len({e.transition for e in loops if e.dest == n.name}) for n in graph.nodes}
     out = [
         "digraph lifecycle {",
-        f"  graph [rankdir=TB, nodesep=0.3, ranksep=0.4, newrank=true, compound=true, {_FONT}];",
-        f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {_FONT}, fontsize={TITLE_POINTS},'
+        f"  graph [rankdir=TB, nodesep=0.3, ranksep=0.4, newrank=true, compound=true, {FONT}];",
+        f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {FONT}, fontsize={TITLE_POINTS},'
         ' margin="0.1,0.05"];',
-        f"  edge [{_FONT}, fontsize=11];",
+        f"  edge [{FONT}, fontsize=11];",
     ]
     if any(e.source is None for e in graph.edges):
         out.append(f'  {START} [id="start", shape=circle, label="", width=0.2, style=filled, fillcolor="#000000"];')
     out += [f"  {_box(n, inside[n.name])}" for n in graph.nodes]
-    finals = " ".join(quote(n.name) + ";" for n in graph.nodes if n.final)
-    if finals:
-        out.append(f"  {{ rank=same; {finals} }}")
+    out += finals_in_a_row(graph)
     titles = {n.name: n.title for n in graph.nodes}
     drawn: set[int] = set()
     for edge in crossing:
@@ -88,7 +87,7 @@ def to_compact_dot(graph: Graph) -> str:
             note = quote(f":note_{edge.transition}")
             froms = ", ".join(titles[s].lower() for s in noted[edge.transition])
             out.append(f'  {note} [shape=note, style=filled, fillcolor="#f5f5f5", fontsize=11,'
-                       f" label={quote(_wrapped('from any of: ' + froms, 30))}];")  # fmt: skip
+                       f" label={quote(wrapped('from any of: ' + froms, 30))}];")  # fmt: skip
             out.append(f"  {note} -> {quote(edge.dest)} [{look}];")
         else:
             tail = START if edge.source is None else quote(edge.source)
@@ -101,8 +100,8 @@ def _arrow(edge: Edge, source: str | None) -> str:
     """An arrow's look: its kind's line, its words, and the id the script finds it by."""
     kind = edge_kind(edge)
     return (
-        f"id={quote(arrow_id(edge.transition, source))}, class={quote(f'arrow {kind}')}, {_STYLE[kind]},"
-        f" label={quote(_wrapped(edge.action, 14))}"
+        f"id={quote(arrow_id(edge.transition, source))}, class={quote(f'arrow {kind}')}, {STYLE[kind]},"
+        f" label={quote(wrapped(edge.action, 14))}"
     )
 
 

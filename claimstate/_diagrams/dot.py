@@ -28,7 +28,7 @@ _LINE = {  # the line of each kind of arrow: it reads without its colour too
     "buyer": "style=solid, penwidth=1.4",
     "parties": 'style=solid, penwidth=1.2, color="{c}:#ffffff:{c}"',  # two lines
 }
-_STYLE = {
+STYLE = {
     kind: (line.format(c=_COLOUR[kind]) if "{c}" in line else f'{line}, color="{_COLOUR[kind]}"')
     + f', fontcolor="{_COLOUR[kind]}"'
     for kind, line in _LINE.items()
@@ -48,12 +48,25 @@ _FADED = 'color="#d0d0d0", fontcolor="#b0b0b0"'
 _TAKEN = "penwidth=3"
 _LOOP_PORTS = ("e", "w", "n", "s")
 START = '":start"'  # the black dot a filing starts from (see _own)
-_FONT = 'fontname="DejaVu Sans"'  # its own metrics are built into Graphviz: text fits its boxes anywhere
+FONT = 'fontname="DejaVu Sans"'  # its own metrics are built into Graphviz: text fits its boxes anywhere
 
 
 def colour_of(kind: str) -> str:
     """The colour of a kind of arrow (see LEGEND)."""
     return _COLOUR[kind]
+
+
+def finals_in_a_row(graph: Graph) -> list[str]:
+    """The DOT line that lays the final states side by side at the bottom (none when there are none)."""
+    finals = " ".join(quote(n.name) + ";" for n in graph.nodes if n.final)
+    return [f"  {{ rank=same; {finals} }}"] if finals else []
+
+
+def team_box(number: int, fontsize: int) -> list[str]:
+    """The opening lines of the box drawn around states the team may act from alike (closed by ``}``)."""
+    return [f"  subgraph cluster_group_{number} {{",
+            f'    label="the dispute team may act from either"; style="rounded,dashed"; {FONT};'
+            f' fontsize={fontsize}; color="#0d47a1"; fontcolor="#0d47a1";']  # fmt: skip
 
 
 def _outcome_fill(node: Node) -> str:
@@ -88,10 +101,10 @@ def to_dot(graph: Graph) -> str:
     """The lifecycle as DOT: the overview at a glance, or every arrow (a claim's path numbered and bold)."""
     out = [
         f"digraph {quote(graph.title)} {{",
-        f"  graph [label={quote(graph.title)}, labelloc=t, fontsize=22, {_FONT}, rankdir=TB,"
+        f"  graph [label={quote(graph.title)}, labelloc=t, fontsize=22, {FONT}, rankdir=TB,"
         f" nodesep={1.0 if graph.loops_drawn else 0.6}, ranksep=0.7, newrank=true, compound=true];",
-        f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {_FONT}, fontsize=13, margin="0.15,0.08"];',
-        f"  edge [{_FONT}, fontsize=11];",
+        f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {FONT}, fontsize=13, margin="0.15,0.08"];',
+        f"  edge [{FONT}, fontsize=11];",
         *(
             [f'  {START} [shape=circle, label="", width=0.25, style=filled, fillcolor="#000000"];']
             if _filed(graph)
@@ -117,7 +130,7 @@ def _filed(graph: Graph) -> bool:
 
 
 @attrs.frozen
-class _Merged:
+class Merged:
     """How the overview draws arrows that leave several states: `groups` of states that several such arrows
     leave together (boxed, each arrow drawn once from the box), and the other such arrows (`noted`: drawn
     once from a note naming their states), by transition."""
@@ -127,7 +140,7 @@ class _Merged:
     sources: dict[int, tuple[str, ...]]
 
     @classmethod
-    def of(cls, edges: Iterable[Edge]) -> _Merged:
+    def of(cls, edges: Iterable[Edge]) -> Merged:
         sources: dict[int, list[str]] = {}
         for edge in edges:
             if edge.source is not None:
@@ -146,7 +159,7 @@ class _Merged:
 def _overview(graph: Graph) -> list[str]:
     loops = [] if graph.loops_drawn else [e for e in graph.edges if e.source == e.dest]
     crossing = [e for e in graph.edges if e not in loops]
-    merged = _Merged.of(crossing)
+    merged = Merged.of(crossing)
     grouped = {state for group in merged.groups for state in group}
 
     def box(node: Node) -> str:
@@ -154,13 +167,11 @@ def _overview(graph: Graph) -> list[str]:
 
     out = [f"  {_id(n.name)} [{box(n)}];" for n in graph.nodes if not n.final and n.name not in grouped]
     for number, members in enumerate(merged.groups):
-        out.append(f"  subgraph cluster_group_{number} {{")
-        out.append(f'    label="the dispute team may act from either"; style="rounded,dashed"; {_FONT};'
-                   ' fontsize=12; color="#0d47a1"; fontcolor="#0d47a1";')  # fmt: skip
+        out += team_box(number, 12)
         out += [f"    {_id(n.name)} [{box(n)}];" for n in graph.nodes if n.name in members]
         out.append("  }")
     out.append("  subgraph cluster_final {")
-    out.append(f'    label="closed: final states"; style="rounded,dashed"; {_FONT}; fontsize=12; rank=same;')
+    out.append(f'    label="closed: final states"; style="rounded,dashed"; {FONT}; fontsize=12; rank=same;')
     out += [
         f"    {_id(n.name)} [peripheries=2{_outcome_fill(n)}, {_state_label(n, [])}];" for n in graph.nodes if n.final
     ]
@@ -169,7 +180,7 @@ def _overview(graph: Graph) -> list[str]:
     titles = {n.name: n.title for n in graph.nodes}
     drawn: set[int] = set()
     for edge in crossing:
-        attrs = f"{_STYLE[edge_kind(edge)]}, label={_edge_words(edge, footnotes)}"
+        attrs = f"{STYLE[edge_kind(edge)]}, label={_edge_words(edge, footnotes)}"
         group = merged.group_of(edge)
         if edge.transition in merged.noted or group is not None:
             if edge.transition in drawn:
@@ -179,16 +190,16 @@ def _overview(graph: Graph) -> list[str]:
             note = _own(f"note_{edge.transition}")
             froms = ", ".join(titles[s].lower() for s in merged.noted[edge.transition])
             out.append(f'  {note} [shape=note, style=filled, fillcolor="#f5f5f5", fontsize=12,'
-                       f" label={quote(_wrapped('from any of: ' + froms, 40))}];")  # fmt: skip
+                       f" label={quote(wrapped('from any of: ' + froms, 40))}];")  # fmt: skip
             out.append(f"  {note} -> {_id(edge.dest)} [{attrs}];")
         elif group is not None:
             out.append(f"  {_id(merged.groups[group][0])} -> {_id(edge.dest)} [{attrs}, ltail=cluster_group_{group}];")
         elif edge.source == edge.dest:  # a detail view's loop: its words in a small box it points to
             stay, kind = _own(f"stay_{len(out)}"), edge_kind(edge)
-            words = _wrapped(f"{edge.action}{_marks(edge, footnotes)}", 30) + f"\n(stays: {titles[edge.dest]})"
+            words = wrapped(f"{edge.action}{_marks(edge, footnotes)}", 30) + f"\n(stays: {titles[edge.dest]})"
             out.append(f'  {stay} [style="rounded,dashed", color="#999999", fontsize=11, fontcolor="{_COLOUR[kind]}",'
                        f" label={quote(words)}];")  # fmt: skip
-            out.append(f"  {_id(edge.dest)} -> {stay} [{_STYLE[kind]}];")
+            out.append(f"  {_id(edge.dest)} -> {stay} [{STYLE[kind]}];")
         else:
             out.append(f"  {START if edge.source is None else _id(edge.source)} -> {_id(edge.dest)} [{attrs}];")
     kinds = {edge_kind(e) for e in crossing}
@@ -216,7 +227,7 @@ def _state_label(node: Node, loops: Iterable[Edge]) -> str:
 def _edge_words(edge: Edge, footnotes: dict[str, int]) -> str:
     """The arrow's action in words, the clock's window, and its guards as footnote numbers."""
     words = edge.action + (f" ({edge.timer})" if edge.timer else "")
-    return quote(_wrapped(words + _marks(edge, footnotes)))
+    return quote(wrapped(words + _marks(edge, footnotes)))
 
 
 def _marks(edge: Edge, footnotes: dict[str, int]) -> str:
@@ -226,7 +237,7 @@ def _marks(edge: Edge, footnotes: dict[str, int]) -> str:
     return f" [{', '.join(map(str, sorted(set(numbers))))}]" if numbers else ""
 
 
-def _wrapped(text: str, width: int = 26) -> str:
+def wrapped(text: str, width: int = 26) -> str:
     """Break a label into lines of about `width` characters, so arrows' labels stay narrow."""
     lines, line = [], ""
     for word in text.split():
@@ -242,14 +253,14 @@ def _legend(footnotes: dict[str, int], finals: list[Node], kinds: set[str]) -> l
     """How to read the picture, drawn in it under the final states: a sample of each kind of line drawn
     with what it means, the final states' double border and the colours of their outcomes, and the numbered
     guards in number order."""
-    out = ["  subgraph cluster_legend {", f'    label="How to read it"; style=rounded; color="#999999"; {_FONT};'
+    out = ["  subgraph cluster_legend {", f'    label="How to read it"; style=rounded; color="#999999"; {FONT};'
            " fontsize=14; labeljust=l;"]  # fmt: skip
     previous = None
     for kind, _sample, meaning in (row for row in LEGEND if row[0] in kinds):
         tail, head = _own(f"legend_{kind}_from"), _own(f"legend_{kind}_to")
         out.append(f'    {tail} [shape=point, width=0.05, color="#ffffff"]; {head} [shape=point, width=0.05,'
                    f' color="#ffffff"]; {{ rank=same; {tail}; {head}; }}')  # fmt: skip
-        out.append(f"    {tail} -> {head} [{_STYLE[kind]}, label={quote(meaning)}, minlen=4];")
+        out.append(f"    {tail} -> {head} [{STYLE[kind]}, label={quote(meaning)}, minlen=4];")
         if previous is not None:
             out.append(f"    {previous} -> {tail} [style=invis];")
         previous = tail
@@ -299,8 +310,8 @@ def _story(graph: Graph) -> list[str]:
         box = _own(f"step_{number}")
         out.append(f"  {box} [label={quote(chr(10).join(lines).rstrip('.'))}, {look}];")
         kind = _ROLE_STYLE.get(step.actor.split(":")[0], "buyer")
-        words = quote(_wrapped(f"{number}. {step.words}", 34))
-        out.append(f"  {previous} -> {box} [{_STYLE[kind]}, label={words}];")
+        words = quote(wrapped(f"{number}. {step.words}", 34))
+        out.append(f"  {previous} -> {box} [{STYLE[kind]}, label={words}];")
         previous = box
     return out
 
@@ -332,7 +343,7 @@ def _every_arrow(graph: Graph) -> list[str]:
     loops: dict[str, int] = {}
     for edge in graph.edges:
         source = START if edge.source is None else _id(edge.source)
-        attrs = [_FADED if edge.faded else _STYLE[edge_kind(edge)]]
+        attrs = [_FADED if edge.faded else STYLE[edge_kind(edge)]]
         if edge.steps:
             attrs.append(_TAKEN)
         if edge.source == edge.dest:  # spread a state's loops around it, or their labels pile up

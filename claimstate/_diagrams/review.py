@@ -25,7 +25,18 @@ import attrs
 
 from claimstate._diagrams.compact import TITLE_POINTS
 from claimstate._diagrams.diff import Change, changes, people, sentence, touched
-from claimstate._diagrams.dot import _FONT, _STYLE, LEGEND, OUTCOME_FILL, START, _Merged, _wrapped, quote
+from claimstate._diagrams.dot import (
+    FONT,
+    LEGEND,
+    OUTCOME_FILL,
+    START,
+    STYLE,
+    Merged,
+    finals_in_a_row,
+    quote,
+    team_box,
+    wrapped,
+)
 from claimstate._diagrams.graph import Edge, Graph, Node, edge_kind, graph_of_export
 from claimstate._diagrams.graphviz import draw_svg, drawable
 from claimstate._diagrams.page import escape_html, html_page
@@ -135,7 +146,7 @@ def _union(old: Graph, new: Graph, found: Sequence[Change], open_claims: Mapping
         for moves in sides_moves:
             action = moves[key][0].action or key[0] if key in moves else ""
             word = [f"({KIND_WORD[kind]})"] if kind else []
-            lines.append((*_wrapped(action, 13).split("\n"), *word) if key in moves else ())
+            lines.append((*wrapped(action, 13).split("\n"), *word) if key in moves else ())
             froms = " or ".join(titles.get(s, s) for s in key[1]) or "a new claim"
             who = people(moves[key][0].actors) if key in moves else ""
             tips.append(f"{action} ({who}), from {froms} to {titles.get(key[2], key[2])}" if key in moves else "")
@@ -169,7 +180,7 @@ def _box(
 ) -> tuple[str, ...]:
     """A state's words on one side: its title, its deadline, the steps inside it (and how many of them change
     on this side), its change, and on the old side the open claims in it."""
-    said = [*_wrapped(node.title, _TITLE_WRAP).split("\n")]
+    said = [*wrapped(node.title, _TITLE_WRAP).split("\n")]
     if node.window:
         said.append(f"deadline: {node.window}")
     loops = {e.transition for e in graph.edges if e.source == node.name == e.dest}
@@ -188,7 +199,7 @@ def _arrow_look(edge: Edge, kind: str) -> str:
     """An arrow's line as the console draws it for who acts (dashed, bold, dotted, solid, double), in the
     colour of its change, grey when it does not change."""
     colour = KIND_COLOUR.get(kind, _UNCHANGED)
-    look = re.sub(r"#(?!ffffff)[0-9a-f]{6}", colour, _STYLE[edge_kind(edge)])
+    look = re.sub(r"#(?!ffffff)[0-9a-f]{6}", colour, STYLE[edge_kind(edge)])
     return look + (", penwidth=3" if kind else "")
 
 
@@ -197,14 +208,14 @@ def union_dot(union: _Union) -> str:
     arrow's words written only when it changes (the others' are told on hover)."""
     graph = union.graph
     crossing = [e for e in graph.edges if e.source != e.dest]
-    merged = _Merged.of(crossing)
+    merged = Merged.of(crossing)
     grouped = {state for group in merged.groups for state in group}
     out = [
         "digraph review {",
-        f"  graph [rankdir=TB, nodesep=0.05, ranksep=0.25, newrank=true, compound=true, {_FONT}];",
-        f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {_FONT}, fontsize={TITLE_POINTS},'
+        f"  graph [rankdir=TB, nodesep=0.05, ranksep=0.25, newrank=true, compound=true, {FONT}];",
+        f'  node [shape=box, style="rounded,filled", fillcolor="#ffffff", {FONT}, fontsize={TITLE_POINTS},'
         ' margin="0.06,0.03"];',
-        f"  edge [{_FONT}, fontsize=11];",
+        f"  edge [{FONT}, fontsize=11];",
     ]
     if any(e.source is None for e in graph.edges):
         out.append(f'  {START} [id="start", shape=circle, label="", width=0.2, style=filled, fillcolor="#000000"];')
@@ -218,14 +229,10 @@ def union_dot(union: _Union) -> str:
 
     out += [f"  {box(n)}" for n in graph.nodes if n.name not in grouped]
     for number, members in enumerate(merged.groups):
-        out.append(f"  subgraph cluster_group_{number} {{")
-        out.append(f'    label="the team may act from either"; style="rounded,dashed"; {_FONT}; fontsize=11;'
-                   ' color="#0d47a1"; fontcolor="#0d47a1";')  # fmt: skip
+        out += team_box(number, 11)
         out += [f"    {box(n)}" for n in graph.nodes if n.name in members]
         out.append("  }")
-    finals = " ".join(quote(n.name) + ";" for n in graph.nodes if n.final)
-    if finals:
-        out.append(f"  {{ rank=same; {finals} }}")
+    out += finals_in_a_row(graph)
     titles = {n.name: n.title for n in graph.nodes}
     drawn: set[int] = set()
     for edge in crossing:
@@ -243,7 +250,7 @@ def union_dot(union: _Union) -> str:
             froms = ", ".join(titles[s].lower() for s in merged.noted[edge.transition])
             out.append(f"  {note} [id={quote(union.notes[edge.transition].dot_id)}, shape=note, style=filled,"
                        f' fillcolor="#f5f5f5", color="{KIND_COLOUR.get(element.kind, _UNCHANGED)}", fontsize=11,'
-                       f" label={quote(_wrapped('from any of: ' + froms, 26))}];")  # fmt: skip
+                       f" label={quote(wrapped('from any of: ' + froms, 26))}];")  # fmt: skip
             out.append(f"  {note} -> {quote(edge.dest)} [{look}];")
         elif group is not None:
             tail = quote(merged.groups[group][0])

@@ -30,7 +30,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -409,22 +408,6 @@ class Floor:
         self.conn.close()
 
 
-@contextmanager
-def server_database(server: str) -> Iterator[str]:
-    """A database of this run's own on the PostgreSQL server at `server`, dropped at the end: its URL."""
-    import psycopg  # noqa: PLC0415
-
-    name = f"claimstate_bench_console_{os.getpid()}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{server.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
 def measure(target: str, seeded: Seeded, rounds: int) -> Figures:
     """(what, seconds, ratio to its floor or None for a floor, goal in seconds or None) per figure."""
     since = NOW - timedelta(days=30)
@@ -494,7 +477,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         report(f"SQLite ({os.path.basename(path)})", seeded, seconds, measure(path, seeded, args.rounds))
     if args.postgres:
-        with server_database(args.postgres) as url:
+        from bench_postgres import database  # noqa: PLC0415 (psycopg: only with --postgres)
+
+        with database(args.postgres) as url:
             start = time.perf_counter()
             seeded = seed(url, claims, history)
             seconds = time.perf_counter() - start

@@ -45,16 +45,16 @@ _INSERT = (
 
 
 @contextmanager
-def database() -> Iterator[str]:
+def database(server: str = SERVER) -> Iterator[str]:
     """A database of this run's own on the server, dropped at the end: its URL."""
     name = f"claimstate_bench_{os.getpid()}"
-    with psycopg.connect(SERVER, autocommit=True) as admin:
+    with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{SERVER.rsplit('/', 1)[0]}/{name}"
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
     finally:
-        with psycopg.connect(SERVER, autocommit=True) as admin:
+        with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
