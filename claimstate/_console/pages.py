@@ -19,6 +19,7 @@ from claimstate._diagrams.console import ROLE_WORDS
 from claimstate._diagrams.graph import action
 from claimstate._diagrams.page import CLAIMS_PAGE, escape_html, html_page, nav_html
 from claimstate._engine import Availability
+from claimstate._errors import LifecycleChanged
 from claimstate._service import ClaimService
 
 _RESOLUTIONS = {"full_refund": "a full refund", "partial_refund": "a partial refund"}
@@ -179,10 +180,13 @@ def page_of_claim(service: ClaimService, claim_id: str) -> str:
     claim, history, now = service.get(claim_id), service.history(claim_id), service.now()
     actors = {"buyer": Actor(BUYER, claim.buyer_id), "supplier": Actor(SUPPLIER, claim.supplier_id),
               "agent": Actor(AGENT, "console")}  # fmt: skip
-    options = {role: tuple(a for a in service.available(claim_id, actor, now) if a.allowed)
-               for role, actor in actors.items()}  # fmt: skip
-    definition = service.definition
-    return claim_page(definition, service.engine.policy, claim, history=history, options=options, now=now)
+    try:
+        options = {role: tuple(a for a in service.available(claim_id, actor, now) if a.allowed)
+                   for role, actor in actors.items()}  # fmt: skip
+    except LifecycleChanged as changed:  # decided under an earlier lifecycle: no one acts until it is migrated
+        return claim_page(service.definition, service.engine.policy, claim, history=history, options={}, now=now,
+                          waiting=str(changed))  # fmt: skip
+    return claim_page(service.definition, service.engine.policy, claim, history=history, options=options, now=now)
 
 
 def claim_page(
@@ -193,11 +197,15 @@ def claim_page(
     history: Sequence[TransitionRecord],
     options: dict[str, tuple[Availability, ...]],
     now: datetime,
+    waiting: str = "",
 ) -> str:
     """One claim for support: who must act next and by when, what the buyer asked and why, the offers and
     the agreement, the evidence, the return, and a timeline with how long each step took. `options` are
-    each role's allowed steps now (`available`, allowed ones only)."""
-    state = definition.state(claim.state)
+    each role's allowed steps now (`available`, allowed ones only); `waiting`, why no one can act (the claim
+    was decided under an earlier lifecycle and waits for a migration)."""
+    known = {s.name: s for s in definition.states}
+    state = known.get(claim.state)  # None: a state of the earlier lifecycle the claim waits in
+    now_in = f"{state.title} ({state.meaning})" if state else f"{claim.state} (a state this lifecycle no longer has)"
     shipment = (
         ""
         if claim.shipment is None
@@ -207,15 +215,20 @@ def claim_page(
     address = (
         "" if claim.return_address is None else f"<p>Return address confirmed: {escape_html(claim.return_address)}</p>"
     )
+    nexts = (
+        f"<p>No one yet: {escape_html(waiting)}</p>"
+        if waiting
+        else _next_steps(definition, policy, claim, options, now)
+    )
     body = (
-        f'<div class="next"><h2>Who must act next</h2>{_next_steps(definition, policy, claim, options, now)}</div>'
+        f'<div class="next"><h2>Who must act next</h2>{nexts}</div>'
         f"<h2>What the buyer asked for</h2>{_asked(claim)}"
         f"<h2>Offers and agreement</h2>{_agreement(claim)}"
         f"<h2>Evidence</h2>{_evidence(claim)}{shipment}{address}"
         f"<h2>Timeline</h2>{_timeline(definition, history, now, claim.state)}"
     )
     intro = (
-        f"Now: {state.title} ({state.meaning}). Order {claim.order_id}, {claim.buyer_id} (buyer) against"
+        f"Now: {now_in}. Order {claim.order_id}, {claim.buyer_id} (buyer) against"
         f" {claim.supplier_id} (supplier), {claim.amount.format()}; filed {when(claim.filed_at)}."
     )
     return html_page(f"Claim {claim.id}", intro, body, nav=_nav(definition, "", up=True))

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from claimstate._check import check
+from claimstate._check import Report, check
 from claimstate._check.stories import to_html as stories_html
 from claimstate._claim import Claim
 from claimstate._console.live import figures_of
@@ -57,7 +57,14 @@ class Console:
         self.ready = ready
         self.viewer_from = viewer_from
         self.stuck_after = stuck_after
-        self._stories: str | None = None
+        self._report: Report | None = None
+
+    async def _checked(self, sync: ClaimService) -> Report:
+        """`check` of the served definition (its stories, and the change review's verdict): explored once per
+        process, off the loop (it takes seconds)."""
+        if self._report is None:
+            self._report = await asyncio.to_thread(check, sync.definition)
+        return self._report
 
     def routes(self) -> list[Route]:
         return [
@@ -144,10 +151,8 @@ class Console:
 
     async def stories(self, request: Request) -> Response:
         async def make(sync: ClaimService) -> str:
-            if self._stories is None:  # an exploration of every situation: once per process, off the loop
-                page = await asyncio.to_thread(lambda: stories_html(check(sync.definition).exploration))
-                self._stories = _served(page, sync, STORIES_PAGE)
-            return self._stories
+            report = await self._checked(sync)
+            return _served(stories_html(report.exploration), sync, STORIES_PAGE)
 
         return await self._page(request, make)
 
@@ -170,7 +175,8 @@ class Console:
                     nav=nav,
                 )
             old = waiting[0]  # the claims a migration has yet to move, and what changed for them
-            return review_page(stored[old.fingerprint or ""], current, open_claims=old.states, nav=nav)
+            report = (await self._checked(sync)).to_dict()
+            return review_page(stored[old.fingerprint or ""], current, open_claims=old.states, report=report, nav=nav)
 
         return await self._page(request, make)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from changed_lifecycle import INSPECTION
 from console_helpers import Served
 from helpers import filing
 from seeding import EXPECTED, NOW, PLAN, seed
@@ -234,3 +235,22 @@ def test_lists_hold_exactly_their_claims_page_after_page(tmp_path: Any) -> None:
             stuck = client.get("/console/claims?filter=stuck").text
             assert {cid for cid, _ in PLAN if f">{cid}</a>" in stuck} == {"c-med-old"}
             assert ">a-000</a>" not in stuck
+
+
+def test_served_with_a_changed_lifecycle_the_review_and_the_waiting_claims(tmp_path: Any) -> None:
+    """Claims decided under the built-in lifecycle, served under a changed one: the change review lists the
+    changes with the open claims they touch and check's verdict on the served lifecycle; a waiting claim's
+    page says no one can act until it is migrated, rather than failing."""
+    path = str(tmp_path / "c.db")
+    with ClaimService(path, clock=lambda: NOW) as old:
+        seed(old)
+    with (
+        ClaimService(path, definition=INSPECTION, read_only=True, migrating=True, clock=lambda: NOW) as service,
+        TestClient(create_app(service, actor_from=None), base_url="http://127.0.0.1") as client,
+    ):
+        review = client.get("/console/changes.html")
+        assert review.status_code == 200
+        assert "Check: every rule holds in the new lifecycle" in review.text
+        assert "Open claims decided under the old lifecycle: 7;" in review.text
+        page = client.get("/console/claims/c-agreed")
+        assert page.status_code == 200 and "No one yet:" in page.text and "migrate it first" in page.text
