@@ -313,16 +313,16 @@ def _dark(rows: list[bytes]) -> int:
 def test_the_png_is_the_svg_as_an_image_twice_its_size() -> None:
     """The PNG is a real PNG of the SVG at PNG_DPI (2 pixels a point), the viewBox's proportions kept, drawn on
     white; the same bytes on every drawing."""
-    svg, png = Diagrams().svg(), Diagrams().png()
+    svg, png = Diagrams(tiny()).svg(), Diagrams(tiny()).png()  # the lifecycle's own: the committed one, checked above
     found = re.search(r'viewBox="0\.00 0\.00 ([\d.]+) ([\d.]+)"', svg)
     assert found is not None
     box_width, box_height = float(found.group(1)), float(found.group(2))
     width, height = _png_size(png)
     scale = PNG_DPI / 72
     assert abs(width - box_width * scale) <= 1 and abs(height - box_height * scale) <= 1, (width, height)
-    assert width > 2000 and abs(width / height - box_width / box_height) < 0.01
-    assert png == Diagrams().png()
-    top = _png_pixels(Diagrams(tiny()).png())[0]
+    assert width > 300 and abs(width / height - box_width / box_height) < 0.01
+    assert png == Diagrams(tiny()).png()
+    top = _png_pixels(png)[0]
     assert set(top) == {255}  # the first row is margin: white, opaque
 
 
@@ -353,7 +353,6 @@ def test_diagram_all_needs_no_dot_program(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == sorted(
         ["README.md", *(name for _, name, _ in FORMATS.values()), *views]
     )
-    assert _png_size((tmp_path / "all" / "lifecycle.png").read_bytes()) == _png_size(Diagrams().png())
     one = subprocess.run([bin_dir / "claimstate", "diagram", "--format", "png"], env=env, capture_output=True,
                          timeout=120, check=False)  # fmt: skip
     assert one.returncode == 0 and one.stdout == (tmp_path / "all" / "lifecycle.png").read_bytes(), one.stderr
