@@ -22,7 +22,10 @@ from claimstate._engine import Availability
 from claimstate._errors import LifecycleChanged
 from claimstate._service import ClaimService
 
-_RESOLUTIONS = {"full_refund": "a full refund", "partial_refund": "a partial refund"}
+
+def _a(choice: str) -> str:
+    """A choice of the lifecycle's data in words (``full_refund`` -> ``a full refund``), whatever its values."""
+    return f"a {choice.replace('_', ' ')}"
 
 
 def _upper(text: str) -> str:
@@ -127,7 +130,7 @@ def _taken(
 
 
 def _asked(claim: Claim) -> str:
-    asked = _RESOLUTIONS.get(claim.resolution, claim.resolution)
+    asked = _a(claim.resolution)
     amount = claim.refund_amount.format() if claim.refund_amount is not None else claim.amount.format()
     of = f" of the {claim.amount.format()} order" if claim.refund_amount is not None else " (the order amount)"
     return f"<p>{escape_html(f'{_upper(asked)}: {amount}{of}. Why: “{claim.reason}”')}</p>"
@@ -137,7 +140,7 @@ def _agreement(claim: Claim) -> str:
     if not claim.offers:
         return "<p>No offer made.</p>"
     items = "".join(
-        f"<li>The {escape_html(o.by)} offered {escape_html(_RESOLUTIONS.get(o.kind, o.kind))} of"
+        f"<li>The {escape_html(o.by)} offered {escape_html(_a(o.kind))} of"
         f" {escape_html(o.amount.format())}, {escape_html(when(o.at))}: {escape_html(o.status)}"
         f"{' (the agreement)' if o.status == ACCEPTED else ''}.</li>"
         for o in claim.offers

@@ -58,6 +58,7 @@ class Console:
         self.viewer_from = viewer_from
         self.stuck_after = stuck_after
         self._report: Report | None = None
+        self._overview: str | None = None
 
     async def _checked(self, sync: ClaimService) -> Report:
         """`check` of the served definition (its stories, and the change review's verdict): explored once per
@@ -127,8 +128,10 @@ class Console:
 
     async def overview(self, request: Request) -> Response:
         async def make(sync: ClaimService) -> str:
-            graph = extract(sync.definition, policy=sync.engine.policy)  # drawn off the loop: Graphviz takes ms
-            return await asyncio.to_thread(overview_page, graph, live="live.json", claims=CLAIMS_PAGE)
+            if self._overview is None:  # the served definition never changes: drawn once, off the loop
+                graph = extract(sync.definition, policy=sync.engine.policy)
+                self._overview = await asyncio.to_thread(overview_page, graph, live="live.json", claims=CLAIMS_PAGE)
+            return self._overview
 
         return await self._page(request, make)
 
