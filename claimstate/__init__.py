@@ -36,7 +36,7 @@ from claimstate._lifecycle import CLAIM_LIFECYCLE
 from claimstate._migration import Migration, Move, Outdated
 from claimstate._money import Money
 from claimstate._script import run_script
-from claimstate._service import ClaimService, Difference, Mismatch
+from claimstate._service import Backup, ClaimService, Difference, Mismatch
 from claimstate._stats import Stats
 from claimstate._ticker import run_ticker
 from claimstate._view import ClaimView
@@ -52,6 +52,7 @@ __all__ = [
     "ArrowCount",
     "AsyncClaimService",
     "Availability",
+    "Backup",
     "Claim",
     "ClaimNotFound",
     "ClaimService",

@@ -7,6 +7,9 @@ backends: a SQLite file, and a throw-away PostgreSQL schema. A test marked `@pyt
 $CLAIMSTATE_TEST_POSTGRES (default postgresql://postgres@127.0.0.1:5432/test, where each test process,
 every pytest-xdist worker included, creates and drops a database of its own); where none answers they are
 skipped, saying why, unless $CLAIMSTATE_REQUIRE_POSTGRES is 1 (CI sets it), which makes that a failure.
+With $CLAIMSTATE_TEST_PARTITIONS=N, every PostgreSQL schema a test gets is made partitioned by claim id into
+N (docs: PostgreSQL, Partitioning by claim id) before the test sees it, so the contract tests, their child
+processes and the commands they start all run on that layout.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from helpers import Walker, on_server
 from hypothesis import settings
 
 from claimstate import Engine
+from claimstate._chain import Chain
+from claimstate._json import encode
+from claimstate._store import StoredDefinition, open_store
 
 # Bytecode is cached, whatever the machine says (some set PYTHONDONTWRITEBYTECODE=1): the suite starts some
 # 200 Python processes (commands, workers, children), and each would compile claimstate's source again,
@@ -33,6 +39,9 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 POSTGRES = os.environ.get("CLAIMSTATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("CLAIMSTATE_REQUIRE_POSTGRES") == "1"
+PARTITIONS = int(os.environ.get("CLAIMSTATE_TEST_PARTITIONS") or 0)  # 0: plain schemas, made by the tests' opens
+_ENGINE = Engine()  # the store that makes a partitioned schema opens it for the lifecycle, and records no definition
+_DECIDES_BY = StoredDefinition(_ENGINE.fingerprint, _ENGINE.definition.name, encode(_ENGINE.definition.to_dict()))
 
 # No example database: the suite runs in several processes at once (pytest-xdist), which would share one
 # .hypothesis/ folder, and a worker does not get the same tests from one run to the next. A failure prints
@@ -52,6 +61,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 1 if "processes" in item.path.parts else 2
 
     items.sort(key=rank)
+    if PARTITIONS:
+        for item in items:
+            why = _plain_only(item)
+            if why is not None:
+                item.add_marker(pytest.mark.skip(reason=f"$CLAIMSTATE_TEST_PARTITIONS: {why}"))
+
+
+# The tests that cannot run on a schema made partitioned before they start, and why (test_partitions.py checks
+# the partitioned schema's own objects).
+_PLAIN_ONLY = {
+    "test_processes_creating_one_schema_at_once_migrate_it_once": "it counts what opens make of empty schemas",
+    "test_tables_of_another_application_are_refused_by_name": "it needs an empty schema",
+    "test_postgres_an_internal_trigger_disabled_is_a_schema_problem": "it counts the plain schema's triggers",
+    "test_another_history_key_is_refused": "a schema made before the test has the plain SHA-256 chain",
+    "test_constructor_options_are_refused_by_name_creating_nothing": "it checks a refused open leaves a schema empty",
+    "test_the_demo_walks_into_a_postgresql_database_only_once_it_is_made_and_holds_no_real_claims": "it needs a"
+    " schema never made",
+}
+
+
+def _plain_only(item: pytest.Item) -> str | None:
+    """Why `item` cannot run with $CLAIMSTATE_TEST_PARTITIONS set; None when it can."""
+    params = item.callspec.params if isinstance(item, pytest.Function) and hasattr(item, "callspec") else {}
+    if isinstance(item, pytest.Function) and item.originalname in _PLAIN_ONLY:
+        return _PLAIN_ONLY[item.originalname] if params.get("backend", "postgres") == "postgres" else None
+    if params.get("key") is not None and params.get("backend") == "postgres":
+        return "a schema made before the test has the plain SHA-256 chain, which a service with a key refuses"
+    if "claims_one_open_per_order" in str(params.get("sql", "")):
+        return "a partitioned schema keeps that rule in open_orders, not in that index"
+    return None
 
 
 @pytest.fixture
@@ -138,7 +177,10 @@ def new_schema(database: str) -> Iterator[str]:
     and each is made through one kept connection (a new backend per test cost it ~8 ms more)."""
     schema = f"t_{secrets.token_hex(6)}"
     on_server(database, f"CREATE SCHEMA {schema}", use="admin")
-    yield f"{database}?options=-csearch_path%3D{schema}"
+    url = f"{database}?options=-csearch_path%3D{schema}"
+    if PARTITIONS:  # made partitioned now, with its plain SHA-256 chain: its tables, and no definition yet
+        open_store(url, chain=Chain(None), definition=_DECIDES_BY, partitions=PARTITIONS).close()
+    yield url
 
 
 _CLAIMSTATE_ROWS = ("transitions", "events", "lanes", "consumers", "claims", "definitions", "workers")
@@ -146,6 +188,7 @@ _EMPTIED = (  # a claimstate schema's rows gone, as a new one has none (meta's c
     "SET session_replication_role = replica",  # the append-only history's triggers stand aside
     *(f"DELETE FROM {table}" for table in _CLAIMSTATE_ROWS),
     "SELECT setval(pg_get_serial_sequence('events', 'position'), 1, false)",
+    *(("DELETE FROM open_orders", "DELETE FROM filing_keys") if PARTITIONS else ()),  # kept by triggers, set aside
 )
 
 

@@ -9,6 +9,7 @@ worker threads); `feed` delivers and acknowledges events; `verifying` runs verif
 from typing import TYPE_CHECKING
 
 from claimstate._service.service import ClaimService
+from claimstate._store.backups import Backup
 from claimstate._verify import Difference, Mismatch
 
 if TYPE_CHECKING:
@@ -16,10 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncClaimService",
+    "Backup",
     "ClaimService",
     "Difference",
     "Mismatch",
-]  # verify's report is part of the service's API
+]  # verify's report and a backup's are part of the service's API
 
 
 def __getattr__(name: str) -> object:

@@ -178,6 +178,7 @@ class AsyncClaimService:
     available = _twin(ClaimService.available)
     list_claims = _twin(ClaimService.list_claims)
     verify = _twin(ClaimService.verify)
+    backup = _twin(ClaimService.backup)
     events = _twin(ClaimService.events)
     ack = _twin(ClaimService.ack)
     feed = _twin(ClaimService.feed)

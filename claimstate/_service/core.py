@@ -53,7 +53,12 @@ class HasCore(Protocol):
     _core: Core
 
 
+class HasLagging(Protocol):
+    _lagging: Core  # the service's parts with the store of its reads that may lag (a standby), else `_core`
+
+
 S = TypeVar("S", bound=HasCore)
+L = TypeVar("L", bound=HasLagging)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -63,6 +68,17 @@ def reading(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P
 
     def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._core.store.read(lambda: method(self, *args, **kwargs))
+
+    update_wrapper(run, method)
+    return run
+
+
+def lagging(method: Callable[Concatenate[L, P], R]) -> Callable[Concatenate[L, P], R]:
+    """Run the method with all its reads on one snapshot of the store for reads that may lag behind the
+    primary by moments (the service's `read_url`, a standby; the primary itself when none is given)."""
+
+    def run(self: L, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._lagging.store.read(lambda: method(self, *args, **kwargs))
 
     update_wrapper(run, method)
     return run

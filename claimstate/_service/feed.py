@@ -11,7 +11,7 @@ from functools import partial
 from claimstate._errors import ClaimStateError, InvalidInput
 from claimstate._feed import Consumer, Event, consume, parse_cursor
 from claimstate._inputs import identifier, whole_number
-from claimstate._service.core import Core, reading
+from claimstate._service.core import Core, lagging
 from claimstate._service.ids import new_claim_id, worker_name
 from claimstate._service.options import seconds
 from claimstate._telemetry import delivered, handling
@@ -22,8 +22,9 @@ class Feed:
     """The feed as one service reads it: `worker` names this service in the lease rows, and `workers` are
     those of its workers that took lanes, which `close` gives back."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, lagging: Core) -> None:
         self._core = core
+        self._lagging = lagging  # where a look at the feed reads: a standby, given one
         self.worker = worker_name()
         self.workers: set[str] = set()
         self._workers_lock = threading.Lock()  # threads start and stop workers at once
@@ -129,11 +130,11 @@ class Feed:
         consumer = identifier(consumer, "consumer")
         return self._core.store.write(partial(self._core.store.events.forget, consumer)) > 0
 
-    @reading
+    @lagging
     def listed(self, consumer: str | None, after: int, limit: int) -> list[Event]:
         consumer = None if consumer is None else identifier(consumer, "consumer")
         after, limit = whole_number(after, "after", least=0), whole_number(limit, "limit")
-        return self._core.store.events.listed(consumer, after=after, limit=limit)
+        return self._lagging.store.events.listed(consumer, after=after, limit=limit)
 
     def prune(self, older_than: datetime) -> int:
         older = to_iso(aware(older_than, field="older_than"))

@@ -21,6 +21,8 @@ def seconds(value: object, field: str = "lease", *, most: int = _MOST_SECONDS) -
 
 
 _MOST_CONNECTIONS = 1000
+_MOST_PARTITIONS = 256  # hash partitions by claim id (PostgreSQL): more only adds planning and catalogue
+_PARTITIONS = range(2, _MOST_PARTITIONS + 1)
 
 
 def checked_options(
@@ -29,13 +31,15 @@ def checked_options(
     synchronous: object,
     busy_timeout: object,
     pool_size: object,
+    partitions: object,
     clock: object,
     flags: Mapping[str, object],
 ) -> None:
     """Refuse, by name and before any file or connection is made, what no store could be opened with: a path
     that is not text or os.PathLike (bytes, None, a number would name a strange file), or is empty or holds
     a NUL (a store given open, or a pool, is not a path); a wait that is not a sane number of seconds; an
-    unknown synchronous mode (checked for every store, so a setting is never silently dropped); a clock that
+    unknown synchronous mode (checked for every store, so a setting is never silently dropped); partitions
+    that are not None, 0 or a whole number from 2 to 256, or that are asked of a SQLite file; a clock that
     cannot be called; flags that are not bool."""
     given = isinstance(path, Store)  # a store given open: the service checks it against its definition
     if not given and (isinstance(path, str | os.PathLike) or not is_postgres(path)):  # psycopg_pool checks a pool
@@ -57,6 +61,19 @@ def checked_options(
         raise InvalidInput(
             f"must be a whole number from 1 to {_MOST_CONNECTIONS}, not {pool_size!r}", field="pool_size"
         )
+    if partitions is not None:
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions not in (0, *_PARTITIONS):
+            raise InvalidInput(
+                f"must be None or 0 (plain tables), or a whole number of partitions from 2 to {_MOST_PARTITIONS},"
+                f" not {partitions!r}",
+                field="partitions",
+            )
+        if partitions and not given and not is_postgres(path):
+            raise InvalidInput(
+                "partitioning by claim id is PostgreSQL's: a SQLite file has plain tables (give a postgresql://"
+                " URL, or leave partitions out)",
+                field="partitions",
+            )
     if clock is not None and not callable(clock):
         raise InvalidInput(f"must be callable, giving the time, not {type(clock).__name__}", field="clock")
     for name, flag in flags.items():

@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from claimstate._actor import SYSTEM, Actor
 from claimstate._chain import Chain
 from claimstate._claim import Claim, TransitionRecord
@@ -41,14 +43,16 @@ from claimstate._migration import Migration, Outdated
 from claimstate._replayers import Replayers
 from claimstate._service import verifying
 from claimstate._service.changes import LifecycleChanges
-from claimstate._service.core import Core, reading
+from claimstate._service.core import Core, lagging, reading
 from claimstate._service.feed import Feed
 from claimstate._service.history import damaged, record
 from claimstate._service.idempotency import digest, retried
 from claimstate._service.ids import new_claim_id
 from claimstate._service.options import checked_options
+from claimstate._service.replica import checked_read_url, open_replica
 from claimstate._stats import STUCK_AFTER, STUCK_SHOWN, Stats, built
 from claimstate._store import Store, StoredDefinition, Synchronous, open_store
+from claimstate._store.backups import Backup, backup
 from claimstate._store.claims import Listed
 from claimstate._telemetry import service_log, traced_deadline, traced_file, traced_fire, traced_tick
 from claimstate._time import aware, to_iso
@@ -68,6 +72,17 @@ class ClaimService:
     service, never stored) chains the history with HMAC-SHA256 instead of plain SHA-256, so that only
     its holder can append rows that verify; a service with a key writes to and accepts no other chain.
 
+    `read_url` (PostgreSQL only) names a standby of the database (a URL, which may name several hosts with
+    ``target_session_attrs=prefer-standby``): the reads that tolerate a lag of moments go there, each saying
+    so (`list_claims`, `iter_claims`, `stats`, `flows`, `feed`, `verify`); every write, and every read of a
+    claim to act on (`get`, `view`, `available`, `history`), stays on the primary, so a caller always sees
+    its own last write (docs: PostgreSQL, Replicas and failover).
+
+    `partitions` (PostgreSQL only) is how a schema this open creates is laid out: None or 0 plain tables,
+    2 to 256 that many hash partitions by claim id (docs: PostgreSQL, Partitioning by claim id). It is
+    chosen once: opening an existing database with another number is a StorageError saying what it has;
+    None takes whatever it has (`partitions` then says).
+
     Every claim and history row records the fingerprint of the definition (under the policy's windows)
     it was decided under. A writable open refuses (LifecycleChanged, listing them) while open claims were
     decided under another definition; `migrating=True` opens anyway, to `migrate` them, and meanwhile
@@ -76,7 +91,8 @@ class ClaimService:
     `path` may also be a store already open (claimstate's own, from `claimstate._store.open_store`, as the
     tests build one): the service then uses it as it is, with its chain and its read_only setting, and
     closes it on `close`. It must have been opened for this service's definition; `history_key`,
-    `synchronous`, `busy_timeout` and `create` are the store's to set when it is opened, and refused here.
+    `synchronous`, `busy_timeout`, `partitions` and `create` are the store's to set when it is opened, and
+    refused here.
     """
 
     def __init__(
@@ -88,21 +104,26 @@ class ClaimService:
         synchronous: Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
         pool_size: int = 10,
+        partitions: int | None = None,
+        read_url: str | None = None,
         clock: Callable[[], datetime] | None = None,
         create: bool = True,
         read_only: bool = False,
         history_key: bytes | None = None,
         migrating: bool = False,
     ) -> None:
-        checked_options(path, synchronous=synchronous, busy_timeout=busy_timeout, pool_size=pool_size, clock=clock,
+        checked_options(path, synchronous=synchronous, busy_timeout=busy_timeout, pool_size=pool_size,
+                        partitions=partitions, clock=clock,
                         flags={"create": create, "read_only": read_only, "migrating": migrating})  # fmt: skip
+        checked_read_url(read_url, path)
         self.engine = Engine(definition, policy)
         export = definition.to_dict(self.engine.policy)
         decides_by = StoredDefinition(self.engine.fingerprint, definition.name, encode(export))
         if isinstance(path, Store):
             store = given_store(path, decides_by, history_key=history_key, read_only=read_only,
                                 opening={"synchronous": synchronous != "NORMAL", "busy_timeout": busy_timeout != 5.0,
-                                         "pool_size": pool_size != 10, "create": create is not True})  # fmt: skip
+                                         "pool_size": pool_size != 10, "create": create is not True,
+                                         "partitions": partitions is not None})  # fmt: skip
             read_only = store.read_only
         else:
             store = open_store(
@@ -110,6 +131,7 @@ class ClaimService:
                 synchronous=synchronous,
                 busy_timeout=busy_timeout,
                 pool_size=pool_size,
+                partitions=partitions,
                 create=create,
                 read_only=read_only,
                 chain=Chain(history_key),
@@ -117,17 +139,22 @@ class ClaimService:
             )
         replayers = Replayers(definition, self.engine.policy)
         self._core = Core(store, self.engine, replayers, store.chain, clock or (lambda: datetime.now(UTC)))
-        store.events.clock = partial(self._core.now, None)  # when an event enters the feed: this clock's time
+        self._lagging = self._core  # the parts the reads that may lag run on: a standby's store, given one
         self._store = store  # shorthand for the facade's own methods
-        self.path = store.path
-        self._feed = Feed(self._core)
-        self._changes = LifecycleChanges(self._core)
-        if not read_only:
-            try:
+        try:
+            if read_url is not None:
+                replica = open_replica(read_url, store, busy_timeout=busy_timeout, pool_size=pool_size,
+                                       definition=decides_by)  # fmt: skip
+                self._lagging = attrs.evolve(self._core, store=replica)
+            store.events.clock = partial(self._core.now, None)  # when an event enters the feed: this clock's time
+            self.path = store.path
+            self._feed = Feed(self._core, self._lagging)
+            self._changes = LifecycleChanges(self._core)
+            if not read_only:
                 self._changes.adopt(migrating)
-            except BaseException:
-                store.close()
-                raise
+        except BaseException:
+            self._close_stores()
+            raise
 
     @property
     def definition(self) -> Definition:
@@ -139,6 +166,12 @@ class ClaimService:
         return self._store.schema_version
 
     @property
+    def partitions(self) -> int:
+        """How many partitions by claim id the database's tables have (PostgreSQL's `partitions`, chosen when
+        the schema was created); 0 for plain tables, as every SQLite file has."""
+        return self._store.partitions
+
+    @property
     def fingerprint(self) -> str:
         """The fingerprint of the definition (under the policy's windows) this service decides by."""
         return self._core.fingerprint
@@ -148,7 +181,15 @@ class ClaimService:
         try:
             self._feed.release_all()
         finally:
+            self._close_stores()
+
+    def _close_stores(self) -> None:
+        """Close the database, and the standby's store when one was given, even if the first close fails."""
+        try:
             self._store.close()
+        finally:
+            if self._lagging is not self._core:
+                self._lagging.store.close()
 
     def __enter__(self) -> ClaimService:
         return self
@@ -415,7 +456,7 @@ class ClaimService:
         """Events in position order after position `after`: every retained one, or (with `consumer`) those it
         has not acknowledged. A look only: nothing is leased or acknowledged. Not a way to follow the feed:
         on PostgreSQL an event can commit after one with a higher position was read (`events` never
-        misses one)."""
+        misses one). With `read_url`, read on the standby, which may lag the primary by moments."""
         return self._feed.listed(consumer, after, limit)
 
     def prune_events(self, older_than: datetime) -> int:
@@ -468,7 +509,7 @@ class ClaimService:
             raise self._decided_elsewhere(claim_id, decided.definition)
         return self.engine.available(decided.claim, actor, self._core.now(now))
 
-    @reading
+    @lagging
     def list_claims(
         self,
         *,
@@ -488,7 +529,8 @@ class ClaimService:
         falls due at or before that time (given `now`: those overdue, which no tick has fired yet).
 
         A stored claim that cannot be read (damaged) does not hide the others: the page is read whole, then
-        UnreadableClaims names the damaged ones and carries the rest as `claims`."""
+        UnreadableClaims names the damaged ones and carries the rest as `claims`.
+        With `read_url`, read on the standby, which may lag the primary by moments."""
         limit = whole_number(limit, "limit")
         select = self._selection(state=state, buyer=buyer, supplier=supplier, order=order,
                                  changed_before=changed_before, due_by=due_by)  # fmt: skip
@@ -517,7 +559,7 @@ class ClaimService:
         Reads `page` claims per query (keyset paging on the id), so memory stays flat however many there
         are. Each page is one snapshot; claims filed meanwhile with a greater id are included. Stored claims
         that cannot be read (damaged) are passed over, every other one yielded, and then UnreadableClaims
-        names them.
+        names them. With `read_url`, read on the standby, which may lag the primary by moments.
         """
         page = whole_number(page, "page")
         limit = None if limit is None else whole_number(limit, "limit")
@@ -530,7 +572,7 @@ class ClaimService:
         left, unreadable = limit, dict[str, str]()
         while left is None or left > 0:
             size = page if left is None else min(page, left)
-            listed = self._store.read(partial(select, after=after, limit=size))
+            listed = self._lagging.store.read(partial(select, after=after, limit=size))
             yield from listed.claims
             unreadable.update(listed.unreadable)
             read = len(listed.claims) + len(listed.unreadable)
@@ -557,7 +599,7 @@ class ClaimService:
         where = self._filters(state=state, buyer=buyer, supplier=supplier, order=order)
         below = {} if changed_before is None else {"updated_at": to_iso(aware(changed_before, field="changed_before"))}
         up_to = {} if due_by is None else {"deadline_at": to_iso(aware(due_by, field="due_by"))}
-        return partial(self._store.claims.claims, where, below=below, up_to=up_to)
+        return partial(self._lagging.store.claims.claims, where, below=below, up_to=up_to)
 
     def _filters(
         self, *, state: str | None, buyer: str | None, supplier: str | None, order: str | None
@@ -572,7 +614,7 @@ class ClaimService:
         columns = {"state": state, "buyer_id": buyer, "supplier_id": supplier, "order_id": order}
         return {k: v for k, v in columns.items() if v is not None}
 
-    @reading
+    @lagging
     def verify(self) -> list[Mismatch]:
         """Check the whole database and report everything wrong, changing nothing.
 
@@ -582,28 +624,53 @@ class ClaimService:
         compared, and history rows without a claim; each retained event of the feed compared with its
         history row and with the claim the replay rebuilds at that step. A damaged file is reported
         (`integrity`), not raised. `Mismatch.kind` names the check.
+        With `read_url`, read on the standby, which may lag the primary by moments.
         """
-        return verifying.verify(self._core)
+        return verifying.verify(self._lagging)
+
+    def backup(self, dest: str | Path, *, overwrite: bool = False) -> Backup:
+        """Copy the whole database into `dest` while other calls and processes go on writing, check the copy,
+        and keep it only if it is clean; what was copied and found is the `Backup` returned.
+
+        SQLite: `dest` is a new file (`overwrite=True` replaces one there). SQLite's online backup API copies
+        one consistent snapshot of the file (every transition committed before the copy began, none half
+        applied) into a temporary file beside `dest`, which is opened read-only and verified with this
+        service's definition and history key; only a clean copy is renamed onto `dest` (`Backup.problems`
+        lists what verify found otherwise, and nothing is written at `dest`). Refused, changing nothing: an
+        in-memory database, `dest` the database itself, `dest` existing, or its folder missing.
+
+        PostgreSQL: `dest` is a new folder, made by `pg_basebackup` (the whole cluster, with the WAL it
+        needs) and checked by `pg_verifybackup`, whose findings are the `problems`; the counts are the live
+        database's as the backup began. Restoring it, to a point in time with archived WAL, is in the docs
+        (Operations: Backups and restores).
+        """
+        core = self._core
+
+        def check(copy: Store) -> list[Mismatch]:  # verify, as this service runs it, of the copy
+            return verifying.verify(Core(copy, core.engine, core.replayers, copy.chain, core.clock))
+
+        return backup(self._store, dest, overwrite=overwrite, check=check)
 
     def now(self) -> datetime:
         """The time by this service's clock (the wall clock in UTC unless it was given one)."""
         return self._core.now(None)
 
-    @reading
+    @lagging
     def stats(self, now: datetime | None = None, *, stuck_after: timedelta | None = None) -> Stats:
         """What an operator watches, read on one snapshot, ages measured at `now`: claims per state with the
         oldest and the median age (time since the claim last changed, so time in its state); open claims in
         states without a deadline unchanged for longer than `stuck_after` (default a day), by state with the
         oldest ids; deadlines due but not fired, in all and per state; each consumer's events not yet
         acknowledged, per lane, aged from when each entered the feed; and each tick worker's last heartbeat.
-        Each figure is one indexed query (see the docs, Operations)."""
+        Each figure is one indexed query (see the docs, Operations).
+        With `read_url`, read on the standby, which may lag the primary by moments."""
         at = self._core.now(now)
         stuck_after = STUCK_AFTER if stuck_after is None else stuck_after
         if not isinstance(stuck_after, timedelta) or stuck_after < timedelta():
             raise InvalidInput(f"must be a timedelta of zero or more, not {stuck_after!r}", field="stuck_after")
         states = self.definition.states
         waiting = [s.name for s in states if not s.final and s.deadline is None]
-        rows = self._store.operations
+        rows = self._lagging.store.operations
         opened = rows.states()
         read = {
             "states": opened,
@@ -615,7 +682,7 @@ class ClaimService:
         }
         return built(at, stuck_after, frozenset(s.name for s in states if s.final), read)
 
-    @reading
+    @lagging
     def flows(self, since: datetime, until: datetime | None = None) -> Flows:
         """What the history rows with `since` <= at < `until` (default: now) say, read on one snapshot: how
         often each arrow (source state, trigger, dest state; a filing's source is None) was taken, and per
@@ -624,7 +691,7 @@ class ClaimService:
         each row that leaves its state for another (a self loop, which stays in it, ends none) and lasts from
         the row that entered the state, the claim's latest earlier row that changed state, so self loops in
         between do not restart the clock. Each figure is one query on the index of history rows by time (see
-        the docs, Operations)."""
+        the docs, Operations). With `read_url`, read on the standby, which may lag the primary by moments."""
         start = aware(since, field="since")
         end = self._core.now(None) if until is None else aware(until, field="until")
         if end <= start:
@@ -632,7 +699,7 @@ class ClaimService:
                 f"the window must end after it starts: {to_iso(end)} is not after since {to_iso(start)}",
                 field="until" if until is not None else "since",
             )
-        rows = self._store.operations
+        rows = self._lagging.store.operations
         window = to_iso(start), to_iso(end)
         return flows_of(start, end, rows.arrows(*window), rows.stays(*window))
 

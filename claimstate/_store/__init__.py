@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from claimstate._chain import Chain
-from claimstate._errors import StorageError
+from claimstate._errors import InvalidInput, StorageError
 from claimstate._store.base import Store, StoredClaim, StoredDefinition
 from claimstate._store.sqlite import SQLiteStore, Synchronous
 from claimstate._store.targets import POSTGRES_SCHEMES, is_conninfo, masked
@@ -37,11 +37,13 @@ def open_store(
     synchronous: Synchronous = "NORMAL",
     busy_timeout: float = 5.0,
     pool_size: int = 10,
+    partitions: int | None = None,
     create: bool = True,
     read_only: bool = False,
 ) -> Store:
-    """The store `target` names (see the module's doc); `synchronous` is SQLite's alone, `pool_size`
-    PostgreSQL's (the most connections of the pool it makes for a URL)."""
+    """The store `target` names (see the module's doc); `synchronous` is SQLite's alone, `pool_size` and
+    `partitions` PostgreSQL's (the most connections of the pool it makes for a URL; how many partitions by
+    claim id a schema it creates gets, None or 0 for plain tables, and what one it opens must have)."""
     if isinstance(target, str | Path) and not str(target):
         raise StorageError("no database given: name a SQLite file, or a postgresql:// URL", path="")
     if isinstance(target, str) and "://" in target and not target.startswith(POSTGRES_SCHEMES):
@@ -64,10 +66,15 @@ def open_store(
             str(target) if isinstance(target, Path) else target,
             busy_timeout=busy_timeout,
             pool_size=pool_size,
+            partitions=partitions,
             create=create,
             read_only=read_only,
             chain=chain,
             definition=definition,
+        )
+    if partitions:
+        raise InvalidInput(
+            "partitioning by claim id is PostgreSQL's: a SQLite file has plain tables", field="partitions"
         )
     return SQLiteStore(
         target,

@@ -70,6 +70,7 @@ class Store(abc.ABC):
     """
 
     schema_version: int  # the backend's schema version, which opening the database migrates it to
+    partitions = 0  # how many partitions by claim id its tables have (PostgreSQL's option; 0: plain tables)
     _SKIP_LOCKED = ""  # what a backend that locks rows adds to a query, to pass over rows others hold
     _MANY_WRITERS = False  # whether writers run at once (then a lane's numbers come from a locked counter)
     _PERCENTILE = False  # whether the database has percentile_cont (the median age per state)
@@ -93,6 +94,11 @@ class Store(abc.ABC):
         self.verify = VerifyRows(self)
         self.copy = CopyRows(self, copied=self._copied)
         self.operations = OperationRows(self, percentile=self._PERCENTILE)
+
+    @property
+    def many_writers(self) -> bool:
+        """Whether writers on many machines share the database at once (PostgreSQL, which has standbys)."""
+        return self._MANY_WRITERS
 
     def _new_session(self) -> Session:
         """The per-thread state of this backend's transactions (a subclass of `Session` adds a connection)."""

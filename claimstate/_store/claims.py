@@ -92,6 +92,13 @@ class ClaimRows:
         self._chain = chain
         self._events = events
         self._lock = lock
+        # Where a claim's open order is found: on a schema partitioned by claim id, the one small table that
+        # keeps it (one index probe), not the order index of every partition.
+        self._open_order = "SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1"
+
+    def keep_open_orders(self) -> None:
+        """Find open orders in the `open_orders` table a partitioned schema keeps (see _store.postgres)."""
+        self._open_order = "SELECT 1 FROM open_orders WHERE order_id = ?"
 
     # --- reads ---------------------------------------------------------------------------------------
 
@@ -122,7 +129,7 @@ class ClaimRows:
             raise StorageError(f"claim {claim_id!r} in {self._path} is damaged: {error!r}", path=self._path) from None
 
     def order_is_open(self, order_id: str) -> bool:
-        return self._db.one("SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1", (order_id,)) is not None
+        return self._db.one(self._open_order, (order_id,)) is not None
 
     def keyed(self, claim_id: str | None, key: str) -> tuple[str, int, str | None] | None:
         """The (claim id, seq, request hash) an idempotency key was first used for; claim None: a filing."""

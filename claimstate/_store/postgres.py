@@ -8,6 +8,28 @@ with its connection). Serialization failures, deadlocks and a unique key another
 are a `Race`, which `Store.write` runs again whole. Times come from the service's clock, never from the
 database's `now()`. Migrations run under an advisory lock, so instances starting together apply each
 once. Text columns collate as "C" (bytes), so ids and ISO times sort exactly as in SQLite.
+
+Partitioned by claim id (`partitions=N`, chosen when the schema is created, recorded in meta as
+`partitions`, never changed in place): `claims` is PARTITION BY HASH (id) and `transitions` PARTITION BY
+HASH (claim_id), both into `N` partitions (`claims_p0`, `transitions_p0`, ...) of one modulus, so a claim's
+row and its history share a partition number and a fire's lock, last-hash read, UPDATE and INSERT each touch
+one partition (the planner prunes on `id = $1` and `claim_id = $1`, at run time too for a generic plan).
+`events` is PARTITION BY LIST (lane) into min(N, 16) partitions, lane l in `events_p{l % P}`: a claim's
+lane is a hash of its id (`_feed.lane_of`), so that is partitioning by claim id as well, one events
+partition per fire, and the feed's reads of one lane and its unique (lane, lane_seq) index (which must hold
+the partition key) stay as they are; its primary key becomes (position, lane), since every unique index of
+a partitioned table holds its partition key (positions are unique anyway, from one sequence: a serial
+column, which partitions inherit as their default, where an identity column would be the parent's alone
+before PostgreSQL 17). The one-open-claim-per-order rule cannot be a partial unique index on claims any more
+(it would have to hold id): a small unpartitioned table `open_orders (order_id PRIMARY KEY, claim_id)` holds
+each open claim's order, kept by a trigger on claims (a row when a claim is filed open, gone when it closes,
+moved when its order changes). A filing racing another for the same order waits for the other's row of
+`open_orders` and then fails on its primary key, `open_orders_pkey`: a Race, run again, exactly as
+`claims_one_open_per_order` is on the plain schema. A filing's idempotency key, unique across claims, is kept
+the same way in `filing_keys` (see `_KEPT`). The history's append-only row trigger is cloned to each
+partition by PostgreSQL; its TRUNCATE trigger, a statement trigger, is not, so each partition gets its own.
+A later migration altering these tables works on the partitioned parents as on plain ones, unless it adds a
+unique index without the partition key, which PostgreSQL refuses.
 """
 
 from __future__ import annotations
@@ -15,8 +37,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import conninfo
@@ -24,6 +47,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from claimstate._chain import Chain
 from claimstate._errors import StorageBusy, StorageError
+from claimstate._feed import LANES
 from claimstate._store.base import Race, Session, Store, StoreContext, StoredDefinition
 from claimstate._store.copies import TABLES
 from claimstate._store.targets import checked_url, masked, parse_failure
@@ -39,9 +63,12 @@ _GONE = ("08", "57P01", "57P02", "57P03")  # SQLSTATEs of a lost connection, and
 _RACING_KEYS = {  # (not transitions_pkey: a fire holds its claim's row, so a taken seq is damage, not a race)
     "claims_pkey": "the claim id",
     "claims_one_open_per_order": "the order's one open claim",
+    "open_orders_pkey": "the order's one open claim",  # the same rules, on a schema partitioned by claim id
+    "filing_keys_pkey": "the filing's idempotency key",
     "transitions_idempotency": "the idempotency key",
     "transitions_filing_keys": "the filing's idempotency key",
 }
+_RECONNECT = 1.0  # seconds the pool retries one new connection before it gives up (see PostgresStore)
 _TEXT = 'TEXT COLLATE "C"'
 # The schema objects claimstate makes, each written as PostgreSQL shows it back (pg_get_indexdef,
 # pg_get_triggerdef, with the schema's name left out), so verify compares them exactly.
@@ -98,25 +125,35 @@ _TRIGGERS = {
     f" FOR EACH STATEMENT EXECUTE FUNCTION {_APPEND_ONLY}()",
 }
 _HERE = "' ON ' || quote_ident(current_schema()) || '.'"  # how PostgreSQL names a table of this schema
-_SCHEMA_V1 = (
+_HERE_ONLY = "' ON ONLY ' || quote_ident(current_schema()) || '.'"  # and a partitioned table's own index's
+_CLAIMS = (
     f"CREATE TABLE claims (id {_TEXT} PRIMARY KEY, state {_TEXT} NOT NULL, version BIGINT NOT NULL,"
     f" closed INTEGER NOT NULL, order_id {_TEXT} NOT NULL, buyer_id {_TEXT} NOT NULL, supplier_id {_TEXT} NOT NULL,"
     f" amount {_TEXT} NOT NULL, currency {_TEXT} NOT NULL, resolution {_TEXT}, filed_at {_TEXT},"
-    f" updated_at {_TEXT}, deadline_at {_TEXT}, deadline_trigger {_TEXT}, details {_TEXT})",
+    f" updated_at {_TEXT}, deadline_at {_TEXT}, deadline_trigger {_TEXT}, details {_TEXT})"
+)
+_HISTORY = (
     f"CREATE TABLE transitions (claim_id {_TEXT} NOT NULL REFERENCES claims (id), seq BIGINT NOT NULL,"
     f" trigger {_TEXT} NOT NULL, from_state {_TEXT}, to_state {_TEXT} NOT NULL, actor {_TEXT} NOT NULL,"
     f" at {_TEXT} NOT NULL, data {_TEXT} NOT NULL, deadline_at {_TEXT}, idempotency_key {_TEXT},"
-    f" request_hash {_TEXT}, hash {_TEXT}, PRIMARY KEY (claim_id, seq))",
+    f" request_hash {_TEXT}, hash {_TEXT}, PRIMARY KEY (claim_id, seq))"
+)
+_EVENT_COLUMNS = (
+    f"lane INTEGER NOT NULL, lane_seq BIGINT NOT NULL, claim_id {_TEXT} NOT NULL, seq BIGINT NOT NULL,"
+    f" trigger {_TEXT} NOT NULL, from_state {_TEXT}, to_state {_TEXT} NOT NULL, actor {_TEXT} NOT NULL,"
+    f" at {_TEXT} NOT NULL, data {_TEXT} NOT NULL, claim {_TEXT} NOT NULL"
+)
+_EVENTS = f"CREATE TABLE events (position BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, {_EVENT_COLUMNS})"
+_SCHEMA_V1 = (
+    _CLAIMS,
+    _HISTORY,
     f"CREATE TABLE meta (name {_TEXT} PRIMARY KEY, value {_TEXT} NOT NULL)",
     *_INDEXES.values(),
     f"CREATE FUNCTION {_APPEND_ONLY}() RETURNS trigger LANGUAGE plpgsql AS $${_APPEND_ONLY_BODY}$$",
     *_TRIGGERS.values(),
 )
 _SCHEMA_V2 = (  # the event feed (see _store.events); history before it is not replayed into it
-    f"CREATE TABLE events (position BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, lane INTEGER NOT NULL,"
-    f" lane_seq BIGINT NOT NULL, claim_id {_TEXT} NOT NULL, seq BIGINT NOT NULL, trigger {_TEXT} NOT NULL,"
-    f" from_state {_TEXT}, to_state {_TEXT} NOT NULL, actor {_TEXT} NOT NULL, at {_TEXT} NOT NULL,"
-    f" data {_TEXT} NOT NULL, claim {_TEXT} NOT NULL)",
+    _EVENTS,
     *_FEED_INDEXES.values(),
     "CREATE TABLE lanes (lane INTEGER PRIMARY KEY, last BIGINT NOT NULL)",  # each lane's last number given
     f"CREATE TABLE consumers (name {_TEXT} NOT NULL, lane INTEGER NOT NULL, acked BIGINT NOT NULL,"
@@ -139,6 +176,130 @@ _SCHEMA_V4 = (  # when each event entered the feed (NULL before), the tick worke
 _SCHEMA_V5 = tuple(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1) for sql in _FLOW_INDEXES.values())
 _MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5}
 
+# --- the schema partitioned by claim id (see the module's doc) ---------------------------------------------
+# Made by the same migrations, each statement of the plain schema that partitioning changes replaced by
+# `_partitioned`'s, so a later migration (an ALTER of the parent tables) runs on both layouts alike.
+_KEYS = {"claims": "HASH (id)", "transitions": "HASH (claim_id)", "events": "LIST (lane)"}  # as PostgreSQL shows them
+
+
+class _Kept(NamedTuple):
+    """A unique rule of the plain schema whose index a partitioned table cannot hold (it lacks the partition
+    key): kept instead in a small unpartitioned table, by a trigger on the partitioned one. Its primary key
+    is the rule, and a writer racing another for it fails on it as on the plain schema's index (a Race)."""
+
+    unique: str  # the plain schema's unique index it stands for
+    table: str  # the table that keeps it, and its primary key's columns
+    columns: str
+    on: str  # the partitioned table whose trigger keeps it
+    trigger: str  # that trigger, as PostgreSQL shows it back
+    function: str  # what the trigger runs, and its body: the table it writes is named with the schema's name
+    body: str  # ({schema}), so a session with another search path that edits by hand keeps this schema's table
+    mismatch: str  # a query counting the rows in which the table and what it keeps differ
+    says: str  # what it keeps, in words
+
+
+_KEPT = (
+    _Kept(  # a row per open claim: added when it is filed open, gone when it closes, moved when its order changes
+        "claims_one_open_per_order",
+        "open_orders",
+        f"order_id {_TEXT} PRIMARY KEY, claim_id {_TEXT} NOT NULL",
+        "claims",
+        "CREATE TRIGGER claims_keep_open_orders AFTER INSERT OR DELETE OR UPDATE OF closed, order_id ON claims"
+        " FOR EACH ROW EXECUTE FUNCTION claimstate_keeps_open_orders()",  # an UPDATE of closed: a fire that closes
+        "claimstate_keeps_open_orders",
+        " BEGIN IF TG_OP <> 'INSERT' AND OLD.closed = 0 THEN"
+        " DELETE FROM {schema}.open_orders WHERE order_id = OLD.order_id AND claim_id = OLD.id; END IF;"
+        " IF TG_OP <> 'DELETE' AND NEW.closed = 0 THEN"
+        " INSERT INTO {schema}.open_orders (order_id, claim_id) VALUES (NEW.order_id, NEW.id); END IF;"
+        " RETURN NULL; END ",
+        "SELECT count(*) FROM ((SELECT order_id, id FROM claims WHERE closed = 0 EXCEPT ALL"
+        " SELECT order_id, claim_id FROM open_orders) UNION ALL (SELECT order_id, claim_id FROM open_orders"
+        " EXCEPT ALL SELECT order_id, id FROM claims WHERE closed = 0)) AS differing",
+        "one open claim per order",
+    ),
+    _Kept(  # a row per filing given an idempotency key (the history is append-only: rows are only added)
+        "transitions_filing_keys",
+        "filing_keys",
+        f"idempotency_key {_TEXT} PRIMARY KEY, claim_id {_TEXT} NOT NULL",
+        "transitions",
+        "CREATE TRIGGER transitions_keep_filing_keys AFTER INSERT ON transitions FOR EACH ROW"
+        " WHEN (((new.seq = 1) AND (new.idempotency_key IS NOT NULL)))"
+        " EXECUTE FUNCTION claimstate_keeps_filing_keys()",
+        "claimstate_keeps_filing_keys",
+        " BEGIN INSERT INTO {schema}.filing_keys (idempotency_key, claim_id)"
+        " VALUES (NEW.idempotency_key, NEW.claim_id); RETURN NULL; END ",
+        "SELECT count(*) FROM ((SELECT idempotency_key, claim_id FROM transitions WHERE seq = 1 AND idempotency_key"
+        " IS NOT NULL EXCEPT ALL SELECT idempotency_key, claim_id FROM filing_keys) UNION ALL (SELECT"
+        " idempotency_key, claim_id FROM filing_keys EXCEPT ALL SELECT idempotency_key, claim_id FROM transitions"
+        " WHERE seq = 1 AND idempotency_key IS NOT NULL)) AS differing",
+        "each filing's idempotency key once",
+    ),
+)
+_PLAIN_INDEXES = {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES, **_OPERATIONS_INDEXES, **_FLOW_INDEXES,
+                  **_PRIMARY_KEYS}  # fmt: skip
+_PARTITIONED_INDEXES = {  # every index above (primary keys too), as PostgreSQL shows it on a partitioned parent
+    name: sql.replace(" ON claims ", " ON ONLY claims ")
+    .replace(" ON transitions ", " ON ONLY transitions ")
+    .replace(" ON events ", " ON ONLY events ")
+    .replace("CREATE UNIQUE INDEX transitions_filing_keys ", "CREATE INDEX transitions_filing_keys ")  # read by key
+    for name, sql in _PLAIN_INDEXES.items()
+    if name != "claims_one_open_per_order"  # the rule is open_orders' primary key; claims_by_order finds them
+} | {
+    "events_pkey": 'CREATE UNIQUE INDEX events_pkey ON ONLY events USING btree ("position", lane)',
+    **{
+        f"{kept.table}_pkey": f"CREATE UNIQUE INDEX {kept.table}_pkey ON {kept.table} USING btree"
+        f" ({kept.columns.split()[0]})"
+        for kept in _KEPT
+    },
+}
+
+
+def _partitions(partitions: int) -> dict[str, tuple[str, str]]:
+    """Each partition of a schema partitioned `partitions` ways, by name: its parent table and its bounds, as
+    PostgreSQL shows them back (pg_get_expr of relpartbound). The events get one lane or more each, lane l
+    in partition l % min(partitions, LANES)."""
+    made = {
+        f"{table}_p{number}": (table, f"FOR VALUES WITH (modulus {partitions}, remainder {number})")
+        for table in ("claims", "transitions")
+        for number in range(partitions)
+    }
+    spread = min(partitions, LANES)
+    for number in range(spread):
+        made[f"events_p{number}"] = ("events", f"FOR VALUES IN ({', '.join(map(str, range(number, LANES, spread)))})")
+    return made
+
+
+def _partitioned(statement: str, partitions: int, schema: str) -> tuple[str, ...]:
+    """What a schema partitioned `partitions` ways runs for `statement` of a plain schema's migration
+    (`schema`: the schema's name, quoted as an identifier)."""
+    made = _partitions(partitions)
+    of = {table: [(name, bounds) for name, (parent, bounds) in made.items() if parent == table] for table in _KEYS}
+    if statement in (_CLAIMS, _HISTORY):
+        table = "claims" if statement == _CLAIMS else "transitions"
+        return (
+            f"{statement} PARTITION BY {_KEYS[table]}",
+            *(f"CREATE TABLE {name} PARTITION OF {table} {bounds}" for name, bounds in of[table]),
+        )
+    if statement == _EVENTS:  # a serial position: the partitions inherit its default, as they would no identity
+        return (
+            f"CREATE TABLE events (position BIGSERIAL, {_EVENT_COLUMNS}, PRIMARY KEY (position, lane))"
+            f" PARTITION BY {_KEYS['events']}",
+            *(f"CREATE TABLE {name} PARTITION OF events {bounds}" for name, bounds in of["events"]),
+        )
+    for kept in _KEPT:
+        if statement == _INDEXES[kept.unique]:
+            index = _PARTITIONED_INDEXES.get(kept.unique)  # a plain index on the rule's key, where reads need one
+            return (
+                *(() if index is None else (index.replace(" ON ONLY ", " ON "),)),
+                f"CREATE TABLE {kept.table} ({kept.columns})",
+                f"CREATE FUNCTION {kept.function}() RETURNS trigger LANGUAGE plpgsql"
+                f" AS $${kept.body.format(schema=schema)}$$",
+                kept.trigger,
+            )
+    if statement == _TRIGGERS["transitions_no_truncate"]:  # a statement trigger: PostgreSQL clones it to no partition
+        return (statement, *(statement.replace(" ON transitions ", f" ON {name} ") for name, _ in of["transitions"]))
+    return (statement,)
+
 
 def shown(target: str) -> str:
     """The URL (or key=value string) as a URL without its password, for messages; one libpq cannot read as
@@ -154,10 +315,14 @@ def shown(target: str) -> str:
         raise StorageError(f"{said} is not a PostgreSQL URL libpq reads: {failure}", path=said)
     user = f"{parts['user']}@" if parts.get("user") else ""
     host = str(parts.get("host", ""))
-    port = f":{parts['port']}" if parts.get("port") else ""
     if host.startswith("/"):  # a Unix socket's folder
         return f"postgresql://{user}/{parts.get('dbname', '')}?host={host}"
-    return f"postgresql://{user}{host}{port}/{parts.get('dbname', '')}"
+    hosts, ports = host.split(","), str(parts.get("port") or "").split(",")
+    if len(ports) == 1:  # one port for every host (or none)
+        ports *= len(hosts)
+    hosts = [f"[{name}]" if ":" in name else name for name in hosts]  # an IPv6 address, as a URL writes it
+    where = ",".join(f"{name}:{port}" if port else name for name, port in zip(hosts, ports, strict=False))
+    return f"postgresql://{user}{where}/{parts.get('dbname', '')}"
 
 
 class _Pooled(Session):
@@ -196,6 +361,7 @@ class PostgresStore(Store):
         *,
         busy_timeout: float,
         pool_size: int = 10,
+        partitions: int | None = None,
         create: bool,
         read_only: bool,
         chain: Chain,
@@ -205,9 +371,13 @@ class PostgresStore(Store):
         conninfo_text = target if isinstance(target, str) else str(target.conninfo)
         super().__init__(shown(conninfo_text), chain=chain, definition=definition, read_only=read_only)
         self._timeout = busy_timeout
+        self._asked_partitions = partitions  # what a new schema is made with; an existing one must have it
         # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock.
         self._lock_timeout = f"SET LOCAL lock_timeout = {max(1, round(busy_timeout * 1000))}"
         self._cursors = itertools.count()  # names the cursors of `stream`, unique on each connection
+        # Connections lent to calls now: all of them lent is "busy"; fewer, and none to be had, is "down" (the
+        # pool's own count includes a connection it is still trying to open).
+        self._lent, self._lending = 0, threading.Lock()
         self._errors = _Errors(self)
         pool: ConnectionPool[psycopg.Connection[Any]]
         if isinstance(target, ConnectionPool):
@@ -222,6 +392,10 @@ class PostgresStore(Store):
                     kwargs={"autocommit": True},
                     open=False,
                     name="claimstate",
+                    # psycopg_pool retries a failed connection after 1 s, then doubling: after a server is back
+                    # (a standby promoted), a pool would wait up to as long again as the outage lasted. Giving
+                    # up after a second instead, the next call that waits starts a new try at once.
+                    reconnect_timeout=_RECONNECT,
                 )
             except psycopg.Error as error:
                 raise StorageError(f"{self.path}: {_said(error)}", path=self.path) from None
@@ -230,6 +404,8 @@ class PostgresStore(Store):
             if own:
                 self._pool.open(wait=True, timeout=busy_timeout)
             self._migrate(create=create and not read_only)
+            if self.partitions:
+                self.claims.keep_open_orders()
             self._cannot_write = chain.cannot_check(self.definitions.chain_record())
         except PoolTimeout:
             self.close()
@@ -253,6 +429,18 @@ class PostgresStore(Store):
         except psycopg.Error as error:
             raise StorageError(f"cannot connect to PostgreSQL at {self.path}: {_said(error)}", path=self.path) from None
 
+    def connection_parameters(self) -> dict[str, str]:
+        """What the pool connects with, as libpq keywords (its conninfo, then its connection keywords): for
+        PostgreSQL's own programs (`claimstate backup` runs pg_basebackup with them). The password is among
+        them: pass it in the environment ($PGPASSWORD), never on a command line or in a message."""
+        pool = self._pool
+        given = pool.conninfo() if callable(pool.conninfo) else pool.conninfo  # a pool given may compute them
+        keywords = (pool.kwargs() if callable(pool.kwargs) else pool.kwargs) or {}
+        known = {default.keyword.decode() for default in psycopg.pq.Conninfo.get_defaults()}
+        params = conninfo.conninfo_to_dict(given or "")
+        params.update({key: value for key, value in keywords.items() if key in known and value is not None})
+        return {key: str(value) for key, value in params.items()}
+
     def close(self) -> None:
         if self._own_pool:
             self._pool.close()
@@ -262,7 +450,16 @@ class PostgresStore(Store):
     def _checkout(self) -> psycopg.Connection[Any]:
         try:
             conn = self._pool.getconn(timeout=self._timeout)
-        except PoolTimeout:  # every connection is in use: busy, not down (a call that waits longer may get one)
+        except PoolTimeout:
+            if self._unreachable():
+                raise StorageError(
+                    f"no connection to PostgreSQL at {self.path} within {self._timeout:g} s: none could be made (the"
+                    " server is down or restarting, or, behind a multi-host URL, no standby is promoted yet);"
+                    " nothing was applied, try again",
+                    path=self.path,
+                    retryable=True,
+                ) from None
+            # every connection is in use: busy, not down (a call that waits longer may get one)
             raise StorageBusy(
                 f"no connection to PostgreSQL at {self.path} within {self._timeout:g} s: all {self._pool.max_size}"
                 " of the pool's are in use (a larger pool_size lets more calls run at once)",
@@ -276,7 +473,23 @@ class PostgresStore(Store):
             ) from None
         if not conn.autocommit:
             conn.autocommit = True
+        with self._lending:
+            self._lent += 1
         return conn
+
+    def _unreachable(self) -> bool:
+        """Whether a call that got no connection in time found the server down rather than the pool busy: a
+        connection was free to make (fewer than the pool's most are lent), and none could be. A pool given
+        may be shared with others' calls, so there its own count of connections stands in for ours."""
+        if self._own_pool:
+            return self._lent < self._pool.max_size
+        return int(self._pool.get_stats().get("pool_size", 0)) < self._pool.max_size
+
+    def _put_back(self, conn: psycopg.Connection[Any]) -> None:
+        """Give a connection back to the pool (which discards a broken one and makes a new one)."""
+        with self._lending:
+            self._lent -= 1
+        self._pool.putconn(conn)
 
     def _take(self, prepare: Callable[[psycopg.Connection[Any]], T]) -> tuple[psycopg.Connection[Any], T]:
         """A pooled connection on which `prepare` ran (it applies nothing), and what it returned. A
@@ -287,16 +500,16 @@ class PostgresStore(Store):
             try:
                 return conn, prepare(conn)
             except psycopg.OperationalError:
-                self._pool.putconn(conn)  # broken: the pool discards it
+                self._put_back(conn)  # broken: the pool discards it
             except BaseException:
-                self._pool.putconn(conn)
+                self._put_back(conn)
                 raise
         raise StorageError(f"every connection to PostgreSQL at {self.path} failed; is the server up?", path=self.path)
 
     def _give_back(self) -> None:
         conn, self._session.conn, self._session.pipeline, self._session.piping = self._session.conn, None, None, None
         if conn is not None:
-            self._pool.putconn(conn)  # a broken one is discarded, and the pool makes a new one
+            self._put_back(conn)  # a broken one is discarded, and the pool makes a new one
 
     def _start(self) -> None:
         """BEGIN, in pipeline mode: it goes to the server with the first read (locking the claim), and the
@@ -390,7 +603,7 @@ class PostgresStore(Store):
                     self._sync()
                 return fetch(cursor)
             conn, result = self._take(lambda conn: fetch(conn.execute(pg_sql, params)))
-            self._pool.putconn(conn)
+            self._put_back(conn)
             return result
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
@@ -468,7 +681,9 @@ class PostgresStore(Store):
             return 0
         try:
             row = self.one("SELECT value FROM meta WHERE name = 'schema_version'")
-        except StorageError:
+        except StorageError as error:
+            if isinstance(error.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise  # claimstate's tables, which this role may not read: said as such
             raise self._foreign() from None
         if row is None or not str(row[0]).isdigit():
             raise self._foreign()
@@ -484,16 +699,22 @@ class PostgresStore(Store):
                 self.one("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             version = self._version()
             self._check_version(version, create=create)
+            self.partitions = (self._asked_partitions or 0) if version == 0 else self._recorded_partitions()
             if version < SCHEMA_VERSION:
+                schema = self._schema() if self.partitions else ""
                 for number in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[number]:
-                        self.send(statement)  # all in one round trip, with the next read or the COMMIT
+                        made = _partitioned(statement, self.partitions, schema) if self.partitions else (statement,)
+                        for sql in made:
+                            self.send(sql)  # all in one round trip, with the next read or the COMMIT
                 if 0 < version < 3:
                     self._adopt_claims()
                 if version == 0:
                     for name, value in self.chain.record().items():
                         self.send("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
                     self.send("INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    if self.partitions:
+                        self.send("INSERT INTO meta (name, value) VALUES ('partitions', ?)", (str(self.partitions),))
                 else:
                     self.send("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
             self._commit()
@@ -502,6 +723,31 @@ class PostgresStore(Store):
             raise
         finally:
             self._session.depth = 0
+
+    def _schema(self) -> str:
+        """The name of the schema claimstate's tables are in (the search path's first), quoted as an identifier."""
+        row = self.one("SELECT quote_ident(current_schema())")
+        if row is None or row[0] is None:
+            raise StorageError(f"{self.path}: no schema of the search path exists", path=self.path)
+        return str(row[0])
+
+    def _recorded_partitions(self) -> int:
+        """The partitions by claim id the database's meta records (none: 0, plain tables); refused when the
+        open asked for another layout, which cannot be changed in place."""
+        row = self.one("SELECT value FROM meta WHERE name = 'partitions'")
+        if row is not None and not str(row[0]).isdigit():
+            raise StorageError(f"{self.path}: meta records partitions {row[0]!r}, which is no number", path=self.path)
+        recorded = 0 if row is None else int(row[0])
+        asked = self._asked_partitions
+        if asked is not None and asked != recorded:
+            raise StorageError(
+                f"{self.path} has {_layout(recorded)}, not {'plain tables' if not asked else f'the {asked} asked for'}:"
+                " the layout is chosen when the database is created and cannot be changed in place; open it without"
+                " partitions (`claimstate init` without --partitions) to take the one it has, or copy its claims"
+                f" into a new database created with partitions={asked} (`claimstate migrate-store`)",
+                path=self.path,
+            )
+        return recorded
 
     def _check_version(self, version: int, *, create: bool) -> None:
         """Refuse a schema newer than this code, and one that needs migrating by an open that may not."""
@@ -525,33 +771,44 @@ class PostgresStore(Store):
 
     def schema_problems(self) -> list[str]:
         """Each schema object claimstate made that is missing or not as it made it, compared as PostgreSQL
-        shows it: every index (primary keys and unique constraints included) by its definition; the
-        append-only triggers by theirs, enabled, running the function claimstate wrote; and any other trigger
-        or rule on claimstate's tables (an internal one, of a foreign key, must be enabled)."""
+        shows it: every index (primary keys and unique constraints included) by its definition, and valid;
+        the append-only triggers by theirs, enabled, running the function claimstate wrote; and any other trigger
+        or rule on claimstate's tables (an internal one, of a foreign key, must be enabled). Partitioned by
+        claim id, also: how each table is partitioned, each partition by its bounds, each index of a
+        partitioned table on every partition, each partition's triggers, and the tables that keep the unique
+        rules (`open_orders`, `filing_keys`) agreeing with what they keep."""
+        partitions = _partitions(self.partitions) if self.partitions else {}
+        expected_indexes = _PARTITIONED_INDEXES if self.partitions else _PLAIN_INDEXES
+        made_tables = (*_TABLES, *(kept.table for kept in _KEPT)) if self.partitions else _TABLES
         tables = {row[0] for row in self.all("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
-        indexes = dict(
-            self.all(
-                f"SELECT indexname, replace(indexdef, {_HERE}, ' ON ') FROM pg_indexes"
-                " WHERE schemaname = current_schema()"
+        indexes = {  # by name: its definition, whether it is valid, and on how many of its table's partitions
+            row[0]: row[1:]
+            for row in self.all(
+                f"SELECT i.relname, replace(replace(pg_get_indexdef(i.oid), {_HERE}, ' ON '), {_HERE_ONLY},"
+                " ' ON ONLY '), x.indisvalid, (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = i.oid),"
+                " (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = x.indrelid)"
+                " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+                " WHERE i.relnamespace = current_schema()::regnamespace"
             )
-        )
-        ours = ", ".join(f"'{table}'" for table in _TABLES)
+        }
+        wrong, present = self._partitioning_problems(partitions, tables)  # and the partitions as claimstate made them
+        ours = ", ".join(f"'{table}'" for table in (*made_tables, *present))
         triggers = {  # by table and name: PostgreSQL names triggers per table, so another table's may take ours
             (row[0], row[1]): row[2:]
             for row in self.all(
                 "SELECT c.relname, t.tgname, t.tgisinternal, t.tgenabled,"
-                f" replace(pg_get_triggerdef(t.oid), {_HERE}, ' ON '),"
-                " p.proname = ? AND p.pronamespace = current_schema()::regnamespace AND p.prosrc = ?"
+                f" replace(pg_get_triggerdef(t.oid), {_HERE}, ' ON '), p.proname,"
+                " p.pronamespace = current_schema()::regnamespace, p.prosrc,"
+                " (SELECT u.tgenabled FROM pg_trigger u WHERE u.oid = t.tgparentid)"  # a clone's: its parent's state
                 " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid"
-                f" WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ({ours}) ORDER BY t.tgname",
-                (_APPEND_ONLY, _APPEND_ONLY_BODY),
+                f" WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ({ours}) ORDER BY t.tgname"
             )
         }
         rules = self.all(
             f"SELECT rulename, tablename FROM pg_rules WHERE schemaname = current_schema() AND tablename IN ({ours})"
             " ORDER BY rulename"
         )
-        problems = [f"the table {name} is missing" for name in _TABLES if name not in tables]
+        problems = [f"the table {name} is missing" for name in made_tables if name not in tables]
         columns = {
             (row[0], row[1])
             for row in self.all(
@@ -563,32 +820,128 @@ class PostgresStore(Store):
             for table, column in _ADDED_COLUMNS
             if table in tables and (table, column) not in columns
         ]
-        for name, sql in {**_INDEXES, **_FEED_INDEXES, **_DEFINITION_INDEXES, **_OPERATIONS_INDEXES,
-                          **_FLOW_INDEXES, **_PRIMARY_KEYS}.items():  # fmt: skip
+        problems += wrong
+        for name, sql in expected_indexes.items():
             if name not in indexes:
                 problems.append(f"the index {name} is missing")
-            elif indexes[name] != sql:
-                problems.append(f"the index {name} is not the one claimstate made: {indexes[name]}")
-        ours_made = {("transitions", name): sql for name, sql in _TRIGGERS.items()}  # every one is on the history
-        problems += [f"the trigger {name} is missing" for table, name in ours_made if (table, name) not in triggers]
-        for (table, name), (internal, enabled, sql, _runs_ours) in triggers.items():
-            if not internal and (table, name) not in ours_made:
+                continue
+            shown, valid, on_partitions, of_partitions = indexes[name]
+            if shown != sql:
+                problems.append(f"the index {name} is not the one claimstate made: {shown}")
+            elif on_partitions != of_partitions:  # a partitioned table's, on each of its partitions (found above)
+                table = sql.split(" ON ONLY ", 1)[1].split()[0]
+                problems.append(f"the index {name} is on {on_partitions} of the {of_partitions} partitions of {table}")
+            if not valid:
+                problems.append(f"the index {name} is not valid (pg_index.indisvalid): a partition lacks it, or"
+                                " building it failed")  # fmt: skip
+        problems += self._trigger_problems(triggers, {name: partitions[name] for name in present})
+        problems += [f"the rule {name} on {table} is not claimstate's" for name, table in rules]
+        for kept in _KEPT if self.partitions else ():
+            differing = self.one(kept.mismatch) if {kept.on, kept.table} <= tables else None
+            if differing is not None and differing[0]:
+                problems.append(
+                    f"the table {kept.table}, which keeps {kept.says}, differs from {kept.on} in {differing[0]} row(s)"
+                )
+        return problems
+
+    def _partitioning_problems(
+        self, partitions: dict[str, tuple[str, str]], tables: set[str]
+    ) -> tuple[list[str], set[str]]:
+        """How each of claimstate's tables is partitioned (by claim id, or not at all, as meta records), and
+        each partition that is missing, bounded otherwise, or that claimstate did not make; and the names of
+        the partitions found as claimstate made them."""
+        keys = dict(
+            self.all(
+                "SELECT relname, pg_get_partkeydef(oid) FROM pg_class"
+                " WHERE relnamespace = current_schema()::regnamespace AND relkind = 'p'"
+            )
+        )
+        found = {
+            row[0]: (row[1], row[2])
+            for row in self.all(
+                "SELECT c.relname, p.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits h"
+                " JOIN pg_class c ON c.oid = h.inhrelid JOIN pg_class p ON p.oid = h.inhparent"
+                " WHERE p.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')"
+            )
+        }
+        problems = []
+        for table in (*_TABLES, *(kept.table for kept in _KEPT)):
+            wanted = _KEYS.get(table) if self.partitions else None
+            if table in tables and keys.get(table) != wanted:
+                how = f"partitioned by {keys[table]}" if table in keys else "not partitioned"
+                made = f"partitioned by {wanted}" if wanted else "not partitioned"
+                problems.append(f"the table {table} is {how}; claimstate made it {made}")
+        for name, (parent, bounds) in partitions.items():
+            if name not in found:
+                problems.append(f"the partition {name} of {parent} is missing")
+            elif found[name] != (parent, bounds):
+                problems.append(f"the partition {name} is not the one claimstate made: of {found[name][0]}"
+                                f" {found[name][1]}")  # fmt: skip
+        problems += [
+            f"the table {name} is a partition of {parent} that claimstate did not make ({bounds})"
+            for name, (parent, bounds) in sorted(found.items())
+            if name not in partitions and parent in _KEYS
+        ]
+        return problems, {name for name, made in partitions.items() if found.get(name) == made}
+
+    def _trigger_problems(
+        self, triggers: dict[tuple[str, str], tuple[Any, ...]], partitions: dict[str, tuple[str, str]]
+    ) -> list[str]:
+        """claimstate's triggers missing, changed, disabled or running another function, and any trigger on its
+        tables (their partitions included) it did not make. A trigger PostgreSQL cloned to a partition from its
+        parent table's is named only where it differs from its parent's (disabled on that partition alone),
+        so a trigger dropped or disabled on the parent is one problem, not one per partition."""
+        made = {("transitions", name): sql for name, sql in _TRIGGERS.items()}  # the history's append-only rule
+        runs = dict.fromkeys(_TRIGGERS, (_APPEND_ONLY, _APPEND_ONLY_BODY, "the append-only triggers run"))
+        if self.partitions:
+            schema = self._schema()
+            for kept in _KEPT:
+                name = kept.trigger.split()[2]
+                made[kept.on, name] = kept.trigger
+                runs[name] = (kept.function, kept.body.format(schema=schema), f"the trigger keeping {kept.table} runs")
+            for partition, (parent, _bounds) in partitions.items():
+                made |= {
+                    (partition, name): sql.replace(f" ON {parent} ", f" ON {partition} ")
+                    for (table, name), sql in list(made.items())
+                    if table == parent
+                }
+        parents = {partition: parent for partition, (parent, _bounds) in partitions.items()}
+        problems = [
+            f"the trigger {name} is missing" + ("" if table in _KEYS else f" on {table}")
+            for table, name in made
+            if (table, name) not in triggers and (parents.get(table), name) not in set(made) - set(triggers)
+        ]
+        wrong_functions: dict[str, str] = {}
+        for (table, name), (internal, enabled, sql, function, here, source, parents_state) in triggers.items():
+            if parents_state is not None:  # a clone, made and changed with its parent (checked on its own row)
+                if enabled not in ("O", parents_state):
+                    problems.append(
+                        f"the trigger {name} on {table} is not enabled as claimstate made it"
+                        f" (pg_trigger.tgenabled {enabled!r})"
+                    )
+                continue
+            if not internal and (table, name) not in made:
                 problems.append(f"the trigger {name} on {table} is not claimstate's: {sql}")
-            elif not internal and sql != ours_made[table, name]:
+            elif not internal and sql != made[table, name]:
                 problems.append(f"the trigger {name} is not the one claimstate made: {sql}")
             if enabled != "O":
                 problems.append(
                     f"the trigger {name} on {table} is not enabled as claimstate made it"
                     f" (pg_trigger.tgenabled {enabled!r})"
                 )
-        if not all(runs_ours for key, (*_, runs_ours) in triggers.items() if key in ours_made):
-            problems.append(f"the function {_APPEND_ONLY}, which the append-only triggers run, is not claimstate's")
-        problems += [f"the rule {name} on {table} is not claimstate's" for name, table in rules]
+            if (table, name) in made and (function, here, source) != (runs[name][0], True, runs[name][1]):
+                wrong_functions[runs[name][0]] = runs[name][2]
+        problems += [f"the function {function}, which {what}, is not claimstate's"
+                     for function, what in wrong_functions.items()]  # fmt: skip
         return problems
 
     def integrity(self) -> list[str]:
         """PostgreSQL checks its pages itself (with data checksums, where the cluster has them)."""
         return []
+
+
+def _layout(partitions: int) -> str:
+    return f"{partitions} partitions by claim id" if partitions else "plain tables (no partitions)"
 
 
 def _said(error: BaseException) -> str:
@@ -623,6 +976,12 @@ class _Errors(StoreContext):
         constraint = getattr(error.diag, "constraint_name", None) if state == "23505" else None
         if constraint in _RACING_KEYS:
             raise Race(f"another writer took {_RACING_KEYS[constraint]} first") from error
+        if state == "42501":  # insufficient_privilege
+            raise StorageError(
+                f"{store.path}: the role may not read or write claimstate's tables ({_said(error)}): grant it SELECT"
+                " on them to read (INSERT, UPDATE and DELETE too, to write), or connect as their owner",
+                path=store.path,
+            ) from error
         if state == "55P03":  # lock_timeout: another writer holds the claim's row
             raise StorageBusy(
                 f"{store.path}: a row this call needs (the claim, its lane of the event feed, or a consumer's"

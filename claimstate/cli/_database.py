@@ -1,4 +1,4 @@
-"""The commands that act on the database: init, verify, stats, events, migrate and migrate-store."""
+"""The commands that act on the database: init, verify, stats, events, migrate, migrate-store and backup."""
 
 from __future__ import annotations
 
@@ -40,11 +40,16 @@ from claimstate.scripting import format_time, read_json_object
 
 
 @command(no_now="it creates or migrates the database, which holds no times")
-def init() -> None:
+@click.option("--partitions", type=int, default=None, metavar="N",
+              help="PostgreSQL: create the tables hash-partitioned by claim id into N partitions (2 to 256; 0"
+              " for plain tables). Chosen when the database is created: a database that exists must have N"
+              " already; left out, a new one gets plain tables and one that exists keeps its own.")  # fmt: skip
+def init(partitions: int | None) -> None:
     """Create the database, or migrate it to this version's schema."""
-    with get_settings().service(create=True) as service:
-        path, version = service.path, service.schema_version
-    emit({"db": path, "schema_version": version}, lambda: f"{path}: claimstate schema {version}")
+    with get_settings().service(create=True, partitions=partitions) as service:
+        path, version, made = service.path, service.schema_version, service.partitions
+    shown = {"db": path, "schema_version": version} | ({"partitions": made} if made else {})
+    emit(shown, lambda: f"{path}: claimstate schema {version}" + (f", {made} partitions by claim id" if made else ""))
 
 
 @command(no_now="it replays each history at the times recorded")
@@ -247,3 +252,40 @@ def migrate(plan_path: str, dry_run: bool) -> None:
 
 def _when(at: datetime | None) -> str:
     return "-" if at is None else format_time(at)
+
+
+@command(no_now="it copies the database as it is")
+@click.argument("dest", type=NonEmptyPath(readable=False))
+@click.option("--overwrite", is_flag=True, help="Replace the SQLite file DEST if there is one (never the database).")
+def backup(dest: str, overwrite: bool) -> None:
+    """Back the database up into DEST while services go on writing, and check the copy: SQLite's online
+    backup into the new file DEST, verified, kept only if clean; on PostgreSQL a base backup into the new
+    folder DEST by pg_basebackup, checked by pg_verifybackup (exit 5 when the check finds problems)."""
+    with get_settings().service(read_only=True) as service:
+        made = service.backup(dest, overwrite=overwrite)
+    checked = "verified clean" if made.clean else f"{len(made.problems)} problem(s) found: not kept"
+    emit(
+        made.to_dict(),
+        lambda: (
+            f"{made.source} -> {made.where}: {made.claims:,} claims, {made.transitions:,} transitions,"
+            f" {_size(made.bytes)}, {checked}"
+        ),
+    )
+    if not made.clean:
+        if not get_settings().json:
+            show_mismatches(made.problems)
+        say(f"error: the copy of {made.source} has {len(made.problems)} problem(s); nothing was written at {dest}",
+            err=True)  # fmt: skip
+        sys.exit(EXIT_CODES[StorageError])
+
+
+def _size(count: int) -> str:
+    """A size in bytes as people read it: ``812 bytes``, ``1.2 MB``, ``3.4 GB`` (powers of 1000)."""
+    if count < 1000:
+        return f"{count} bytes"
+    size = float(count)
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 1000 or unit == "TB":
+            break
+    return f"{size:.1f} {unit}"

@@ -86,7 +86,15 @@ class Settings:
             self._definition = CLAIM_LIFECYCLE if named is None else load_definition(named, self.definition_given)
         return self._definition
 
-    def service(self, *, create: bool = False, read_only: bool = False, migrating: bool = False) -> ClaimService:
+    def service(
+        self,
+        *,
+        create: bool = False,
+        read_only: bool = False,
+        migrating: bool = False,
+        partitions: int | None = None,
+        read_url: str | None = None,
+    ) -> ClaimService:
         """The service on --db; only the commands meant to start a database may create the file, and the
         commands that only read open it read-only, so another OS user's reads never lock its owner out.
 
@@ -94,7 +102,13 @@ class Settings:
         from the environment only, so it never shows in a process list.
         """
         return open_service(
-            self.db, create=create, read_only=read_only, definition=self.definition, migrating=migrating
+            self.db,
+            create=create,
+            read_only=read_only,
+            definition=self.definition,
+            migrating=migrating,
+            partitions=partitions,
+            read_url=read_url,
         )
 
 
@@ -105,6 +119,8 @@ def open_service(
     read_only: bool = False,
     definition: Definition = CLAIM_LIFECYCLE,
     migrating: bool = False,
+    partitions: int | None = None,
+    read_url: str | None = None,
 ) -> ClaimService:
     key = os.environ.get(HISTORY_KEY_VARIABLE)
     return ClaimService(
@@ -113,6 +129,8 @@ def open_service(
         read_only=read_only,
         definition=definition,
         migrating=migrating,
+        partitions=partitions,
+        read_url=read_url,
         history_key=None if key is None else key.encode("utf-8", "surrogateescape"),
     )
 

@@ -60,8 +60,12 @@ _SERVING = "CLAIMSTATE_SERVING"  # what the command hands to uvicorn's workers, 
 @click.option("--stuck-after", type=Duration(), default="1d", show_default=True, metavar="DURATION",
               help="The console shows open claims unchanged for longer than this, in a state without a deadline,"
               " as stuck (5m, 2h, 1d).")  # fmt: skip
+@click.option("--read-db", metavar="URL", envvar="CLAIMSTATE_READ_DB",
+              help="A PostgreSQL standby of --db (or $CLAIMSTATE_READ_DB): the console's figures and lists, and"
+              " the API's lists, stats and feed, are read there (they may lag by moments); claims acted on and"
+              " every write stay on --db.")  # fmt: skip
 def serve(host: str, port: int, tokens_path: Path | None, workers: int, access_log: bool,
-          stuck_after: timedelta) -> None:  # fmt: skip
+          stuck_after: timedelta, read_db: str | None) -> None:  # fmt: skip
     """Serve --db until stopped (Ctrl-C): the console for people at /console/ (it only reads), and, given
     actors' tokens, the HTTP API (every trigger a route, the OpenAPI document at /openapi.json). Needs the
     http extra (pip install 'claimstate[http]'). Callers send `Authorization: Bearer <token>`; each token
@@ -86,11 +90,12 @@ def serve(host: str, port: int, tokens_path: Path | None, workers: int, access_l
     settings = get_settings()
     _listenable(host, port)
     with settings.service(
-        create=bool(actors), read_only=not actors
+        create=bool(actors), read_only=not actors, read_url=read_db
     ) as service:  # opened once here: its errors are ours
         shown = service.path  # a URL without its password
     os.environ[_SERVING] = json.dumps({"db": settings.db, "definition": settings.definition_name, "tokens": actors,
-                                       "viewers": viewers, "stuck_after": stuck_after.total_seconds()})  # fmt: skip
+                                       "viewers": viewers, "stuck_after": stuck_after.total_seconds(),
+                                       "read_db": read_db})  # fmt: skip
     api = "the API (OpenAPI: /openapi.json) and " if actors else ""
     say(f"serving {shown} on http://{host}:{port}: {api}the console at http://{host}:{port}/console/"
         f"{'' if actors else ' (no actor tokens: the console alone, reading)'}; Ctrl-C stops", err=True)  # fmt: skip
@@ -145,6 +150,7 @@ def served_app() -> Any:
         definition=CLAIM_LIFECYCLE if named is None else load_definition(named),
         create=bool(actors),
         read_only=not actors,
+        read_url=serving["read_db"],
         history_key=None if key is None else key.encode("utf-8", "surrogateescape"),
     )  # opened by the app as it starts, closed as it stops
     return create_app(

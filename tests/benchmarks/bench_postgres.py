@@ -45,9 +45,9 @@ _INSERT = (
 
 
 @contextmanager
-def database(server: str = SERVER) -> Iterator[str]:
-    """A database of this run's own on the server, dropped at the end: its URL."""
-    name = f"claimstate_bench_{os.getpid()}"
+def database(server: str = SERVER, suffix: str = "") -> Iterator[str]:
+    """A database of this run's own on the server (`suffix` tells several apart), dropped at the end: its URL."""
+    name = f"claimstate_bench_{os.getpid()}{suffix}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')

@@ -406,6 +406,7 @@ def test_every_command_takes_the_global_options_on_either_side_or_refuses_them(
         "migrate": (["--plan", "plan.json", "--dry-run"], set()),
         "diff": (["old.json", "old.json"], {"--now", "--definition"}),
         "migrate-store": ([str(db), str(tmp_path / "moved" / "moved-{n}.db")], {"--db", "--now"}),
+        "backup": ([str(tmp_path / "moved" / "backup-{n}.db")], {"--now"}),
         "events": ([], {"--now"}),
         "check": ([], {"--db", "--now"}),
     }

@@ -258,6 +258,7 @@ def walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]
         "migrate": ["--plan", "plan.json", "--dry-run"],
         "diff": ["old.json", "old.json"],
         "migrate-store": ["walk.db", "moved-{n}.db"],
+        "backup": ["backup-{n}.db"],
         "events": [],
         "check": ["--definition", OWN],  # after the name, so the quick lifecycle is the one explored
     }
@@ -268,7 +269,7 @@ REFUSED_AFTER = {
     "init": {"--now"}, "show": {"--now"}, "history": {"--now"}, "list": {"--now"}, "verify": {"--now"},
     "diagram": {"--now", "--db", "--json"}, "model": {"--now", "--db"}, "demo": {"--definition"},
     "diff": {"--now", "--definition"}, "migrate-store": {"--now", "--db"}, "events": {"--now"},
-    "check": {"--now", "--db"},
+    "check": {"--now", "--db"}, "backup": {"--now"},
 }  # fmt: skip
 GLOBAL = {"--db": ["--db", "walk.db"], "--json": ["--json"], "--now": ["--now", LATER],
           "--definition": ["--definition", "samelife:LIFE"]}  # fmt: skip

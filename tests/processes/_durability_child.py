@@ -118,6 +118,42 @@ def stream(args: dict[str, Any]) -> None:
             ack(service.fire(claim_id, "submit_evidence", actor, {"evidence": EVIDENCE}).record)
 
 
+def storm(args: dict[str, Any]) -> None:
+    """Write until killed (tests/processes/test_backup_storm.py): file claims on orders of this worker's own,
+    give each evidence, and on those in mediation fire evidence and two-fire batches (an offer made and
+    rejected), each ack stamped with the monotonic clock (`t`, one clock for every process on the machine)."""
+    started, parent = time.monotonic(), os.getppid()
+    rng = random.Random(args["worker"])
+    service = ClaimService(args["db"], policy=ROOMY, busy_timeout=10.0)
+    emit({"ready": args["worker"]})
+    waiting: list[str] = []
+    in_mediation: list[str] = []
+    i = 0
+    while time.monotonic() - started < MAX_SECONDS and os.getppid() == parent:
+        i += 1
+        if i % 4 == 1:
+            filed = service.file_claim(filing(f"w{args['worker']}-{i}"))
+            ack(filed.record, t=time.monotonic())
+            waiting.append(filed.claim.id)
+        elif i % 4 == 2:
+            claim_id = waiting.pop()
+            ack(service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}).record,
+                t=time.monotonic())  # fmt: skip
+            in_mediation.append(claim_id)
+        elif i % 4 == 3:
+            claim_id = rng.choice(in_mediation[-50:])  # the newest: offers per claim stay well under the limit
+            with service.batch():  # both fires commit together, or neither
+                made = service.fire(claim_id, "make_offer", "buyer:alice", {"kind": "partial_refund", "amount": "9.00"})
+                rejected = service.fire(claim_id, "reject_offer", "supplier:acme")
+            done = time.monotonic()
+            ack(made.record, t=done)
+            ack(rejected.record, t=done)
+        else:
+            claim_id = rng.choice(in_mediation)
+            actor = rng.choice(["buyer:alice", "supplier:acme"])
+            ack(service.fire(claim_id, "submit_evidence", actor, {"evidence": EVIDENCE}).record, t=time.monotonic())
+
+
 def as_user(uid: int) -> None:
     """Drop root for good: become `uid`, with that number as the only group too. (What claimstate imports
     only when it creates a schema is imported first: the interpreter lives where only root may read.)"""
@@ -292,6 +328,7 @@ if __name__ == "__main__":
     MODES = {
         "contend": contend,
         "stream": stream,
+        "storm": storm,
         "readonly": readonly,
         "owner": owner,
         "reader": reader,

@@ -701,3 +701,25 @@ def test_a_serializable_default_does_not_change_how_claimstate_writes(postgres_u
         claim_id = service.file_claim(filing(), now=T0).claim.id
         service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
         assert service.verify() == []
+
+
+def test_a_role_that_may_not_read_the_tables_is_told_so_not_that_they_are_someone_elses(postgres_url: str) -> None:
+    """A role without SELECT on claimstate's tables (a backup role given REPLICATION alone, say) is refused by
+    what it lacks, changing nothing."""
+    ClaimService(postgres_url).close()
+    role = f"cs_no_select_{secrets.token_hex(3)}"
+    schema = postgres_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+    try:
+        url = postgres_url.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+        with pytest.raises(StorageError) as caught:
+            ClaimService(url, read_only=True)
+        said = str(caught.value)
+        assert "may not read or write claimstate's tables" in said and "permission denied for table meta" in said
+        assert "not its own" not in said
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
