@@ -97,7 +97,7 @@ class ClaimRows:
         self._open_order = "SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1"
 
     def keep_open_orders(self) -> None:
-        """Find open orders in the `open_orders` table a partitioned schema keeps (see _store.postgres)."""
+        """Find open orders in the `open_orders` table a partitioned schema keeps (see _store.postgres.schema)."""
         self._open_order = "SELECT 1 FROM open_orders WHERE order_id = ?"
 
     # --- reads ---------------------------------------------------------------------------------------

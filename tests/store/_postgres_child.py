@@ -123,7 +123,8 @@ def same_key(args: dict[str, Any]) -> None:
 
 
 def stress(args: dict[str, Any]) -> None:
-    """For `seconds`: pick a claim, ask what a random party may fire and fire one of those, with valid data.
+    """For `seconds`, and `asks` questions at least: pick a claim, ask what a random party may fire and fire
+    one of those, with valid data.
 
     A claim that no one but the system can move any more is replaced by a new filing of this worker's own.
     Prints every applied transition (filings too) at the end, with how many fires were refused or lost a race.
@@ -137,7 +138,9 @@ def stress(args: dict[str, Any]) -> None:
         emit({"ready": args["worker"]})
         wait_until(wait_for_go())
         started = time.monotonic()
-        while time.monotonic() - started < args["seconds"]:
+        # at least `seconds` of contention, and at least `asks` questions asked: a slow machine does the
+        # whole workload, however long it takes
+        while time.monotonic() - started < args["seconds"] or asked < args["asks"]:
             index = rng.randrange(len(claims))
             roles = ["buyer", "supplier", "agent"]
             rng.shuffle(roles)

@@ -27,15 +27,22 @@ STORE_IMPORTERS = (
 STORE_REEXPORTS = ("claimstate.scripting",)
 # The store's query modules: each class in them is given the database object (`database.Database`) and runs
 # its statements through it. The database object and its backends are what import them, never the reverse.
+# (`postgres.schema`: PostgreSQL's schema as data, and its checks, `SchemaCheck`, which its store imports.)
 QUERY_MODULES = tuple(
-    f"claimstate._store.{name}" for name in ("claims", "copies", "database", "definitions", "events", "rows", "verify")
+    f"claimstate._store.{name}"
+    for name in ("claims", "copies", "database", "definitions", "events", "rows", "verify", "postgres.schema")
 )
 DATABASE_MODULES = (
     "claimstate._store",
     "claimstate._store.base",
     "claimstate._store.sqlite",
-    "claimstate._store.postgres",
+    "claimstate._store.postgres",  # the package: it re-exports its store
+    "claimstate._store.postgres.store",
 )
+# PostgreSQL's driver, an optional extra, and the one module that imports it as it loads: the PostgreSQL store
+# (its package loads it by importing the store; elsewhere a function may import it where it needs it).
+POSTGRES_DRIVER = ("psycopg", "psycopg_pool")
+POSTGRES_DRIVER_USERS = ("claimstate._store.postgres.store",)
 
 
 def _modules() -> dict[str, Path]:
@@ -166,6 +173,8 @@ def test_the_parser_sees_the_package() -> None:
     assert set(QUERY_MODULES) | set(DATABASE_MODULES) <= set(graph)
     assert _privates_of_others(ast.parse("self._db._stream(sql)\nself._db.one(sql)\nself._lock(x)")) == ["1 ._stream"]
     assert not any(_reaches_store("claimstate._copy", node) for node in ast.walk(ast.parse("import claimstate._store")))
+    driver = "import psycopg.pq\nif TYPE_CHECKING:\n    from psycopg_pool import P\ndef f():\n    import psycopg"
+    assert _driver_imports(ast.parse(driver)) == ["psycopg.pq", "psycopg_pool"]
 
 
 def test_no_two_modules_import_each_other() -> None:
@@ -201,9 +210,10 @@ def _privates_of_others(tree: ast.AST) -> list[str]:
 
 def test_the_query_modules_import_no_database_and_call_nothing_private_of_it() -> None:
     """The store's queries (claims, definitions, verify, events, copy, and the rows and `Database` protocol
-    they share) import neither the store nor a backend, even for typing: they know the database object
-    only as `database.Database`. And no query module reads another object's private attribute (the
-    database's, or another query class's): what a backend does its own way reaches them as a hook."""
+    they share; PostgreSQL's schema checks too, which its store imports, never the reverse) import neither
+    the store nor a backend, even for typing: they know the database object only as `database.Database`.
+    And no query module reads another object's private attribute (the database's, or another query
+    class's): what a backend does its own way reaches them as a hook."""
     graph = _graph()
     importing = {module: sorted(graph[module] & set(DATABASE_MODULES)) for module in QUERY_MODULES}
     assert {module: found for module, found in importing.items() if found} == {}
@@ -213,3 +223,30 @@ def test_the_query_modules_import_no_database_and_call_nothing_private_of_it() -
         if (found := _privates_of_others(ast.parse(MODULES[module].read_text(encoding="utf-8"))))
     }
     assert private == {}
+
+
+def _driver_imports(tree: ast.Module) -> list[str]:
+    """The PostgreSQL driver's modules that `tree` imports as it loads."""
+    found = []
+    for node in _top_level(tree.body):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.append(node.module or "")
+    return [name for name in found if name.split(".")[0] in POSTGRES_DRIVER]
+
+
+def test_only_the_postgres_store_imports_the_driver_as_it_loads() -> None:
+    """PostgreSQL's driver is an optional extra: of claimstate's modules, only the PostgreSQL store imports
+    psycopg as it loads (its package does by importing the store), and the schema it makes is data and
+    statements run on a `database.Database`, with no driver of its own. The store imports its schema: the
+    one direction between the two."""
+    importing = {
+        module: found
+        for module, path in MODULES.items()
+        if (found := _driver_imports(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))))
+    }
+    assert set(importing) == set(POSTGRES_DRIVER_USERS)
+    graph = _graph()
+    assert "claimstate._store.postgres.schema" in graph["claimstate._store.postgres.store"]
+    assert "claimstate._store.postgres.store" in graph["claimstate._store.postgres"]

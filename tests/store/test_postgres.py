@@ -271,7 +271,8 @@ def test_processes_creating_one_schema_at_once_migrate_it_once(
 
 @pytest.mark.slow
 def test_stress_of_parties_and_tick_workers_keeps_every_transition_once(postgres_url: str, tmp_path: Path) -> None:
-    """Eight processes fire random allowed triggers on 200 claims while three tick workers fire the evidence
+    """Eight processes (each for STRESS_SECONDS and 100 questions at least, however slow the machine) fire
+    random allowed triggers on 200 claims while three tick workers fire the evidence
     deadline of 2,000 others (filed at T0 by the workers, a third each, then ticked at T0 + 8 days). Every
     acknowledged fire and every returned tick record is stored once and nothing else is; seqs run 1..n;
     each deadline fired once, none missed; verify is clean."""
@@ -288,7 +289,7 @@ def test_stress_of_parties_and_tick_workers_keeps_every_transition_once(postgres
                 for n in range(shared)
             ]
         at = (LATER + timedelta(hours=1)).isoformat()
-        stress = {"url": postgres_url, "claims": claims, "at": at, "seconds": STRESS_SECONDS}
+        stress = {"url": postgres_url, "claims": claims, "at": at, "seconds": STRESS_SECONDS, "asks": 100}
         ticks = {"url": postgres_url, "filed": T0.isoformat(), "at": DUE.isoformat(), "limit": 100}
         specs = [("stress", {**stress, "worker": w, "seed": w}) for w in range(parties)] + [
             ("tick", {**ticks, "worker": w, "prefix": f"d{w}-", "count": len(range(w, due, tickers))})
@@ -316,7 +317,6 @@ def test_stress_of_parties_and_tick_workers_keeps_every_transition_once(postgres
         acked = [(c, s, t) for report in reports for c, s, t in report["acks"]]
         ticked = [(c, s, t) for child in tick_workers for line in child.lines for c, s, t in line.get("ticked", ())]
         histories = {k: v for child in tick_workers for k, v in child.lines[-1]["histories"].items()}
-        assert sum(r["asked"] for r in reports) > 100 * parties  # every party kept working
         assert len([a for a in acked if a[2] != "file_claim"]) > 50 * parties
 
         # each deadline fired once, by one of the workers, and none was missed
