@@ -76,7 +76,7 @@ class ClaimService:
     ``target_session_attrs=prefer-standby``): the reads that tolerate a lag of moments go there, each saying
     so (`list_claims`, `iter_claims`, `stats`, `flows`, `feed`, `verify`); every write, and every read of a
     claim to act on (`get`, `view`, `available`, `history`), stays on the primary, so a caller always sees
-    its own last write (docs: PostgreSQL, Replicas and failover).
+    its own last write (docs: When a server dies: replicas and failover).
 
     `partitions` (PostgreSQL only) is how a schema this open creates is laid out: None or 0 plain tables,
     2 to 256 that many hash partitions by claim id (docs: PostgreSQL, Partitioning by claim id). It is

@@ -86,53 +86,22 @@ class Settings:
             self._definition = CLAIM_LIFECYCLE if named is None else load_definition(named, self.definition_given)
         return self._definition
 
-    def service(
-        self,
-        *,
-        create: bool = False,
-        read_only: bool = False,
-        migrating: bool = False,
-        partitions: int | None = None,
-        read_url: str | None = None,
-    ) -> ClaimService:
-        """The service on --db; only the commands meant to start a database may create the file, and the
-        commands that only read open it read-only, so another OS user's reads never lock its owner out.
-
-        $CLAIMSTATE_HISTORY_KEY, when set, is the secret that chains the history (HMAC-SHA256); it is read
-        from the environment only, so it never shows in a process list.
-        """
-        return open_service(
-            self.db,
-            create=create,
-            read_only=read_only,
-            definition=self.definition,
-            migrating=migrating,
-            partitions=partitions,
-            read_url=read_url,
-        )
+    def service(self, **options: Any) -> ClaimService:
+        """The service on --db, deciding by --definition, opened with `options` (ClaimService's): only the
+        commands meant to start a database may create the file, and the commands that only read open it
+        read-only, so another OS user's reads never lock its owner out."""
+        return open_service(self.db, definition=self.definition, **options)
 
 
 def open_service(
-    db: str,
-    *,
-    create: bool = False,
-    read_only: bool = False,
-    definition: Definition = CLAIM_LIFECYCLE,
-    migrating: bool = False,
-    partitions: int | None = None,
-    read_url: str | None = None,
+    db: str, *, create: bool = False, definition: Definition = CLAIM_LIFECYCLE, **options: Any
 ) -> ClaimService:
+    """ClaimService(db, ...), not creating the file unless asked. $CLAIMSTATE_HISTORY_KEY, when set, is the
+    secret that chains the history (HMAC-SHA256); it is read from the environment only, so it never shows in
+    a process list."""
     key = os.environ.get(HISTORY_KEY_VARIABLE)
-    return ClaimService(
-        db,
-        create=create,
-        read_only=read_only,
-        definition=definition,
-        migrating=migrating,
-        partitions=partitions,
-        read_url=read_url,
-        history_key=None if key is None else key.encode("utf-8", "surrogateescape"),
-    )
+    history_key = None if key is None else key.encode("utf-8", "surrogateescape")
+    return ClaimService(db, create=create, definition=definition, history_key=history_key, **options)
 
 
 def load_definition(target: str, typed: bool = True) -> Definition:
