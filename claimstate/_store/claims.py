@@ -92,13 +92,19 @@ class ClaimRows:
         self._chain = chain
         self._events = events
         self._lock = lock
-        # Where a claim's open order is found: on a schema partitioned by claim id, the one small table that
-        # keeps it (one index probe), not the order index of every partition.
+        # Where a claim's open order, and a filing's idempotency key, are found: on a schema partitioned by
+        # claim id, in the small tables that keep them (one index probe), not in every partition's index.
         self._open_order = "SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1"
+        self._filing_key = "SELECT claim_id, seq, request_hash FROM transitions WHERE idempotency_key = ? AND seq = 1"
 
-    def keep_open_orders(self) -> None:
-        """Find open orders in the `open_orders` table a partitioned schema keeps (see _store.postgres.schema)."""
+    def use_kept_rules(self) -> None:
+        """Find open orders and filings' keys in the tables a partitioned schema keeps them in (`open_orders`,
+        `filing_keys`: see _store.postgres.schema), then the filing's row in its claim's partition alone."""
         self._open_order = "SELECT 1 FROM open_orders WHERE order_id = ?"
+        self._filing_key = (
+            "SELECT t.claim_id, t.seq, t.request_hash FROM filing_keys f JOIN transitions t"
+            " ON t.claim_id = f.claim_id AND t.seq = 1 WHERE f.idempotency_key = ?"
+        )
 
     # --- reads ---------------------------------------------------------------------------------------
 
@@ -134,8 +140,7 @@ class ClaimRows:
     def keyed(self, claim_id: str | None, key: str) -> tuple[str, int, str | None] | None:
         """The (claim id, seq, request hash) an idempotency key was first used for; claim None: a filing."""
         if claim_id is None:
-            sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE idempotency_key = ? AND seq = 1"
-            row = self._db.one(sql, (key,))
+            row = self._db.one(self._filing_key, (key,))
         else:
             sql = "SELECT claim_id, seq, request_hash FROM transitions WHERE claim_id = ? AND idempotency_key = ?"
             row = self._db.one(sql, (claim_id, key))

@@ -150,7 +150,7 @@ class PostgresStore(Store):
                 self._pool.open(wait=True, timeout=busy_timeout)
             self._migrate(create=create and not read_only)
             if self.partitions:
-                self.claims.keep_open_orders()
+                self.claims.use_kept_rules()
             self._cannot_write = chain.cannot_check(self.definitions.chain_record())
         except PoolTimeout:
             self.close()
