@@ -166,6 +166,11 @@ class ClaimService:
         return self._store.schema_version
 
     @property
+    def read_path(self) -> str | None:
+        """Where the reads that may lag are read (`read_url`, shown without its password); None without one."""
+        return None if self._lagging is self._core else self._lagging.store.path
+
+    @property
     def partitions(self) -> int:
         """How many partitions by claim id the database's tables have (PostgreSQL's `partitions`, chosen when
         the schema was created); 0 for plain tables, as every SQLite file has."""

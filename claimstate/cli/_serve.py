@@ -92,12 +92,13 @@ def serve(host: str, port: int, tokens_path: Path | None, workers: int, access_l
     with settings.service(
         create=bool(actors), read_only=not actors, read_url=read_db
     ) as service:  # opened once here: its errors are ours
-        shown = service.path  # a URL without its password
+        shown, reads = service.path, service.read_path  # URLs without their passwords
     os.environ[_SERVING] = json.dumps({"db": settings.db, "definition": settings.definition_name, "tokens": actors,
                                        "viewers": viewers, "stuck_after": stuck_after.total_seconds(),
                                        "read_db": read_db})  # fmt: skip
     api = "the API (OpenAPI: /openapi.json) and " if actors else ""
-    say(f"serving {shown} on http://{host}:{port}: {api}the console at http://{host}:{port}/console/"
+    standby = "" if reads is None else f" (lists and figures read from {reads})"
+    say(f"serving {shown}{standby} on http://{host}:{port}: {api}the console at http://{host}:{port}/console/"
         f"{'' if actors else ' (no actor tokens: the console alone, reading)'}; Ctrl-C stops", err=True)  # fmt: skip
     uvicorn.run("claimstate.cli._serve:served_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", access_log=access_log, server_header=False)  # fmt: skip

@@ -47,6 +47,7 @@ def urls(replicated: Cluster) -> tuple[str, str]:
 def service(urls: tuple[str, str]) -> Iterator[ClaimService]:
     """A service on the primary reading the lag-tolerant calls from the standby."""
     with ClaimService(urls[0], read_url=urls[1]) as made:
+        assert made.read_path is not None and made.read_path.startswith("postgresql://postgres@127.0.0.1:")
         yield made
 
 
@@ -215,6 +216,8 @@ def test_serve_with_read_db_shows_the_console_from_the_standby(
                 replicated.standby.sql("SELECT pg_wal_replay_resume()")
             _caught_up(replicated)
             assert _live(f"http://127.0.0.1:{port}", server)["states"]["in_mediation"]["open"] == 1
+            said = (tmp_path / "out.txt").read_text()
+            assert f"(lists and figures read from postgresql://postgres@127.0.0.1:{replicated.standby.port}/" in said
         finally:
             server.kill()
             server.wait(timeout=10)

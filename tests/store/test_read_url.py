@@ -52,6 +52,8 @@ def test_a_read_url_beside_a_sqlite_file_is_refused_before_the_file_is_made(tmp_
             opened()
         assert caught.value.field == "read_url" and "SQLite" in str(caught.value)
     assert not (tmp_path / "claims.db").exists()
+    with ClaimService(tmp_path / "claims.db") as service:
+        assert service.read_path is None  # no standby: every read on the database itself
 
 
 def test_a_standby_that_cannot_serve_is_said_as_the_standbys_and_never_advised_to_be_created(

@@ -564,7 +564,7 @@ class _Errors(StoreContext):
         if state == "42501":  # insufficient_privilege
             raise StorageError(
                 f"{store.path}: the role may not read or write claimstate's tables ({_said(error)}): grant it SELECT"
-                " on them to read (INSERT, UPDATE and DELETE too, to write), or connect as their owner",
+                " on them (a service that writes needs INSERT, UPDATE and DELETE too), or connect as their owner",
                 path=store.path,
             ) from error
         if state == "55P03":  # lock_timeout: another writer holds the claim's row
