@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import update_wrapper
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
@@ -49,36 +49,27 @@ class Core:
         return aware(self.clock() if now is None else now)
 
 
-class HasCore(Protocol):
-    _core: Core
-
-
-class HasLagging(Protocol):
-    _lagging: Core  # the service's parts with the store of its reads that may lag (a standby), else `_core`
-
-
-S = TypeVar("S", bound=HasCore)
-L = TypeVar("L", bound=HasLagging)
+S = TypeVar("S")
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def reading(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Run the method with all its reads on one snapshot of the database."""
+def _on_one_snapshot(
+    parts: Callable[[Any], Core],
+) -> Callable[[Callable[Concatenate[S, P], R]], Callable[Concatenate[S, P], R]]:
+    """A decorator running the method with all its reads on one snapshot of the store `parts(self)` holds."""
 
-    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._core.store.read(lambda: method(self, *args, **kwargs))
+    def decorate(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+        def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            return parts(self).store.read(lambda: method(self, *args, **kwargs))
 
-    update_wrapper(run, method)
-    return run
+        update_wrapper(run, method)
+        return run
+
+    return decorate
 
 
-def lagging(method: Callable[Concatenate[L, P], R]) -> Callable[Concatenate[L, P], R]:
-    """Run the method with all its reads on one snapshot of the store for reads that may lag behind the
-    primary by moments (the service's `read_url`, a standby; the primary itself when none is given)."""
-
-    def run(self: L, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._lagging.store.read(lambda: method(self, *args, **kwargs))
-
-    update_wrapper(run, method)
-    return run
+# On the database itself; and on the store of the reads that may lag behind the primary by moments (the
+# service's `read_url`, a standby; the database itself when none is given).
+reading = _on_one_snapshot(lambda holder: holder._core)
+lagging = _on_one_snapshot(lambda holder: holder._lagging)
