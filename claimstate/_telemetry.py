@@ -16,6 +16,7 @@ configures none); `use` gives others (the tests' in-memory ones) and forgets the
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,8 @@ class _Otel:
         self.status, self.error = Status, StatusCode.ERROR
         self.tracer = trace.get_tracer(NAME, version, tracer_provider=tracer_provider)
         meter = metrics.get_meter(NAME, version, meter_provider=meter_provider)
+        self.metrics_state = sys.modules.get("opentelemetry.metrics._internal")  # where the global provider is
+        self.given = tracer_provider is not None or meter_provider is not None
         self.fires = meter.create_counter(
             "claimstate.fires", unit="{fire}", description="Triggers fired (filings and deadlines too), by outcome"
         )
@@ -74,6 +77,21 @@ class _Otel:
             unit="s",
             description="How long an event waited in the feed before it was delivered to a consumer",
         )
+
+    def listening(self) -> bool:
+        """Whether a provider may keep what is recorded: one was given, or the application set a global one.
+        With the API installed and no provider set, a span and its measurements would go nowhere, and a call
+        skips them (they cost a fire several microseconds). A provider set later is listened to from its
+        next call on (the tracer and instruments made before forward to it). The API's own getters read the
+        environment on each call while none is set, so its globals are read directly; were they renamed, a
+        call would always trace, as before."""
+        if self.given:
+            return True
+        self.given = (
+            getattr(self.trace, "_TRACER_PROVIDER", self) is not None
+            or getattr(self.metrics_state, "_METER_PROVIDER", self) is not None
+        )
+        return self.given
 
     def call(self, name: str, attributes: dict[str, Any], run: Callable[[], Any], done: _Done) -> Any:
         """`run()` inside a span `name`, recording the call's outcome with `done(span, result_or_error)`."""
@@ -124,6 +142,12 @@ def _load() -> _Otel | None:
                 _otel = None
             _loaded = True
     return _otel
+
+
+def _listening() -> _Otel | None:
+    """The tracer and instruments, if OpenTelemetry's API is installed and a provider listens."""
+    otel = _otel if _loaded else _load()
+    return otel if otel is not None and otel.listening() else None
 
 
 def use(tracer_provider: Any = None, meter_provider: Any = None) -> None:
@@ -217,7 +241,7 @@ def _traced_transition(
         @wraps(method)
         def traced(self: Any, /, *args: Any, **kwargs: Any) -> Any:
             claim_id, trigger, actor = called(self, args, kwargs)
-            otel = _otel if _loaded else _load()
+            otel = _listening()
             try:
                 if otel is None:
                     return method(self, *args, **kwargs)
@@ -261,7 +285,7 @@ def traced_tick(method: F) -> F:
 
     @wraps(method)
     def tick(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        otel = _otel if _loaded else _load()
+        otel = _listening()
         if otel is None:
             return method(self, *args, **kwargs)
 
@@ -279,7 +303,7 @@ def traced_deadline(
 ) -> TransitionRecord | None:
     """`fire(claim_id, trigger, at)`: a tick firing a deadline due at `due` (ISO text), in a
     ``claimstate.deadline`` span, its lateness (`at` less `due`) recorded as the tick lag once it fired."""
-    otel = _otel if _loaded else _load()
+    otel = _listening()
     if otel is None:
         return fire(claim_id, trigger, at)
 
@@ -336,7 +360,7 @@ def retrying(claim_id: str | None, attempt: int, reason: str | None) -> None:
         attempt,
         extra={"claim_id": claim_id, "reason": reason, "retry": attempt},
     )
-    otel = _otel if _loaded else _load()
+    otel = _listening()
     if otel is not None:
         otel.retries.add(1)
         otel.trace.get_current_span().set_attribute("claimstate.retries", attempt)
@@ -364,7 +388,7 @@ def storage_fault(claim_id: str | None, error: Exception) -> None:
 def delivered(consumer: str, events: Sequence[Event], now: datetime) -> None:
     """Record each event's wait in the feed: `now` less the time it entered the feed (its `entered_at` where
     events carry one, else its `at`)."""
-    otel = _otel if _loaded else _load()
+    otel = _listening()
     if otel is None or not events:
         return
     metric = {"claimstate.consumer": consumer}
@@ -376,7 +400,7 @@ def delivered(consumer: str, events: Sequence[Event], now: datetime) -> None:
 def handling(consumer: str, handler: Callable[[Event], object]) -> Callable[[Event], object]:
     """`handler`, each call in a ``claimstate.consume`` span (the handler's own spans its children); `handler`
     itself when OpenTelemetry's API is not installed."""
-    otel = _otel if _loaded else _load()
+    otel = _listening()
     if otel is None:
         return handler
 

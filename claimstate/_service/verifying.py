@@ -75,10 +75,14 @@ def _claim(
     if replayed is None:
         return found
     differs = claim_differences(claim_id, stored, replayed)
+    closed = replaying(last).definition.state(replayed.state).final  # its rules know a state retired since
     if differs is not None:
-        return [*found, differs]
-    closed = replaying(last).definition.state(stored.state).final  # its rules know a state retired since
-    wrong = core.store.verify.row_differences(stored, closed)
+        # A fact kept in a column alone (rows since schema 7) differs in the column: the column is named.
+        wrong = core.store.verify.row_differences(replayed, closed)
+        if not {d.field.removeprefix("details.") for d in differs.differences} <= wrong.keys():
+            return [*found, differs]
+    else:
+        wrong = core.store.verify.row_differences(stored, closed)
     if wrong:
         found.append(
             Mismatch(

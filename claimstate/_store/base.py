@@ -132,6 +132,11 @@ class Store(abc.ABC):
         """Run a write whose result nothing waits for (a backend may send it with the next statement)."""
         self.run(sql, params)
 
+    def send_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`send` of one statement for each of `rows` (a backend may run it prepared once)."""
+        for params in rows:
+            self.send(sql, params)
+
     def before_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` in every outermost write transaction, just before its COMMIT, in the order hooks were
         registered; one that fails rolls the transaction back."""

@@ -8,6 +8,7 @@ that read as the `lock` hook.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,10 +26,13 @@ from claimstate._store.rows import (
     CHANGING,
     COLUMNS,
     HISTORY,
+    IN_COLUMNS,
     INSERT_CLAIM,
     INSERT_RECORD,
+    SELECT_CLAIM,
     SELECT_HISTORY,
     UPDATE_CLAIM,
+    claim_dict,
     columns_of,
     linked,
     stored,
@@ -36,11 +40,13 @@ from claimstate._store.rows import (
 
 # The claim with its last history row's hash, its definition and whether it is closed, in one read.
 SELECT_LOADED = (
-    "SELECT c.details, t.hash, c.definition, c.closed FROM claims c"
-    " LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version WHERE c.id = ?"
+    f"SELECT {', '.join(f'c.{column}' for column in SELECT_CLAIM.split(', '))}, t.hash, c.definition, c.closed"
+    " FROM claims c LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version WHERE c.id = ?"
 )
-# How a backend reads a claim for a write: (details, last hash, definition, closed), or None.
+# How a backend reads a claim for a write: (the claim's SELECT_CLAIM columns, last hash, definition, closed), or None.
 Lock = Callable[[str, bool], tuple[Any, ...] | None]
+_READ = len(IN_COLUMNS) + 1  # the columns of SELECT_CLAIM, which make the claim
+_KEPT = 128  # claims kept decoded, by the row they were read from or written as (see `ClaimRows._claim_of`)
 
 
 @attrs.frozen
@@ -62,6 +68,16 @@ class Listed:
     claims: list[Claim]
     unreadable: list[tuple[str, str]]
     last: str | None
+
+
+class _Written(threading.local):
+    """The claims one thread's open transaction wrote (see `ClaimRows._written`)."""
+
+    def __init__(self) -> None:
+        self.claims: dict[str, StoredClaim] = {}
+
+    def forget(self) -> None:
+        self.claims = {}
 
 
 def decoded(text: str, claim_id: str, path: str) -> Any:
@@ -92,6 +108,17 @@ class ClaimRows:
         self._chain = chain
         self._events = events
         self._lock = lock
+        # The claims last written or read for a write, by id: (their row, the claim). A fire reads its claim's
+        # row anyway (for the lock and the chain head), and when that row is the one kept, byte for byte, the
+        # claim it makes is the one kept: decoding it again is skipped, and a row changed by anyone is decoded.
+        self._kept: dict[str, tuple[tuple[Any, ...], Claim]] = {}
+        self._keeping = threading.Lock()
+        # The claims this thread's open transaction wrote, as written: their rows stay so until it ends (the
+        # one writer SQLite lets in holds the file, PostgreSQL's row lock the row), so the next fire of the
+        # same claim in a batch reads nothing. Forgotten when the transaction ends, either way.
+        self._written = _Written()
+        database.before_commit(self._written.forget)
+        database.on_rollback(self._written.forget)
         # Where a claim's open order, and a filing's idempotency key, are found: on a schema partitioned by
         # claim id, in the small tables that keep them (one index probe), not in every partition's index.
         self._open_order = "SELECT 1 FROM claims WHERE order_id = ? AND closed = 0 LIMIT 1"
@@ -109,8 +136,8 @@ class ClaimRows:
     # --- reads ---------------------------------------------------------------------------------------
 
     def claim(self, claim_id: str) -> Claim | None:
-        row = self._db.one("SELECT details FROM claims WHERE id = ?", (claim_id,))
-        return None if row is None else self._claim_of(row[0], claim_id)
+        row = self._db.one(f"SELECT {SELECT_CLAIM} FROM claims WHERE id = ?", (claim_id,))
+        return None if row is None else self._claim_of(row, claim_id)
 
     def loaded(self, claim_id: str, *, skip_locked: bool = False) -> StoredClaim | None:
         """The claim, to be written in this transaction, with its last history row's hash (one read for both).
@@ -118,21 +145,42 @@ class ClaimRows:
         Where the backend locks rows, the claim's row is locked until the transaction ends; `skip_locked`
         returns None instead of waiting for a row another transaction holds.
         """
-        return self._stored(self._lock(claim_id, skip_locked), claim_id)
+        written = self._written.claims.get(claim_id)
+        return written if written is not None else self._stored(self._lock(claim_id, skip_locked), claim_id)
 
     def loaded_for_reading(self, claim_id: str) -> StoredClaim | None:
         """The claim as `loaded` gives it, without locking anything (for reads, and a dry run)."""
         return self._stored(self._db.one(SELECT_LOADED, (claim_id,)), claim_id)
 
     def _stored(self, row: tuple[Any, ...] | None, claim_id: str) -> StoredClaim | None:
-        return None if row is None else StoredClaim(self._claim_of(row[0], claim_id), row[1], row[2], bool(row[3]))
+        if row is None:
+            return None
+        claim = self._claim_of(row[:_READ], claim_id, keep=True)
+        return StoredClaim(claim, row[_READ], row[_READ + 1], bool(row[_READ + 2]))
 
-    def _claim_of(self, details: str, claim_id: str) -> Claim:
-        found = decoded(details, claim_id, self._path)
+    def _claim_of(self, row: tuple[Any, ...], claim_id: str, *, keep: bool = False) -> Claim:
+        """The claim of its SELECT_CLAIM columns `row`: the one kept for that very row, else decoded (and kept,
+        if `keep`: read for a write)."""
+        kept = self._kept.get(claim_id)
+        if kept is not None and kept[0] == row:
+            return kept[1]
+        found = decoded(row[-1], claim_id, self._path)
         try:
-            return Claim.from_dict(found)
+            if not isinstance(found, dict):
+                raise TypeError(f"details hold {type(found).__name__}, not an object")
+            claim = Claim.from_dict(claim_dict(row[:-1], found))
         except (KeyError, TypeError, ValueError, ClaimStateError) as error:
             raise StorageError(f"claim {claim_id!r} in {self._path} is damaged: {error!r}", path=self._path) from None
+        if keep:
+            self._keep(claim_id, row, claim)
+        return claim
+
+    def _keep(self, claim_id: str, row: tuple[Any, ...], claim: Claim) -> None:
+        with self._keeping:
+            self._kept.pop(claim_id, None)
+            if len(self._kept) >= _KEPT:
+                del self._kept[next(iter(self._kept))]  # the one kept longest ago
+            self._kept[claim_id] = row, claim
 
     def order_is_open(self, order_id: str) -> bool:
         return self._db.one(self._open_order, (order_id,)) is not None
@@ -180,14 +228,14 @@ class ClaimRows:
             clauses.append("id > ?")
             params.append(after)
         rows = self._db.all(
-            "SELECT id, details FROM claims" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            f"SELECT id, {SELECT_CLAIM} FROM claims" + (" WHERE " + " AND ".join(clauses) if clauses else "")
             + " ORDER BY id LIMIT ?",
             [*params, limit],
         )  # fmt: skip
         listed = Listed([], [], None if not rows else rows[-1][0])
-        for claim_id, details in rows:
+        for claim_id, *row in rows:
             try:
-                listed.claims.append(self._claim_of(details, claim_id))
+                listed.claims.append(self._claim_of(tuple(row), claim_id))
             except StorageError as error:
                 listed.unreadable.append((claim_id, str(error)))
         return listed
@@ -218,7 +266,8 @@ class ClaimRows:
         row = columns_of(d, closed)
         with self._db.writing:
             self._db.run(INSERT_CLAIM, [*(row[c] for c in COLUMNS), self._definition.fingerprint])
-            self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=None)
+            head = self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=None)
+        self._wrote(claim, row, head, closed)
 
     def update(
         self,
@@ -234,6 +283,7 @@ class ClaimRows:
         else False."""
         d = claim.to_dict()
         row = columns_of(d, closed)
+        self._written.claims.pop(claim.id, None)  # until the write is whole
         with self._db.writing:
             moving = before.definition != self._definition.fingerprint  # only a migration fires across definitions
             changing = [row[c] for c in CHANGING]
@@ -241,8 +291,14 @@ class ClaimRows:
             changing += [self._definition.fingerprint] if moving else []
             if self._db.run(UPDATE_CLAIM[closed, moving], [*changing, claim.id, before.claim.version]) != 1:
                 return False
-            self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=before.last_hash)
+            head = self._append(record, row["deadline_at"], summary(d, closed), key, digest, previous=before.last_hash)
+        self._wrote(claim, row, head, closed)
         return True
+
+    def _wrote(self, claim: Claim, row: Mapping[str, Any], head: str, closed: bool) -> None:
+        """Keep what was just written: for this transaction's next fire of the claim, and decoded, by its row."""
+        self._written.claims[claim.id] = StoredClaim(claim, head, self._definition.fingerprint, closed)
+        self._keep(claim.id, _read_back(row), claim)
 
     def _append(
         self,
@@ -253,10 +309,18 @@ class ClaimRows:
         digest: str | None,
         *,
         previous: str | None,
-    ) -> None:
+    ) -> str:
         """The history row of `record`, chained to `previous`, the hash of the claim's row before it; and its
-        event, with `claim`'s summary, in the same transaction, so neither is ever kept without the other."""
+        event, with `claim`'s summary, in the same transaction, so neither is ever kept without the other.
+        Its hash, which the claim's next row chains to."""
         values = linked(record, deadline_at, self._definition.fingerprint)
         row = stored(values, key, digest)
-        self._db.send(INSERT_RECORD, (*row, self._chain.link(previous, values), self._definition.fingerprint))
+        head = self._chain.link(previous, values)
+        self._db.send(INSERT_RECORD, (*row, head, self._definition.fingerprint))
         self._events.append(row, claim)
+        return head
+
+
+def _read_back(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The SELECT_CLAIM columns of a claims row about to be written, as reading it back gives them."""
+    return (*(row[c] for c in IN_COLUMNS), row["details"])

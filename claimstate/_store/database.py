@@ -30,6 +30,9 @@ class Database(Protocol):
     def send(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a write whose result nothing waits for (a backend may send it with the next statement)."""
 
+    def send_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`send` of one statement for each of `rows` (a backend runs it prepared once)."""
+
     def stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
         """Every row of a query (no placeholders) in a read's snapshot, fetched a page at a time as used."""
 

@@ -72,6 +72,10 @@ _NEW_CONSUMER = (  # every lane's row of a consumer, unless it has them (workers
 _UNACKED = "e.lane_seq > coalesce((SELECT acked FROM consumers c WHERE c.name = ? AND c.lane = e.lane), 0)"
 
 
+def _lane(row: tuple[Any, ...]) -> int:
+    return int(row[0])
+
+
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -108,11 +112,13 @@ class EventRows:
         """Write the transaction's events, just before it commits: the lanes' locks are held only from here
         to the COMMIT, and taken in lane order, so transactions writing several lanes (batches) never wait
         for each other in a circle. A lane's events keep the order they were appended in (sorting is stable).
-        Sent, not waited for: on PostgreSQL they go to the server with the COMMIT."""
-        pending, self._open.rows = sorted(self._open.rows, key=lambda row: row[0]), []
-        entered = to_iso(self.clock()) if pending else None
-        for row in pending:
-            self._db.send(self._insert, (*row, entered))
+        One statement, prepared once, for them all; sent, not waited for: on PostgreSQL they go to the
+        server with the COMMIT."""
+        pending, self._open.rows = self._open.rows, []
+        if pending:
+            pending.sort(key=_lane)
+            entered = to_iso(self.clock())
+            self._db.send_many(self._insert, [(*row, entered) for row in pending])
 
     def discard(self) -> None:
         """Forget pending events, after the transaction that appended them rolled back."""

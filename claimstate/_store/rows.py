@@ -6,12 +6,13 @@ chain. Statements are written with `?` placeholders; a backend with another styl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from claimstate._chain import LINKED
 from claimstate._claim import Claim, TransitionRecord
 from claimstate._json import encode
+from claimstate._time import to_iso
 
 # The claims table's columns, and the ones every transition sets (the rest are fixed at filing).
 COLUMNS = (
@@ -19,6 +20,12 @@ COLUMNS = (
     "filed_at", "updated_at", "deadline_at", "deadline_trigger", "details",
 )  # fmt: skip
 CHANGING = ("state", "version", "updated_at", "deadline_at", "deadline_trigger", "details")
+# The claim's facts that are plain columns: since schema 7 stored there alone, and `details` holds the rest
+# (and the id, so a row read alone still says whose claim it is). A row written before holds every fact in
+# `details` too, and its `details` win, so it reads exactly as it did.
+IN_COLUMNS = tuple(c for c in COLUMNS if c not in ("id", "closed", "details"))
+_IN_COLUMNS = frozenset(IN_COLUMNS)
+SELECT_CLAIM = f"{', '.join(IN_COLUMNS)}, details"  # a claim's columns as `claim_dict` takes them
 HISTORY = (
     "claim_id", "seq", "trigger", "from_state", "to_state", "actor", "at", "data", "deadline_at", "hash", "definition",
 )  # fmt: skip
@@ -43,7 +50,7 @@ SELECT_HISTORY = f"SELECT {', '.join(HISTORY)} FROM transitions"
 
 
 def claim_columns(claim: Claim, closed: bool) -> dict[str, Any]:
-    """The claims row of `claim`: plain columns for people and queries, and every detail as JSON."""
+    """The claims row of `claim`: plain columns for people and queries, and the other details as JSON."""
     return columns_of(claim.to_dict(), closed)
 
 
@@ -51,14 +58,32 @@ def columns_of(d: Mapping[str, Any], closed: bool) -> dict[str, Any]:
     """The claims row of a claim given as its `to_dict()`."""
     row = {c: d[c] for c in COLUMNS if c in d}
     row["closed"] = int(closed)
-    row["details"] = encode(d)
+    row["details"] = encode({k: v for k, v in d.items() if k not in _IN_COLUMNS})
     return row
+
+
+def claim_dict(columns: Sequence[Any], details: Mapping[str, Any]) -> dict[str, Any]:
+    """The claim's `to_dict()` from its row: `columns` as SELECT_CLAIM reads them (before `details`), and
+    `details` decoded; what `details` holds wins (a row written before schema 7 holds every fact there)."""
+    d = dict(zip(IN_COLUMNS, columns, strict=True))
+    d.update(details)
+    return d
 
 
 def linked(r: TransitionRecord, deadline_at: str | None, definition: str) -> dict[str, Any]:
     """The record's values as its history row stores them, data still decoded: what the chain hashes."""
-    d = r.to_dict()
-    return {**{name: d.get(name) for name in LINKED}, "deadline_at": deadline_at, "definition": definition}
+    return {
+        "claim_id": r.claim_id,
+        "seq": r.seq,
+        "trigger": r.trigger,
+        "from_state": r.source,
+        "to_state": r.dest,
+        "actor": str(r.actor),
+        "at": to_iso(r.at),
+        "data": r.data if isinstance(r.data, dict) else dict(r.data),
+        "deadline_at": deadline_at,
+        "definition": definition,
+    }
 
 
 def stored(values: Mapping[str, Any], key: str | None, digest: str | None) -> tuple[Any, ...]:

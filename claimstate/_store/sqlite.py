@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 APPLICATION_ID = int.from_bytes(b"ClSt", "big")  # marks the file as claimstate's (PRAGMA application_id)
 # 1: claims and their append-only history; 2: the history's hash chain; 3: the event feed; 4: definitions;
 # 5: when each event entered the feed, the tick workers' heartbeats, claims by state and age; 6: history
-# rows by time
-SCHEMA_VERSION = 6
+# rows by time; 7: a claim's facts that are columns stored there alone (see _store.rows.IN_COLUMNS)
+SCHEMA_VERSION = 7
 Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -190,6 +190,11 @@ def _schema_v6(db: sqlite_utils.Database) -> None:
     (SQLite stores each index's SQL without those words, so verify compares it all the same)."""
     for sql in _SCHEMA_V6_INDEXES.values():
         db.execute(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+
+
+def _schema_v7(db: sqlite_utils.Database) -> None:
+    """Nothing to change: rows written before read as they are, and each is written slim at its next fire.
+    The version stops an earlier claimstate, which would take a slim row for a damaged one."""
 
 
 _MESSAGES = (  # words in SQLite's message, and what to tell a person instead
@@ -565,7 +570,7 @@ class SQLiteStore(Store):
         """From schema `version` to SCHEMA_VERSION, in the caller's transaction: all of it, or nothing."""
         import sqlite_utils  # noqa: PLC0415  (only to create or migrate a schema: an open costs ~60 ms less)
 
-        schemas = (_schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6)
+        schemas = (_schema_v1, _schema_v2, _schema_v3, _schema_v4, _schema_v5, _schema_v6, _schema_v7)
         for number, schema in enumerate(schemas, 1):
             if version < number:
                 schema(sqlite_utils.Database(self._conn, execute_plugins=False))
@@ -780,6 +785,10 @@ class SQLiteStore(Store):
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._errors:
             return self._conn.execute(sql, params).rowcount
+
+    def send_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._errors:
+            self._conn.executemany(sql, rows)
 
     def stream(self, sql: str, page: int = 1000) -> Iterator[tuple[Any, ...]]:
         with self._errors:

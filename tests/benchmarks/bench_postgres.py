@@ -13,12 +13,12 @@ little; read the ratios against the floor, and how throughput grows with workers
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +28,7 @@ import psycopg
 from bench_store import FINGERPRINT, PATH, T0, planned_steps, seed, seed_rows, service_walk
 
 from claimstate import ClaimService
+from claimstate._feed import LANES
 from claimstate._store.rows import INSERT_CLAIM, INSERT_RECORD
 from claimstate._time import to_iso
 
@@ -41,6 +42,12 @@ _INSERT = (
     "INSERT INTO transitions (claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at,"
     " idempotency_key, request_hash, hash, definition) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, %s,"
     " %s)"
+)
+
+_EVENT = (  # the lane's counter row, locked until commit, then the event: as the store writes it
+    "WITH next AS (INSERT INTO lanes (lane, last) VALUES (%s, 1) ON CONFLICT (lane) DO UPDATE SET last = lanes.last"
+    " + 1 RETURNING last) INSERT INTO events (lane, lane_seq, claim_id, seq, trigger, from_state, to_state, actor,"
+    " at, data, claim, entered_at) SELECT %s, next.last, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM next"
 )
 
 
@@ -77,27 +84,27 @@ def fresh(url: str, claims: int, first: int = 0) -> list[str]:
 
 
 def raw_walk(url: str, ids: list[str], *, batched: bool) -> float:
-    """The floor: each transition's UPDATE plus INSERT with psycopg, the bytes made beforehand, one
-    BEGIN ... COMMIT each or all in one."""
+    """The floor: each transition's UPDATE, its history row and its event (numbered by its lane's counter
+    row, as many writers need) with psycopg, the bytes made beforehand, one BEGIN ... COMMIT each or all
+    in one. Each statement is sent and waited for, as a plain psycopg program does."""
     at = to_iso(T0)
-    steps = [(s, json.dumps(s.details)) for s in planned_steps()]
+    steps = planned_steps()
     with psycopg.connect(url, autocommit=True) as conn:
         start = time.perf_counter()
         if batched:
             conn.execute("BEGIN")
         for claim_id in ids:
-            for s, details in steps:
+            lane = zlib.crc32(claim_id.encode()) % LANES
+            for s in steps:
                 if not batched:
                     conn.execute("BEGIN")
                 conn.execute(
                     _UPDATE[bool(s.closed)],
-                    (s.dest, s.version, at, s.deadline_at, s.deadline_trigger, details, claim_id, s.version - 1),
+                    (s.dest, s.version, at, s.deadline_at, s.deadline_trigger, s.details, claim_id, s.version - 1),
                 )
-                conn.execute(
-                    _INSERT,
-                    (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, at, s.data, s.deadline_at, "0" * 64,
-                     FINGERPRINT),
-                )  # fmt: skip
+                row = (claim_id, s.version, s.trigger, s.source, s.dest, s.actor, at, s.data)
+                conn.execute(_INSERT, (*row, s.deadline_at, "0" * 64, FINGERPRINT))
+                conn.execute(_EVENT, (lane, lane, *row, s.summary, at))
                 if not batched:
                     conn.execute("COMMIT")
         if batched:
@@ -160,9 +167,9 @@ def main() -> None:
                 ours.append(service)
                 ratios.append(service / raw)
             how = f"{n * len(PATH):,} in one transaction" if batched else "one commit each"
-            row(f"floor: raw psycopg UPDATE + INSERT, {how}", f"{statistics.median(floor) * 1e6:.1f} us", "1.00")
+            row(f"floor: raw psycopg UPDATE + 2 INSERTs, {how}", f"{statistics.median(floor) * 1e6:.1f} us", "1.00")
             fire = statistics.median(ratios)
-            goal = "" if batched else f"goal <= 1.5: {'met' if fire <= 1.5 else 'not met'}"
+            goal = "" if batched else f"goal <= 1.3: {'met' if fire <= 1.3 else 'not met'}"
             name = "ClaimService.batch(), the same" if batched else "ClaimService.fire, one commit each"
             row(name, f"{statistics.median(ours) * 1e6:.1f} us", f"{fire:.2f}", goal)
         print(f"throughput, fires per second, {workers_claims:,} claims shared out among the workers:")

@@ -96,29 +96,43 @@ def test_money_reads_back_what_it_writes(minor, currency):
         assert Money.parse(str(money), currency) == money
 
 
-def _rows(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    """Every claims row (details decoded, ids left out) and history row (the hash left out)."""
+def _without_ids(text: str) -> dict[str, object]:
+    """A JSON object of a row, but the claim's id and order (the floor writes one claim's bytes for all)."""
+    return {k: v for k, v in json.loads(text).items() if k not in ("id", "order_id")}
+
+
+def _rows(path: Path) -> tuple[list[tuple[object, ...]], ...]:
+    """Every claims row (details decoded, ids left out), history row (the hash left out) and event row (its
+    position and when it entered the feed left out; the claim decoded, ids left out)."""
     conn = sqlite3.connect(path)
     try:
         claims = [
-            (*row[:-1], {k: v for k, v in json.loads(row[-1]).items() if k not in ("id", "order_id")})
+            (*row[:-1], _without_ids(row[-1]))
             for row in conn.execute(
-                "SELECT state, version, closed, updated_at, deadline_at, deadline_trigger, details FROM claims"
-                " ORDER BY id"
+                "SELECT state, version, closed, order_id, updated_at, deadline_at, deadline_trigger, details"
+                " FROM claims ORDER BY id"
             )
         ]
         history = conn.execute(
             "SELECT claim_id, seq, trigger, from_state, to_state, actor, at, data, deadline_at FROM transitions"
             " ORDER BY claim_id, seq"
         ).fetchall()
+        events = [
+            (*row[:-1], _without_ids(row[-1]))
+            for row in conn.execute(
+                "SELECT lane, lane_seq, claim_id, seq, trigger, from_state, to_state, actor, at, data, claim"
+                " FROM events WHERE entered_at IS NOT NULL ORDER BY lane, lane_seq"
+            )
+        ]
     finally:
         conn.close()
-    return claims, [(*row[:7], json.loads(row[7]), row[8]) for row in history]
+    return claims, [(*row[:7], json.loads(row[7]), row[8]) for row in history], events
 
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_the_benchmark_floor_and_contender_write_the_rows_the_service_writes(tmp_path, batched):
-    """Their ratios mean something only if all three do the same work on the database."""
+    """Their ratios mean something only if all three do the same work on the database: the claims row, the
+    history row and the event row of every transition."""
     written = {}
     for name, walk in (
         ("raw", bench_store.raw_walk),
@@ -130,8 +144,10 @@ def test_the_benchmark_floor_and_contender_write_the_rows_the_service_writes(tmp
         assert walk(path, ids, batched=batched) > 0
         written[name] = _rows(path)
     assert written["raw"] == written["contender"] == written["service"]
-    claims, history = written["service"]
+    claims, history, events = written["service"]
     assert [c[0] for c in claims] == ["refunded_partial"] * 3
     assert len(history) == 3 * (1 + len(bench_store.PATH))
+    assert len(events) == 3 * len(bench_store.PATH)  # the seeded filings have none: only the walk's
+    assert {e[-1]["closed"] for e in events} == {False, True}
     with ClaimService(tmp_path / "service.db") as service:
         assert service.verify() == []

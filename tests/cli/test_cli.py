@@ -100,7 +100,7 @@ def one_line(text: str) -> str:
 
 def test_file_fire_show_history_list_and_can(db: Path) -> None:
     """The everyday commands print JSON with the stable keys of a claim and of a history entry."""
-    assert ok(db, "init") == {"db": str(db), "schema_version": 6}
+    assert ok(db, "init") == {"db": str(db), "schema_version": 7}
     claim_id = filed(db)
     fired = ok(db, "fire", claim_id, "submit_evidence", "--actor", "buyer:alice", "--data",
                json.dumps({"evidence": EVIDENCE}), "--now", LATER)  # fmt: skip

@@ -297,3 +297,34 @@ print([(span.name, span.instrumentation_scope.name) for span in exporter.get_fin
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[('claimstate.file', 'claimstate')]"
+
+
+@pytest.mark.slow
+def test_with_the_api_installed_and_no_provider_set_a_call_makes_no_span() -> None:
+    """No span is started while nothing could keep it (each costs a fire microseconds); the first call after
+    the application sets a meter provider is measured."""
+    code = """
+from opentelemetry import trace
+from opentelemetry.metrics import set_meter_provider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from claimstate import ClaimService, _telemetry
+started = []
+with ClaimService(":memory:") as service:
+    otel = _telemetry._listening() or _telemetry._otel
+    real = otel.tracer.start_as_current_span
+    otel.tracer.start_as_current_span = lambda *a, **k: started.append(a[0]) or real(*a, **k)
+    filing = {"order_id": "o-1", "buyer_id": "alice", "supplier_id": "acme", "currency": "USD",
+              "amount": "25.00", "reason": "broken", "resolution": "full_refund"}
+    claim = service.file_claim(filing).claim
+    print(started, otel.listening())
+    reader = InMemoryMetricReader()
+    set_meter_provider(MeterProvider(metric_readers=[reader]))
+    service.fire(claim.id, "withdraw", "buyer:alice")
+    fires = [m for r in reader.get_metrics_data().resource_metrics for s in r.scope_metrics for m in s.metrics
+             if m.name == "claimstate.fires"]
+    print(started, otel.listening(), len(fires))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["[] False", "['claimstate.fire'] True 1"]

@@ -88,7 +88,7 @@ def test_the_command_line_works_on_a_url(postgres_url: str) -> None:
     assert _cli("--db", postgres_url, "list").exit_code == 5  # only init, file, script and demo create
     created = _cli("--db", postgres_url, "--json", "init")
     assert created.exit_code == 0, created.output
-    assert json.loads(created.stdout)["schema_version"] == 5
+    assert json.loads(created.stdout)["schema_version"] == 6
     filing_args = ["--order", "o-1", "--buyer", "alice", "--supplier", "acme", "--amount", "25.00", "--currency",
                    "USD", "--reason", "broken", "--resolution", "full_refund"]  # fmt: skip
     filed = _cli("--db", postgres_url, "--json", "file", *filing_args)

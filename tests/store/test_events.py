@@ -497,7 +497,7 @@ def test_a_schema_2_file_gains_the_feed_from_the_upgrade_on(tmp_path: Path) -> N
     conn.commit()
     conn.close()
     with ClaimService(db) as service:
-        assert service.schema_version == 6
+        assert service.schema_version == 7
         assert service.feed() == []
         service.fire(claim_id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0)
         assert [(e.claim_id, e.seq) for e in drain(service, "payments")] == [(claim_id, 2)]
@@ -751,7 +751,7 @@ def test_postgres_an_older_schema_opened_read_only_says_it_needs_a_writable_open
         conn.execute("ALTER TABLE claims DROP COLUMN definition")
         conn.execute("ALTER TABLE transitions DROP COLUMN definition")
         conn.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
-    with pytest.raises(StorageError, match="has schema version 1; migrating it to 5 needs a writable open"):
+    with pytest.raises(StorageError, match="has schema version 1; migrating it to 6 needs a writable open"):
         ClaimService(postgres_url, read_only=True)
     with ClaimService(postgres_url) as service:
-        assert service.schema_version == 5
+        assert service.schema_version == 6

@@ -492,7 +492,7 @@ def test_the_upgrade_adds_the_indexes_and_keeps_the_history(store_target: str) -
     with ClaimService(store_target) as service:
         put_stays(service)
         current, expected = service.schema_version, service.flows(T0, T0 + D)
-    assert current == (5 if store_target.startswith("postgresql://") else 6)
+    assert current == (6 if store_target.startswith("postgresql://") else 7)
     to_schema_before_flows(store_target)
     with pytest.raises(StorageError, match=f"migrating it to {current} needs a writable"):
         ClaimService(store_target, read_only=True)

@@ -399,7 +399,7 @@ def test_an_older_database_adopts_the_definition_it_is_opened_with(tmp_path: Pat
         ids = put_claims(service)
     to_schema_3(db)
     with ClaimService(db) as service:
-        assert service.schema_version == 6
+        assert service.schema_version == 7
         assert service.verify() == []
         service.fire(ids["in_mediation"], "escalate", "buyer:alice", now=MOVED_AT)
         assert service.verify() == []

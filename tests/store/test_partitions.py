@@ -158,10 +158,10 @@ def test_claimstate_init_partitions(url: str, tmp_path: Path) -> None:
     must be what it has (exit 5, saying what it has); left out, it keeps what the database has."""
     made = CliRunner().invoke(cli, ["--json", "--db", url, "init", "--partitions", "4"])
     assert made.exit_code == 0, made.output
-    assert json.loads(made.stdout) == {"db": made_path(url), "schema_version": 5, "partitions": 4}
+    assert json.loads(made.stdout) == {"db": made_path(url), "schema_version": 6, "partitions": 4}
     assert rows(url, "SELECT value FROM meta WHERE name = 'partitions'") == [("4",)]
     again = CliRunner().invoke(cli, ["--db", url, "init"])
-    assert (again.exit_code, again.stdout) == (0, f"{made_path(url)}: claimstate schema 5, 4 partitions by claim id\n")
+    assert (again.exit_code, again.stdout) == (0, f"{made_path(url)}: claimstate schema 6, 4 partitions by claim id\n")
     other = CliRunner().invoke(cli, ["--json", "--db", url, "init", "--partitions", "8"])
     assert other.exit_code == 5
     assert "has 4 partitions by claim id, not the 8 asked for" in other.stderr

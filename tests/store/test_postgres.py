@@ -239,7 +239,7 @@ def test_processes_creating_one_schema_at_once_migrate_it_once(
             with psycopg.connect(url, autocommit=True) as conn:
                 meta = conn.execute("SELECT name, value FROM meta ORDER BY name").fetchall()
                 current = ("definition", CLAIM_LIFECYCLE.fingerprint())
-                made = [*Chain().record().items(), current, ("schema_version", "5")]
+                made = [*Chain().record().items(), current, ("schema_version", "6")]
                 assert meta == sorted(made)
                 tables = conn.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"

@@ -75,7 +75,7 @@ def test_the_file_reads_plainly_with_sqlite_utils(service: ClaimService, db_path
     indexes = {i.name for i in db["claims"].indexes}
     assert {"claims_by_state", "claims_by_buyer", "claims_by_supplier", "claims_by_order"} <= indexes
     assert {"claims_open_deadlines", "claims_one_open_per_order"} <= indexes
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 6  # the schema this version writes
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 7  # the schema this version writes
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -603,7 +603,7 @@ def test_a_read_only_open_needs_a_database_at_this_schema(tmp_path: Path) -> Non
         (tmp_path / "none.db", "no database at"),
         (tmp_path / "empty.db", "is empty"),
         (":memory:", "in-memory database cannot be opened read-only"),
-        (old, "has schema version 1; migrating it to 6 needs a writable open"),
+        (old, "has schema version 1; migrating it to 7 needs a writable open"),
     ]:
         with pytest.raises(StorageError, match=message):
             ClaimService(path, read_only=True)

@@ -382,7 +382,7 @@ def test_migrating_schema_1_chains_the_existing_history(db: Path, key: bytes | N
     with ClaimService(db, history_key=key) as service:
         assert service.verify() == []
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (7,)
     assert dict(conn.execute("SELECT name, value FROM meta").fetchall())["chain"] == Chain(key).kind
     conn.close()
     migrated = hashes(db)

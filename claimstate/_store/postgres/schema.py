@@ -34,8 +34,9 @@ from claimstate._feed import LANES
 from claimstate._store.database import Database
 
 # 1: claims, their append-only hash-chained history, and meta; 2: the event feed; 3: definitions; 4: when
-# each event entered the feed, the tick workers' heartbeats, claims by state and age; 5: history rows by time
-SCHEMA_VERSION = 5
+# each event entered the feed, the tick workers' heartbeats, claims by state and age; 5: history rows by time;
+# 6: a claim's facts that are columns stored there alone (see _store.rows.IN_COLUMNS)
+SCHEMA_VERSION = 6
 _TEXT = 'TEXT COLLATE "C"'
 # The schema objects claimstate makes, each written as PostgreSQL shows it back (pg_get_indexdef,
 # pg_get_triggerdef, with the schema's name left out), so verify compares them exactly.
@@ -141,7 +142,10 @@ _SCHEMA_V4 = (  # when each event entered the feed (NULL before), the tick worke
 )
 # IF NOT EXISTS: an index already made is kept (verify compares what PostgreSQL shows back, without those words).
 _SCHEMA_V5 = tuple(sql.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1) for sql in _FLOW_INDEXES.values())
-_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5}
+# Nothing to change: rows written before read as they are (the version stops an earlier claimstate, which
+# would take a slim row for a damaged one).
+_SCHEMA_V6: tuple[str, ...] = ()
+_MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6}
 
 # --- the schema partitioned by claim id (see the module's doc) ---------------------------------------------
 # Made by the same migrations, each statement of the plain schema that partitioning changes replaced by

@@ -26,11 +26,14 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from claimstate._chain import Chain
 from claimstate._errors import StorageBusy, StorageError
 from claimstate._store.base import Race, Session, Store, StoreContext, StoredDefinition
+from claimstate._store.claims import SELECT_LOADED
 from claimstate._store.copies import TABLES
 from claimstate._store.postgres.schema import _MIGRATIONS, SCHEMA_VERSION, SchemaCheck, _partitioned
+from claimstate._store.rows import IN_COLUMNS
 from claimstate._store.targets import checked_url, masked, parse_failure
 
 T = TypeVar("T")
+_HASH = len(IN_COLUMNS) + 1  # where SELECT_LOADED's row holds the last history row's hash
 _MIGRATION_LOCK = int.from_bytes(b"ClSt-mig", "big") >> 1  # the advisory lock migrations hold (a signed bigint)
 _RACES = {"40001": "a serialization failure", "40P01": "a deadlock"}
 _GONE = ("08", "57P01", "57P02", "57P03")  # SQLSTATEs of a lost connection, and of the server shutting down
@@ -93,10 +96,11 @@ class PostgresStore(Store):
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     _MANY_WRITERS = True
     _PERCENTILE = True
-    # The claim is locked on its own: a statement that waited for the lock reads the claims row again but
-    # every other table as of its start, so a join would miss the history row the lock's holder just
-    # committed. The last hash is read by the next statement, sent in the same round trip.
-    _LOCK = "SELECT details, definition, closed FROM claims WHERE id = ? FOR UPDATE"
+    # The claim is locked with its last history row's hash joined, in one statement. A statement that waited
+    # for the lock reads the claims row again but every other table as of its start, so after a wait the
+    # join misses the history row the lock's holder just committed: the hash then reads NULL, and the next
+    # statement (a new snapshot) reads it.
+    _LOCK = f"{SELECT_LOADED} FOR UPDATE OF c"
     _LOCK_SKIPPING = _LOCK + " SKIP LOCKED"
     _LAST_HASH = "SELECT hash FROM transitions WHERE claim_id = ? ORDER BY seq DESC LIMIT 1"
 
@@ -117,8 +121,10 @@ class PostgresStore(Store):
         super().__init__(shown(conninfo_text), chain=chain, definition=definition, read_only=read_only)
         self._timeout = busy_timeout
         self._asked_partitions = partitions  # what a new schema is made with; an existing one must have it
-        # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock.
-        self._lock_timeout = f"SET LOCAL lock_timeout = {max(1, round(busy_timeout * 1000))}"
+        # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock: set
+        # once on each connection of the store's own pool (a statement less per transaction), and in each
+        # transaction on a pool given, whose connections are the application's.
+        self._lock_timeout = f"SET lock_timeout = {max(1, round(busy_timeout * 1000))}"
         self._cursors = itertools.count()  # names the cursors of `stream`, unique on each connection
         # Connections lent to calls now: all of them lent is "busy"; fewer, and none to be had, is "down" (the
         # pool's own count includes a connection it is still trying to open).
@@ -135,6 +141,7 @@ class PostgresStore(Store):
                     min_size=1,
                     max_size=pool_size,
                     kwargs={"autocommit": True},
+                    configure=self._configure,
                     open=False,
                     name="claimstate",
                     # psycopg_pool retries a failed connection after 1 s, then doubling: after a server is back
@@ -162,6 +169,10 @@ class PostgresStore(Store):
         except BaseException:
             self.close()
             raise
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Each new connection of the store's own pool: how long a lock is waited for."""
+        conn.execute(self._lock_timeout)
 
     def _new_session(self) -> _Pooled:
         return _Pooled()
@@ -270,7 +281,8 @@ class PostgresStore(Store):
         pipeline = piping.__enter__()
         try:  # queued: nothing reaches the server yet
             conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-            conn.execute(self._lock_timeout)
+            if not self._own_pool:
+                conn.execute(self._lock_timeout.replace("SET", "SET LOCAL", 1))
         except psycopg.Error:
             with contextlib.suppress(psycopg.Error):
                 piping.__exit__(None, None, None)
@@ -393,16 +405,11 @@ class PostgresStore(Store):
             )
 
     def _lock_claim(self, claim_id: str, skip_locked: bool) -> tuple[Any, ...] | None:
-        conn = self._connection()
-        with self._errors:
-            locked = conn.execute(_translated(self._LOCK_SKIPPING if skip_locked else self._LOCK), (claim_id,))
-            last = conn.execute(_translated(self._LAST_HASH), (claim_id,))
-            if self._session.pipeline is not None:
-                self._sync()
-            row, head = locked.fetchone(), last.fetchone()
-        if row is None:
-            return None
-        return (row[0], None if head is None else head[0], row[1], row[2])
+        row = self.one(self._LOCK_SKIPPING if skip_locked else self._LOCK, (claim_id,))
+        if row is None or row[_HASH] is not None:
+            return row
+        head = self.one(self._LAST_HASH, (claim_id,))
+        return (*row[:_HASH], None if head is None else head[0], *row[_HASH + 1 :])
 
     # --- schema --------------------------------------------------------------------------------------
 
