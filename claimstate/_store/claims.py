@@ -146,7 +146,16 @@ class ClaimRows:
         returns None instead of waiting for a row another transaction holds.
         """
         written = self._written.claims.get(claim_id)
-        return written if written is not None else self._stored(self._lock(claim_id, skip_locked), claim_id)
+        if written is not None:
+            return written
+        stored = self._stored(self._lock(claim_id, skip_locked), claim_id)
+        if stored is not None and stored.last_hash is None:  # the row's version is not its history's last
+            raise StorageError(
+                f"claim {claim_id!r} in {self._path} is damaged: its claims row is at version"
+                f" {stored.claim.version}, which its history lacks (run verify)",
+                path=self._path,
+            )
+        return stored
 
     def loaded_for_reading(self, claim_id: str) -> StoredClaim | None:
         """The claim as `loaded` gives it, without locking anything (for reads, and a dry run)."""

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from claimstate._claim import Claim
+from claimstate._json import decode
 from claimstate._store.database import Database
-from claimstate._store.rows import COLUMNS, HISTORY, SELECT_HISTORY, claim_columns
+from claimstate._store.rows import COLUMNS, HISTORY, IN_COLUMNS, SELECT_HISTORY, claim_columns
 
 _KEYED = "claim_id IS NOT NULL AND seq IS NOT NULL"
 # Each history row with its event, in one sorted pass (the feed keeps no index by claim, which would cost
@@ -97,6 +98,15 @@ class VerifyRows:
             for k in sorted(COLUMNS)
             if k != "details" and stored_row[k] != expected[k]
         }  # fmt: skip
+
+    def slim(self, claim_id: str) -> bool:
+        """Whether the claims row keeps the facts that are columns there alone (as rows are written since
+        SQLite schema 7, PostgreSQL 6), rather than in `details` too."""
+        try:
+            details = decode(self.columns(claim_id).get("details") or "")
+        except (TypeError, ValueError, RecursionError):
+            return False
+        return isinstance(details, dict) and not details.keys() & set(IN_COLUMNS)
 
     def columns(self, claim_id: str) -> dict[str, Any]:
         """The claims row's plain columns (what people reading the database see)."""

@@ -11,7 +11,7 @@ import pytest
 from helpers import EVIDENCE, T0, filing, offer, query
 from test_verify import execute
 
-from claimstate import ClaimService
+from claimstate import ClaimService, StorageError
 from claimstate._store.rows import IN_COLUMNS
 
 OLD_SCHEMA = {
@@ -80,6 +80,8 @@ def test_rows_written_before_read_verify_and_fire_as_they_did(store_target: str,
         ("UPDATE claims SET state = 'withdrawn' WHERE id = %s", "columns", "state"),
         ("UPDATE claims SET details = replace(details, 'arrived broken', 'never came') WHERE id = %s", "details",
          "details.reason"),
+        ("UPDATE claims SET state = 'withdrawn', details = replace(details, '\"awaiting_evidence\"', '\"withdrawn\"')"
+         " WHERE id = %s", "details", "details.state"),  # both alike: details, as before
     ],
 )  # fmt: skip
 def test_a_row_written_before_and_edited_by_hand_is_reported_as_before(
@@ -122,4 +124,20 @@ def test_a_row_changed_behind_the_service_is_read_as_it_is_now(store_target: str
         execute(store_target, "UPDATE claims SET details = replace(details, 'edited', 'arrived broken') WHERE id = %s",
                 (claim_id,))  # fmt: skip
         assert service.get(claim_id) == other.get(claim_id) != fired.claim
+        assert service.verify() == []
+
+
+def test_a_version_edited_by_hand_stops_every_fire_of_the_claim(store_target: str) -> None:
+    """The claims row's version is the claim's own now: one its history lacks is damage, which a fire refuses
+    (rather than append a row after a gap), writing nothing; verify names the column."""
+    with ClaimService(store_target) as service:
+        claim = service.file_claim(filing(), now=T0).claim
+        service.fire(claim.id, "submit_evidence", "buyer:alice", {"evidence": EVIDENCE}, now=T0 + timedelta(hours=1))
+        execute(store_target, "UPDATE claims SET version = 5 WHERE id = %s", (claim.id,))
+        with pytest.raises(StorageError, match="is at version 5, which its history lacks"):
+            service.fire(claim.id, "withdraw", "buyer:alice", now=T0 + timedelta(hours=2))
+        assert [r.seq for r in service.history(claim.id)] == [1, 2]
+        assert [(m.kind, [d.field for d in m.differences]) for m in service.verify()] == [("columns", ["version"])]
+        execute(store_target, "UPDATE claims SET version = 2 WHERE id = %s", (claim.id,))
+        assert service.fire(claim.id, "withdraw", "buyer:alice", now=T0 + timedelta(hours=2)).claim.version == 3
         assert service.verify() == []

@@ -34,6 +34,7 @@ from claimstate._store.targets import checked_url, masked, parse_failure
 
 T = TypeVar("T")
 _HASH = len(IN_COLUMNS) + 1  # where SELECT_LOADED's row holds the last history row's hash
+_VERSION = IN_COLUMNS.index("version")  # and the claim's version
 _MIGRATION_LOCK = int.from_bytes(b"ClSt-mig", "big") >> 1  # the advisory lock migrations hold (a signed bigint)
 _RACES = {"40001": "a serialization failure", "40P01": "a deadlock"}
 _GONE = ("08", "57P01", "57P02", "57P03")  # SQLSTATEs of a lost connection, and of the server shutting down
@@ -102,7 +103,7 @@ class PostgresStore(Store):
     # statement (a new snapshot) reads it.
     _LOCK = f"{SELECT_LOADED} FOR UPDATE OF c"
     _LOCK_SKIPPING = _LOCK + " SKIP LOCKED"
-    _LAST_HASH = "SELECT hash FROM transitions WHERE claim_id = ? ORDER BY seq DESC LIMIT 1"
+    _LAST_HASH = "SELECT hash FROM transitions WHERE claim_id = ? AND seq = ?"
 
     def __init__(
         self,
@@ -121,10 +122,10 @@ class PostgresStore(Store):
         super().__init__(shown(conninfo_text), chain=chain, definition=definition, read_only=read_only)
         self._timeout = busy_timeout
         self._asked_partitions = partitions  # what a new schema is made with; an existing one must have it
-        # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock: set
-        # once on each connection of the store's own pool (a statement less per transaction), and in each
-        # transaction on a pool given, whose connections are the application's.
-        self._lock_timeout = f"SET lock_timeout = {max(1, round(busy_timeout * 1000))}"
+        # A claim's row another writer holds is waited for as long as SQLite waits for its file's lock. Set in
+        # each write transaction (queued with its BEGIN): reads keep waiting for a table's lock as long as it
+        # is held, and a pooler that lends a server connection per transaction (PgBouncer) keeps the setting.
+        self._lock_timeout = f"SET LOCAL lock_timeout = {max(1, round(busy_timeout * 1000))}"
         self._cursors = itertools.count()  # names the cursors of `stream`, unique on each connection
         # Connections lent to calls now: all of them lent is "busy"; fewer, and none to be had, is "down" (the
         # pool's own count includes a connection it is still trying to open).
@@ -141,7 +142,6 @@ class PostgresStore(Store):
                     min_size=1,
                     max_size=pool_size,
                     kwargs={"autocommit": True},
-                    configure=self._configure,
                     open=False,
                     name="claimstate",
                     # psycopg_pool retries a failed connection after 1 s, then doubling: after a server is back
@@ -169,10 +169,6 @@ class PostgresStore(Store):
         except BaseException:
             self.close()
             raise
-
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        """Each new connection of the store's own pool: how long a lock is waited for."""
-        conn.execute(self._lock_timeout)
 
     def _new_session(self) -> _Pooled:
         return _Pooled()
@@ -281,8 +277,7 @@ class PostgresStore(Store):
         pipeline = piping.__enter__()
         try:  # queued: nothing reaches the server yet
             conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-            if not self._own_pool:
-                conn.execute(self._lock_timeout.replace("SET", "SET LOCAL", 1))
+            conn.execute(self._lock_timeout)
         except psycopg.Error:
             with contextlib.suppress(psycopg.Error):
                 piping.__exit__(None, None, None)
@@ -408,7 +403,7 @@ class PostgresStore(Store):
         row = self.one(self._LOCK_SKIPPING if skip_locked else self._LOCK, (claim_id,))
         if row is None or row[_HASH] is not None:
             return row
-        head = self.one(self._LAST_HASH, (claim_id,))
+        head = self.one(self._LAST_HASH, (claim_id, row[_VERSION]))
         return (*row[:_HASH], None if head is None else head[0], *row[_HASH + 1 :])
 
     # --- schema --------------------------------------------------------------------------------------
