@@ -40,7 +40,7 @@ from claimstate._store.rows import (
 
 # The claim with its last history row's hash, its definition and whether it is closed, in one read.
 SELECT_LOADED = (
-    f"SELECT {', '.join(f'c.{column}' for column in SELECT_CLAIM.split(', '))}, t.hash, c.definition, c.closed"
+    f"SELECT {', '.join(f'c.{column}' for column in (*IN_COLUMNS, 'details'))}, t.hash, c.definition, c.closed"
     " FROM claims c LEFT JOIN transitions t ON t.claim_id = c.id AND t.seq = c.version WHERE c.id = ?"
 )
 # How a backend reads a claim for a write: (the claim's SELECT_CLAIM columns, last hash, definition, closed), or None.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from claimstate._errors import InvalidInput
@@ -72,10 +73,6 @@ _NEW_CONSUMER = (  # every lane's row of a consumer, unless it has them (workers
 _UNACKED = "e.lane_seq > coalesce((SELECT acked FROM consumers c WHERE c.name = ? AND c.lane = e.lane), 0)"
 
 
-def _lane(row: tuple[Any, ...]) -> int:
-    return int(row[0])
-
-
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -116,7 +113,7 @@ class EventRows:
         server with the COMMIT."""
         pending, self._open.rows = self._open.rows, []
         if pending:
-            pending.sort(key=_lane)
+            pending.sort(key=itemgetter(0))  # by lane
             entered = to_iso(self.clock())
             self._db.send_many(self._insert, [(*row, entered) for row in pending])
 
