@@ -192,7 +192,13 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="also count the service at an earlier commit")
     parser.add_argument("--ablate", action="store_true", help="also count the service with each change undone")
     parser.add_argument("--behaviours", action="store_true", help="also count it with each behaviour left out")
-    parser.add_argument("--only", choices=RUNS, action="append", help="count only these runs (repeatable)")
+    parser.add_argument(
+        "--only",
+        choices=RUNS,
+        action="append",
+        metavar="RUN",
+        help=f"count only this run (repeatable): {'; '.join(RUNS)}",
+    )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
