@@ -292,6 +292,21 @@ def on_server(url: str, sql: str, *, use: str = "read") -> list[tuple[Any, ...]]
     raise AssertionError("unreachable")
 
 
+def execute(target: str, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Run one statement on a store's tables directly, as someone with write access would (`%s` placeholders)."""
+    if target.startswith("postgresql://"):
+        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
+
+        with psycopg.connect(target, autocommit=True) as server:
+            server.execute(sql, params)
+        return
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:
+        conn.execute(sql.replace("%s", "?"), params)
+    finally:
+        conn.close()
+
+
 def query(target: str, sql: str) -> list[tuple[Any, ...]]:
     """Rows of `sql`, read from a store's tables directly (not through claimstate): a SQLite file or a URL."""
     if target.startswith("postgresql://"):

@@ -45,7 +45,7 @@ SELECT_LOADED = (
 )
 # How a backend reads a claim for a write: (the claim's SELECT_CLAIM columns, last hash, definition, closed), or None.
 Lock = Callable[[str, bool], tuple[Any, ...] | None]
-_READ = len(IN_COLUMNS) + 1  # the columns of SELECT_CLAIM, which make the claim
+LOADED_HASH = len(IN_COLUMNS) + 1  # where a SELECT_LOADED row holds the hash, after the claim's columns
 _KEPT = 128  # claims kept decoded, by the row they were read from or written as (see `ClaimRows._claim_of`)
 
 
@@ -164,8 +164,8 @@ class ClaimRows:
     def _stored(self, row: tuple[Any, ...] | None, claim_id: str) -> StoredClaim | None:
         if row is None:
             return None
-        claim = self._claim_of(row[:_READ], claim_id, keep=True)
-        return StoredClaim(claim, row[_READ], row[_READ + 1], bool(row[_READ + 2]))
+        claim = self._claim_of(row[:LOADED_HASH], claim_id, keep=True)
+        return StoredClaim(claim, row[LOADED_HASH], row[LOADED_HASH + 1], bool(row[LOADED_HASH + 2]))
 
     def _claim_of(self, row: tuple[Any, ...], claim_id: str, *, keep: bool = False) -> Claim:
         """The claim of its SELECT_CLAIM columns `row`: the one kept for that very row, else decoded (and kept,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ import attrs
 import pytest
 from changed_lifecycle import INSPECTION
 from click.testing import CliRunner
-from helpers import EVIDENCE, T0, Walker, filing, query
+from helpers import EVIDENCE, T0, Walker, execute, filing, query
 
 from claimstate import (
     CLAIM_LIFECYCLE,
@@ -37,22 +36,6 @@ LATER = T0 + timedelta(days=1)  # after every step a Walker takes
 LATE = datetime(8999, 12, 31, tzinfo=UTC)  # accepted as a time, but a deadline set then falls in 9000
 QUESTION = {"question": "any tracking number?"}
 TABLES = ("claims", "transitions", "events", "consumers", "definitions", "meta")
-
-
-def _execute(target: str, sql: str, params: tuple[Any, ...] = ()) -> None:
-    """Change a store's tables directly, as damage or a hand edit would (not through claimstate)."""
-    if target.startswith("postgresql://"):
-        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
-
-        with psycopg.connect(target, autocommit=True) as server:
-            server.execute(sql.replace("?", "%s"), params)
-        return
-    conn = sqlite3.connect(target)
-    try:
-        conn.execute(sql, params)
-        conn.commit()
-    finally:
-        conn.close()
 
 
 def _rows(target: str) -> dict[str, list[str]]:
@@ -404,7 +387,7 @@ def _damage(store_target: str, claim_id: str, how: str) -> None:
         text = details[:-5]
     else:
         text = json.dumps({**json.loads(details), "deadline_at": "9000-01-06T00:00:00.000000+00:00"})
-    _execute(store_target, "UPDATE claims SET details = ? WHERE id = ?", (text, claim_id))
+    execute(store_target, "UPDATE claims SET details = %s WHERE id = %s", (text, claim_id))
 
 
 @pytest.mark.parametrize("how", ["json", "year 9000"])
@@ -485,7 +468,7 @@ def test_iter_tick_fires_a_page_at_a_time_as_it_is_iterated(store_target: str) -
     left is the next tick's."""
     with ClaimService(store_target) as service:
         ids = [service.file_claim(filing(order_id=f"o-{n}"), now=T0).claim.id for n in range(5)]
-        _execute(store_target, "UPDATE claims SET deadline_trigger = 'receipt_deadline' WHERE id = ?", (ids[0],))
+        execute(store_target, "UPDATE claims SET deadline_trigger = 'receipt_deadline' WHERE id = %s", (ids[0],))
         at = T0 + timedelta(days=8)
         handled: list[int] = []
         ticking = service.iter_tick(at, limit=2, progress=handled.append)

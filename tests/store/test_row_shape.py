@@ -8,8 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from helpers import EVIDENCE, T0, filing, offer, query
-from test_verify import execute
+from helpers import EVIDENCE, T0, execute, filing, offer, query
 
 from claimstate import ClaimService, StorageError
 from claimstate._store.rows import IN_COLUMNS

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from changed_lifecycle import INSPECTION
-from helpers import EVIDENCE, T0, filing, query, rechain
+from helpers import EVIDENCE, T0, execute, filing, query, rechain
 
 from claimstate import CLAIM_LIFECYCLE, ClaimService, Difference, Engine, InvalidInput, Mismatch, StorageError
 from claimstate._chain import Chain
@@ -415,21 +415,6 @@ def test_a_migration_that_fails_changes_nothing(db: Path) -> None:
 
 
 # --- the event feed, on both stores ------------------------------------------------------------------------
-
-
-def execute(target: str, sql: str, params: tuple[object, ...] = ()) -> None:
-    """Run one statement on a store's tables directly, as someone with write access would (`%s` placeholders)."""
-    if target.startswith("postgresql://"):
-        import psycopg  # noqa: PLC0415  (an optional extra: the SQLite runs do without it)
-
-        with psycopg.connect(target, autocommit=True) as server:
-            server.execute(sql, params)
-        return
-    conn = sqlite3.connect(target, isolation_level=None)
-    try:
-        conn.execute(sql.replace("%s", "?"), params)
-    finally:
-        conn.close()
 
 
 def walked(target: str, key: bytes | None) -> str:

@@ -26,15 +26,14 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from claimstate._chain import Chain
 from claimstate._errors import StorageBusy, StorageError
 from claimstate._store.base import Race, Session, Store, StoreContext, StoredDefinition
-from claimstate._store.claims import SELECT_LOADED
+from claimstate._store.claims import LOADED_HASH, SELECT_LOADED
 from claimstate._store.copies import TABLES
 from claimstate._store.postgres.schema import _MIGRATIONS, SCHEMA_VERSION, SchemaCheck, _partitioned
 from claimstate._store.rows import IN_COLUMNS
 from claimstate._store.targets import checked_url, masked, parse_failure
 
 T = TypeVar("T")
-_HASH = len(IN_COLUMNS) + 1  # where SELECT_LOADED's row holds the last history row's hash
-_VERSION = IN_COLUMNS.index("version")  # and the claim's version
+_VERSION = IN_COLUMNS.index("version")  # where SELECT_LOADED's row holds the claim's version
 _MIGRATION_LOCK = int.from_bytes(b"ClSt-mig", "big") >> 1  # the advisory lock migrations hold (a signed bigint)
 _RACES = {"40001": "a serialization failure", "40P01": "a deadlock"}
 _GONE = ("08", "57P01", "57P02", "57P03")  # SQLSTATEs of a lost connection, and of the server shutting down
@@ -401,10 +400,10 @@ class PostgresStore(Store):
 
     def _lock_claim(self, claim_id: str, skip_locked: bool) -> tuple[Any, ...] | None:
         row = self.one(self._LOCK_SKIPPING if skip_locked else self._LOCK, (claim_id,))
-        if row is None or row[_HASH] is not None:
+        if row is None or row[LOADED_HASH] is not None:
             return row
         head = self.one(self._LAST_HASH, (claim_id, row[_VERSION]))
-        return (*row[:_HASH], None if head is None else head[0], *row[_HASH + 1 :])
+        return (*row[:LOADED_HASH], None if head is None else head[0], *row[LOADED_HASH + 1 :])
 
     # --- schema --------------------------------------------------------------------------------------
 
